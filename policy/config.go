@@ -1,0 +1,439 @@
+// Package policy holds mamoru's configuration: its defaults, how it is loaded
+// (defaults, then the TOML file, then MAMORU_* environment variables) and its
+// validation. Every error names the key it is about and, where the key is in
+// the file, the line.
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole configuration of one device. Its zero value is not
+// usable: start from Default or Load.
+type Config struct {
+	Device   Device   `toml:"device"`
+	Capture  Capture  `toml:"capture"`
+	Video    Video    `toml:"video"`
+	Audio    Audio    `toml:"audio"`
+	Hardware Hardware `toml:"hardware"`
+}
+
+// Device names the device and where it keeps its state.
+type Device struct {
+	ID       string `toml:"id"`
+	Store    string `toml:"store"`
+	Timezone string `toml:"timezone"`
+	StateDir string `toml:"state_dir"`
+}
+
+// Capture bounds the clip around a press and the memory the ring may use.
+type Capture struct {
+	PreSeconds         int `toml:"pre_seconds"`
+	PostSeconds        int `toml:"post_seconds"`
+	MaxIncidentSeconds int `toml:"max_incident_seconds"`
+	// RingMaxMB is the ring's size in MiB; 0 sizes it from the video bitrate.
+	RingMaxMB int `toml:"ring_max_mb"`
+}
+
+// Video sources.
+const (
+	SourceRpicam  = "rpicam"
+	SourceV4L2    = "v4l2"
+	SourceTestsrc = "testsrc"
+	SourceCommand = "command"
+)
+
+// Video configures the camera.
+type Video struct {
+	Enabled bool   `toml:"enabled"`
+	Source  string `toml:"source"`
+	// Device is the V4L2 device for source "v4l2".
+	Device string `toml:"device"`
+	// Command is a shell command writing H.264 Annex-B to stdout, for source "command".
+	Command          string `toml:"command"`
+	Width            int    `toml:"width"`
+	Height           int    `toml:"height"`
+	FPS              int    `toml:"fps"`
+	BitrateKbps      int    `toml:"bitrate_kbps"`
+	KeyframeInterval int    `toml:"keyframe_interval"` // in frames
+}
+
+// Audio backends.
+const (
+	BackendAuto  = "auto"
+	BackendALSA  = "alsa"
+	BackendPulse = "pulse"
+	BackendNull  = "null"
+)
+
+// Audio configures the microphone.
+type Audio struct {
+	Enabled bool   `toml:"enabled"`
+	Backend string `toml:"backend"`
+	// Device is a substring of the capture device's name; empty means the default device.
+	Device     string `toml:"device"`
+	SampleRate int    `toml:"sample_rate"`
+	Channels   int    `toml:"channels"`
+}
+
+// Hardware drivers.
+const (
+	DriverSim  = "sim"
+	DriverGPIO = "gpio"
+)
+
+// Hardware selects the counter hardware: the indicator and the incident button.
+type Hardware struct {
+	Driver string `toml:"driver"`
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Device: Device{Timezone: "Asia/Tokyo", StateDir: "/var/lib/mamoru"},
+		Capture: Capture{
+			PreSeconds:         30,
+			PostSeconds:        30,
+			MaxIncidentSeconds: 600,
+		},
+		Video: Video{
+			Enabled:          true,
+			Source:           SourceRpicam,
+			Device:           "/dev/video0",
+			Width:            1280,
+			Height:           720,
+			FPS:              30,
+			BitrateKbps:      2500,
+			KeyframeInterval: 30,
+		},
+		Audio: Audio{
+			Enabled:    true,
+			Backend:    BackendAuto,
+			SampleRate: 48000,
+			Channels:   1,
+		},
+		Hardware: Hardware{Driver: DriverSim},
+	}
+}
+
+// Error is a configuration error about one key.
+type Error struct {
+	File string // the file, or the environment variable the value came from
+	Line int    // 1-based; 0 when the key is not in the file
+	Key  string // dotted, e.g. "capture.post_seconds"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	where := e.File
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", where, e.Msg)
+	}
+	return fmt.Sprintf("%s: '%s' %s", where, e.Key, e.Msg)
+}
+
+// Errors is every error found in one configuration, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// EnvPrefix starts every environment variable that overrides a key:
+// MAMORU_CAPTURE_POST_SECONDS overrides capture.post_seconds.
+const EnvPrefix = "MAMORU_"
+
+// Load reads the configuration: Default, then the file at path, then the
+// environment (as returned by os.Environ), then Validate. Its errors are
+// Errors, each naming the key.
+func Load(path string, environ []string) (Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", errors.Unwrap(err))}}
+	}
+	return Parse(path, src, environ)
+}
+
+// Parse is Load for a file already read; name is used in errors.
+func Parse(name string, src []byte, environ []string) (Config, error) {
+	c := Default()
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, decodeErrors(name, err)
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return Config{}, err
+	}
+	errs := c.validate()
+	for _, e := range errs {
+		if e.File == "" {
+			e.File = name
+			e.Line = lineOf(src, e.Key)
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errs
+	}
+	return c, nil
+}
+
+func decodeErrors(name string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var out Errors
+		for _, de := range strict.Errors {
+			row, _ := de.Position()
+			out = append(out, &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: "is not a known key"})
+		}
+		return out
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if m := typeErr.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("must be of type %s, not %s", tomlType[m[3]], m[1])
+		}
+		return Errors{{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: msg}}
+	}
+	return Errors{{File: name, Msg: err.Error()}}
+}
+
+// typeErr matches go-toml's "cannot decode TOML string into struct field policy.Capture.PreSeconds of type int".
+var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field policy\.(\w+\.\w+) of type (\w+)`)
+
+var tomlType = map[string]string{"int": "integer", "string": "string", "bool": "boolean"}
+
+// applyEnv overrides keys from MAMORU_SECTION_KEY variables.
+func applyEnv(c *Config, environ []string) error {
+	var errs Errors
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		sec := v.Type().Field(i).Tag.Get("toml")
+		sv := v.Field(i)
+		for j := range sv.NumField() {
+			key := sv.Type().Field(j).Tag.Get("toml")
+			name := EnvPrefix + strings.ToUpper(sec+"_"+key)
+			val, ok := lookup(environ, name)
+			if !ok {
+				continue
+			}
+			f := sv.Field(j)
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(val)
+			case reflect.Int:
+				n, err := strconv.Atoi(val)
+				if err != nil {
+					errs = append(errs, &Error{File: name, Key: sec + "." + key, Msg: fmt.Sprintf("must be a whole number (got %q)", val)})
+					continue
+				}
+				f.SetInt(int64(n))
+			case reflect.Bool:
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					errs = append(errs, &Error{File: name, Key: sec + "." + key, Msg: fmt.Sprintf("must be true or false (got %q)", val)})
+					continue
+				}
+				f.SetBool(b)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func lookup(environ []string, name string) (string, bool) {
+	for _, kv := range slices.Backward(environ) {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// lineOf finds the 1-based line of a dotted key ("capture.post_seconds") in
+// TOML source, or 0. It understands [table] headers and bare keys, which is
+// all a mamoru configuration uses.
+func lineOf(src []byte, key string) int {
+	table, name, ok := strings.Cut(key, ".")
+	if !ok {
+		return 0
+	}
+	current := ""
+	for i, line := range strings.Split(string(src), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			current = strings.TrimSpace(strings.Trim(line, "[]"))
+			continue
+		}
+		if k, _, ok := strings.Cut(line, "="); ok && current == table && strings.TrimSpace(k) == name {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Validate checks every key and returns all problems found, or nil.
+func (c *Config) Validate() error {
+	if errs := c.validate(); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func (c *Config) validate() Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	between := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(key, "must be between %d and %d (got %d)", lo, hi, v)
+		}
+	}
+	oneOf := func(key, v string, allowed ...string) {
+		if !slices.Contains(allowed, v) {
+			bad(key, "must be one of %q (got %q)", allowed, v)
+		}
+	}
+
+	if !idPattern.MatchString(c.Device.ID) {
+		bad("device.id", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Device.ID)
+	}
+	if !idPattern.MatchString(c.Device.Store) {
+		bad("device.store", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Device.Store)
+	}
+	if _, err := time.LoadLocation(c.Device.Timezone); err != nil || c.Device.Timezone == "" {
+		bad("device.timezone", "must be an IANA time zone such as \"Asia/Tokyo\" (got %q)", c.Device.Timezone)
+	}
+	if !strings.HasPrefix(c.Device.StateDir, "/") {
+		bad("device.state_dir", "must be an absolute path (got %q)", c.Device.StateDir)
+	}
+
+	between("capture.pre_seconds", c.Capture.PreSeconds, 0, 600)
+	between("capture.post_seconds", c.Capture.PostSeconds, 1, 600)
+	between("capture.max_incident_seconds", c.Capture.MaxIncidentSeconds, 1, 3600)
+	if c.Capture.MaxIncidentSeconds < c.Capture.PreSeconds+c.Capture.PostSeconds {
+		bad("capture.max_incident_seconds", "must be at least pre_seconds + post_seconds = %d (got %d)",
+			c.Capture.PreSeconds+c.Capture.PostSeconds, c.Capture.MaxIncidentSeconds)
+	}
+
+	if !c.Video.Enabled && !c.Audio.Enabled {
+		bad("video.enabled", "and 'audio.enabled' are both false: nothing would be recorded")
+	}
+	if c.Video.Enabled {
+		oneOf("video.source", c.Video.Source, SourceRpicam, SourceV4L2, SourceTestsrc, SourceCommand)
+		if c.Video.Source == SourceV4L2 && !strings.HasPrefix(c.Video.Device, "/dev/") {
+			bad("video.device", "must be a device path such as \"/dev/video0\" for source \"v4l2\" (got %q)", c.Video.Device)
+		}
+		if c.Video.Source == SourceCommand && strings.TrimSpace(c.Video.Command) == "" {
+			bad("video.command", "is required for source \"command\": a shell command writing H.264 Annex-B to stdout")
+		}
+		between("video.width", c.Video.Width, 64, 3840)
+		between("video.height", c.Video.Height, 64, 2160)
+		if c.Video.Width%2 != 0 || c.Video.Height%2 != 0 {
+			bad("video.width", "and 'video.height' must be even (got %dx%d)", c.Video.Width, c.Video.Height)
+		}
+		between("video.fps", c.Video.FPS, 1, 120)
+		between("video.bitrate_kbps", c.Video.BitrateKbps, 100, 50000)
+		between("video.keyframe_interval", c.Video.KeyframeInterval, 1, max(c.Video.FPS, 1)*10)
+	}
+	if c.Audio.Enabled {
+		oneOf("audio.backend", c.Audio.Backend, BackendAuto, BackendALSA, BackendPulse, BackendNull)
+		if !slices.Contains([]int{8000, 16000, 22050, 24000, 32000, 44100, 48000}, c.Audio.SampleRate) {
+			bad("audio.sample_rate", "must be one of 8000, 16000, 22050, 24000, 32000, 44100 or 48000 (got %d)", c.Audio.SampleRate)
+		}
+		between("audio.channels", c.Audio.Channels, 1, 2)
+	}
+	oneOf("hardware.driver", c.Hardware.Driver, DriverSim, DriverGPIO)
+
+	if c.Capture.RingMaxMB != 0 && len(errs) == 0 {
+		if need := c.minRingMB(); c.Capture.RingMaxMB < need {
+			bad("capture.ring_max_mb", "is too small to hold pre_seconds = %d at these bitrates: at least %d is needed (got %d; 0 sizes it automatically)",
+				c.Capture.PreSeconds, need, c.Capture.RingMaxMB)
+		}
+	}
+	return errs
+}
+
+// Location returns the device's time zone. It is valid after Validate.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Device.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// RingSpan is how much media the ring keeps: the pre-roll, plus two key
+// frame intervals so a key frame at or before press − pre_seconds is always
+// held, plus a second of slack for the writer catching up.
+func (c *Config) RingSpan() time.Duration {
+	span := time.Duration(c.Capture.PreSeconds)*time.Second + time.Second
+	if c.Video.Enabled {
+		gop := time.Duration(c.Video.KeyframeInterval) * time.Second / time.Duration(c.Video.FPS)
+		span += 2 * gop
+	}
+	return span
+}
+
+// bytesPerSecond is an upper estimate of the media rate: the video bitrate
+// with 50% headroom (encoders overshoot on busy scenes) and uncompressed audio
+// (the worst FLAC can do).
+func (c *Config) bytesPerSecond() int {
+	rate := 0
+	if c.Video.Enabled {
+		rate += c.Video.BitrateKbps * 1000 / 8 * 3 / 2
+	}
+	if c.Audio.Enabled {
+		rate += c.Audio.SampleRate * c.Audio.Channels * 2
+	}
+	return rate
+}
+
+func (c *Config) minRingMB() int {
+	need := int64(c.bytesPerSecond()) * int64(c.RingSpan()) / int64(time.Second)
+	return int((need + 1<<20 - 1) >> 20)
+}
+
+// RingBytes is the ring's size in bytes: ring_max_mb, or twice the estimated
+// need when it is 0.
+func (c *Config) RingBytes() int {
+	if c.Capture.RingMaxMB > 0 {
+		return c.Capture.RingMaxMB << 20
+	}
+	return max(2*c.minRingMB(), 4) << 20
+}

@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimal = `
+[device]
+id = "counter-1"
+store = "shibuya"
+state_dir = "/var/lib/mamoru"
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("m.toml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Device.ID, want.Device.Store = "counter-1", "shibuya"
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+	if got := c.Location().String(); got != "Asia/Tokyo" {
+		t.Errorf("Location() = %s, want Asia/Tokyo", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string // each error line, in order
+	}{
+		{"unknown key", minimal + "[capture]\npre_second = 10\n",
+			[]string{"m.toml:7: 'capture.pre_second' is not a known key"}},
+		{"unknown table", minimal + "[camera]\nfps = 10\n",
+			[]string{"m.toml:6: 'camera' is not a known key"}},
+		{"wrong type", minimal + "[capture]\npre_seconds = \"ten\"\n",
+			[]string{"m.toml:7: 'capture.pre_seconds' must be of type integer, not string"}},
+		{"out of range", minimal + "[capture]\npost_seconds = 0\n",
+			[]string{"m.toml:7: 'capture.post_seconds' must be between 1 and 600 (got 0)"}},
+		{"missing id", "[device]\nstore = \"s\"\n",
+			[]string{"m.toml: 'device.id' must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got \"\")"}},
+		{"bad source", minimal + "[video]\nsource = \"webcam\"\n",
+			[]string{`m.toml:7: 'video.source' must be one of ["rpicam" "v4l2" "testsrc" "command"] (got "webcam")`}},
+		{"command needs command", minimal + "[video]\nsource = \"command\"\n",
+			[]string{"m.toml: 'video.command' is required for source \"command\": a shell command writing H.264 Annex-B to stdout"}},
+		{"nothing enabled", minimal + "[video]\nenabled = false\n[audio]\nenabled = false\n",
+			[]string{"m.toml:7: 'video.enabled' and 'audio.enabled' are both false: nothing would be recorded"}},
+		{"ring too small", minimal + "[capture]\nring_max_mb = 2\n",
+			[]string{"m.toml:7: 'capture.ring_max_mb' is too small to hold pre_seconds = 30 at these bitrates: at least 18 is needed (got 2; 0 sizes it automatically)"}},
+		{"max below pre+post", minimal + "[capture]\npre_seconds = 60\npost_seconds = 60\nmax_incident_seconds = 100\n",
+			[]string{"m.toml:9: 'capture.max_incident_seconds' must be at least pre_seconds + post_seconds = 120 (got 100)"}},
+		{"bad zone", strings.Replace(minimal, "[device]", "[device]\ntimezone = \"Tokyo\"", 1),
+			[]string{"m.toml:3: 'device.timezone' must be an IANA time zone such as \"Asia/Tokyo\" (got \"Tokyo\")"}},
+		{"syntax", "[device\n", []string{"m.toml:1: expected ']' to close table name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("m.toml", []byte(tt.src), nil)
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("errors.As(*Error) failed for %T", err)
+			}
+		})
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	env := []string{"MAMORU_CAPTURE_POST_SECONDS=5", "MAMORU_AUDIO_ENABLED=false", "MAMORU_VIDEO_SOURCE=testsrc"}
+	c, err := Parse("m.toml", []byte(minimal), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Capture.PostSeconds != 5 || c.Audio.Enabled || c.Video.Source != SourceTestsrc {
+		t.Errorf("got post=%d audio=%v source=%q, want 5 false testsrc", c.Capture.PostSeconds, c.Audio.Enabled, c.Video.Source)
+	}
+	_, err = Parse("m.toml", []byte(minimal), []string{"MAMORU_CAPTURE_PRE_SECONDS=lots"})
+	if got, want := err.Error(), `MAMORU_CAPTURE_PRE_SECONDS: 'capture.pre_seconds' must be a whole number (got "lots")`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.toml")
+	_, err := Load(path, nil)
+	if got, want := err.Error(), path+": cannot read the configuration: no such file or directory"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestRingBytes(t *testing.T) {
+	c := Default()
+	// 30 s pre + 1 s slack + 2 s of GOPs at 2.5 Mbps ×1.5 plus 96 kB/s audio.
+	want := 2 * 18 << 20
+	if got := c.RingBytes(); got != want {
+		t.Errorf("RingBytes() = %d, want %d", got, want)
+	}
+	c.Capture.RingMaxMB = 50
+	if got := c.RingBytes(); got != 50<<20 {
+		t.Errorf("RingBytes() with ring_max_mb=50 = %d, want %d", got, 50<<20)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	// The example shipped for installers must always load.
+	src, err := os.ReadFile("../docs/mamoru.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("mamoru.example.toml", src, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte(minimal + "[capture]\npre_seconds = 10\n[video]\nsource=\"command\"\ncommand=\"x\"\n"))
+	f.Add([]byte("[device\n"))
+	f.Add([]byte("a = [1, {b = 2}]\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		c, err := Parse("f.toml", src, nil)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %v is not a *policy.Error", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
+		}
+	})
+}
