@@ -1,0 +1,144 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"mamoru/policy"
+)
+
+// AudioBlock is the length of one audio frame in the ring and one sample in
+// the clip: 20 ms, fine enough that a clip's audio starts within 20 ms of
+// its video.
+const AudioBlock = 20 * time.Millisecond
+
+// AudioSource captures the microphone through miniaudio (malgo), encodes it
+// to FLAC in 20 ms blocks and writes the blocks to Ring, stamped on
+// Timeline. Run opens the device and closes it before it returns.
+type AudioSource struct {
+	Config   policy.Audio
+	Timeline *Timeline
+	Ring     *Ring
+	Log      *slog.Logger
+	Backoff  policy.Backoff
+
+	health healthBox
+}
+
+// Health returns the source's state.
+func (s *AudioSource) Health() Health { return s.health.get() }
+
+// Format returns the sample format the source writes, for the clip's
+// sample entry.
+func (s *AudioSource) Format() (AudioFormat, error) {
+	enc, err := newFLACEncoder(s.Config.SampleRate, s.Config.Channels, s.blockSamples())
+	if err != nil {
+		return AudioFormat{}, err
+	}
+	return AudioFormat{SampleRate: s.Config.SampleRate, Channels: s.Config.Channels, StreamInfo: enc.StreamInfo()}, nil
+}
+
+// AudioFormat describes the FLAC audio in the ring.
+type AudioFormat struct {
+	SampleRate, Channels int
+	StreamInfo           []byte // the FLAC STREAMINFO block body
+}
+
+func (s *AudioSource) blockSamples() int {
+	return s.Config.SampleRate * int(AudioBlock/time.Millisecond) / 1000
+}
+
+// Run captures until ctx ends, reopening the device with backoff when it
+// fails. It returns nil after ctx ends, once the device is closed.
+func (s *AudioSource) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			s.health.running(false)
+			return nil
+		}
+		if err == nil {
+			err = errors.New("audio device stopped")
+		}
+		s.health.failed(err)
+		wait := s.Backoff.Delay(attempt)
+		s.Log.Error("audio source failed; reopening", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// blocks cuts PCM into fixed blocks, stamps and encodes them. It is fed by
+// one goroutine.
+type blocks struct {
+	enc     *flacEncoder
+	rate    int
+	ch      int
+	pcm     []int16 // the block being filled
+	fill    int     // samples per channel in pcm
+	startAt time.Duration
+	st      stamper
+	write   func(Frame) error
+	onFrame func(time.Duration)
+}
+
+func newBlocks(rate, ch, block int, write func(Frame) error) (*blocks, error) {
+	enc, err := newFLACEncoder(rate, ch, block)
+	if err != nil {
+		return nil, err
+	}
+	return &blocks{
+		enc:   enc,
+		rate:  rate,
+		ch:    ch,
+		pcm:   make([]int16, block*ch),
+		st:    newStamper(time.Duration(block) * time.Second / time.Duration(rate)),
+		write: write,
+	}, nil
+}
+
+// add takes interleaved samples whose first was captured at media time at.
+func (b *blocks) add(at time.Duration, pcm []int16) error {
+	block := len(b.pcm) / b.ch
+	for i := 0; i < len(pcm)/b.ch; {
+		if b.fill == 0 {
+			b.startAt = at + time.Duration(i)*time.Second/time.Duration(b.rate)
+		}
+		n := min(block-b.fill, len(pcm)/b.ch-i)
+		copy(b.pcm[b.fill*b.ch:], pcm[i*b.ch:(i+n)*b.ch])
+		b.fill += n
+		i += n
+		if b.fill < block {
+			continue
+		}
+		b.fill = 0
+		t, _ := b.st.stamp(b.startAt)
+		data, err := b.enc.Encode(b.pcm)
+		if err != nil {
+			return err
+		}
+		if err := b.write(Frame{Track: Audio, Time: t, Key: true, Data: data}); err != nil {
+			return err
+		}
+		if b.onFrame != nil {
+			b.onFrame(t)
+		}
+	}
+	return nil
+}
+
+// chunk carries PCM from miniaudio's callback thread to the encoder.
+type chunk struct {
+	at  time.Duration
+	pcm []int16
+}
+
+func errNoAudio(d time.Duration) error {
+	return fmt.Errorf("no audio from the device for %v", d)
+}

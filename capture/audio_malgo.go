@@ -1,0 +1,181 @@
+package capture
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gen2brain/malgo"
+
+	"mamoru/policy"
+)
+
+// backendNull is miniaudio's null backend. malgo v0.11.24 gives
+// malgo.BackendNull the value 13, which is miniaudio's custom backend.
+const backendNull malgo.Backend = 14
+
+func backends(name string) []malgo.Backend {
+	switch name {
+	case policy.BackendALSA:
+		return []malgo.Backend{malgo.BackendAlsa}
+	case policy.BackendPulse:
+		return []malgo.Backend{malgo.BackendPulseaudio}
+	case policy.BackendNull:
+		return []malgo.Backend{backendNull}
+	}
+	return []malgo.Backend{malgo.BackendPulseaudio, malgo.BackendAlsa}
+}
+
+// Devices lists the names of the capture devices the configured backend sees.
+func Devices(cfg policy.Audio) ([]string, error) {
+	mctx, err := malgo.InitContext(backends(cfg.Backend), malgo.ContextConfig{}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("capture: audio backend %q: %w", cfg.Backend, err)
+	}
+	defer func() { mctx.Uninit(); mctx.Free() }()
+	infos, err := mctx.Devices(malgo.Capture)
+	if err != nil {
+		return nil, fmt.Errorf("capture: list audio devices: %w", err)
+	}
+	names := make([]string, len(infos))
+	for i := range infos {
+		names[i] = infos[i].Name()
+	}
+	return names, nil
+}
+
+// session opens the device, captures until ctx ends or the device fails,
+// and closes the device.
+func (s *AudioSource) session(ctx context.Context) error {
+	cfg := s.Config
+	mctx, err := malgo.InitContext(backends(cfg.Backend), malgo.ContextConfig{}, nil)
+	if err != nil {
+		return fmt.Errorf("audio backend %q: %w", cfg.Backend, err)
+	}
+	defer func() { mctx.Uninit(); mctx.Free() }()
+
+	dc := malgo.DefaultDeviceConfig(malgo.Capture)
+	dc.Capture.Format = malgo.FormatS16
+	dc.Capture.Channels = uint32(cfg.Channels)
+	dc.SampleRate = uint32(cfg.SampleRate)
+	dc.PeriodSizeInMilliseconds = 10
+	if cfg.Device != "" {
+		infos, err := mctx.Devices(malgo.Capture)
+		if err != nil {
+			return fmt.Errorf("list audio devices: %w", err)
+		}
+		var names []string
+		for i := range infos {
+			name := infos[i].Name()
+			names = append(names, fmt.Sprintf("%q", name))
+			if strings.Contains(strings.ToLower(name), strings.ToLower(cfg.Device)) && dc.Capture.DeviceID == nil {
+				dc.Capture.DeviceID = infos[i].ID.Pointer()
+			}
+		}
+		if dc.Capture.DeviceID == nil {
+			return fmt.Errorf("'audio.device' %q matches no capture device; the %s backend has: %s",
+				cfg.Device, cfg.Backend, strings.Join(names, ", "))
+		}
+	}
+
+	b, err := newBlocks(cfg.SampleRate, cfg.Channels, s.blockSamples(), s.Ring.Write)
+	if err != nil {
+		return err
+	}
+	b.onFrame = s.health.frame
+
+	// The callback runs on miniaudio's thread: it only copies samples into
+	// a free chunk and hands it over, so encoding and GC never stall capture.
+	// 512 chunks of 20 ms: the encoder may stall for ten seconds (a starved
+	// Pi) before a sample is lost.
+	const chunks = 512
+	free := make(chan *chunk, chunks)
+	full := make(chan *chunk, chunks)
+	for range chunks {
+		free <- &chunk{pcm: make([]int16, 0, cfg.SampleRate*cfg.Channels/50)}
+	}
+	var dropped atomic.Int64
+	var lastCallback atomic.Int64
+	stopped := make(chan struct{}, 1)
+	rate := time.Duration(cfg.SampleRate)
+	onData := func(_, in []byte, frames uint32) {
+		now := s.Timeline.Now()
+		lastCallback.Store(int64(now))
+		at := now - time.Duration(frames)*time.Second/rate
+		for len(in) > 0 {
+			var c *chunk
+			select {
+			case c = <-free:
+			default:
+				dropped.Add(int64(len(in) / 2 / cfg.Channels))
+				return
+			}
+			n := min(len(in)/2, cap(c.pcm))
+			c.pcm = c.pcm[:n]
+			for i := range c.pcm {
+				c.pcm[i] = int16(binary.LittleEndian.Uint16(in[2*i:]))
+			}
+			c.at = at
+			at += time.Duration(n/cfg.Channels) * time.Second / rate
+			in = in[2*n:]
+			full <- c
+		}
+	}
+	onStop := func() {
+		select {
+		case stopped <- struct{}{}:
+		default:
+		}
+	}
+	dev, err := malgo.InitDevice(mctx.Context, dc, malgo.DeviceCallbacks{Data: onData, Stop: onStop})
+	if err != nil {
+		return fmt.Errorf("open audio device %q on backend %q: %w", cfg.Device, cfg.Backend, err)
+	}
+	defer dev.Uninit()
+	if got := dev.SampleRate(); got != uint32(cfg.SampleRate) {
+		return fmt.Errorf("audio device runs at %d Hz, want %d ('audio.sample_rate')", got, cfg.SampleRate)
+	}
+	lastCallback.Store(int64(s.Timeline.Now()))
+	if err := dev.Start(); err != nil {
+		return fmt.Errorf("start audio device: %w", err)
+	}
+	defer dev.Stop()
+	s.health.running(true)
+	s.Log.Info("audio capture open", "backend", cfg.Backend, "device", cfg.Device, "rate", cfg.SampleRate, "channels", cfg.Channels)
+
+	// A new PulseAudio stream may deliver its first samples seconds late;
+	// after that, silence from the device for this long is a failure.
+	const firstGrace, silence = 10 * time.Second, 3 * time.Second
+	started := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-stopped:
+			return fmt.Errorf("audio device stopped")
+		case c := <-full:
+			started = true
+			err := b.add(c.at, c.pcm)
+			free <- c
+			if err != nil {
+				return err
+			}
+		case <-tick.C:
+			if n := dropped.Swap(0); n > 0 {
+				s.Log.Warn("audio samples dropped: the encoder fell behind", "samples", n)
+			}
+			limit := silence
+			if !started {
+				limit = firstGrace
+			}
+			if idle := s.Timeline.Now() - time.Duration(lastCallback.Load()); idle > limit {
+				return errNoAudio(idle.Round(time.Second))
+			}
+		}
+	}
+}

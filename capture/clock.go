@@ -1,0 +1,101 @@
+package capture
+
+import "time"
+
+// Clock tells the time. Tests give a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Timeline is the one clock that audio and video are stamped on: a media
+// time is the monotonic time since the Timeline began, so a wall-clock jump
+// (NTP setting the Pi's clock after boot) never moves media against each
+// other.
+type Timeline struct {
+	clock Clock
+	start time.Time
+}
+
+// NewTimeline starts a timeline now.
+func NewTimeline(c Clock) *Timeline {
+	return &Timeline{clock: c, start: c.Now()}
+}
+
+// Now returns the current media time.
+func (tl *Timeline) Now() time.Duration {
+	return tl.clock.Now().Sub(tl.start)
+}
+
+// Wall converts media time d to the wall-clock time it happened at, as the
+// wall clock reads now.
+func (tl *Timeline) Wall(d time.Duration) time.Time {
+	now := tl.clock.Now()
+	return now.Add(d - now.Sub(tl.start)).Round(0)
+}
+
+// Of returns the media time of a wall-clock reading taken from the same
+// Clock (one that carries a monotonic reading).
+func (tl *Timeline) Of(t time.Time) time.Duration {
+	return t.Sub(tl.start)
+}
+
+// stamper gives each unit of a periodic stream (a video frame, an audio
+// block) its media time. A unit arrives some latency after it was captured:
+// a fixed part (exposure, encoding, the device's buffer) and a variable part
+// (scheduling, pipe buffering; seconds when the machine is starved). The
+// fixed part is the same for every unit, so the stamps follow the earliest
+// arrivals, the lower envelope: an arrival earlier than predicted pulls the
+// phase quickly, a late one only slowly, and a burst of late frames after a
+// stall keeps the regular spacing the source captured them at. The period
+// learns the source's true rate within ±5% of nominal, so a camera at 29.97
+// instead of 30 fps, or a sound card whose crystal is 100 ppm off, does not
+// drift against the other track. A unit later than resync (the source
+// stopped, a block was dropped) starts the loop again at its arrival.
+// Stamps always increase.
+type stamper struct {
+	nominal time.Duration
+	period  time.Duration
+	next    time.Duration
+	last    time.Duration
+	started bool
+	resync  time.Duration
+}
+
+func newStamper(period time.Duration) stamper {
+	return stamper{nominal: period, period: period, resync: max(time.Second, 8*period)}
+}
+
+// stamp returns the media time of the unit that arrived at arrival, and
+// whether the stream was discontinuous just before it.
+func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
+	err := arrival - s.next
+	switch {
+	case !s.started || err > s.resync:
+		s.next, s.period = arrival, s.nominal
+		jumped = s.started
+		s.started = true
+	default:
+		// Early arrivals pull hard; late ones gently, and a very late one
+		// (a stall) no harder than a quarter period would.
+		c := err / 2
+		if err > 0 {
+			c = min(err, s.nominal/4) / 64
+		}
+		s.next += c
+		s.period += c / 64
+	}
+	s.period = min(max(s.period, s.nominal*95/100), s.nominal*105/100)
+	t = max(s.next, s.last+s.nominal/4)
+	if !s.started || jumped {
+		t = s.next
+	}
+	s.last = t
+	s.next = t + s.period
+	return t, jumped
+}

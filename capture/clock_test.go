@@ -1,0 +1,102 @@
+package capture
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestStamperFollowsJitterAndDrift(t *testing.T) {
+	const latency = 5 * time.Millisecond // the fixed part of every arrival
+	tests := []struct {
+		name    string
+		nominal time.Duration
+		actual  time.Duration // the source's true period
+		jitter  time.Duration // extra delay, uniform in [0, jitter)
+	}{
+		{"steady 30fps", time.Second / 30, time.Second / 30, 0},
+		{"jittery 30fps", time.Second / 30, time.Second / 30, 15 * time.Millisecond},
+		{"camera at 29.97", time.Second / 30, time.Second * 1001 / 30000, 5 * time.Millisecond},
+		{"sound card 100ppm fast", 20 * time.Millisecond, 20 * time.Millisecond * 9999 / 10000, 3 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			s := newStamper(tt.nominal)
+			var prev time.Duration
+			lo, hi := time.Hour, -time.Hour
+			for i := range 30000 { // over ten minutes
+				truth := time.Duration(i) * tt.actual
+				extra := time.Duration(0)
+				if tt.jitter > 0 {
+					extra = time.Duration(rng.Int64N(int64(tt.jitter)))
+				}
+				got, jumped := s.stamp(truth + latency + extra)
+				if jumped {
+					t.Fatalf("unit %d: stamper resynced on a continuous stream", i)
+				}
+				if i > 0 && got <= prev {
+					t.Fatalf("unit %d: stamp %v not after %v", i, got, prev)
+				}
+				prev = got
+				if i > 500 {
+					e := got - truth - latency
+					lo, hi = min(lo, e), max(hi, e)
+				}
+			}
+			// Once locked, the stamps sit on the earliest arrivals, a steady
+			// offset from the truth that neither wanders nor drifts: far
+			// inside the 40 ms A/V budget.
+			t.Logf("error after lock: %v to %v", lo, hi)
+			if lo < -2*time.Millisecond || hi > tt.jitter/2+2*time.Millisecond {
+				t.Errorf("error after lock %v to %v, want within [-2ms, %v]", lo, hi, tt.jitter/2+2*time.Millisecond)
+			}
+		})
+	}
+}
+
+// A starved machine delivers frames late and then in a burst: the stamps
+// keep the spacing the frames were captured at.
+func TestStamperBurstAfterStall(t *testing.T) {
+	period := time.Second / 30
+	s := newStamper(period)
+	var stamps []time.Duration
+	for i := range 300 {
+		truth := time.Duration(i) * period
+		arrival := truth
+		if i >= 100 && i < 120 { // 20 frames held up, then all at once
+			arrival = 120 * period
+		}
+		got, jumped := s.stamp(arrival)
+		if jumped {
+			t.Fatalf("frame %d: resynced", i)
+		}
+		stamps = append(stamps, got)
+	}
+	for i := 1; i < len(stamps); i++ {
+		if gap := stamps[i] - stamps[i-1]; gap < period/2 || gap > 2*period {
+			t.Errorf("frames %d-%d stamped %v apart, want about %v", i-1, i, gap, period)
+		}
+	}
+	if e := stamps[299] - 299*period; e > 2*time.Millisecond || e < -2*time.Millisecond {
+		t.Errorf("after the burst the stamps are %v off", e)
+	}
+}
+
+func TestStamperResyncsAfterGap(t *testing.T) {
+	s := newStamper(20 * time.Millisecond)
+	for i := range 100 {
+		s.stamp(time.Duration(i) * 20 * time.Millisecond)
+	}
+	got, jumped := s.stamp(5 * time.Second)
+	if !jumped || got != 5*time.Second {
+		t.Errorf("after a 3 s gap: stamp = %v, jumped = %v; want 5s, true", got, jumped)
+	}
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}

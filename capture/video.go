@@ -1,0 +1,271 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mamoru/capture/h264"
+	"mamoru/policy"
+)
+
+// VideoSource runs the camera's encoder as a child process writing H.264
+// Annex-B to stdout, cuts the stream into frames, stamps them on Timeline
+// and writes them to Ring. A child that exits, stalls, sends garbage or
+// never sends an IDR frame is killed and restarted with backoff, and the log
+// says why.
+type VideoSource struct {
+	Config   policy.Video
+	Timeline *Timeline
+	Ring     *Ring
+	Log      *slog.Logger
+	Backoff  policy.Backoff
+
+	health healthBox
+}
+
+// Health returns the source's state.
+func (v *VideoSource) Health() Health { return v.health.get() }
+
+// Run captures until ctx ends. It returns nil after ctx ends, once the child
+// has exited.
+func (v *VideoSource) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		began := time.Now()
+		err := v.session(ctx)
+		if ctx.Err() != nil {
+			v.health.running(false)
+			return nil
+		}
+		if time.Since(began) > time.Minute {
+			attempt = 0 // it ran well for a while: this is a new failure
+		}
+		v.health.failed(err)
+		wait := v.Backoff.Delay(attempt)
+		v.Log.Error("video source died; restarting", "source", v.Config.Source, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Errors a session ends with.
+var (
+	ErrNoIDR   = errors.New("no IDR frame")
+	ErrStalled = errors.New("no frame")
+)
+
+func (v *VideoSource) session(ctx context.Context) error {
+	argv, err := VideoCommand(v.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// The encoder must never outlive mamoru: if mamoru dies, the indicator
+	// may go dark, so the camera must stop with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	stderr := &tail{max: 2048}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	v.health.running(true)
+	v.Log.Info("video source started", "source", v.Config.Source, "pid", cmd.Process.Pid)
+
+	period := time.Second / time.Duration(v.Config.FPS)
+	gop := time.Duration(v.Config.KeyframeInterval) * period
+	firstIDR := max(10*time.Second, 3*gop)
+	stallAfter := max(5*time.Second, 10*period)
+
+	var mu sync.Mutex // guards lastFrame and sawIDR between the reader and the watchdog
+	started := v.Timeline.Now()
+	lastFrame, sawIDR := started, false
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			now := v.Timeline.Now()
+			mu.Lock()
+			last, idr := lastFrame, sawIDR
+			mu.Unlock()
+			switch {
+			case !idr && now-started > firstIDR:
+				cancel(fmt.Errorf("%w within %v of starting", ErrNoIDR, firstIDR))
+				return
+			case idr && now-last > stallAfter:
+				cancel(fmt.Errorf("%w for %v", ErrStalled, stallAfter))
+				return
+			}
+		}
+	}()
+
+	p := h264.NewParser(out)
+	st := newStamper(period)
+	buf := make([]byte, 0, 1<<20)
+	warnedB := false
+	var readErr error
+	for {
+		au, err := p.Next()
+		if err != nil {
+			readErr = err
+			break
+		}
+		if au.HasBSlice && !warnedB {
+			warnedB = true
+			v.Log.Warn("video stream has B-frames: clip timing needs an encoder without B-frames", "source", v.Config.Source)
+		}
+		mu.Lock()
+		if au.IDR {
+			sawIDR = true
+		}
+		idr := sawIDR
+		mu.Unlock()
+		if !idr {
+			continue // a clip cannot start before the first IDR
+		}
+		// A frame is complete when the next one starts arriving, about one
+		// period after it arrived itself.
+		t, jumped := st.stamp(v.Timeline.Now() - period)
+		if jumped {
+			v.Log.Warn("video frames arrived late; timeline resynchronised", "at", t)
+		}
+		buf = h264.AppendAVCC(buf[:0], au)
+		if err := v.Ring.Write(Frame{Track: Video, Time: t, Key: au.IDR, Data: buf}); err != nil {
+			readErr = err
+			break
+		}
+		mu.Lock()
+		lastFrame = v.Timeline.Now()
+		mu.Unlock()
+		v.health.frame(t)
+	}
+	close(done)
+	if readErr != nil && !errors.Is(readErr, io.EOF) {
+		cancel(fmt.Errorf("bad H.264 stream: %w", readErr))
+	}
+	waitErr := cmd.Wait()
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		if errors.Is(cause, context.Canceled) {
+			return nil
+		}
+		return fmt.Errorf("%s: %w%s", v.Config.Source, cause, stderr.suffix())
+	}
+	if waitErr == nil {
+		waitErr = errors.New("exited")
+	}
+	return fmt.Errorf("%s: %w%s", v.Config.Source, waitErr, stderr.suffix())
+}
+
+// VideoCommand returns the command line of the encoder for cfg.
+func VideoCommand(cfg policy.Video) ([]string, error) {
+	size := fmt.Sprintf("%dx%d", cfg.Width, cfg.Height)
+	gop := fmt.Sprint(cfg.KeyframeInterval)
+	rate := fmt.Sprintf("%dk", cfg.BitrateKbps)
+	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
+		"-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
+		"-b:v", rate, "-maxrate", rate, "-bufsize", fmt.Sprintf("%dk", cfg.BitrateKbps/2), "-pix_fmt", "yuv420p"}
+	ffmpeg := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"}
+	h264out := []string{"-f", "h264", "-"}
+	switch cfg.Source {
+	case policy.SourceRpicam:
+		return []string{"rpicam-vid", "--inline", "--flush", "-t", "0", "-n", "--codec", "h264",
+			"--width", fmt.Sprint(cfg.Width), "--height", fmt.Sprint(cfg.Height),
+			"--framerate", fmt.Sprint(cfg.FPS), "--bitrate", fmt.Sprint(cfg.BitrateKbps * 1000),
+			"--intra", gop, "-o", "-"}, nil
+	case policy.SourceV4L2:
+		args := append(ffmpeg, "-f", "v4l2", "-framerate", fmt.Sprint(cfg.FPS), "-video_size", size, "-i", cfg.Device)
+		if hasV4L2Encoder() {
+			args = append(args, "-c:v", "h264_v4l2m2m", "-b:v", rate, "-g", gop, "-bf", "0", "-pix_fmt", "yuv420p")
+		} else {
+			args = append(args, x264...)
+		}
+		return append(args, h264out...), nil
+	case policy.SourceTestsrc:
+		filter := fmt.Sprintf("testsrc2=size=%s:rate=%d", size, cfg.FPS)
+		if font := clockFont(); font != "" {
+			// The wall clock and the frame number are burned in, so a viewer
+			// (and the tests) can see that no frame is missing.
+			filter += fmt.Sprintf(",drawtext=fontfile=%s:fontsize=%d:fontcolor=white:box=1:boxcolor=black@0.6:x=10:y=10:text='%%{localtime\\:%%F %%T} #%%{n}'",
+				font, max(cfg.Height/15, 12))
+		}
+		args := append(ffmpeg, "-re", "-f", "lavfi", "-i", filter)
+		args = append(args, x264...)
+		return append(args, h264out...), nil
+	case policy.SourceCommand:
+		return []string{"/bin/sh", "-c", cfg.Command}, nil
+	}
+	return nil, fmt.Errorf("'video.source' %q is not a video source", cfg.Source)
+}
+
+func clockFont() string {
+	for _, f := range []string{"/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"} {
+		if _, err := os.Stat(f); err == nil {
+			return f
+		}
+	}
+	return ""
+}
+
+// hasV4L2Encoder reports whether the Pi's hardware H.264 encoder is there
+// (Pi 4 has it at /dev/video11; Pi 5 has none) and ffmpeg can drive it.
+func hasV4L2Encoder() bool {
+	if _, err := os.Stat("/dev/video11"); err != nil {
+		return false
+	}
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
+	return err == nil && bytes.Contains(out, []byte("h264_v4l2m2m"))
+}
+
+// tail keeps the last max bytes written to it: a child's last words.
+type tail struct {
+	mu  sync.Mutex // guards buf
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(p), nil
+}
+
+// suffix returns ": <last stderr line>" or "".
+func (t *tail) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	return ": " + strings.TrimSpace(lines[len(lines)-1])
+}

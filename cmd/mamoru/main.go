@@ -1,0 +1,267 @@
+// Command mamoru is the firmware of the mamoru counter recorder: it keeps
+// the last minute of audio and video in RAM while a "recording" indicator
+// is lit, and when staff press the incident button it saves the clip around
+// the press as a playable MP4.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+	_ "time/tzdata" // the Pi image may have no zoneinfo; Asia/Tokyo must always load
+
+	"mamoru/device"
+	"mamoru/hardware"
+	"mamoru/policy"
+)
+
+// version is stamped by the Makefile from git.
+var version = "dev"
+
+const usage = `mamoru: the counter recorder (カスハラ対策 録音・録画)
+
+Usage:
+  mamoru run     --config FILE         run the recorder
+  mamoru trigger --config FILE         raise an incident, as the button does
+  mamoru status  --config FILE [--json]  show the running recorder's state
+  mamoru audit   --config FILE         verify the audit log's hash chain
+  mamoru version                       print the version
+
+Run 'mamoru COMMAND --help' for a command's options.
+Exit status: 0 success, 1 failure, 2 bad usage or configuration.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(args, stdin, stdout, stderr)
+	case "trigger":
+		return cmdTrigger(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "audit":
+		return cmdAudit(args, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mamoru", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "mamoru: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// flags parses a command's flags with its help text; ok is false when the
+// command should exit with code.
+func flags(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (fs *flag.FlagSet, code int, ok bool) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nOptions:\n", help)
+		fs.PrintDefaults()
+	}
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return fs, 0, false
+		}
+		return fs, 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mamoru %s: unexpected argument %q\n", name, fs.Arg(0))
+		return fs, 2, false
+	}
+	return fs, 0, true
+}
+
+func loadConfig(path string, stderr io.Writer) (policy.Config, bool) {
+	if path == "" {
+		fmt.Fprintln(stderr, "mamoru: --config FILE is required")
+		return policy.Config{}, false
+	}
+	cfg, err := policy.Load(path, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
+		return policy.Config{}, false
+	}
+	return cfg, true
+}
+
+const runHelp = `Usage: mamoru run --config FILE
+
+Runs the recorder: lights the indicator, captures audio and video into the
+in-memory pre-event ring, and saves a clip to <state_dir>/incidents/<id>/
+when the incident button is pressed (or 'mamoru trigger' is run). With
+[hardware] driver = "sim", this terminal is the counter: it shows the
+indicator, and Enter presses the button.
+
+Logs go to stderr. SIGINT or SIGTERM finishes any clip, closes the camera and
+microphone, then turns the indicator off.`
+
+func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var cfgPath, logLevel string
+	_, code, ok := flags("run", runHelp, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML)")
+		fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	})
+	if !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cfgPath, stderr)
+	if !ok {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "mamoru run: --log-level %q: want debug, info, warn or error\n", logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var ind hardware.Indicator
+	var button hardware.Button
+	switch cfg.Hardware.Driver {
+	case policy.DriverSim:
+		sim := &hardware.Sim{In: stdin, Out: stdout}
+		ind, button = sim, sim
+		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
+	default:
+		fmt.Fprintf(stderr, "mamoru: %s: 'hardware.driver' = %q is not supported by this build yet; use \"sim\"\n", cfgPath, cfg.Hardware.Driver)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rec := &device.Recorder{
+		Config:    cfg,
+		Indicator: ind,
+		Button:    button,
+		Log:       log,
+		Version:   version,
+		Out:       stdout,
+	}
+	if err := rec.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "mamoru: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdTrigger(args []string, stdout, stderr io.Writer) int {
+	var cfgPath string
+	_, code, ok := flags("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML) of the running recorder")
+	})
+	if !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cfgPath, stderr)
+	if !ok {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := device.Trigger(ctx, cfg.Device.StateDir, "cli")
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru trigger: %v\n", err)
+		return 1
+	}
+	verb := "raised"
+	if res.Extended {
+		verb = "extended"
+	}
+	fmt.Fprintf(stdout, "incident %s %s: recording until %s\nclip: %s\n", res.Incident, verb, res.Until.Format(time.RFC3339), res.Clip)
+	return 0
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	var cfgPath string
+	var asJSON bool
+	_, code, ok := flags("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML) of the running recorder")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cfgPath, stderr)
+	if !ok {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := device.GetStatus(ctx, cfg.Device.StateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru status: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return 0
+	}
+	ind := "off"
+	if st.Indicator {
+		ind = "ON"
+	}
+	fmt.Fprintf(stdout, "state:      %s\nindicator:  %s\nbuffered:   %.1f s\npending:    %d uploads (%d bytes)\n", st.State, ind, st.BufferedSeconds, st.PendingUploads, st.PendingBytes)
+	if st.Fault != "" {
+		fmt.Fprintf(stdout, "fault:      %s\n", st.Fault)
+	}
+	for name, h := range st.Sources {
+		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
+		if h.LastError != "" {
+			line += " last error: " + h.LastError
+		}
+		fmt.Fprintf(stdout, "source      %s\n", line)
+	}
+	for _, in := range st.Incidents {
+		fmt.Fprintf(stdout, "incident    %s  %-9s %6.1f s  %s\n", in.ID, in.State, in.DurationSeconds, in.Clip)
+	}
+	for _, d := range st.SetAside {
+		fmt.Fprintf(stdout, "set aside   %s\n", d)
+	}
+	return 0
+}
+
+func cmdAudit(args []string, stdout, stderr io.Writer) int {
+	var cfgPath string
+	_, code, ok := flags("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML)")
+	})
+	if !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cfgPath, stderr)
+	if !ok {
+		return 2
+	}
+	path := filepath.Join(cfg.Device.StateDir, "audit.log")
+	n, err := device.VerifyAudit(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru audit: %s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %d entries, hash chain intact\n", path, n)
+	return 0
+}

@@ -1,0 +1,179 @@
+package device
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Audit is the append-only, hash-chained log of every indicator and
+// capture state change. Each line is a JSON entry whose hash covers the
+// previous entry's hash, so a line removed or edited later breaks the chain
+// from that line on. It is the evidence that nothing was captured while the
+// indicator was off.
+type Audit struct {
+	mu   sync.Mutex // guards f, seq and prev
+	f    *os.File
+	seq  uint64
+	prev string
+	now  func() time.Time
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	Seq    uint64            `json:"seq"`
+	Time   time.Time         `json:"time"`
+	Event  string            `json:"event"`
+	Fields map[string]string `json:"fields,omitempty"`
+	Prev   string            `json:"prev"`
+	Hash   string            `json:"hash"`
+}
+
+// ErrAuditChain means the audit log was altered.
+var ErrAuditChain = errors.New("device: audit log chain broken")
+
+// OpenAudit opens (creating) the log at path and continues its chain. A torn
+// last line, left by a power cut in the middle of a write, is cut off and
+// the chain continues from the line before.
+func OpenAudit(path string, now func() time.Time) (*Audit, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("device: open audit log: %w", err)
+	}
+	last, good, err := scanAudit(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("device: audit log %s: %w", path, err)
+	}
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("device: audit log %s: %w", path, err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	a := &Audit{f: f, now: now}
+	if last != nil {
+		a.seq, a.prev = last.Seq+1, last.Hash
+	}
+	return a, nil
+}
+
+// scanAudit verifies the chain and returns the last entry and the length of
+// the intact prefix. Only a torn final line is forgiven.
+func scanAudit(r io.Reader) (last *AuditEntry, good int64, err error) {
+	br := bufio.NewReader(r)
+	prev := ""
+	var seq uint64
+	for {
+		line, rerr := br.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			var e AuditEntry
+			if err := json.Unmarshal(line, &e); err != nil {
+				return last, good, fmt.Errorf("%w: entry %d is not JSON", ErrAuditChain, seq)
+			}
+			if e.Seq != seq || e.Prev != prev || e.Hash != e.digest() {
+				return last, good, fmt.Errorf("%w at entry %d", ErrAuditChain, seq)
+			}
+			last, prev = &e, e.Hash
+			seq++
+			good += int64(len(line))
+		}
+		if rerr == io.EOF {
+			return last, good, nil
+		}
+		if rerr != nil {
+			return last, good, rerr
+		}
+	}
+}
+
+// VerifyAudit checks a whole audit log and returns how many entries it has.
+func VerifyAudit(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	last, good, err := scanAudit(f)
+	if err != nil {
+		return 0, err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() != good {
+		return 0, fmt.Errorf("%w: %d bytes after the last whole entry", ErrAuditChain, st.Size()-good)
+	}
+	if last == nil {
+		return 0, nil
+	}
+	return int(last.Seq) + 1, nil
+}
+
+func (e *AuditEntry) digest() string {
+	c := *e
+	c.Hash = ""
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Log appends an entry and syncs it to disk. kv are alternating keys and
+// values.
+func (a *Audit) Log(event string, kv ...string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := AuditEntry{Seq: a.seq, Time: a.now().Round(0), Event: event, Prev: a.prev}
+	if len(kv) > 0 {
+		e.Fields = make(map[string]string, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.Fields[kv[i]] = kv[i+1]
+		}
+	}
+	e.Hash = e.digest()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := a.f.Write(b); err != nil {
+		return fmt.Errorf("device: audit log: %w", err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("device: audit log: %w", err)
+	}
+	a.seq++
+	a.prev = e.Hash
+	return nil
+}
+
+// Close closes the log.
+func (a *Audit) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f.Close()
+}
+
+// readAudit returns every entry; for tests and tools.
+func readAudit(path string) ([]AuditEntry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []AuditEntry
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var e AuditEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,219 @@
+package device
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mamoru/capture"
+	"mamoru/capture/mp4"
+	"mamoru/uploader"
+)
+
+// incident records one clip: from the key frame at or before the first
+// press − pre_seconds to the last press + post_seconds, capped at
+// max_incident_seconds. It runs in its own goroutine, owned by the Recorder.
+type incident struct {
+	id     string
+	dir    string
+	ring   *capture.Ring
+	tl     *capture.Timeline
+	log    *slog.Logger
+	params capture.ClipParams
+	post   time.Duration
+	limit  time.Duration // latest end: clip start + max_incident_seconds
+
+	mu       sync.Mutex // guards end, manifest and stopped
+	end      time.Duration
+	manifest uploader.Manifest
+	stopped  bool
+
+	wake chan struct{} // capacity 1: end changed
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// extend moves the end to press + post, up to the limit, and records the
+// press. It reports false when the incident has already ended.
+func (in *incident) extend(press time.Duration, p uploader.Press) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return false
+	}
+	in.end = min(max(in.end, press+in.post), in.limit)
+	in.manifest.Presses = append(in.manifest.Presses, p)
+	in.poke()
+	return true
+}
+
+// stop ends the incident at t (shutdown or a fault): nothing after t is
+// recorded.
+func (in *incident) stop(t time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.end = min(in.end, t)
+	in.stopped = true
+	in.poke()
+}
+
+func (in *incident) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (in *incident) state() (end time.Duration, m uploader.Manifest) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	m = in.manifest
+	m.Presses = append([]uploader.Press(nil), m.Presses...)
+	return in.end, m
+}
+
+// run records the clip and writes the final manifest.
+func (in *incident) run(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) {
+	defer close(in.done)
+	in.err = in.record(ctx, indicator)
+}
+
+func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+	clip, err := capture.CreateClip(in.params)
+	if err != nil {
+		return err
+	}
+	pressed := in.tl.Now()
+	preroll := true
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		newest, err := clip.Pull()
+		if err != nil {
+			clip.Abort()
+			return err
+		}
+		end, _ := in.state()
+		// Done when every track has reached the end, or, if a track stalled,
+		// a moment after the end has passed on the clock.
+		finished := newest >= end+capture.AudioBlock || in.tl.Now() > end+2*time.Second
+		if finished {
+			info, err := clip.Close(end)
+			if err != nil {
+				return err
+			}
+			return in.finish(info, clip.Dropped(), indicator)
+		}
+		if clip.PendingTime() >= capture.FragmentEvery || clip.PendingBytes() >= 4<<20 {
+			if err := clip.Flush(end); err != nil {
+				clip.Abort()
+				return err
+			}
+			if preroll {
+				preroll = false
+				took := in.tl.Now() - pressed
+				in.mu.Lock()
+				in.manifest.PreRollSyncedMS = float64(took.Microseconds()) / 1000
+				in.mu.Unlock()
+				in.log.Info("pre-roll on disk", "incident", in.id, "took", took.Round(time.Millisecond), "written", clip.Info().Size)
+				_, m := in.state()
+				if err := uploader.WriteManifest(in.dir, m); err != nil {
+					in.log.Error("cannot update manifest", "incident", in.id, "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			// Shutdown: keep what has been captured.
+			in.stop(in.tl.Now())
+		case <-in.params.Ring.Written():
+		case <-in.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// finish hashes the clip and writes the final manifest.
+func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+	_, m := in.state()
+	m.State = uploader.StateComplete
+	describe(&m, info, in.params)
+	m.ClipEnd = m.ClipStart.Add(info.Duration)
+	m.Indicator = indicator(m.ClipStart, m.ClipEnd)
+	if dropped > 0 {
+		m.Notes = append(m.Notes, fmt.Sprintf("%d video frames could not be decoded without their key frame and were left out", dropped))
+	}
+	if err := digest(in.dir, &m); err != nil {
+		return err
+	}
+	if err := uploader.WriteManifest(in.dir, m); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.manifest = m
+	in.mu.Unlock()
+	return nil
+}
+
+// describe fills the manifest's tracks from the clip's info.
+func describe(m *uploader.Manifest, info mp4.Info, p capture.ClipParams) {
+	m.DurationSeconds = info.Duration.Seconds()
+	m.Tracks = m.Tracks[:0]
+	if info.Video.Samples > 0 {
+		m.Tracks = append(m.Tracks, uploader.Track{Kind: "video", Codec: "h264",
+			Frames: info.Video.Samples, StartSeconds: info.Video.Start.Seconds(), DurationSeconds: info.Video.Duration.Seconds()})
+	}
+	if info.Audio.Samples > 0 && p.Audio != nil {
+		m.Tracks = append(m.Tracks, uploader.Track{Kind: "audio", Codec: "flac", SampleRate: p.Audio.SampleRate, Channels: p.Audio.Channels,
+			Frames: info.Audio.Samples, Samples: int64(info.Audio.Samples) * int64(p.Audio.SampleRate) * int64(capture.AudioBlock/time.Millisecond) / 1000,
+			StartSeconds: info.Audio.Start.Seconds(), DurationSeconds: info.Audio.Duration.Seconds()})
+	}
+}
+
+// digest sets the clip's size and SHA-256 in the manifest.
+func digest(dir string, m *uploader.Manifest) error {
+	f, err := os.Open(filepath.Join(dir, uploader.ClipFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("hash clip: %w", err)
+	}
+	m.Clip = uploader.ClipDigest{File: uploader.ClipFile, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	return nil
+}
+
+// incidentIDs hands out incident ids: the local time of the press, then a
+// counter kept on disk, so ids sort by time and stay unique across reboots
+// even when the clock reads 1970 before NTP has set it.
+type incidentIDs struct {
+	path string
+	loc  *time.Location
+}
+
+func (g incidentIDs) next(t time.Time) (string, error) {
+	n := uint64(0)
+	if b, err := os.ReadFile(g.path); err == nil {
+		n, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	n++
+	if err := uploader.WriteFileAtomic(g.path, []byte(strconv.FormatUint(n, 10)+"\n")); err != nil {
+		return "", fmt.Errorf("incident counter: %w", err)
+	}
+	return fmt.Sprintf("%s-%06d", t.In(g.loc).Format("20060102-150405"), n), nil
+}

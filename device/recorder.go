@@ -1,0 +1,548 @@
+// Package device is the recorder: it owns the state machine (idle,
+// buffering, incident, fault), wires the counter hardware, capture and the
+// outbox together, enforces the indicator interlock, and writes the audit
+// log.
+//
+// The interlock: the indicator is turned on and read back before the camera
+// or microphone opens, and they are closed before it is turned off. If the
+// indicator cannot be driven or stops reading back as lit, capture stops and
+// the recorder enters fault.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"mamoru/capture"
+	"mamoru/hardware"
+	"mamoru/policy"
+	"mamoru/uploader"
+)
+
+// States of the recorder.
+const (
+	StateIdle      = "idle"      // not capturing
+	StateBuffering = "buffering" // capturing into the ring
+	StateIncident  = "incident"  // capturing and writing a clip
+	StateFault     = "fault"     // the indicator failed: not capturing
+)
+
+// Recorder runs the device. Set the fields, then call Run once.
+type Recorder struct {
+	Config    policy.Config
+	Indicator hardware.Indicator
+	Button    hardware.Button // may be nil: presses come only from the control socket
+	Clock     capture.Clock   // nil means the system clock
+	Log       *slog.Logger
+	Version   string
+	// Out, if set, gets one plain line per incident for the person at the
+	// counter: where the clip is and how long it is.
+	Out io.Writer
+	// Ready, if set, is called once the indicator is confirmed and capture
+	// has started.
+	Ready func()
+}
+
+// Paths inside the state directory.
+const (
+	incidentsDir = "incidents"
+	setAsideDir  = ".set-aside"
+	auditFile    = "audit.log"
+	counterFile  = "incident-counter"
+	socketFile   = "control.sock"
+)
+
+// request is a command from the control socket, answered on reply.
+type request struct {
+	op     string
+	source string
+	at     time.Time
+	reply  chan response
+}
+
+type response struct {
+	Status  *Status        `json:"status,omitempty"`
+	Trigger *TriggerResult `json:"trigger,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// TriggerResult answers a press.
+type TriggerResult struct {
+	Incident string    `json:"incident"`
+	Clip     string    `json:"clip"`
+	Extended bool      `json:"extended"`
+	Until    time.Time `json:"until"`
+}
+
+// Status is what `mamoru status` shows.
+type Status struct {
+	State           string                    `json:"state"`
+	Indicator       bool                      `json:"indicator"`
+	BufferedSeconds float64                   `json:"buffered_seconds"`
+	Incidents       []IncidentStatus          `json:"incidents"`
+	PendingUploads  int                       `json:"pending_uploads"`
+	PendingBytes    int64                     `json:"pending_bytes"`
+	Fault           string                    `json:"fault,omitempty"`
+	Sources         map[string]capture.Health `json:"sources"`
+	SetAside        []string                  `json:"set_aside,omitempty"`
+	Device          string                    `json:"device"`
+	Store           string                    `json:"store"`
+	Version         string                    `json:"version"`
+	RingBytes       int                       `json:"ring_bytes"`
+	RingCapacity    int                       `json:"ring_capacity"`
+}
+
+// IncidentStatus is one incident in the outbox.
+type IncidentStatus struct {
+	ID              string    `json:"id"`
+	State           string    `json:"state"`
+	Trigger         string    `json:"trigger"`
+	PressTime       time.Time `json:"press_time"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Clip            string    `json:"clip"`
+	Size            int64     `json:"size"`
+}
+
+// run is the state of one Run; it lives on Run's goroutine except where a
+// field says otherwise.
+type run struct {
+	r      *Recorder
+	log    *slog.Logger
+	loc    *time.Location
+	tl     *capture.Timeline
+	ring   *capture.Ring
+	audit  *Audit
+	outbox uploader.Outbox
+	ids    incidentIDs
+	video  *capture.VideoSource
+	audio  *capture.AudioSource
+	aform  *capture.AudioFormat
+
+	state    string
+	fault    string
+	setAside []string
+	stopCap  func() // stops the sources and waits for them; nil when not capturing
+	cur      *incident
+	lit      indicatorHistory
+}
+
+// indicatorHistory remembers the indicator's changes for the manifests. It
+// is read by incident goroutines.
+type indicatorHistory struct {
+	mu      sync.Mutex // guards changes
+	changes []uploader.IndicatorLog
+}
+
+func (h *indicatorHistory) add(t time.Time, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changes = append(h.changes, uploader.IndicatorLog{Time: t, On: on})
+	if len(h.changes) > 1000 {
+		h.changes = append(h.changes[:0], h.changes[len(h.changes)-500:]...)
+	}
+}
+
+func (h *indicatorHistory) now() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.changes) > 0 && h.changes[len(h.changes)-1].On
+}
+
+// between returns the state at from and every change up to to.
+func (h *indicatorHistory) between(from, to time.Time) []uploader.IndicatorLog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := []uploader.IndicatorLog{{Time: from, On: false}}
+	for _, c := range h.changes {
+		switch {
+		case !c.Time.After(from):
+			out[0].On = c.On
+		case !c.Time.After(to):
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Run records until ctx ends, then finishes any incident, closes capture,
+// turns the indicator off and returns.
+func (r *Recorder) Run(ctx context.Context) error {
+	clock := r.Clock
+	if clock == nil {
+		clock = capture.SystemClock{}
+	}
+	cfg := r.Config
+	state := cfg.Device.StateDir
+	if err := os.MkdirAll(filepath.Join(state, incidentsDir), 0o750); err != nil {
+		return fmt.Errorf("device: state directory: %w", err)
+	}
+	ru := &run{
+		r:      r,
+		log:    r.Log,
+		loc:    cfg.Location(),
+		tl:     capture.NewTimeline(clock),
+		outbox: uploader.Outbox{Dir: filepath.Join(state, incidentsDir)},
+		state:  StateIdle,
+	}
+	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
+	audit, err := ru.openAudit(clock)
+	if err != nil {
+		return err
+	}
+	ru.audit = audit
+	defer audit.Close()
+
+	// Whatever the last run left (a crash, SIGKILL), the indicator starts
+	// from a known state: off.
+	if err := r.Indicator.Set(false); err != nil {
+		ru.log.Error("cannot reset the indicator at start", "err", err)
+	}
+	ru.lit.add(clock.Now(), false)
+	ru.audit.Log("start", "version", r.Version, "device", cfg.Device.ID)
+	ru.recoverIncidents()
+
+	ru.ring = capture.NewRing(cfg.RingBytes(), cfg.RingSpan(), ringFrames(cfg))
+	backoff := policy.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
+	if cfg.Video.Enabled {
+		ru.video = &capture.VideoSource{Config: cfg.Video, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: backoff}
+	}
+	if cfg.Audio.Enabled {
+		ru.audio = &capture.AudioSource{Config: cfg.Audio, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: backoff}
+		f, err := ru.audio.Format()
+		if err != nil {
+			return err
+		}
+		ru.aform = &f
+	}
+
+	reqs := make(chan request)
+	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, r.Log)
+	if err != nil {
+		return err
+	}
+	ctlDone := make(chan struct{})
+	go func() { defer close(ctlDone); ctl.serve(ctx) }()
+	defer func() { ctl.close(); <-ctlDone }()
+
+	presses := make(chan hardware.Press)
+	buttonCtx, stopButton := context.WithCancel(ctx)
+	buttonDone := make(chan struct{})
+	go func() {
+		defer close(buttonDone)
+		if r.Button != nil {
+			if err := r.Button.Run(buttonCtx, presses); err != nil {
+				r.Log.Error("button failed", "err", err)
+			}
+		}
+	}()
+	defer func() { stopButton(); <-buttonDone }()
+
+	ru.startCapture(ctx)
+	if r.Ready != nil {
+		r.Ready()
+	}
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	lastRetry := clock.Now()
+	for {
+		var curDone <-chan struct{}
+		if ru.cur != nil {
+			curDone = ru.cur.done
+		}
+		select {
+		case <-ctx.Done():
+			ru.stopCapture("shutdown")
+			ru.audit.Log("stop")
+			if err := r.Indicator.Halt(); err != nil {
+				ru.log.Error("cannot halt the indicator", "err", err)
+			}
+			return nil
+		case p := <-presses:
+			if _, err := ru.press(ctx, p.Time, p.Source); err != nil {
+				ru.log.Warn("press not recorded", "source", p.Source, "err", err)
+			}
+		case q := <-reqs:
+			switch q.op {
+			case "trigger":
+				res, err := ru.press(ctx, q.at, q.source)
+				if err != nil {
+					q.reply <- response{Error: err.Error()}
+				} else {
+					q.reply <- response{Trigger: &res}
+				}
+			case "status":
+				st := ru.status()
+				q.reply <- response{Status: &st}
+			default:
+				q.reply <- response{Error: fmt.Sprintf("unknown request %q", q.op)}
+			}
+		case <-curDone:
+			ru.incidentDone()
+		case <-check.C:
+			ru.checkIndicator()
+			if ru.state == StateFault && clock.Now().Sub(lastRetry) >= 5*time.Second {
+				lastRetry = clock.Now()
+				ru.startCapture(ctx)
+			}
+		}
+	}
+}
+
+// ringFrames bounds the ring's index: every video frame and audio block of
+// the span, twice over.
+func ringFrames(cfg policy.Config) int {
+	perSecond := 0
+	if cfg.Video.Enabled {
+		perSecond += cfg.Video.FPS
+	}
+	if cfg.Audio.Enabled {
+		perSecond += int(time.Second / capture.AudioBlock)
+	}
+	return 2 * perSecond * int(cfg.RingSpan()/time.Second+1)
+}
+
+func (ru *run) openAudit(clock capture.Clock) (*Audit, error) {
+	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
+	a, err := OpenAudit(path, clock.Now)
+	if !errors.Is(err, ErrAuditChain) {
+		return a, err
+	}
+	// A broken chain is kept as evidence and a new chain begins that says so.
+	kept := fmt.Sprintf("%s.broken-%s", path, clock.Now().UTC().Format("20060102T150405Z"))
+	if rerr := os.Rename(path, kept); rerr != nil {
+		return nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
+	}
+	ru.log.Error("audit log chain broken; kept it aside and started a new one", "err", err, "kept", kept)
+	a, err = OpenAudit(path, clock.Now)
+	if err == nil {
+		a.Log("audit_broken", "kept", filepath.Base(kept), "err", err2s(err))
+	}
+	return a, err
+}
+
+func err2s(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// startCapture turns the indicator on, confirms it, and only then opens the
+// camera and microphone.
+func (ru *run) startCapture(ctx context.Context) {
+	if ru.stopCap != nil {
+		return
+	}
+	ind := ru.r.Indicator
+	err := ind.Set(true)
+	if err == nil {
+		var lit bool
+		lit, err = ind.Lit()
+		if err == nil && !lit {
+			err = fmt.Errorf("%w: set on, reads back off", hardware.ErrIndicatorFault)
+		}
+	}
+	if err != nil {
+		ru.enterFault(err)
+		return
+	}
+	ru.lit.add(ru.tl.Wall(ru.tl.Now()), true)
+	ru.audit.Log("indicator", "on", "true")
+
+	capCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if ru.video != nil {
+		wg.Go(func() { ru.video.Run(capCtx) })
+	}
+	if ru.audio != nil {
+		wg.Go(func() { ru.audio.Run(capCtx) })
+	}
+	ru.stopCap = func() { cancel(); wg.Wait() }
+	ru.audit.Log("capture", "state", "started", "video", fmt.Sprint(ru.video != nil), "audio", fmt.Sprint(ru.audio != nil))
+	ru.state, ru.fault = StateBuffering, ""
+	ru.log.Info("capturing", "video", ru.video != nil, "audio", ru.audio != nil, "pre_seconds", ru.r.Config.Capture.PreSeconds)
+}
+
+// stopCapture ends any incident, closes the camera and microphone, and only
+// then turns the indicator off.
+func (ru *run) stopCapture(reason string) {
+	if ru.cur != nil {
+		ru.cur.stop(ru.tl.Now())
+		<-ru.cur.done
+		ru.incidentDone()
+	}
+	if ru.stopCap != nil {
+		ru.stopCap()
+		ru.stopCap = nil
+		ru.audit.Log("capture", "state", "stopped", "reason", reason)
+	}
+	ru.ring.Reset()
+	if err := ru.r.Indicator.Set(false); err != nil {
+		ru.log.Error("cannot turn the indicator off", "err", err)
+		ru.audit.Log("indicator", "on", "unknown", "err", err.Error())
+	} else {
+		ru.audit.Log("indicator", "on", "false")
+	}
+	ru.lit.add(ru.tl.Wall(ru.tl.Now()), false)
+	if ru.state != StateFault {
+		ru.state = StateIdle
+	}
+}
+
+func (ru *run) enterFault(err error) {
+	first := ru.state != StateFault
+	ru.state, ru.fault = StateFault, err.Error()
+	ru.stopCapture("fault: " + err.Error())
+	if first {
+		ru.log.Error("indicator fault: capture stopped", "err", err)
+		ru.audit.Log("fault", "err", err.Error())
+	}
+}
+
+// checkIndicator reads the indicator back while capturing: if it is not
+// lit, capture must stop.
+func (ru *run) checkIndicator() {
+	if ru.stopCap == nil {
+		return
+	}
+	lit, err := ru.r.Indicator.Lit()
+	if err == nil && !lit {
+		err = fmt.Errorf("%w: reads back off while capturing", hardware.ErrIndicatorFault)
+	}
+	if err != nil {
+		ru.enterFault(err)
+	}
+}
+
+// press raises an incident or extends the current one.
+func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerResult, error) {
+	cfg := ru.r.Config
+	wall := ru.tl.Wall(ru.tl.Of(at)).In(ru.loc)
+	pr := uploader.Press{Time: wall, Source: source}
+	if ru.stopCap == nil {
+		ru.audit.Log("press", "source", source, "result", "refused", "state", ru.state)
+		if ru.fault != "" {
+			return TriggerResult{}, fmt.Errorf("not recording (state %s: %s)", ru.state, ru.fault)
+		}
+		return TriggerResult{}, fmt.Errorf("not recording (state %s)", ru.state)
+	}
+	t := ru.tl.Of(at)
+	post := time.Duration(cfg.Capture.PostSeconds) * time.Second
+	if ru.cur != nil && ru.cur.extend(t, pr) {
+		end, _ := ru.cur.state()
+		ru.audit.Log("press", "source", source, "incident", ru.cur.id, "result", "extended")
+		return TriggerResult{Incident: ru.cur.id, Clip: filepath.Join(ru.cur.dir, uploader.ClipFile), Extended: true, Until: ru.tl.Wall(end).In(ru.loc)}, nil
+	}
+	id, err := ru.ids.next(wall)
+	if err != nil {
+		return TriggerResult{}, err
+	}
+	dir := filepath.Join(ru.outbox.Dir, id)
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		return TriggerResult{}, fmt.Errorf("create incident directory: %w", err)
+	}
+	pre := time.Duration(cfg.Capture.PreSeconds) * time.Second
+	start, seq, ok := ru.ring.Start(t - pre)
+	if !ok {
+		start, seq = t, ru.ring.Stats().NextSeq
+	}
+	m := uploader.Manifest{
+		Version: 1, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
+		State: uploader.StateRecording, Trigger: source, PressTime: wall, Presses: []uploader.Press{pr},
+		ClipStart: ru.tl.Wall(start).In(ru.loc), Clip: uploader.ClipDigest{File: uploader.ClipFile},
+		Software: ru.r.Version,
+	}
+	if err := uploader.WriteManifest(dir, m); err != nil {
+		return TriggerResult{}, err
+	}
+	in := &incident{
+		id: id, dir: dir, ring: ru.ring, tl: ru.tl, log: ru.log,
+		params: capture.ClipParams{
+			Path: filepath.Join(dir, uploader.ClipFile), Ring: ru.ring, Start: start, Seq: seq,
+			Audio: ru.aform, VideoPeriod: time.Second / time.Duration(max(cfg.Video.FPS, 1)), Created: wall,
+		},
+		post:     post,
+		limit:    start + time.Duration(cfg.Capture.MaxIncidentSeconds)*time.Second,
+		end:      min(t+post, start+time.Duration(cfg.Capture.MaxIncidentSeconds)*time.Second),
+		manifest: m,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	ru.cur = in
+	ru.state = StateIncident
+	go in.run(ctx, ru.lit.between)
+	ru.audit.Log("press", "source", source, "incident", id, "result", "incident")
+	ru.audit.Log("incident", "id", id, "state", "recording")
+	ru.log.Info("incident", "id", id, "source", source, "clip_start", m.ClipStart, "pre", (t - start).Round(time.Millisecond))
+	return TriggerResult{Incident: id, Clip: in.params.Path, Until: ru.tl.Wall(in.end).In(ru.loc)}, nil
+}
+
+func (ru *run) incidentDone() {
+	in := ru.cur
+	ru.cur = nil
+	if ru.state == StateIncident {
+		ru.state = StateBuffering
+	}
+	_, m := in.state()
+	if in.err != nil {
+		ru.log.Error("incident clip failed; what was written stays on disk and is recovered at the next start", "id", in.id, "err", in.err)
+		ru.audit.Log("incident", "id", in.id, "state", "failed", "err", in.err.Error())
+		if ru.r.Out != nil {
+			fmt.Fprintf(ru.r.Out, "incident %s: clip FAILED: %v\n", in.id, in.err)
+		}
+		return
+	}
+	ru.audit.Log("incident", "id", in.id, "state", m.State, "sha256", m.Clip.SHA256)
+	ru.log.Info("incident saved", "id", in.id, "clip", in.params.Path, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
+	if ru.r.Out != nil {
+		fmt.Fprintf(ru.r.Out, "incident %s saved: %s (%.1f s, %d bytes)\n", in.id, in.params.Path, m.DurationSeconds, m.Clip.Size)
+	}
+}
+
+func (ru *run) status() Status {
+	cfg := ru.r.Config
+	rs := ru.ring.Stats()
+	st := Status{
+		State:           ru.state,
+		Indicator:       ru.lit.now(),
+		BufferedSeconds: rs.Buffered.Seconds(),
+		Incidents:       []IncidentStatus{},
+		Fault:           ru.fault,
+		Sources:         map[string]capture.Health{},
+		SetAside:        ru.setAside,
+		Device:          cfg.Device.ID,
+		Store:           cfg.Device.Store,
+		Version:         ru.r.Version,
+		RingBytes:       rs.Bytes,
+		RingCapacity:    rs.Capacity,
+	}
+	if ru.video != nil {
+		st.Sources["video"] = ru.video.Health()
+	}
+	if ru.audio != nil {
+		st.Sources["audio"] = ru.audio.Health()
+	}
+	incidents, _, err := ru.outbox.List()
+	if err != nil {
+		ru.log.Error("cannot list incidents", "err", err)
+	}
+	for i := len(incidents) - 1; i >= 0 && len(st.Incidents) < 20; i-- {
+		m := incidents[i].Manifest
+		st.Incidents = append(st.Incidents, IncidentStatus{ID: m.Incident, State: m.State, Trigger: m.Trigger, PressTime: m.PressTime,
+			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, uploader.ClipFile), Size: m.Clip.Size})
+	}
+	for _, in := range incidents {
+		if in.Manifest.State != uploader.StateRecording {
+			st.PendingUploads++
+			st.PendingBytes += in.Manifest.Clip.Size
+		}
+	}
+	return st
+}

@@ -1,0 +1,295 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mamoru/capture/cliptest"
+	"mamoru/hardware"
+	"mamoru/policy"
+	"mamoru/uploader"
+)
+
+// testConfig is a small real recorder: ffmpeg's test pattern and miniaudio's
+// null microphone.
+func testConfig(t *testing.T) policy.Config {
+	c := policy.Default()
+	c.Device.ID, c.Device.Store = "test-counter", "test-store"
+	c.Device.StateDir = t.TempDir()
+	c.Capture.PreSeconds, c.Capture.PostSeconds = 3, 2
+	c.Video.Source = policy.SourceTestsrc
+	c.Video.Width, c.Video.Height, c.Video.FPS = 320, 240, 30
+	c.Video.BitrateKbps, c.Video.KeyframeInterval = 500, 15
+	c.Audio.Backend = policy.BackendNull
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// started runs a recorder in the background and stops it at the test's end.
+type started struct {
+	rec  *Recorder
+	sim  *hardware.Sim
+	done chan error
+	stop context.CancelFunc
+}
+
+func start(t *testing.T, cfg policy.Config) *started {
+	t.Helper()
+	sim := &hardware.Sim{}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &started{sim: sim, done: make(chan error, 1), stop: cancel}
+	s.rec = &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test"}
+	go func() { s.done <- s.rec.Run(ctx) }()
+	t.Cleanup(func() { s.shutdown(t) })
+	return s
+}
+
+func (s *started) shutdown(t *testing.T) {
+	s.stop()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		s.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("recorder did not stop within 30 s")
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// waitFor polls the recorder's status until cond holds. It waits on real
+// media arriving, so it is bounded generously and never asserts a time.
+func waitFor(t *testing.T, cfg policy.Config, what string, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := GetStatus(ctx, cfg.Device.StateDir)
+		cancel()
+		if err == nil && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: last status %+v, err %v", what, st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestIncidentClip(t *testing.T) {
+	cfg := testConfig(t)
+	start(t, cfg)
+	pre, post := float64(cfg.Capture.PreSeconds), float64(cfg.Capture.PostSeconds)
+	waitFor(t, cfg, "a full pre-roll of video", func(s Status) bool {
+		return s.Sources["video"].Frames > uint64((pre+2)*float64(cfg.Video.FPS))
+	})
+
+	res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, cfg, "the incident to finish", func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+	})
+	if st.PendingUploads != 1 {
+		t.Errorf("pending_uploads = %d, want 1", st.PendingUploads)
+	}
+	dir := filepath.Dir(res.Clip)
+	m, err := uploader.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Trigger != "cli" || m.Device != "test-counter" || m.Store != "test-store" || m.Incident != res.Incident {
+		t.Errorf("manifest = %+v", m)
+	}
+	if _, off := m.PressTime.Zone(); off != 9*3600 {
+		t.Errorf("press time %v is not in Asia/Tokyo", m.PressTime)
+	}
+	gop := float64(cfg.Video.KeyframeInterval) / float64(cfg.Video.FPS)
+	frame := 1 / float64(cfg.Video.FPS)
+
+	// The clip starts at the key frame at or before press − pre (within one
+	// GOP of it) and ends at or after press + post − one frame.
+	if lead := m.PressTime.Sub(m.ClipStart).Seconds(); lead < pre || lead > pre+gop+frame {
+		t.Errorf("clip starts %.3f s before the press, want between %.1f and %.3f", lead, pre, pre+gop+frame)
+	}
+	if tail := m.ClipEnd.Sub(m.PressTime).Seconds(); tail < post-frame {
+		t.Errorf("clip ends %.3f s after the press, want at least %.3f", tail, post-frame)
+	}
+	if len(m.Indicator) == 0 || !m.Indicator[0].On {
+		t.Errorf("manifest indicator log = %+v, want lit from the clip's start", m.Indicator)
+	}
+
+	// The judges.
+	info := cliptest.Probe(t, res.Clip)
+	v, okV := info.Stream("video")
+	a, okA := info.Stream("audio")
+	if !okV || v.CodecName != "h264" || v.Width != 320 || v.Height != 240 {
+		t.Errorf("video stream = %+v, want h264 320x240", v)
+	}
+	if !okA || a.CodecName != "flac" || a.SampleRate != 48000 || a.Channels != 1 {
+		t.Errorf("audio stream = %+v, want flac 48000 Hz mono", a)
+	}
+	if want := m.DurationSeconds; info.Duration < want-gop || info.Duration > want+gop {
+		t.Errorf("ffprobe duration %.3f, manifest %.3f: more than a GOP apart", info.Duration, want)
+	}
+	if want := pre + post; info.Duration < want-frame || info.Duration > want+gop+0.5 {
+		t.Errorf("clip lasts %.3f s, want pre+post = %.0f s within a GOP", info.Duration, want)
+	}
+	if out := cliptest.DecodeErrors(t, res.Clip); out != "" {
+		t.Errorf("ffmpeg decode errors:\n%s", out)
+	}
+	checkGaps(t, res.Clip, frame)
+	pb := cliptest.Play(t, res.Clip)
+	if !pb.Ended || pb.VideoDecodedBytes == 0 || pb.AudioDecodedBytes == 0 {
+		t.Errorf("Chromium playback = %+v, want ended with both tracks decoded", pb)
+	}
+	if m.Clip.Size != info.Size || len(m.Clip.SHA256) != 64 {
+		t.Errorf("manifest clip = %+v, file is %d bytes", m.Clip, info.Size)
+	}
+
+	auditOrder(t, cfg)
+}
+
+// checkGaps fails if a video frame is missing (a gap over 1.5 frame
+// intervals) or audio has a hole over 10 ms.
+func checkGaps(t *testing.T, clip string, frame float64) {
+	t.Helper()
+	for _, kind := range []string{"video", "audio"} {
+		pk := cliptest.Packets(t, clip, kind)
+		limit := 1.5 * frame
+		if kind == "audio" {
+			limit = 0.020 + 0.010 // one 20 ms block plus at most 10 ms of hole
+		}
+		for i := 1; i < len(pk); i++ {
+			if gap := pk[i].PTS - pk[i-1].PTS; gap > limit {
+				t.Errorf("%s gap of %.1f ms at %.3f s", kind, gap*1000, pk[i-1].PTS)
+			}
+		}
+	}
+}
+
+// auditOrder checks the interlock in the audit log: the indicator went on
+// before capture started, and capture stopped before it went off.
+func auditOrder(t *testing.T, cfg policy.Config) {
+	t.Helper()
+	path := filepath.Join(cfg.Device.StateDir, auditFile)
+	if _, err := VerifyAudit(path); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := readAudit(path)
+	lit, capturing := false, false
+	for _, e := range entries {
+		switch {
+		case e.Event == "indicator":
+			lit = e.Fields["on"] == "true"
+			if !lit && capturing {
+				t.Errorf("audit %d: indicator off while capturing", e.Seq)
+			}
+		case e.Event == "capture" && e.Fields["state"] == "started":
+			if !lit {
+				t.Errorf("audit %d: capture started with the indicator off", e.Seq)
+			}
+			capturing = true
+		case e.Event == "capture" && e.Fields["state"] == "stopped":
+			capturing = false
+		}
+	}
+}
+
+func TestIndicatorFaultStopsCapture(t *testing.T) {
+	cfg := testConfig(t)
+	s := start(t, cfg)
+	waitFor(t, cfg, "buffering", func(s Status) bool { return s.State == StateBuffering && s.BufferedSeconds > 0.5 })
+
+	s.sim.Fail(errors.New("LED driver unplugged"))
+	st := waitFor(t, cfg, "fault", func(s Status) bool { return s.State == StateFault })
+	if st.Indicator || !strings.Contains(st.Fault, "LED driver unplugged") {
+		t.Errorf("status = %+v, want indicator off and the fault named", st)
+	}
+	st = waitFor(t, cfg, "sources closed", func(s Status) bool {
+		return !s.Sources["video"].Running && !s.Sources["audio"].Running && s.BufferedSeconds == 0
+	})
+	if _, err := Trigger(context.Background(), cfg.Device.StateDir, "cli"); err == nil {
+		t.Error("a press during a fault raised an incident with the indicator off")
+	}
+
+	// Once the indicator works again, capture resumes behind it.
+	s.sim.Fail(nil)
+	waitFor(t, cfg, "capture to resume", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
+	s.shutdown(t)
+	auditOrder(t, cfg)
+}
+
+func TestAudioOnlyAndVideoOnly(t *testing.T) {
+	for _, tc := range []struct{ name, kind string }{{"audio only", "audio"}, {"video only", "video"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
+			cfg.Video.Enabled = tc.kind == "video"
+			cfg.Audio.Enabled = tc.kind == "audio"
+			start(t, cfg)
+			waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+			res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, cfg, "the clip", func(s Status) bool {
+				return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+			})
+			info := cliptest.Probe(t, res.Clip)
+			if len(info.Streams) != 1 || info.Streams[0].CodecType != tc.kind {
+				t.Errorf("streams = %+v, want only %s", info.Streams, tc.kind)
+			}
+			if out := cliptest.DecodeErrors(t, res.Clip); out != "" {
+				t.Errorf("decode errors: %s", out)
+			}
+		})
+	}
+}
+
+func TestPressDuringIncidentExtendsIt(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds, cfg.Capture.MaxIncidentSeconds = 1, 2, 5
+	start(t, cfg)
+	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+	first, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the second press comes a second later, as a person's would
+	second, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Extended || second.Incident != first.Incident || !second.Until.After(first.Until) {
+		t.Errorf("second press = %+v, want it to extend %+v", second, first)
+	}
+	waitFor(t, cfg, "the clip", func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+	})
+	m, _ := uploader.ReadManifest(filepath.Dir(first.Clip))
+	if len(m.Presses) != 2 {
+		t.Errorf("manifest presses = %+v, want 2", m.Presses)
+	}
+	// pre + 1 s + post, within a GOP, and never over max_incident_seconds.
+	if m.DurationSeconds < 3.9 || m.DurationSeconds > float64(cfg.Capture.MaxIncidentSeconds) {
+		t.Errorf("extended clip lasts %.2f s, want about 4 and at most %d", m.DurationSeconds, cfg.Capture.MaxIncidentSeconds)
+	}
+}

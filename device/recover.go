@@ -1,0 +1,88 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"mamoru/capture"
+	"mamoru/capture/mp4"
+	"mamoru/uploader"
+)
+
+// recoverIncidents looks at every incident directory the last run left.
+// A clip whose recording never finished (power cut, SIGKILL) is cut after
+// its last complete fragment and finalized; a directory that cannot be made
+// sense of is moved aside and reported. Neither stops the recorder.
+func (ru *run) recoverIncidents() {
+	entries, err := os.ReadDir(ru.outbox.Dir)
+	if err != nil {
+		ru.log.Error("cannot read incidents", "err", err)
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name()[0] == '.' {
+			continue
+		}
+		dir := filepath.Join(ru.outbox.Dir, e.Name())
+		m, err := uploader.ReadManifest(dir)
+		if err == nil && m.State != uploader.StateRecording {
+			continue
+		}
+		if err != nil {
+			// The manifest is written before the clip, so a directory
+			// without one holds nothing worth keeping in place.
+			ru.putAside(dir, err)
+			continue
+		}
+		if err := ru.recoverClip(dir, &m); err != nil {
+			ru.putAside(dir, err)
+			continue
+		}
+		ru.log.Warn("recovered an incident cut short", "id", m.Incident, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds))
+		ru.audit.Log("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
+	}
+}
+
+func (ru *run) recoverClip(dir string, m *uploader.Manifest) error {
+	f, err := os.OpenFile(filepath.Join(dir, uploader.ClipFile), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	info, err := mp4.Recover(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("recover clip: %w", err)
+	}
+	m.State = uploader.StateRecovered
+	p := capture.ClipParams{}
+	if info.Audio.Samples > 0 {
+		c := ru.r.Config.Audio
+		p.Audio = &capture.AudioFormat{SampleRate: c.SampleRate, Channels: c.Channels}
+	}
+	describe(m, info, p)
+	m.ClipEnd = m.ClipStart.Add(info.Duration)
+	m.Notes = append(m.Notes, "the recorder stopped while recording (power cut or crash); the clip ends at its last complete fragment")
+	if err := digest(dir, m); err != nil {
+		return err
+	}
+	return uploader.WriteManifest(dir, *m)
+}
+
+// putAside moves a directory the recorder cannot use out of the outbox, so
+// it is kept for a person to look at and never blocks anything.
+func (ru *run) putAside(dir string, why error) {
+	aside := filepath.Join(ru.outbox.Dir, setAsideDir)
+	os.MkdirAll(aside, 0o750)
+	to := filepath.Join(aside, filepath.Base(dir))
+	if err := os.Rename(dir, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+		ru.log.Error("cannot set aside a broken incident", "dir", dir, "err", err)
+		return
+	}
+	ru.setAside = append(ru.setAside, to)
+	ru.log.Error("incident directory set aside", "dir", dir, "moved_to", to, "why", why)
+	ru.audit.Log("incident_set_aside", "dir", filepath.Base(dir), "why", why.Error())
+}

@@ -1,0 +1,185 @@
+// Package uploader owns the outbox: the incident directories on disk, each
+// holding clip.mp4 and manifest.json, waiting to be shipped to S3-compatible
+// storage. A directory's manifest says whether its clip is still being
+// recorded or is final.
+package uploader
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Manifest states.
+const (
+	StateRecording = "recording" // the clip is still growing
+	StateComplete  = "complete"  // the clip is final
+	StateRecovered = "recovered" // the recorder died while recording; the clip was cut at its last complete fragment
+)
+
+// ManifestFile and ClipFile are the names inside an incident directory.
+const (
+	ManifestFile = "manifest.json"
+	ClipFile     = "clip.mp4"
+)
+
+// Manifest describes one incident and its clip.
+type Manifest struct {
+	Version         int            `json:"version"`
+	Device          string         `json:"device"`
+	Store           string         `json:"store"`
+	Incident        string         `json:"incident"`
+	State           string         `json:"state"`
+	Trigger         string         `json:"trigger"`
+	PressTime       time.Time      `json:"press_time"`
+	Presses         []Press        `json:"presses"`
+	ClipStart       time.Time      `json:"clip_start"`
+	ClipEnd         time.Time      `json:"clip_end,omitzero"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	Tracks          []Track        `json:"tracks"`
+	Clip            ClipDigest     `json:"clip"`
+	Indicator       []IndicatorLog `json:"indicator"`
+	Software        string         `json:"software_version"`
+	PreRollSyncedMS float64        `json:"preroll_synced_ms,omitzero"`
+	Notes           []string       `json:"notes,omitempty"`
+}
+
+// Press is one press that raised or extended the incident.
+type Press struct {
+	Time   time.Time `json:"time"`
+	Source string    `json:"source"`
+}
+
+// Track describes one track of the clip.
+type Track struct {
+	Kind            string  `json:"kind"` // "video" or "audio"
+	Codec           string  `json:"codec"`
+	Width           int     `json:"width,omitempty"`
+	Height          int     `json:"height,omitempty"`
+	SampleRate      int     `json:"sample_rate,omitempty"`
+	Channels        int     `json:"channels,omitempty"`
+	Frames          int     `json:"frames"`            // video frames, or FLAC frames
+	Samples         int64   `json:"samples,omitempty"` // audio samples per channel
+	StartSeconds    float64 `json:"start_seconds"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// ClipDigest identifies the clip's bytes.
+type ClipDigest struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256,omitempty"`
+	Size   int64  `json:"size"`
+}
+
+// IndicatorLog is the indicator's state from Time on.
+type IndicatorLog struct {
+	Time time.Time `json:"time"`
+	On   bool      `json:"on"`
+}
+
+// Outbox is the directory of incidents.
+type Outbox struct {
+	Dir string
+}
+
+// Incident is one directory of the outbox.
+type Incident struct {
+	Dir      string
+	Manifest Manifest
+}
+
+// ErrBadManifest means an incident directory's manifest is missing or
+// unreadable.
+var ErrBadManifest = errors.New("uploader: bad manifest")
+
+// ReadManifest reads dir's manifest.
+func ReadManifest(dir string) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return m, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %s: %v", ErrBadManifest, filepath.Join(dir, ManifestFile), err)
+	}
+	if m.Incident != filepath.Base(dir) {
+		return m, fmt.Errorf("%w: %s names incident %q", ErrBadManifest, filepath.Join(dir, ManifestFile), m.Incident)
+	}
+	return m, nil
+}
+
+// WriteManifest writes dir's manifest durably: to a temporary file, synced,
+// renamed over the old one, and the directory synced.
+func WriteManifest(dir string, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
+}
+
+// WriteFileAtomic replaces path with data so that after a power cut path
+// holds either the old or the new bytes.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a directory's entries durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// List returns the outbox's incidents, oldest first. Directories whose
+// manifest cannot be read are returned in bad.
+func (o Outbox) List() (incidents []Incident, bad []string, err error) {
+	entries, err := os.ReadDir(o.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("uploader: list outbox: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name()[0] == '.' {
+			continue
+		}
+		dir := filepath.Join(o.Dir, e.Name())
+		m, err := ReadManifest(dir)
+		if err != nil {
+			bad = append(bad, dir)
+			continue
+		}
+		incidents = append(incidents, Incident{Dir: dir, Manifest: m})
+	}
+	slices.SortFunc(incidents, func(a, b Incident) int { return strings.Compare(a.Manifest.Incident, b.Manifest.Incident) })
+	return incidents, bad, nil
+}
