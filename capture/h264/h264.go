@@ -1,0 +1,81 @@
+// Package h264 cuts a live H.264 Annex B byte stream (ITU-T H.264 Annex B), as
+// an encoder writes it to a pipe, into access units, turns an access unit into
+// an MP4 sample, and reads the sequence parameter set.
+//
+// Everything here reads bytes from outside the program: no input makes it
+// panic, and memory stays bounded whatever the stream holds. A Parser does not
+// allocate once its buffers have grown to fit the stream's largest access
+// unit.
+package h264
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// NAL unit types (ITU-T H.264 Table 7-1) that callers look for. The type is
+// the low five bits of a NAL unit's first byte: nal[0] & 0x1f.
+const (
+	NALSlice  = 1  // coded slice of a non-IDR picture
+	NALIDR    = 5  // coded slice of an IDR picture
+	NALSEI    = 6  // supplemental enhancement information
+	NALSPS    = 7  // sequence parameter set
+	NALPPS    = 8  // picture parameter set
+	NALAUD    = 9  // access unit delimiter
+	NALFiller = 12 // filler data
+)
+
+// nalPartitionA is a coded slice data partition A: it carries the slice
+// header, so it can begin a picture as types 1 and 5 can.
+const nalPartitionA = 2
+
+// Sentinel errors returned, wrapped with detail, by Parser.Next and ParseSPS.
+var (
+	// ErrNoStartCode means the stream does not begin with H.264 Annex B: no
+	// start code within Parser.StartCodeWindow bytes of its start.
+	ErrNoStartCode = errors.New("h264: no start code")
+	// ErrAccessUnitTooLarge means an access unit exceeds
+	// Parser.MaxAccessUnitSize bytes or MaxNALUnits NAL units.
+	ErrAccessUnitTooLarge = errors.New("h264: access unit too large")
+	// ErrInvalidSPS means ParseSPS was given bytes that are not a sequence
+	// parameter set it can read.
+	ErrInvalidSPS = errors.New("h264: invalid SPS")
+)
+
+// An AccessUnit is the NAL units of one coded picture, with what callers need
+// to know about them.
+type AccessUnit struct {
+	// NALUs are the access unit's NAL units in stream order, each without its
+	// start code and trailing zero bytes, and never empty. They alias the
+	// Parser's buffer and are valid until the next call to Next.
+	NALUs [][]byte
+	// IDR reports whether the access unit holds a slice of an IDR picture.
+	IDR bool
+	// HasBSlice reports whether a slice header in the access unit has a B
+	// slice_type (1 or 6). Clips carry no composition offsets, so such a
+	// stream plays out of order.
+	HasBSlice bool
+	// SPS and PPS are the first sequence and picture parameter set NAL units
+	// in the access unit, or nil; they alias NALUs.
+	SPS, PPS []byte
+}
+
+// AppendAVCC appends au to dst as an MP4 sample (ISO/IEC 14496-15): each NAL
+// unit as a 4-byte big-endian length and then its bytes. Access unit
+// delimiters and filler data are dropped; SPS, PPS and SEI stay in-band. It
+// does not allocate when dst has room. NAL units must be shorter than 4 GiB,
+// which those from a Parser are.
+func AppendAVCC(dst []byte, au AccessUnit) []byte {
+	for _, nal := range au.NALUs {
+		if len(nal) == 0 {
+			continue
+		}
+		switch nal[0] & 0x1f {
+		case NALAUD, NALFiller:
+			continue
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(nal)))
+		dst = append(dst, nal...)
+	}
+	return dst
+}
