@@ -29,6 +29,10 @@ type VideoSource struct {
 	Ring     *Ring
 	Log      *slog.Logger
 	Backoff  policy.Backoff
+	// FirstIDR is how long a new child may take to send its first IDR frame
+	// (0: 10 s or three key frame intervals, whichever is longer); Stall is
+	// how long the stream may then pause (0: 5 s or ten frames).
+	FirstIDR, Stall time.Duration
 
 	health healthBox
 }
@@ -93,8 +97,13 @@ func (v *VideoSource) session(ctx context.Context) error {
 
 	period := time.Second / time.Duration(v.Config.FPS)
 	gop := time.Duration(v.Config.KeyframeInterval) * period
-	firstIDR := max(10*time.Second, 3*gop)
-	stallAfter := max(5*time.Second, 10*period)
+	firstIDR, stallAfter := v.FirstIDR, v.Stall
+	if firstIDR <= 0 {
+		firstIDR = max(10*time.Second, 3*gop)
+	}
+	if stallAfter <= 0 {
+		stallAfter = max(5*time.Second, 10*period)
+	}
 
 	var mu sync.Mutex // guards lastFrame and sawIDR between the reader and the watchdog
 	started := v.Timeline.Now()

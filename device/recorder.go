@@ -92,6 +92,7 @@ type Status struct {
 	Fault           string                    `json:"fault,omitempty"`
 	Sources         map[string]capture.Health `json:"sources"`
 	SetAside        []string                  `json:"set_aside,omitempty"`
+	IncidentError   string                    `json:"incident_error,omitempty"`
 	Device          string                    `json:"device"`
 	Store           string                    `json:"store"`
 	Version         string                    `json:"version"`
@@ -128,9 +129,11 @@ type run struct {
 	state    string
 	fault    string
 	setAside []string
-	stopCap  func() // stops the sources and waits for them; nil when not capturing
-	cur      *incident
-	lit      indicatorHistory
+	// incidentErr is the last incident's failure, shown in status.
+	incidentErr string
+	stopCap     func() // stops the sources and waits for them; nil when not capturing
+	cur         *incident
+	lit         indicatorHistory
 }
 
 // indicatorHistory remembers the indicator's changes for the manifests. It
@@ -492,17 +495,23 @@ func (ru *run) incidentDone() {
 	}
 	_, m := in.state()
 	if in.err != nil {
-		ru.log.Error("incident clip failed; what was written stays on disk and is recovered at the next start", "id", in.id, "err", in.err)
-		ru.audit.Log("incident", "id", in.id, "state", "failed", "err", in.err.Error())
-		if ru.r.Out != nil {
-			fmt.Fprintf(ru.r.Out, "incident %s: clip FAILED: %v\n", in.id, in.err)
+		// Keep what was written: cut the clip after its last complete
+		// fragment now, rather than at the next start.
+		ru.incidentErr = fmt.Sprintf("incident %s: %v", in.id, in.err)
+		ru.log.Error("incident clip failed; keeping what was written", "id", in.id, "err", in.err)
+		if rerr := recoverClip(in.dir, &m, ru.r.Config.Audio, "writing the clip failed: "+in.err.Error()); rerr != nil {
+			ru.log.Error("cannot finalize the partial clip; it is recovered at the next start", "id", in.id, "err", rerr)
+			ru.audit.Log("incident", "id", in.id, "state", "failed", "err", in.err.Error())
+			if ru.r.Out != nil {
+				fmt.Fprintf(ru.r.Out, "incident %s: clip FAILED: %v\n", in.id, in.err)
+			}
+			return
 		}
-		return
 	}
 	ru.audit.Log("incident", "id", in.id, "state", m.State, "sha256", m.Clip.SHA256)
-	ru.log.Info("incident saved", "id", in.id, "clip", in.params.Path, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
+	ru.log.Info("incident saved", "id", in.id, "state", m.State, "clip", in.params.Path, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
 	if ru.r.Out != nil {
-		fmt.Fprintf(ru.r.Out, "incident %s saved: %s (%.1f s, %d bytes)\n", in.id, in.params.Path, m.DurationSeconds, m.Clip.Size)
+		fmt.Fprintf(ru.r.Out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", in.id, m.State, in.params.Path, m.DurationSeconds, m.Clip.Size)
 	}
 }
 
@@ -517,6 +526,7 @@ func (ru *run) status() Status {
 		Fault:           ru.fault,
 		Sources:         map[string]capture.Health{},
 		SetAside:        ru.setAside,
+		IncidentError:   ru.incidentErr,
 		Device:          cfg.Device.ID,
 		Store:           cfg.Device.Store,
 		Version:         ru.r.Version,

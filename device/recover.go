@@ -8,6 +8,7 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/mp4"
+	"mamoru/policy"
 	"mamoru/uploader"
 )
 
@@ -36,7 +37,7 @@ func (ru *run) recoverIncidents() {
 			ru.putAside(dir, err)
 			continue
 		}
-		if err := ru.recoverClip(dir, &m); err != nil {
+		if err := recoverClip(dir, &m, ru.r.Config.Audio, "the recorder stopped while recording (power cut or crash)"); err != nil {
 			ru.putAside(dir, err)
 			continue
 		}
@@ -45,7 +46,9 @@ func (ru *run) recoverIncidents() {
 	}
 }
 
-func (ru *run) recoverClip(dir string, m *uploader.Manifest) error {
+// recoverClip cuts an unfinished clip after its last complete fragment,
+// finalizes it and writes its manifest in state recovered, saying why.
+func recoverClip(dir string, m *uploader.Manifest, audio policy.Audio, why string) error {
 	f, err := os.OpenFile(filepath.Join(dir, uploader.ClipFile), os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -60,12 +63,11 @@ func (ru *run) recoverClip(dir string, m *uploader.Manifest) error {
 	m.State = uploader.StateRecovered
 	p := capture.ClipParams{}
 	if info.Audio.Samples > 0 {
-		c := ru.r.Config.Audio
-		p.Audio = &capture.AudioFormat{SampleRate: c.SampleRate, Channels: c.Channels}
+		p.Audio = &capture.AudioFormat{SampleRate: audio.SampleRate, Channels: audio.Channels}
 	}
 	describe(m, info, p)
 	m.ClipEnd = m.ClipStart.Add(info.Duration)
-	m.Notes = append(m.Notes, "the recorder stopped while recording (power cut or crash); the clip ends at its last complete fragment")
+	m.Notes = append(m.Notes, why+"; the clip ends at its last complete fragment")
 	if err := digest(dir, m); err != nil {
 		return err
 	}
