@@ -44,7 +44,7 @@ var ErrAuditChain = errors.New("device: audit log chain broken")
 // last line, left by a power cut in the middle of a write, is cut off and
 // the chain continues from the line before.
 func OpenAudit(path string, now func() time.Time) (*Audit, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("device: open audit log: %w", err)
 	}
@@ -56,10 +56,6 @@ func OpenAudit(path string, now func() time.Time) (*Audit, error) {
 	if err := f.Truncate(good); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("device: audit log %s: %w", path, err)
-	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
 	}
 	a := &Audit{f: f, now: now}
 	if last != nil {

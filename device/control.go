@@ -27,12 +27,8 @@ type wireRequest struct {
 }
 
 func listenControl(path string, reqs chan<- request, log *slog.Logger) (*control, error) {
-	// A socket left by a crashed run is stale; one that answers belongs to
-	// a recorder that is still running.
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("device: another recorder is running on %s", filepath.Dir(path))
-	}
+	// The state directory is locked, so a socket already there was left by
+	// a recorder that died.
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {

@@ -80,3 +80,23 @@ func TestDiskFullDuringIncident(t *testing.T) {
 	}
 	waitFor(t, cfg, "buffering to go on", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
 }
+
+// A second recorder on the same state directory refuses to start, and
+// leaves the running one's clip, audit log and indicator alone.
+func TestSecondRecorderRefused(t *testing.T) {
+	cfg := testConfig(t)
+	s := start(t, cfg)
+	waitFor(t, cfg, "buffering", func(s Status) bool { return s.Sources["video"].Frames > 30 })
+	second := &Recorder{Config: cfg, Indicator: s.sim, Log: testLogger(t), Version: "test"}
+	err := second.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "another recorder is running") {
+		t.Fatalf("second Run = %v, want it refused", err)
+	}
+	if lit, _ := s.sim.Lit(); !lit {
+		t.Error("the second recorder turned the first one's indicator off")
+	}
+	s.shutdown(t)
+	if _, err := VerifyAudit(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
+		t.Error(err)
+	}
+}

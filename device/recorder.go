@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"mamoru/capture"
@@ -57,7 +58,25 @@ const (
 	auditFile    = "audit.log"
 	counterFile  = "incident-counter"
 	socketFile   = "control.sock"
+	lockFile     = "lock"
 )
+
+// lockStateDir takes an exclusive lock on the state directory for as long
+// as the process lives, or says that another recorder holds it.
+func lockStateDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("device: lock state directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("device: another recorder is running on %s", dir)
+		}
+		return nil, fmt.Errorf("device: lock state directory: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
 
 // request is a command from the control socket, answered on reply.
 type request struct {
@@ -195,6 +214,14 @@ func (r *Recorder) Run(ctx context.Context) error {
 		state:  StateIdle,
 	}
 	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
+	// Claim the state directory before touching anything in it: a second
+	// recorder started by hand must not recover the first one's live clip,
+	// write into its audit log or turn off its indicator.
+	unlock, err := lockStateDir(state)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	audit, err := ru.openAudit(clock)
 	if err != nil {
 		return err

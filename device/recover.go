@@ -80,7 +80,13 @@ func (ru *run) putAside(dir string, why error) {
 	aside := filepath.Join(ru.outbox.Dir, setAsideDir)
 	os.MkdirAll(aside, 0o750)
 	to := filepath.Join(aside, filepath.Base(dir))
-	if err := os.Rename(dir, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		to = filepath.Join(aside, fmt.Sprintf("%s.%d", filepath.Base(dir), i))
+	}
+	if err := os.Rename(dir, to); err != nil {
 		ru.log.Error("cannot set aside a broken incident", "dir", dir, "err", err)
 		return
 	}

@@ -41,10 +41,12 @@ Exit status: 0 success, 1 failure, 2 bad usage or configuration.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run runs the command in args and returns the exit status. Ending ctx stops
+// `mamoru run` as SIGINT or SIGTERM does.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -52,11 +54,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return cmdRun(args, stdin, stdout, stderr)
+		return cmdRun(ctx, args, stdin, stdout, stderr)
 	case "trigger":
-		return cmdTrigger(args, stdout, stderr)
+		return cmdTrigger(ctx, args, stdout, stderr)
 	case "status":
-		return cmdStatus(args, stdout, stderr)
+		return cmdStatus(ctx, args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
 	case "version", "--version":
@@ -117,7 +119,7 @@ indicator, and Enter presses the button.
 Logs go to stderr. SIGINT or SIGTERM finishes any clip, closes the camera and
 microphone, then turns the indicator off.`
 
-func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cfgPath, logLevel string
 	_, code, ok := flags("run", runHelp, args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML)")
@@ -149,7 +151,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rec := &device.Recorder{
 		Config:    cfg,
@@ -166,7 +168,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdTrigger(args []string, stdout, stderr io.Writer) int {
+func cmdTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfgPath string
 	_, code, ok := flags("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML) of the running recorder")
@@ -178,7 +180,7 @@ func cmdTrigger(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	res, err := device.Trigger(ctx, cfg.Device.StateDir, "cli")
 	if err != nil {
@@ -193,7 +195,7 @@ func cmdTrigger(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfgPath string
 	var asJSON bool
 	_, code, ok := flags("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
@@ -207,7 +209,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := device.GetStatus(ctx, cfg.Device.StateDir)
 	if err != nil {
