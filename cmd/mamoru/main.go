@@ -72,40 +72,40 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 2
 }
 
-// flags parses a command's flags with its help text; ok is false when the
-// command should exit with code.
-func flags(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (fs *flag.FlagSet, code int, ok bool) {
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+// command parses a command's flags (always --config, plus what define
+// adds) and loads the configuration. ok is false when the command should
+// exit with code: 0 after --help, 2 for bad usage or configuration.
+func command(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (cfg policy.Config, code int, ok bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "%s\nOptions:\n", help)
 		fs.PrintDefaults()
 	}
-	define(fs)
+	path := fs.String("config", "", "configuration `file` (TOML)")
+	if define != nil {
+		define(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return fs, 0, false
+			return cfg, 0, false
 		}
-		return fs, 2, false
+		return cfg, 2, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mamoru %s: unexpected argument %q\n", name, fs.Arg(0))
-		return fs, 2, false
+		return cfg, 2, false
 	}
-	return fs, 0, true
-}
-
-func loadConfig(path string, stderr io.Writer) (policy.Config, bool) {
-	if path == "" {
+	if *path == "" {
 		fmt.Fprintln(stderr, "mamoru: --config FILE is required")
-		return policy.Config{}, false
+		return cfg, 2, false
 	}
-	cfg, err := policy.Load(path, os.Environ())
+	cfg, err := policy.Load(*path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
-		return policy.Config{}, false
+		return cfg, 2, false
 	}
-	return cfg, true
+	return cfg, 0, true
 }
 
 const runHelp = `Usage: mamoru run --config FILE
@@ -120,17 +120,12 @@ Logs go to stderr. SIGINT or SIGTERM finishes any clip, closes the camera and
 microphone, then turns the indicator off.`
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var cfgPath, logLevel string
-	_, code, ok := flags("run", runHelp, args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML)")
+	var logLevel string
+	cfg, code, ok := command("run", runHelp, args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	})
 	if !ok {
 		return code
-	}
-	cfg, ok := loadConfig(cfgPath, stderr)
-	if !ok {
-		return 2
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -147,7 +142,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		ind, button = sim, sim
 		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
 	default:
-		fmt.Fprintf(stderr, "mamoru: %s: 'hardware.driver' = %q is not supported by this build yet; use \"sim\"\n", cfgPath, cfg.Hardware.Driver)
+		fmt.Fprintf(stderr, "mamoru: 'hardware.driver' = %q is not supported by this build yet; use \"sim\"\n", cfg.Hardware.Driver)
 		return 2
 	}
 
@@ -169,16 +164,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 }
 
 func cmdTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cfgPath string
-	_, code, ok := flags("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML) of the running recorder")
-	})
+	cfg, code, ok := command("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, nil)
 	if !ok {
 		return code
-	}
-	cfg, ok := loadConfig(cfgPath, stderr)
-	if !ok {
-		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -196,18 +184,12 @@ func cmdTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cfgPath string
 	var asJSON bool
-	_, code, ok := flags("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML) of the running recorder")
+	cfg, code, ok := command("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if !ok {
 		return code
-	}
-	cfg, ok := loadConfig(cfgPath, stderr)
-	if !ok {
-		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -247,16 +229,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	var cfgPath string
-	_, code, ok := flags("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&cfgPath, "config", "", "configuration `file` (TOML)")
-	})
+	cfg, code, ok := command("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, nil)
 	if !ok {
 		return code
-	}
-	cfg, ok := loadConfig(cfgPath, stderr)
-	if !ok {
-		return 2
 	}
 	path := filepath.Join(cfg.Device.StateDir, "audit.log")
 	n, err := device.VerifyAudit(path)
