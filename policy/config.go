@@ -27,6 +27,8 @@ type Config struct {
 	Video    Video    `toml:"video"`
 	Audio    Audio    `toml:"audio"`
 	Hardware Hardware `toml:"hardware"`
+	Storage  Storage  `toml:"storage"`
+	Policy   Rules    `toml:"policy"`
 }
 
 // Device names the device and where it keeps its state.
@@ -124,6 +126,8 @@ func Default() Config {
 			Channels:   1,
 		},
 		Hardware: Hardware{Driver: DriverSim},
+		Storage:  defaultStorage(),
+		Policy:   defaultRules(),
 	}
 }
 
@@ -189,10 +193,13 @@ func Parse(name string, src []byte, environ []string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, decodeErrors(name, err)
 	}
-	if err := applyEnv(&c, environ); err != nil {
+	if err := applyEnvTo(&c, environ); err != nil {
 		return Config{}, err
 	}
 	errs := c.validate()
+	if len(errs) == 0 {
+		errs = c.Storage.loadCredentials(environ)
+	}
 	for _, e := range errs {
 		if e.File == "" {
 			e.File = name
@@ -232,8 +239,9 @@ var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field pol
 
 var tomlType = map[string]string{"int": "integer", "string": "string", "bool": "boolean"}
 
-// applyEnv overrides keys from MAMORU_SECTION_KEY variables.
-func applyEnv(c *Config, environ []string) error {
+// applyEnvTo overrides keys of c, a pointer to a struct of TOML tables,
+// from MAMORU_TABLE_KEY variables.
+func applyEnvTo(c any, environ []string) error {
 	var errs Errors
 	v := reflect.ValueOf(c).Elem()
 	for i := range v.NumField() {
@@ -241,6 +249,9 @@ func applyEnv(c *Config, environ []string) error {
 		sv := v.Field(i)
 		for j := range sv.NumField() {
 			key := sv.Type().Field(j).Tag.Get("toml")
+			if key == "-" {
+				continue
+			}
 			name := EnvPrefix + strings.ToUpper(sec+"_"+key)
 			val, ok := lookup(environ, name)
 			if !ok {
@@ -379,6 +390,8 @@ func (c *Config) validate() Errors {
 		between("audio.channels", c.Audio.Channels, 1, 2)
 	}
 	oneOf("hardware.driver", c.Hardware.Driver, DriverSim, DriverGPIO)
+	c.Storage.validate(bad)
+	c.Policy.validate(bad)
 
 	if c.Capture.RingMaxMB != 0 && len(errs) == 0 {
 		if need := c.minRingMB(); c.Capture.RingMaxMB < need {

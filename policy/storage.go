@@ -1,0 +1,218 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Storage is the S3-compatible bucket incidents are shipped to. An empty
+// Endpoint means no storage: clips stay in the state directory.
+type Storage struct {
+	// Endpoint is host[:port], without a scheme; Secure chooses https.
+	Endpoint string `toml:"endpoint"`
+	Bucket   string `toml:"bucket"`
+	Region   string `toml:"region"`
+	Secure   bool   `toml:"secure"`
+	// CAFile is a PEM file of extra certificate authorities to trust, for
+	// a server with a private CA.
+	CAFile string `toml:"ca_file"`
+	// Prefix starts every object name; "" puts the store at the top.
+	Prefix        string `toml:"prefix"`
+	AccessKeyFile string `toml:"access_key_file"`
+	SecretKeyFile string `toml:"secret_key_file"`
+	PartSizeMB    int    `toml:"part_size_mb"`
+	// MaxBandwidthKbps caps the upload rate; 0 is no cap.
+	MaxBandwidthKbps int `toml:"max_bandwidth_kbps"`
+	// SpoolMaxMB bounds the clips waiting on disk. When they fill it, new
+	// incidents are refused (the ring keeps rolling) rather than any clip
+	// not yet uploaded being deleted.
+	SpoolMaxMB int `toml:"spool_max_mb"`
+
+	// AccessKey and SecretKey are read from the key files or from
+	// MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY, never from the TOML.
+	AccessKey Secret `toml:"-"`
+	SecretKey Secret `toml:"-"`
+}
+
+// Enabled reports whether incidents are shipped anywhere.
+func (s Storage) Enabled() bool { return s.Endpoint != "" }
+
+// Rules are the operating rules the device enforces: for now, how long
+// clips are kept in the bucket.
+type Rules struct {
+	// RetentionDays expires clips this many days after upload; 0 keeps them.
+	RetentionDays int `toml:"retention_days"`
+	// ObjectLockDays makes each clip immutable (S3 Object Lock, compliance
+	// mode) for this many days; 0 does not lock.
+	ObjectLockDays int `toml:"object_lock_days"`
+}
+
+// Secret is a credential. It prints as "[redacted]" wherever it ends up:
+// logs, status, errors, %v of a Config.
+type Secret string
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return `"[redacted]"` }
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Reveal returns the credential itself, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Environment variables holding the storage credentials.
+const (
+	EnvAccessKey = "MAMORU_S3_ACCESS_KEY"
+	EnvSecretKey = "MAMORU_S3_SECRET_KEY"
+)
+
+func defaultStorage() Storage {
+	return Storage{Secure: true, PartSizeMB: 8, SpoolMaxMB: 2048}
+}
+
+func defaultRules() Rules { return Rules{RetentionDays: 90} }
+
+// bucketName is S3's rule for bucket names (simplified: no dotted IPs).
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func (s *Storage) validate(bad func(key, format string, args ...any)) {
+	if !s.Enabled() {
+		return
+	}
+	if strings.Contains(s.Endpoint, "://") || strings.Contains(s.Endpoint, "/") {
+		bad("storage.endpoint", "must be host or host:port without a scheme or path; use 'storage.secure' for https (got %q)", s.Endpoint)
+	}
+	if !bucketName.MatchString(s.Bucket) {
+		bad("storage.bucket", "must be an S3 bucket name: 3 to 63 lowercase letters, digits, '.' or '-' (got %q)", s.Bucket)
+	}
+	if strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
+		bad("storage.prefix", "must not start or end with '/' (got %q)", s.Prefix)
+	}
+	between := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(key, "must be between %d and %d (got %d)", lo, hi, v)
+		}
+	}
+	between("storage.part_size_mb", s.PartSizeMB, 5, 5120) // S3's smallest part is 5 MiB
+	between("storage.max_bandwidth_kbps", s.MaxBandwidthKbps, 0, 10_000_000)
+	between("storage.spool_max_mb", s.SpoolMaxMB, 16, 1<<20)
+	if s.CAFile != "" {
+		if _, err := os.Stat(s.CAFile); err != nil {
+			bad("storage.ca_file", "cannot be read: %v", errors.Unwrap(err))
+		}
+	}
+}
+
+func (r *Rules) validate(bad func(key, format string, args ...any)) {
+	if r.RetentionDays < 0 || r.RetentionDays > 36500 {
+		bad("policy.retention_days", "must be between 0 (keep) and 36500 (got %d)", r.RetentionDays)
+	}
+	if r.ObjectLockDays < 0 || r.ObjectLockDays > 36500 {
+		bad("policy.object_lock_days", "must be between 0 (no lock) and 36500 (got %d)", r.ObjectLockDays)
+	}
+	if r.RetentionDays > 0 && r.ObjectLockDays > r.RetentionDays {
+		bad("policy.object_lock_days", "must not exceed 'policy.retention_days' = %d: a locked clip cannot expire (got %d)", r.RetentionDays, r.ObjectLockDays)
+	}
+}
+
+// loadCredentials fills AccessKey and SecretKey: from the key files, which
+// must be readable by their owner only, or from the environment.
+func (s *Storage) loadCredentials(environ []string) Errors {
+	var errs Errors
+	read := func(key, path, env string) Secret {
+		if path == "" {
+			v, _ := lookup(environ, env)
+			return Secret(v)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err))})
+			return ""
+		}
+		if fi.Mode().Perm() != 0o600 {
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("%s must have mode 0600 so only its owner can read it (it has %#o); run: chmod 600 %s", path, fi.Mode().Perm(), path)})
+			return ""
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err))})
+			return ""
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("%s is empty", path)})
+		}
+		return Secret(v)
+	}
+	s.AccessKey = read("storage.access_key_file", s.AccessKeyFile, EnvAccessKey)
+	s.SecretKey = read("storage.secret_key_file", s.SecretKeyFile, EnvSecretKey)
+	if len(errs) == 0 && s.Enabled() && (s.AccessKey == "" || s.SecretKey == "") {
+		errs = append(errs, &Error{Key: "storage.access_key_file", Msg: fmt.Sprintf("and 'storage.secret_key_file' (or %s and %s) are required when 'storage.endpoint' is set", EnvAccessKey, EnvSecretKey)})
+	}
+	return errs
+}
+
+// ManagerConfig is what a manager's commands need: the bucket, the
+// credentials and the time zone to show times in. A device's whole
+// configuration serves as well, but a manager's file may hold just these.
+type ManagerConfig struct {
+	Storage  Storage
+	Location string
+}
+
+// managerFile is the part of a configuration a manager's commands read;
+// every other table is accepted and ignored.
+type managerFile struct {
+	Device struct {
+		Timezone string `toml:"timezone"`
+	} `toml:"device"`
+	Storage Storage `toml:"storage"`
+}
+
+// LoadManager reads a manager's configuration: the [storage] table of the
+// file at path (if path is not ""), then MAMORU_STORAGE_* and the
+// credential variables from environ.
+func LoadManager(path string, environ []string) (ManagerConfig, error) {
+	var f managerFile
+	f.Storage = defaultStorage()
+	f.Device.Timezone = "Asia/Tokyo"
+	name := "environment"
+	var src []byte
+	if path != "" {
+		var err error
+		src, err = os.ReadFile(path)
+		if err != nil {
+			return ManagerConfig{}, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", errors.Unwrap(err))}}
+		}
+		if err := toml.NewDecoder(bytes.NewReader(src)).Decode(&f); err != nil {
+			return ManagerConfig{}, decodeErrors(path, err)
+		}
+		name = path
+	}
+	if err := applyEnvTo(&f, environ); err != nil {
+		return ManagerConfig{}, err
+	}
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !f.Storage.Enabled() {
+		bad("storage.endpoint", "is required (or set MAMORU_STORAGE_ENDPOINT)")
+	}
+	f.Storage.validate(bad)
+	errs = append(errs, f.Storage.loadCredentials(environ)...)
+	for _, e := range errs {
+		if e.File == "" {
+			e.File = name
+			e.Line = lineOf(src, e.Key)
+		}
+	}
+	if len(errs) > 0 {
+		return ManagerConfig{}, errs
+	}
+	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone}, nil
+}
