@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,4 +183,18 @@ func (o Outbox) List() (incidents []Incident, bad []string, err error) {
 	}
 	slices.SortFunc(incidents, func(a, b Incident) int { return strings.Compare(a.Manifest.Incident, b.Manifest.Incident) })
 	return incidents, bad, nil
+}
+
+// Bytes is the size of everything in the outbox's incident directories.
+func (o Outbox) Bytes() int64 {
+	var n int64
+	filepath.WalkDir(o.Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -1,0 +1,142 @@
+package uploader
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"mamoru/policy"
+)
+
+// NewClient connects to the bucket's server as the configuration says. It
+// does not touch the network.
+func NewClient(s policy.Storage) (*minio.Core, error) {
+	tr, err := transport(s)
+	if err != nil {
+		return nil, err
+	}
+	c, err := minio.NewCore(s.Endpoint, &minio.Options{
+		Creds:     credentials.NewStaticV4(s.AccessKey.Reveal(), s.SecretKey.Reveal(), ""),
+		Secure:    s.Secure,
+		Region:    s.Region,
+		Transport: tr,
+		// The uploader retries with its own backoff, which shutdown ends.
+		MaxRetries: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uploader: storage.endpoint %q: %w", s.Endpoint, err)
+	}
+	return c, nil
+}
+
+func transport(s policy.Storage) (http.RoundTripper, error) {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		// The clips are video: compressing them costs the Pi CPU for nothing.
+		DisableCompression: true,
+	}
+	if s.Secure {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.CAFile != "" {
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("uploader: storage.ca_file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("uploader: storage.ca_file %s holds no PEM certificate", s.CAFile)
+			}
+			tr.TLSClientConfig.RootCAs = pool
+		}
+	}
+	return tr, nil
+}
+
+// ObjectDir is where an incident's objects live in the bucket:
+// <prefix>/<store>/<device>/<YYYY>/<MM>/<DD>/<incident-id>, the date being
+// the press's in the device's time zone, so managers browsing the bucket
+// find a day's incidents together.
+func ObjectDir(prefix string, m Manifest, loc *time.Location) string {
+	return path.Join(prefix, m.Store, m.Device, m.PressTime.In(loc).Format("2006/01/02"), m.Incident)
+}
+
+// Problem is a failure that retrying will not fix: the configuration or the
+// server's setup is wrong. Fix says what to do.
+type Problem struct {
+	Code string // the S3 error code, or "TLS"
+	Fix  string
+	Err  error
+}
+
+func (p *Problem) Error() string { return fmt.Sprintf("%v (%s)", p.Err, p.Fix) }
+func (p *Problem) Unwrap() error { return p.Err }
+
+// fixes are the S3 error codes no retry cures, with what to do about them.
+var fixes = map[string]string{
+	"InvalidAccessKeyId":           "the access key is not known to the server: check storage.access_key_file or " + policy.EnvAccessKey,
+	"SignatureDoesNotMatch":        "the secret key is wrong: check storage.secret_key_file or " + policy.EnvSecretKey,
+	"NoSuchBucket":                 "the bucket does not exist: check storage.bucket, or run 'mamoru storage init'",
+	"AccessDenied":                 "the credentials may not write here: apply the policy 'mamoru storage init' prints to this device's user",
+	"AllAccessDisabled":            "the account is disabled",
+	"InvalidBucketName":            "check storage.bucket",
+	"AuthorizationHeaderMalformed": "check storage.region",
+	"InvalidRegion":                "check storage.region",
+}
+
+// classify turns an error from the server into a *Problem when retrying
+// cannot help, and returns other errors (network, 5xx) as they are.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var p *Problem
+	if errors.As(err, &p) {
+		return err
+	}
+	resp := minio.ToErrorResponse(err)
+	if fix, ok := fixes[resp.Code]; ok {
+		return &Problem{Code: resp.Code, Fix: fix, Err: err}
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var notTLS tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknownCA):
+		return &Problem{Code: "TLS", Fix: "the server's certificate is signed by an unknown authority: set storage.ca_file to its CA", Err: err}
+	case errors.As(err, &hostname):
+		return &Problem{Code: "TLS", Fix: "the server's certificate is not for storage.endpoint's host", Err: err}
+	case errors.As(err, &invalid):
+		return &Problem{Code: "TLS", Fix: "the server's certificate is not valid (expired, or the clock is wrong)", Err: err}
+	case errors.As(err, &notTLS):
+		return &Problem{Code: "TLS", Fix: "the server does not speak TLS: set storage.secure = false or use its https port", Err: err}
+	}
+	return err
+}
+
+// isNotFound reports whether err says the object or upload does not exist.
+func isNotFound(err error) bool {
+	code := minio.ToErrorResponse(err).Code
+	return code == "NoSuchKey" || code == "NoSuchUpload" || code == "NotFound"
+}
+
+func isAccessDenied(err error) bool {
+	return minio.ToErrorResponse(err).Code == "AccessDenied"
+}

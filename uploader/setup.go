@@ -1,0 +1,100 @@
+package uploader
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/lifecycle"
+
+	"mamoru/policy"
+)
+
+// SetupBucket prepares the bucket for the devices, as an installer's
+// credentials may: it creates the bucket if it is missing (with object
+// lock when rules ask for it), expires clips after rules.RetentionDays and
+// locks each clip for rules.ObjectLockDays. It returns one line per step
+// for the installer to read.
+func SetupBucket(ctx context.Context, c *minio.Client, s policy.Storage, rules policy.Rules) ([]string, error) {
+	var done []string
+	lock := rules.ObjectLockDays > 0
+	exists, err := c.BucketExists(ctx, s.Bucket)
+	if err != nil {
+		return done, fmt.Errorf("check bucket %s: %w", s.Bucket, classify(err))
+	}
+	if !exists {
+		if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: lock}); err != nil {
+			return done, fmt.Errorf("create bucket %s: %w", s.Bucket, classify(err))
+		}
+		done = append(done, fmt.Sprintf("created bucket %s (object lock %s)", s.Bucket, onOff(lock)))
+	} else {
+		done = append(done, fmt.Sprintf("bucket %s exists", s.Bucket))
+	}
+
+	if lock {
+		enabled, _, _, _, err := c.GetObjectLockConfig(ctx, s.Bucket)
+		if err != nil || enabled != "Enabled" {
+			return done, fmt.Errorf("bucket %s was created without object lock, and S3 cannot add it later: create a new bucket (set storage.bucket to a new name) or set policy.object_lock_days = 0", s.Bucket)
+		}
+		mode, days, unit := minio.Compliance, uint(rules.ObjectLockDays), minio.Days
+		if err := c.SetObjectLockConfig(ctx, s.Bucket, &mode, &days, &unit); err != nil {
+			return done, fmt.Errorf("set object lock on %s: %w", s.Bucket, classify(err))
+		}
+		done = append(done, fmt.Sprintf("every new clip is locked (compliance mode) for %d days: no one, not even the root user, can delete it before then", rules.ObjectLockDays))
+	}
+
+	cfg := lifecycle.NewConfiguration()
+	if rules.RetentionDays > 0 {
+		rule := lifecycle.Rule{
+			ID:         "mamoru-retention",
+			Status:     "Enabled",
+			Expiration: lifecycle.Expiration{Days: lifecycle.ExpirationDays(rules.RetentionDays)},
+			// A multipart upload a device never finished (it was replaced)
+			// does not linger.
+			AbortIncompleteMultipartUpload: lifecycle.AbortIncompleteMultipartUpload{DaysAfterInitiation: 7},
+		}
+		if s.Prefix != "" {
+			rule.RuleFilter = lifecycle.Filter{Prefix: s.Prefix + "/"}
+		}
+		if lock {
+			// Object lock turns versioning on: old versions go too.
+			rule.NoncurrentVersionExpiration = lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1}
+		}
+		cfg.Rules = append(cfg.Rules, rule)
+		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload", s.Prefix+"/", rules.RetentionDays))
+	} else {
+		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
+	}
+	if err := c.SetBucketLifecycle(ctx, s.Bucket, cfg); err != nil {
+		return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, classify(err))
+	}
+	return done, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// DevicePolicy is the least a device needs: to write objects (and their
+// multipart uploads) under its own folder, and nothing else. It cannot
+// read, list or delete any clip, its own included, so a stolen device
+// cannot leak or destroy what it has sent.
+func DevicePolicy(s policy.Storage, store, device string) string {
+	resource := fmt.Sprintf("arn:aws:s3:::%s/%s/*", s.Bucket, path.Join(s.Prefix, store, device))
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{{
+			"Sid":      "MamoruDeviceWriteOnly",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:PutObject"},
+			"Resource": []string{resource},
+		}},
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return string(b)
+}

@@ -1,0 +1,320 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// ProgressFile records, inside an incident directory, how far its upload
+// has got, so that a restart resumes it without sending finished parts
+// again.
+const ProgressFile = "upload.json"
+
+// progress is ProgressFile's content.
+type progress struct {
+	Object   string `json:"object"`    // the clip's object name
+	ClipHash string `json:"clip_hash"` // the clip's SHA-256 this progress is for
+	PartSize int64  `json:"part_size"`
+	UploadID string `json:"upload_id,omitempty"`
+	Parts    []part `json:"parts,omitempty"`
+	// ClipDone is set once the clip's object is complete and checked.
+	ClipDone bool `json:"clip_done,omitempty"`
+}
+
+// part is one finished part of a multipart upload.
+type part struct {
+	Number int    `json:"number"`
+	ETag   string `json:"etag"`
+	SHA256 string `json:"sha256"` // base64, as S3 carries it
+	Size   int64  `json:"size"`
+}
+
+// shipper sends one incident: the clip, checked, then the manifest.
+type shipper struct {
+	client   *minio.Core
+	bucket   string
+	dir      string
+	object   string // directory in the bucket
+	manifest Manifest
+	partSize int64
+	limit    *Limiter
+	// sent counts the clip bytes handed to the server, for status.
+	sent func(n int64)
+}
+
+// readProgress returns the saved progress if it is for this clip and this
+// part size, or a fresh one.
+func (s *shipper) readProgress() progress {
+	fresh := progress{Object: path.Join(s.object, ClipFile), ClipHash: s.manifest.Clip.SHA256, PartSize: s.partSize}
+	b, err := os.ReadFile(filepath.Join(s.dir, ProgressFile))
+	if err != nil {
+		return fresh
+	}
+	var p progress
+	if json.Unmarshal(b, &p) != nil || p.Object != fresh.Object || p.ClipHash != fresh.ClipHash || p.PartSize != fresh.PartSize {
+		return fresh
+	}
+	return p
+}
+
+func (s *shipper) saveProgress(p progress) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(s.dir, ProgressFile), b)
+}
+
+// ship uploads the clip (resuming) and then the manifest. It returns nil
+// only when both are in the bucket and the server's checksums agree with
+// the local ones.
+func (s *shipper) ship(ctx context.Context) error {
+	p := s.readProgress()
+	if !p.ClipDone {
+		f, err := os.Open(filepath.Join(s.dir, ClipFile))
+		if err != nil {
+			return fmt.Errorf("open clip: %w", err)
+		}
+		defer f.Close()
+		hashes, err := s.hashClip(f)
+		if err != nil {
+			return err
+		}
+		if s.manifest.Clip.Size <= s.partSize {
+			err = s.putClip(ctx, f)
+		} else {
+			err = s.putParts(ctx, f, &p, hashes)
+		}
+		if err != nil {
+			return err
+		}
+		p.ClipDone, p.UploadID = true, ""
+		if err := s.saveProgress(p); err != nil {
+			return err
+		}
+	}
+	return s.putManifest(ctx)
+}
+
+// ErrClipMismatch means the clip on disk no longer matches its manifest:
+// the card has corrupted it. It is never uploaded as if it were intact.
+var ErrClipMismatch = errors.New("clip.mp4 does not match the SHA-256 in its manifest")
+
+// hashClip checks the whole clip against the manifest and returns the
+// SHA-256 of each part, in one pass over the file.
+func (s *shipper) hashClip(f *os.File) ([][]byte, error) {
+	whole := sha256.New()
+	var parts [][]byte
+	buf := make([]byte, 256<<10)
+	for {
+		h := sha256.New()
+		n, err := io.CopyBuffer(io.MultiWriter(whole, h), io.LimitReader(f, s.partSize), buf)
+		if err != nil {
+			return nil, fmt.Errorf("read clip: %w", err)
+		}
+		if n == 0 && len(parts) > 0 {
+			break
+		}
+		parts = append(parts, h.Sum(nil))
+		if n < s.partSize {
+			break
+		}
+	}
+	if got := hex.EncodeToString(whole.Sum(nil)); got != s.manifest.Clip.SHA256 {
+		return nil, fmt.Errorf("%w (%s on disk)", ErrClipMismatch, got)
+	}
+	return parts, nil
+}
+
+func (s *shipper) putOptions(contentType string) minio.PutObjectOptions {
+	return minio.PutObjectOptions{
+		ContentType: contentType,
+		UserMetadata: map[string]string{
+			"incident": s.manifest.Incident,
+			"sha256":   s.manifest.Clip.SHA256, // the whole clip's, also for multipart objects
+		},
+	}
+}
+
+// putClip sends a clip that fits in one part with a single PUT carrying its
+// SHA-256, so the server refuses a body that differs from the manifest.
+func (s *shipper) putClip(ctx context.Context, f *os.File) error {
+	sum, _ := hex.DecodeString(s.manifest.Clip.SHA256)
+	want := base64.StdEncoding.EncodeToString(sum)
+	opts := s.putOptions("video/mp4")
+	opts.UserMetadata["x-amz-checksum-sha256"] = want
+	body := s.body(io.NewSectionReader(f, 0, s.manifest.Clip.Size))
+	// The body's SHA-256 is also signed (not streamed in signed chunks), so
+	// a body damaged on the way is refused as damaged, not as a bad key.
+	opts.DisableContentSha256 = true
+	info, err := s.client.PutObject(ctx, s.bucket, path.Join(s.object, ClipFile), body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
+	if err != nil {
+		return classify(err)
+	}
+	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
+		return fmt.Errorf("server stored the clip with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
+	}
+	return s.check(ctx, path.Join(s.object, ClipFile), s.manifest.Clip.Size, want)
+}
+
+// putParts sends a clip part by part, each with its SHA-256, recording each
+// finished part durably before the next.
+func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes [][]byte) error {
+	object := path.Join(s.object, ClipFile)
+	if p.UploadID == "" {
+		opts := s.putOptions("video/mp4")
+		opts.UserMetadata["X-Amz-Checksum-Algorithm"] = "SHA256"
+		id, err := s.client.NewMultipartUpload(ctx, s.bucket, object, opts)
+		if err != nil {
+			return classify(err)
+		}
+		p.UploadID, p.Parts = id, nil
+		if err := s.saveProgress(*p); err != nil {
+			return err
+		}
+	}
+	done := map[int]bool{}
+	for _, pt := range p.Parts {
+		done[pt.Number] = true
+	}
+	for i, h := range hashes {
+		n := i + 1
+		if done[n] {
+			continue
+		}
+		off := int64(i) * s.partSize
+		size := min(s.partSize, s.manifest.Clip.Size-off)
+		sum := base64.StdEncoding.EncodeToString(h)
+		hdr := http.Header{}
+		hdr.Set("x-amz-checksum-sha256", sum)
+		op, err := s.client.PutObjectPart(ctx, s.bucket, object, p.UploadID, n, s.body(io.NewSectionReader(f, off, size)), size,
+			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(h), DisableContentSha256: true, CustomHeader: hdr})
+		if isNotFound(err) {
+			// The saved upload was aborted or expired on the server: start
+			// again (the device may not list uploads to find out sooner).
+			p.UploadID, p.Parts = "", nil
+			s.saveProgress(*p)
+		}
+		if err != nil {
+			return classify(err)
+		}
+		if op.ChecksumSHA256 != "" && op.ChecksumSHA256 != sum {
+			return fmt.Errorf("server stored part %d with SHA-256 %s, sent %s", n, op.ChecksumSHA256, sum)
+		}
+		p.Parts = append(p.Parts, part{Number: n, ETag: op.ETag, SHA256: sum, Size: size})
+		if err := s.saveProgress(*p); err != nil {
+			return err
+		}
+	}
+	parts := make([]minio.CompletePart, len(p.Parts))
+	composite := sha256.New()
+	for i, pt := range sortedParts(p.Parts) {
+		parts[i] = minio.CompletePart{PartNumber: pt.Number, ETag: pt.ETag, ChecksumSHA256: pt.SHA256}
+		raw, _ := base64.StdEncoding.DecodeString(pt.SHA256)
+		composite.Write(raw)
+	}
+	// S3's checksum of a multipart object is the SHA-256 of its parts'
+	// SHA-256s, with the part count appended.
+	want := fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(composite.Sum(nil)), len(parts))
+	info, err := s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, minio.PutObjectOptions{})
+	if err != nil {
+		if isNotFound(err) {
+			// The upload is gone: completed before a crash, or expired.
+			// Send the clip again; the object's content is the same.
+			p.UploadID, p.Parts = "", nil
+			s.saveProgress(*p)
+		}
+		return classify(err)
+	}
+	if got := info.ChecksumSHA256; got != "" && strings.TrimSuffix(got, fmt.Sprintf("-%d", len(parts))) != strings.TrimSuffix(want, fmt.Sprintf("-%d", len(parts))) {
+		return fmt.Errorf("server completed the clip with SHA-256 %s, expected %s", got, want)
+	}
+	return s.check(ctx, object, s.manifest.Clip.Size, want)
+}
+
+func sortedParts(ps []part) []part {
+	out := make([]part, len(ps))
+	for _, p := range ps {
+		if p.Number >= 1 && p.Number <= len(ps) {
+			out[p.Number-1] = p
+		}
+	}
+	return out
+}
+
+// check stats the object and compares its size and checksum with what was
+// sent. A device whose credentials may only write (the policy 'storage
+// init' prints) cannot stat; then the server's own checksum, verified as
+// it received each byte, is the proof.
+func (s *shipper) check(ctx context.Context, object string, size int64, checksum string) error {
+	info, err := s.client.StatObject(ctx, s.bucket, object, minio.StatObjectOptions{Checksum: true})
+	if isAccessDenied(err) {
+		return nil
+	}
+	if err != nil {
+		return classify(err)
+	}
+	if info.Size != size {
+		return fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
+	}
+	base := func(c string) string { b, _, _ := strings.Cut(c, "-"); return b }
+	if info.ChecksumSHA256 != "" && base(info.ChecksumSHA256) != base(checksum) {
+		return fmt.Errorf("%s in the bucket has SHA-256 %s, sent %s", object, info.ChecksumSHA256, checksum)
+	}
+	return nil
+}
+
+// putManifest sends manifest.json last: its presence in the bucket means
+// the incident is complete.
+func (s *shipper) putManifest(ctx context.Context) error {
+	b, err := os.ReadFile(filepath.Join(s.dir, ManifestFile))
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	opts := s.putOptions("application/json")
+	opts.UserMetadata["x-amz-checksum-sha256"] = want
+	opts.DisableContentSha256 = true
+	object := path.Join(s.object, ManifestFile)
+	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
+	if err != nil {
+		return classify(err)
+	}
+	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
+		return fmt.Errorf("server stored the manifest with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
+	}
+	return s.check(ctx, object, int64(len(b)), want)
+}
+
+// body wraps a part's reader with the bandwidth limit and the byte count.
+func (s *shipper) body(r io.Reader) io.Reader {
+	return &counted{r: s.limit.Reader(r), n: s.sent}
+}
+
+type counted struct {
+	r io.Reader
+	n func(int64)
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 && c.n != nil {
+		c.n(int64(n))
+	}
+	return n, err
+}
