@@ -49,6 +49,9 @@ type Recorder struct {
 	// Ready, if set, is called once the indicator is confirmed and capture
 	// has started.
 	Ready func()
+	// Uploaded, if set, is called after an incident is in the bucket, with
+	// its clip's directory there.
+	Uploaded func(m uploader.Manifest, object string)
 }
 
 // Paths inside the state directory.
@@ -102,21 +105,28 @@ type TriggerResult struct {
 
 // Status is what `mamoru status` shows.
 type Status struct {
-	State           string                    `json:"state"`
-	Indicator       bool                      `json:"indicator"`
-	BufferedSeconds float64                   `json:"buffered_seconds"`
-	Incidents       []IncidentStatus          `json:"incidents"`
-	PendingUploads  int                       `json:"pending_uploads"`
-	PendingBytes    int64                     `json:"pending_bytes"`
-	Fault           string                    `json:"fault,omitempty"`
-	Sources         map[string]capture.Health `json:"sources"`
-	SetAside        []string                  `json:"set_aside,omitempty"`
-	IncidentError   string                    `json:"incident_error,omitempty"`
-	Device          string                    `json:"device"`
-	Store           string                    `json:"store"`
-	Version         string                    `json:"version"`
-	RingBytes       int                       `json:"ring_bytes"`
-	RingCapacity    int                       `json:"ring_capacity"`
+	State           string           `json:"state"`
+	Indicator       bool             `json:"indicator"`
+	BufferedSeconds float64          `json:"buffered_seconds"`
+	Incidents       []IncidentStatus `json:"incidents"`
+	PendingUploads  int              `json:"pending_uploads"`
+	PendingBytes    int64            `json:"pending_bytes"`
+	// Storage is where clips go: "bucket at endpoint", or "local only".
+	Storage string           `json:"storage"`
+	Uploads *uploader.Status `json:"uploads,omitempty"`
+	// SpoolFull is set while clips waiting for upload fill
+	// storage.spool_max_mb: new presses are refused until they drain.
+	SpoolFull     bool                      `json:"spool_full,omitempty"`
+	SpoolBytes    int64                     `json:"spool_bytes"`
+	Fault         string                    `json:"fault,omitempty"`
+	Sources       map[string]capture.Health `json:"sources"`
+	SetAside      []string                  `json:"set_aside,omitempty"`
+	IncidentError string                    `json:"incident_error,omitempty"`
+	Device        string                    `json:"device"`
+	Store         string                    `json:"store"`
+	Version       string                    `json:"version"`
+	RingBytes     int                       `json:"ring_bytes"`
+	RingCapacity  int                       `json:"ring_capacity"`
 }
 
 // IncidentStatus is one incident in the outbox.
@@ -140,6 +150,7 @@ type run struct {
 	ring   *capture.Ring
 	audit  *Audit
 	outbox uploader.Outbox
+	up     *uploader.Uploader // nil without storage
 	ids    incidentIDs
 	video  *capture.VideoSource
 	audio  *capture.AudioSource
@@ -237,6 +248,28 @@ func (r *Recorder) Run(ctx context.Context) error {
 	ru.lit.add(clock.Now(), false)
 	ru.audit.Log("start", "version", r.Version, "device", cfg.Device.ID)
 	ru.recoverIncidents()
+
+	if cfg.Storage.Enabled() {
+		ru.up = &uploader.Uploader{
+			Outbox: ru.outbox, Storage: cfg.Storage, Location: ru.loc, Log: r.Log.With("part", "uploader"),
+			Backoff: policy.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
+			Shipped: func(m uploader.Manifest, object string) {
+				ru.audit.Log("uploaded", "id", m.Incident, "object", object, "sha256", m.Clip.SHA256)
+				if r.Uploaded != nil {
+					r.Uploaded(m, object)
+				}
+			},
+		}
+		upCtx, stopUp := context.WithCancel(ctx)
+		upDone := make(chan struct{})
+		go func() {
+			defer close(upDone)
+			if err := ru.up.Run(upCtx); err != nil {
+				r.Log.Error("uploader stopped", "err", err)
+			}
+		}()
+		defer func() { stopUp(); <-upDone }()
+	}
 
 	ru.ring = capture.NewRing(cfg.RingBytes(), cfg.RingSpan(), ringFrames(cfg))
 	backoff := policy.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
@@ -463,6 +496,20 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		}
 		return TriggerResult{}, fmt.Errorf("not recording (state %s)", ru.state)
 	}
+	if used, full := ru.spool(); full {
+		ru.audit.Log("press", "source", source, "result", "refused", "reason", "spool full")
+		why := "wait for upload"
+		if ru.up == nil {
+			why = "are kept locally (no storage.endpoint): collect and delete old ones"
+		}
+		err := fmt.Errorf("SPOOL FULL: %d MB of clips %s (storage.spool_max_mb = %d); this press is NOT saved",
+			used>>20, why, cfg.Storage.SpoolMaxMB)
+		ru.log.Error("press refused", "source", source, "err", err)
+		if ru.r.Out != nil {
+			fmt.Fprintf(ru.r.Out, "%v\n", err)
+		}
+		return TriggerResult{}, err
+	}
 	t := ru.tl.Of(at)
 	post := time.Duration(cfg.Capture.PostSeconds) * time.Second
 	if ru.cur != nil && ru.cur.extend(t, pr) {
@@ -527,6 +574,7 @@ func (ru *run) incidentDone() {
 		ru.incidentErr = fmt.Sprintf("incident %s: %v", in.id, in.err)
 		ru.log.Error("incident clip failed; keeping what was written", "id", in.id, "err", in.err)
 		if rerr := recoverClip(in.dir, &m, ru.r.Config.Audio, "writing the clip failed: "+in.err.Error()); rerr != nil {
+			// Left in state recording, it is never uploaded as it is.
 			ru.log.Error("cannot finalize the partial clip; it is recovered at the next start", "id", in.id, "err", rerr)
 			ru.audit.Log("incident", "id", in.id, "state", "failed", "err", in.err.Error())
 			if ru.r.Out != nil {
@@ -536,6 +584,9 @@ func (ru *run) incidentDone() {
 		}
 	}
 	ru.audit.Log("incident", "id", in.id, "state", m.State, "sha256", m.Clip.SHA256)
+	if ru.up != nil {
+		ru.up.Poke()
+	}
 	ru.log.Info("incident saved", "id", in.id, "state", m.State, "clip", in.params.Path, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
 	if ru.r.Out != nil {
 		fmt.Fprintf(ru.r.Out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", in.id, m.State, in.params.Path, m.DurationSeconds, m.Clip.Size)
@@ -581,5 +632,19 @@ func (ru *run) status() Status {
 			st.PendingBytes += in.Manifest.Clip.Size
 		}
 	}
+	st.SpoolBytes, st.SpoolFull = ru.spool()
+	st.Storage = "local only"
+	if ru.up != nil {
+		us := ru.up.Status()
+		st.Uploads = &us
+		st.Storage = fmt.Sprintf("bucket %s at %s", cfg.Storage.Bucket, cfg.Storage.Endpoint)
+	}
 	return st
+}
+
+// spool returns the bytes the outbox holds and whether they fill
+// storage.spool_max_mb.
+func (ru *run) spool() (int64, bool) {
+	used := ru.outbox.Bytes()
+	return used, used >= int64(ru.r.Config.Storage.SpoolMaxMB)<<20
 }

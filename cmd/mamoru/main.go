@@ -22,6 +22,7 @@ import (
 	"mamoru/device"
 	"mamoru/hardware"
 	"mamoru/policy"
+	"mamoru/uploader"
 )
 
 // version is stamped by the Makefile from git.
@@ -34,6 +35,8 @@ Usage:
   mamoru trigger --config FILE         raise an incident, as the button does
   mamoru status  --config FILE [--json]  show the running recorder's state
   mamoru audit   --config FILE         verify the audit log's hash chain
+  mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
+  mamoru storage init --config FILE    for installers: prepare the bucket
   mamoru version                       print the version
 
 Run 'mamoru COMMAND --help' for a command's options.
@@ -61,6 +64,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStatus(ctx, args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
+	case "clips":
+		return cmdClips(ctx, args, stdout, stderr)
+	case "storage":
+		return cmdStorage(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mamoru", version)
 		return 0
@@ -155,6 +162,22 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		Log:       log,
 		Version:   version,
 		Out:       stdout,
+	}
+	if cfg.Hardware.Driver == policy.DriverSim && cfg.Storage.Enabled() {
+		// On the simulated counter the person at the keyboard is also the
+		// manager: show them the clip in the bucket straight away.
+		rec.Uploaded = func(m uploader.Manifest, dir string) {
+			fmt.Fprintf(stdout, "incident %s uploaded to s3://%s/%s/\n", m.Incident, cfg.Storage.Bucket, dir)
+			if client, err := uploader.NewClient(cfg.Storage); err == nil {
+				clips := uploader.Clips{Client: client.Client, Bucket: cfg.Storage.Bucket, Prefix: cfg.Storage.Prefix}
+				if u, err := clips.Share(ctx, uploader.Entry{Dir: dir, Manifest: m}, 24*time.Hour); err == nil {
+					fmt.Fprintf(stdout, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
+					return
+				}
+			}
+			// A device's write-only keys cannot sign a link that reads.
+			fmt.Fprintf(stdout, "share with a manager's keys: mamoru clips share %s\n", m.Incident)
+		}
 	}
 	if err := rec.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "mamoru: %v\n", err)

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"mamoru/device"
+	"mamoru/uploader/s3test"
+)
+
+// keyFiles writes an access and a secret key into files of mode 0600 and
+// returns the [storage] lines naming them.
+func keyFiles(t *testing.T, access, secret string) string {
+	t.Helper()
+	dir := t.TempDir()
+	a, s := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
+	for path, v := range map[string]string{a: access, s: secret} {
+		if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf("access_key_file = %q\nsecret_key_file = %q\n", a, s)
+}
+
+// TestUploadEndToEnd is the whole path: an installer prepares the bucket
+// and a write-only user for the device, a press on the device leads to the
+// clip in the bucket, and a manager lists, downloads, verifies and shares
+// it. The device's user can do nothing else.
+func TestUploadEndToEnd(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	storage := fmt.Sprintf("\n[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\nprefix = \"mamoru\"\npart_size_mb = 5\n", srv.Endpoint)
+	stateDir := t.TempDir()
+	device0 := fmt.Sprintf(validConfig, stateDir) + storage
+
+	// The installer, with the root user's keys.
+	admin := writeConfig(t, t.TempDir(), "admin.toml", device0+keyFiles(t, s3test.RootUser, s3test.RootPassword)+"\n[policy]\nretention_days = 30\n")
+	code, out, errOut := runCmd(t, "storage", "init", "--config", admin)
+	if code != 0 {
+		t.Fatalf("mamoru storage init exited %d: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{"created bucket clips", "expire 30 days", `"s3:PutObject"`, "arn:aws:s3:::clips/mamoru/test-store/test-counter/*"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("storage init printed %q, want it to contain %q", out, want)
+		}
+	}
+	policyJSON := out[strings.Index(out, "{"):]
+	const devSecret = "device-secret-never-shown"
+	srv.AddUser("test-counter", devSecret, policyJSON)
+	lc, err := srv.Root().GetBucketLifecycle(t.Context(), "clips")
+	if err != nil || len(lc.Rules) != 1 || lc.Rules[0].Expiration.Days != 30 {
+		t.Errorf("bucket lifecycle = %+v, %v; want one rule expiring after 30 days", lc, err)
+	}
+
+	// The device, with its own write-only user.
+	cfg := writeConfig(t, t.TempDir(), "device.toml", device0+keyFiles(t, "test-counter", devSecret))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	status := func(what string, cond func(device.Status) bool) device.Status {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+			var st device.Status
+			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s: last status %s\nrecorder stderr: %s", what, out, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	status("a pre-roll", func(s device.Status) bool { return s.BufferedSeconds >= 2 })
+	code, out, errOut = runCmd(t, "trigger", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("mamoru trigger exited %d: %s", code, errOut)
+	}
+	id := strings.Fields(out)[1]
+	st := status("the upload", func(s device.Status) bool { return s.Uploads != nil && s.Uploads.Shipped == 1 && s.PendingUploads == 0 })
+	if st.Uploads.LastSuccess != id || st.Uploads.LastError != "" || !strings.Contains(st.Storage, "clips") {
+		t.Errorf("status after the upload: storage %q, uploads %+v; want %s shipped and no error", st.Storage, st.Uploads, id)
+	}
+	// The simulated counter tells the person at it where the clip went.
+	if want := "incident " + id + " uploaded to s3://clips/mamoru/test-store/test-counter/"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("the counter does not say %q:\n%s", want, stdout.String())
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "incidents", id)); !os.IsNotExist(err) {
+		t.Errorf("the local copy of %s is still there after its upload (%v)", id, err)
+	}
+
+	// The manager, with their own configuration: only [storage].
+	manager := writeConfig(t, t.TempDir(), "manager.toml", storage+keyFiles(t, s3test.RootUser, s3test.RootPassword))
+	code, out, errOut = runCmd(t, "clips", "ls", "--config", manager, "--since", "1h", "--json")
+	if code != 0 {
+		t.Fatalf("clips ls exited %d: %s", code, errOut)
+	}
+	var rows []struct {
+		ID, Store, Device, Object string
+		Size                      int64
+		SHA256                    string
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].ID != id || rows[0].Device != "test-counter" {
+		t.Fatalf("clips ls --json = %s (%v), want incident %s", out, err, id)
+	}
+	if want := fmt.Sprintf("mamoru/test-store/test-counter/%s/%s/%s/%s/clip.mp4", id[:4], id[4:6], id[6:8], id); rows[0].Object != want {
+		t.Errorf("clip object is %s, want %s", rows[0].Object, want)
+	}
+	code, out, _ = runCmd(t, "clips", "ls", "--config", manager, "--device", "other")
+	if code != 0 || strings.Contains(out, id) {
+		t.Errorf("clips ls --device other listed %s: %q", id, out)
+	}
+
+	dl := t.TempDir()
+	code, out, errOut = runCmd(t, "clips", "get", id, "--config", manager, "-o", dl)
+	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(errOut, "100%") {
+		t.Fatalf("clips get exited %d: stdout %q stderr %q; want verified and a progress bar", code, out, errOut)
+	}
+	got := filepath.Join(dl, id)
+	for _, args := range [][]string{{"clips", "verify", got}, {"clips", "verify", filepath.Join(got, "clip.mp4")}, {"clips", "verify", id, "--config", manager}} {
+		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, "verified") {
+			t.Errorf("mamoru %q exited %d: %q %q; want verified", args, code, out, errOut)
+		}
+	}
+	// One flipped byte, and verify refuses loudly.
+	clip := filepath.Join(got, "clip.mp4")
+	b, _ := os.ReadFile(clip)
+	b[len(b)/2] ^= 1
+	os.WriteFile(clip, b, 0o644)
+	if code, out, errOut := runCmd(t, "clips", "verify", got); code != 1 || !strings.Contains(errOut, "NOT VERIFIED") {
+		t.Errorf("clips verify of a tampered clip exited %d: %q %q; want 1 and NOT VERIFIED", code, out, errOut)
+	}
+
+	code, out, errOut = runCmd(t, "clips", "share", id, "--config", manager, "--expires", "1h")
+	if code != 0 {
+		t.Fatalf("clips share exited %d: %s", code, errOut)
+	}
+	resp, err := http.Get(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256(body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" || hex.EncodeToString(sum[:]) != rows[0].SHA256 {
+		t.Errorf("shared link: %s, Content-Type %q, SHA-256 %x; want 200, video/mp4 and the clip", resp.Status, resp.Header.Get("Content-Type"), sum)
+	}
+
+	// The device's user may write its own folder, and nothing more.
+	dev, _ := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4("test-counter", devSecret, "")})
+	object := rows[0].Object
+	denied := func(what string, err error) {
+		t.Helper()
+		if minio.ToErrorResponse(err).Code != "AccessDenied" {
+			t.Errorf("device user %s: %v, want AccessDenied", what, err)
+		}
+	}
+	o, err := dev.GetObject(t.Context(), "clips", object, minio.GetObjectOptions{})
+	if err == nil {
+		_, err = o.Read(make([]byte, 1))
+	}
+	denied("reads a clip", err)
+	_, err = dev.StatObject(t.Context(), "clips", object, minio.StatObjectOptions{})
+	denied("stats a clip", err)
+	for o := range dev.ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: "mamoru/", Recursive: true}) {
+		denied("lists clips", o.Err)
+		break
+	}
+	denied("deletes a clip", dev.RemoveObject(t.Context(), "clips", object, minio.RemoveObjectOptions{}))
+	_, err = dev.PutObject(t.Context(), "clips", "mamoru/test-store/other-counter/x", strings.NewReader("x"), 1, minio.PutObjectOptions{})
+	denied("writes another device's folder", err)
+
+	for name, text := range map[string]string{"recorder stdout": stdout.String(), "recorder stderr": stderr.String()} {
+		if strings.Contains(text, devSecret) || strings.Contains(text, s3test.RootPassword) {
+			t.Errorf("the %s shows a secret key", name)
+		}
+	}
+}
