@@ -80,12 +80,13 @@ type record struct {
 // NewRing returns a ring of size bytes keeping at most span of media and at
 // most frames frames.
 func NewRing(size int, span time.Duration, frames int) *Ring {
-	return &Ring{
+	r := &Ring{
 		span:    span,
-		data:    make([]byte, size),
 		recs:    make([]record, frames),
 		written: make(chan struct{}, 1),
 	}
+	r.data = ringMemory(r, size)
+	return r
 }
 
 // Write copies f into the ring, dropping the oldest frames to make room.
