@@ -20,7 +20,7 @@ build:
 minio: $(MINIO)
 $(MINIO):
 	@echo "building MinIO $(MINIO_VERSION) once (about 3 minutes)..." >&2
-	GOBIN=$(dir $(MINIO)) GOFLAGS=-mod=mod $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
 ## demo: the recorder on the simulated counter (test pattern, null
 ## microphone), uploading to a local MinIO
