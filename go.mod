@@ -4,10 +4,13 @@ go 1.26.0
 
 require (
 	github.com/gen2brain/malgo v0.11.24
+	github.com/jonboulle/clockwork v0.5.0
 	github.com/mewkiz/flac v1.0.14
 	github.com/minio/madmin-go/v3 v3.0.109
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/pelletier/go-toml/v2 v2.4.3
+	periph.io/x/conn/v3 v3.7.3
+	periph.io/x/host/v3 v3.8.5
 )
 
 require (

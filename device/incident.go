@@ -67,6 +67,13 @@ func (in *incident) stop(t time.Duration) {
 	in.poke()
 }
 
+// markUrgent records that staff held the button: the incident is urgent.
+func (in *incident) markUrgent() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.manifest.Urgent = true
+}
+
 func (in *incident) poke() {
 	select {
 	case in.wake <- struct{}{}:

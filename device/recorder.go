@@ -121,6 +121,7 @@ type Status struct {
 	Fault         string                    `json:"fault,omitempty"`
 	Sources       map[string]capture.Health `json:"sources"`
 	SetAside      []string                  `json:"set_aside,omitempty"`
+	ButtonStuck   bool                      `json:"button_stuck,omitempty"`
 	IncidentError string                    `json:"incident_error,omitempty"`
 	Device        string                    `json:"device"`
 	Store         string                    `json:"store"`
@@ -164,6 +165,8 @@ type run struct {
 	stopCap     func() // stops the sources and waits for them; nil when not capturing
 	cur         *incident
 	lit         indicatorHistory
+	lasting     hardware.Pattern // the pattern the indicator shows between presses
+	stuck       bool             // the button is held down and was reported stuck
 }
 
 // indicatorHistory remembers the indicator's changes for the manifests. It
@@ -328,9 +331,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 			return nil
 		case p := <-presses:
-			if _, err := ru.press(ctx, p.Time, p.Source); err != nil {
-				ru.log.Warn("press not recorded", "source", p.Source, "err", err)
-			}
+			ru.button(ctx, p)
 		case q := <-reqs:
 			switch q.op {
 			case "trigger":
@@ -350,6 +351,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			ru.incidentDone()
 		case <-check.C:
 			ru.checkIndicator()
+			ru.showLasting()
 			if ru.state == StateFault && clock.Now().Sub(lastRetry) >= 5*time.Second {
 				lastRetry = clock.Now()
 				ru.startCapture(ctx)
@@ -490,6 +492,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	wall := ru.tl.Wall(ru.tl.Of(at)).In(ru.loc)
 	pr := uploader.Press{Time: wall, Source: source}
 	if ru.stopCap == nil {
+		ru.signal(hardware.Refused)
 		ru.audit.Log("press", "source", source, "result", "refused", "state", ru.state)
 		if ru.fault != "" {
 			return TriggerResult{}, fmt.Errorf("not recording (state %s: %s)", ru.state, ru.fault)
@@ -497,6 +500,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		return TriggerResult{}, fmt.Errorf("not recording (state %s)", ru.state)
 	}
 	if used, full := ru.spool(); full {
+		ru.signal(hardware.Refused)
 		ru.audit.Log("press", "source", source, "result", "refused", "reason", "spool full")
 		why := "wait for upload"
 		if ru.up == nil {
@@ -510,6 +514,9 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		}
 		return TriggerResult{}, err
 	}
+	// Staff see the acknowledgement at once: it does not wait for the
+	// incident's directory and manifest to reach the card.
+	ru.signal(hardware.Ack)
 	t := ru.tl.Of(at)
 	post := time.Duration(cfg.Capture.PostSeconds) * time.Second
 	if ru.cur != nil && ru.cur.extend(t, pr) {
@@ -519,10 +526,12 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	}
 	id, err := ru.ids.next(wall)
 	if err != nil {
+		ru.signal(hardware.Refused) // takes back the acknowledgement
 		return TriggerResult{}, err
 	}
 	dir := filepath.Join(ru.outbox.Dir, id)
 	if err := os.Mkdir(dir, 0o750); err != nil {
+		ru.signal(hardware.Refused)
 		return TriggerResult{}, fmt.Errorf("create incident directory: %w", err)
 	}
 	pre := time.Duration(cfg.Capture.PreSeconds) * time.Second
@@ -537,6 +546,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		Software: ru.r.Version,
 	}
 	if err := uploader.WriteManifest(dir, m); err != nil {
+		ru.signal(hardware.Refused)
 		return TriggerResult{}, err
 	}
 	in := &incident{
@@ -559,6 +569,57 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	ru.audit.Log("incident", "id", id, "state", "recording")
 	ru.log.Info("incident", "id", id, "source", source, "clip_start", m.ClipStart, "pre", (t - start).Round(time.Millisecond))
 	return TriggerResult{Incident: id, Clip: in.params.Path, Until: ru.tl.Wall(in.end).In(ru.loc)}, nil
+}
+
+// button handles what the button reports: a press, a long press (the
+// incident is urgent), or a button stuck down and its release.
+func (ru *run) button(ctx context.Context, p hardware.Press) {
+	switch p.Kind {
+	case hardware.PressShort:
+		if _, err := ru.press(ctx, p.Time, p.Source); err != nil {
+			ru.log.Warn("press not recorded", "source", p.Source, "err", err)
+		}
+	case hardware.PressLong:
+		if ru.cur == nil {
+			ru.log.Info("long press with no incident running: nothing to mark urgent")
+			return
+		}
+		ru.cur.markUrgent()
+		ru.audit.Log("urgent", "incident", ru.cur.id, "source", p.Source)
+		ru.log.Warn("incident marked urgent by a long press", "id", ru.cur.id)
+		ru.signal(hardware.Ack)
+	case hardware.PressStuck:
+		ru.stuck = true
+		ru.audit.Log("button", "state", "stuck")
+		ru.log.Error("the incident button has been held down for 30 s: it is stuck or jammed; presses are ignored until it is released")
+	case hardware.PressReleased:
+		ru.stuck = false
+		ru.audit.Log("button", "state", "released")
+		ru.log.Info("the stuck incident button was released")
+	}
+}
+
+// signal shows p on the indicator, if it can show patterns.
+func (ru *run) signal(p hardware.Pattern) {
+	if s, ok := ru.r.Indicator.(hardware.Signaler); ok {
+		s.Signal(p)
+	}
+}
+
+// showLasting keeps the indicator's lasting pattern in step with the
+// state: a fault, incidents waiting for upload, or steady.
+func (ru *run) showLasting() {
+	want := hardware.Steady
+	switch {
+	case ru.state == StateFault:
+		want = hardware.Fault
+	case ru.up != nil && ru.up.Status().Pending > 0:
+		want = hardware.Pending
+	}
+	if want != ru.lasting {
+		ru.lasting = want
+		ru.signal(want)
+	}
 }
 
 func (ru *run) incidentDone() {
@@ -604,6 +665,7 @@ func (ru *run) status() Status {
 		Fault:           ru.fault,
 		Sources:         map[string]capture.Health{},
 		SetAside:        ru.setAside,
+		ButtonStuck:     ru.stuck,
 		IncidentError:   ru.incidentErr,
 		Device:          cfg.Device.ID,
 		Store:           cfg.Device.Store,

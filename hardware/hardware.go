@@ -31,6 +31,21 @@ type Press struct {
 	Time time.Time
 	// Source says where it came from: "button", "cli", "sim".
 	Source string
+	Kind   PressKind
+}
+
+// PressKind tells a press from what a held button reports later.
+type PressKind int
+
+const (
+	PressShort    PressKind = iota // the button went down: an incident
+	PressLong                      // held for long_press_seconds: the incident is urgent
+	PressStuck                     // held for 30 s: reported once, nothing more until released
+	PressReleased                  // a stuck button was released
+)
+
+func (k PressKind) String() string {
+	return [...]string{"press", "long press", "stuck", "released"}[k]
 }
 
 // Button delivers incident button presses.

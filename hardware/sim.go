@@ -113,3 +113,20 @@ func (s *Sim) Run(ctx context.Context, presses chan<- Press) error {
 		}
 	}
 }
+
+// Signal prints the pattern the real indicator would show.
+func (s *Sim) Signal(p Pattern) {
+	if s.Out == nil {
+		return
+	}
+	msg := map[Pattern]string{
+		Steady:  "indicator steady",
+		Ack:     "✓ press acknowledged (fast blink for 2 s, one beep)",
+		Refused: "✗ press refused (three slow blinks, three beeps)",
+		Pending: "… an incident waits for upload (a dark blip every 3 s)",
+		Fault:   "! FAULT: capture stopped (double flash, long beep)",
+	}[p]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintln(s.Out, "[counter] "+msg)
+}

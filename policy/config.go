@@ -95,9 +95,20 @@ const (
 	DriverGPIO = "gpio"
 )
 
-// Hardware selects the counter hardware: the indicator and the incident button.
+// Hardware selects the counter hardware: the indicator and the incident
+// button, and for driver "gpio" their pins (periph.io names: "GPIO17").
 type Hardware struct {
-	Driver string `toml:"driver"`
+	Driver             string `toml:"driver"`
+	IndicatorPin       string `toml:"indicator_pin"`
+	IndicatorActiveLow bool   `toml:"indicator_active_low"`
+	// SignPin drives a relay for a lit "recording" sign; "" if none.
+	SignPin       string `toml:"sign_pin"`
+	SignActiveLow bool   `toml:"sign_active_low"`
+	ButtonPin     string `toml:"button_pin"`
+	// ButtonActiveLow: the button pulls the pin to ground, with the pull-up on.
+	ButtonActiveLow  bool   `toml:"button_active_low"`
+	LongPressSeconds int    `toml:"long_press_seconds"`
+	BuzzerPin        string `toml:"buzzer_pin"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -125,7 +136,7 @@ func Default() Config {
 			SampleRate: 48000,
 			Channels:   1,
 		},
-		Hardware: Hardware{Driver: DriverSim},
+		Hardware: Hardware{Driver: DriverSim, IndicatorPin: "GPIO17", ButtonPin: "GPIO27", ButtonActiveLow: true, LongPressSeconds: 3},
 		Storage:  defaultStorage(),
 		Policy:   defaultRules(),
 	}
@@ -390,6 +401,25 @@ func (c *Config) validate() Errors {
 		between("audio.channels", c.Audio.Channels, 1, 2)
 	}
 	oneOf("hardware.driver", c.Hardware.Driver, DriverSim, DriverGPIO)
+	if c.Hardware.Driver == DriverGPIO {
+		pins := map[string]string{}
+		for _, p := range []struct{ key, name string }{
+			{"hardware.indicator_pin", c.Hardware.IndicatorPin}, {"hardware.button_pin", c.Hardware.ButtonPin},
+			{"hardware.sign_pin", c.Hardware.SignPin}, {"hardware.buzzer_pin", c.Hardware.BuzzerPin},
+		} {
+			if p.name == "" {
+				if p.key == "hardware.indicator_pin" || p.key == "hardware.button_pin" {
+					bad(p.key, "is required for driver \"gpio\" (e.g. \"GPIO17\")")
+				}
+				continue
+			}
+			if other, dup := pins[p.name]; dup {
+				bad(p.key, "is %q, already used by '%s'", p.name, other)
+			}
+			pins[p.name] = p.key
+		}
+	}
+	between("hardware.long_press_seconds", c.Hardware.LongPressSeconds, 1, 29)
 	c.Storage.validate(bad)
 	c.Policy.validate(bad)
 

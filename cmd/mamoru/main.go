@@ -148,9 +148,13 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		sim := &hardware.Sim{In: stdin, Out: stdout}
 		ind, button = sim, sim
 		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
-	default:
-		fmt.Fprintf(stderr, "mamoru: 'hardware.driver' = %q is not supported by this build yet; use \"sim\"\n", cfg.Hardware.Driver)
-		return 2
+	case policy.DriverGPIO:
+		gi, gb, err := hardware.OpenGPIO(cfg.Hardware)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru: %v\n", err)
+			return 1
+		}
+		ind, button = gi, gb
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

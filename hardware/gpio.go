@@ -1,0 +1,290 @@
+package hardware
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"periph.io/x/conn/v3/gpio"
+)
+
+// Output is one GPIO output: a pin and whether it is active low.
+type Output struct {
+	Pin       gpio.PinIO // nil: not fitted
+	ActiveLow bool
+}
+
+func (o Output) level(on bool) gpio.Level { return gpio.Level(on != o.ActiveLow) }
+
+// write drives the output and reads it back: a pin that does not follow
+// (a short, a dead driver, the pin claimed elsewhere) is a fault.
+func (o Output) write(on bool) error {
+	if o.Pin == nil {
+		return nil
+	}
+	want := o.level(on)
+	if err := o.Pin.Out(want); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrIndicatorFault, o.Pin, err)
+	}
+	if got := o.Pin.Read(); got != want {
+		return fmt.Errorf("%w: %s set %v, reads back %v", ErrIndicatorFault, o.Pin, want, got)
+	}
+	return nil
+}
+
+// GPIOIndicator drives the indicator LED, the optional lit sign (a relay)
+// and the optional buzzer. The sign follows capture only; the LED also
+// shows patterns. Set the fields, then use it; Halt ends it.
+type GPIOIndicator struct {
+	LED    Output
+	Sign   Output
+	Buzzer Output
+	Clock  clockwork.Clock // nil: the real clock
+
+	mu      sync.Mutex    // guards the fields below
+	on      bool          // capturing: the steady state
+	led     bool          // what the LED was last set to
+	lasting Pattern       // Steady, Pending or Fault
+	err     error         // a failed write, latched until the next Set
+	stop    chan struct{} // closed to stop the running pattern
+	done    chan struct{} // closed when it has stopped
+}
+
+func (g *GPIOIndicator) clock() clockwork.Clock {
+	if g.Clock == nil {
+		return clockwork.NewRealClock()
+	}
+	return g.Clock
+}
+
+// Set turns the indicator and sign on or off and reads both back.
+func (g *GPIOIndicator) Set(on bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.on, g.err = on, nil
+	for _, o := range []Output{g.Sign, g.LED} {
+		if err := o.write(on); err != nil {
+			// Whatever the pins now show, capture must not run.
+			g.on, g.err = false, err
+			return err
+		}
+	}
+	g.led = on
+	return nil
+}
+
+// Lit reports whether the indicator is on. It reads the LED and the sign
+// back and compares them with what was last written, so a pattern's blink
+// is not mistaken for a fault, and a pin that stopped following is.
+func (g *GPIOIndicator) Lit() (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return false, g.err
+	}
+	for _, c := range []struct {
+		o    Output
+		want bool
+	}{{g.LED, g.led}, {g.Sign, g.on}} {
+		if c.o.Pin != nil && c.o.Pin.Read() != c.o.level(c.want) {
+			g.err = fmt.Errorf("%w: %s reads %v, was set %v", ErrIndicatorFault, c.o.Pin, c.o.Pin.Read(), c.o.level(c.want))
+			return false, g.err
+		}
+	}
+	return g.on, nil
+}
+
+// Halt stops any pattern and turns every output off.
+func (g *GPIOIndicator) Halt() error {
+	g.stopPattern()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.on, g.led = false, false
+	var first error
+	for _, o := range []Output{g.Buzzer, g.LED, g.Sign} {
+		if err := o.write(false); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Signal shows p on the LED and buzzer. The pattern's first step is
+// shown before Signal returns, so an acknowledgement is never late.
+func (g *GPIOIndicator) Signal(p Pattern) {
+	g.stopPattern()
+	if steps, _ := p.steps(); len(steps) > 0 {
+		g.show(p, steps[0], true)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p == Steady || p == Pending || p == Fault {
+		g.lasting = p
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	g.stop, g.done = stop, done
+	go g.run(p, stop, done)
+}
+
+// stopPattern ends the running pattern and waits for it.
+func (g *GPIOIndicator) stopPattern() {
+	g.mu.Lock()
+	stop, done := g.stop, g.done
+	g.stop, g.done = nil, nil
+	g.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+}
+
+// run plays p, then the lasting pattern, until stopped.
+func (g *GPIOIndicator) run(p Pattern, stop, done chan struct{}) {
+	defer close(done)
+	clock := g.clock()
+	first := true
+	for {
+		steps, repeat := p.steps()
+		for i, s := range steps {
+			if i > 0 || !first { // Signal showed the very first step
+				g.show(p, s, first)
+			}
+			select {
+			case <-stop:
+				return
+			case <-clock.After(s.d):
+			}
+		}
+		g.show(p, step{}, false) // back to steady between cycles
+		first = false
+		if !repeat {
+			g.mu.Lock()
+			next := g.lasting
+			g.mu.Unlock()
+			if next == Steady {
+				return
+			}
+			p = next
+		}
+	}
+}
+
+// show sets the LED to the steady state, inverted if the step says so, and
+// the buzzer.
+func (g *GPIOIndicator) show(p Pattern, s step, first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	invert := s.invert
+	if p == Pending && !g.on {
+		invert = false // a dark indicator never lights to say an upload waits
+	}
+	led := g.on != invert
+	if err := g.LED.write(led); err != nil {
+		g.err = err
+	} else {
+		g.led = led
+	}
+	// A repeating pattern beeps in its first cycle only.
+	g.Buzzer.write(s.buzz && first)
+}
+
+// GPIOButton is the incident button on a GPIO input: edge-driven, with the
+// first edge of a press reported at once (so staff see the acknowledgement
+// without delay) and the contact's bounce ignored for Debounce after it.
+// Held for LongPress it also reports a long press; held for Stuck it is
+// reported once as stuck and reports nothing more until released.
+type GPIOButton struct {
+	Pin       gpio.PinIO
+	ActiveLow bool // pressed pulls the pin low (pull-up fitted)
+	Debounce  time.Duration
+	LongPress time.Duration
+	Stuck     time.Duration
+	Clock     clockwork.Clock // nil: the real clock
+}
+
+// Run reports presses until ctx ends.
+func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
+	clock := b.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	debounce, long, stuck := b.Debounce, b.LongPress, b.Stuck
+	if debounce <= 0 {
+		debounce = 30 * time.Millisecond
+	}
+	if long <= 0 {
+		long = 3 * time.Second
+	}
+	if stuck <= 0 {
+		stuck = 30 * time.Second
+	}
+	pull := gpio.PullDown
+	if b.ActiveLow {
+		pull = gpio.PullUp
+	}
+	if err := b.Pin.In(pull, gpio.BothEdges); err != nil {
+		return fmt.Errorf("hardware: button %s: %w", b.Pin, err)
+	}
+	defer b.Pin.Halt()
+	pressed := gpio.Level(!b.ActiveLow)
+	send := func(p Press) bool {
+		select {
+		case presses <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	down := b.Pin.Read() == pressed
+	var downAt time.Time
+	// longSent and stuckSent say what this press has reported; a button
+	// held when Run starts reports nothing until it has been released.
+	longSent, stuckSent, stuckReported := down, down, false
+	for ctx.Err() == nil {
+		// Wake for the next edge, or when a held press turns long or
+		// stuck; at least once a second to notice ctx.
+		wait := time.Second
+		if down && !longSent {
+			wait = min(wait, downAt.Add(long).Sub(clock.Now()))
+		} else if down && !stuckSent {
+			wait = min(wait, downAt.Add(stuck).Sub(clock.Now()))
+		}
+		if wait > 0 && !b.Pin.WaitForEdge(wait) || wait <= 0 {
+			now := clock.Now()
+			switch {
+			case down && !longSent && !now.Before(downAt.Add(long)):
+				longSent = true
+				if !send(Press{Time: now, Source: "button", Kind: PressLong}) {
+					return nil
+				}
+			case down && !stuckSent && !now.Before(downAt.Add(stuck)):
+				stuckSent, stuckReported = true, true
+				if !send(Press{Time: now, Source: "button", Kind: PressStuck}) {
+					return nil
+				}
+			}
+			continue
+		}
+		at := clock.Now()
+		if !down && b.Pin.Read() == pressed {
+			down, downAt, longSent, stuckSent, stuckReported = true, at, false, false, false
+			if !send(Press{Time: at, Source: "button"}) {
+				return nil
+			}
+		}
+		// Let the contact settle, swallowing its bounce, then believe the
+		// level.
+		for settle := at.Add(debounce); clock.Now().Before(settle); {
+			b.Pin.WaitForEdge(settle.Sub(clock.Now()))
+		}
+		if down && b.Pin.Read() != pressed {
+			down = false
+			if stuckReported && !send(Press{Time: clock.Now(), Source: "button", Kind: PressReleased}) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
