@@ -52,6 +52,12 @@ type Recorder struct {
 	// Uploaded, if set, is called after an incident is in the bucket, with
 	// its clip's directory there.
 	Uploaded func(m uploader.Manifest, object string)
+	// Now is the wall clock the recording hours are read on; nil is
+	// time.Now.
+	Now func() time.Time
+	// ClockSynced reports whether NTP has set the clock; nil asks the
+	// kernel.
+	ClockSynced func() bool
 }
 
 // Paths inside the state directory.
@@ -116,18 +122,23 @@ type Status struct {
 	Uploads *uploader.Status `json:"uploads,omitempty"`
 	// SpoolFull is set while clips waiting for upload fill
 	// storage.spool_max_mb: new presses are refused until they drain.
-	SpoolFull     bool                      `json:"spool_full,omitempty"`
-	SpoolBytes    int64                     `json:"spool_bytes"`
-	Fault         string                    `json:"fault,omitempty"`
-	Sources       map[string]capture.Health `json:"sources"`
-	SetAside      []string                  `json:"set_aside,omitempty"`
-	ButtonStuck   bool                      `json:"button_stuck,omitempty"`
-	IncidentError string                    `json:"incident_error,omitempty"`
-	Device        string                    `json:"device"`
-	Store         string                    `json:"store"`
-	Version       string                    `json:"version"`
-	RingBytes     int                       `json:"ring_bytes"`
-	RingCapacity  int                       `json:"ring_capacity"`
+	SpoolFull   bool                      `json:"spool_full,omitempty"`
+	SpoolBytes  int64                     `json:"spool_bytes"`
+	Fault       string                    `json:"fault,omitempty"`
+	Sources     map[string]capture.Health `json:"sources"`
+	SetAside    []string                  `json:"set_aside,omitempty"`
+	ButtonStuck bool                      `json:"button_stuck,omitempty"`
+	// Hours says whether this is within the recording hours, and until when.
+	Hours       string `json:"recording_hours"`
+	ClockSynced bool   `json:"clock_synced"`
+	// Closed says why the rules keep capture off now, if they do.
+	Closed        string `json:"closed,omitempty"`
+	IncidentError string `json:"incident_error,omitempty"`
+	Device        string `json:"device"`
+	Store         string `json:"store"`
+	Version       string `json:"version"`
+	RingBytes     int    `json:"ring_bytes"`
+	RingCapacity  int    `json:"ring_capacity"`
 }
 
 // IncidentStatus is one incident in the outbox.
@@ -167,6 +178,8 @@ type run struct {
 	lit         indicatorHistory
 	lasting     hardware.Pattern // the pattern the indicator shows between presses
 	stuck       bool             // the button is held down and was reported stuck
+	schedule    *policy.Schedule
+	closed      string // why capture is off by the rules ("outside recording hours"), or ""
 }
 
 // indicatorHistory remembers the indicator's changes for the manifests. It
@@ -310,7 +323,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}()
 	defer func() { stopButton(); <-buttonDone }()
 
-	ru.startCapture(ctx)
+	ru.schedule = cfg.Schedule()
+	hours := time.NewTimer(ru.applyHours(ctx))
+	defer hours.Stop()
 	if r.Ready != nil {
 		r.Ready()
 	}
@@ -349,15 +364,73 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		case <-curDone:
 			ru.incidentDone()
+		case <-hours.C:
+			hours.Reset(ru.applyHours(ctx))
 		case <-check.C:
+			// Every second too, in case the wall clock jumped (NTP
+			// setting it after boot) and the timer no longer points at
+			// the next change.
+			hours.Reset(ru.applyHours(ctx))
 			ru.checkIndicator()
 			ru.showLasting()
-			if ru.state == StateFault && clock.Now().Sub(lastRetry) >= 5*time.Second {
+			if ru.state == StateFault && ru.closed == "" && clock.Now().Sub(lastRetry) >= 5*time.Second {
 				lastRetry = clock.Now()
 				ru.startCapture(ctx)
 			}
 		}
 	}
+}
+
+func (ru *run) now() time.Time {
+	if ru.r.Now != nil {
+		return ru.r.Now()
+	}
+	return time.Now()
+}
+
+func (ru *run) clockSynced() bool {
+	if ru.r.ClockSynced != nil {
+		return ru.r.ClockSynced()
+	}
+	return clockSynced()
+}
+
+// applyHours starts or stops capture as the recording hours say, and
+// returns how long until it should look again.
+func (ru *run) applyHours(ctx context.Context) time.Duration {
+	now := ru.now()
+	closed := ""
+	switch {
+	case ru.schedule.Always():
+	case now.Year() < 2025:
+		// A Pi has no battery clock: before NTP (or fake-hwclock) sets it,
+		// the hours cannot be known, and recording outside them is not
+		// allowed.
+		closed = "the clock is not set, so the recording hours cannot be applied"
+	case !ru.schedule.Open(now):
+		closed = "outside recording hours"
+	}
+	if closed != ru.closed {
+		ru.closed = closed
+		if closed != "" {
+			ru.audit.Log("hours", "state", "closed", "why", closed)
+			ru.log.Info("not recording", "why", closed, "schedule", ru.schedule.Describe(now))
+		} else {
+			ru.audit.Log("hours", "state", "open")
+			ru.log.Info("recording hours began", "schedule", ru.schedule.Describe(now))
+		}
+	}
+	switch {
+	case closed != "" && ru.stopCap != nil:
+		ru.stopCapture(closed) // the ring is wiped, the indicator goes off
+	case closed == "" && ru.stopCap == nil && ru.state != StateFault:
+		ru.startCapture(ctx)
+	}
+	next := ru.schedule.Next(now)
+	if next.IsZero() {
+		return time.Hour
+	}
+	return max(next.Sub(now), 10*time.Millisecond)
 }
 
 // ringFrames bounds the ring's index: every video frame and audio block of
@@ -491,6 +564,11 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	cfg := ru.r.Config
 	wall := ru.tl.Wall(ru.tl.Of(at)).In(ru.loc)
 	pr := uploader.Press{Time: wall, Source: source}
+	if ru.stopCap == nil && ru.closed != "" {
+		ru.signal(hardware.Closed)
+		ru.audit.Log("press", "source", source, "result", "refused", "why", ru.closed)
+		return TriggerResult{}, fmt.Errorf("not recording: %s (%s)", ru.closed, ru.schedule.Describe(ru.now()))
+	}
 	if ru.stopCap == nil {
 		ru.signal(hardware.Refused)
 		ru.audit.Log("press", "source", source, "result", "refused", "state", ru.state)
@@ -543,7 +621,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		Version: 1, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
 		State: uploader.StateRecording, Trigger: source, PressTime: wall, Presses: []uploader.Press{pr},
 		ClipStart: ru.tl.Wall(start).In(ru.loc), Clip: uploader.ClipDigest{File: uploader.ClipFile},
-		Software: ru.r.Version,
+		Software: ru.r.Version, ClockSynced: ru.clockSynced(),
 	}
 	if err := uploader.WriteManifest(dir, m); err != nil {
 		ru.signal(hardware.Refused)
@@ -666,6 +744,9 @@ func (ru *run) status() Status {
 		Sources:         map[string]capture.Health{},
 		SetAside:        ru.setAside,
 		ButtonStuck:     ru.stuck,
+		Hours:           ru.schedule.Describe(ru.now()),
+		Closed:          ru.closed,
+		ClockSynced:     ru.clockSynced(),
 		IncidentError:   ru.incidentErr,
 		Device:          cfg.Device.ID,
 		Store:           cfg.Device.Store,

@@ -18,6 +18,9 @@ const (
 	// recording hours, a fault, a full spool): three slow blinks, three
 	// beeps. Outside hours the indicator stays dark between them.
 	Refused
+	// Closed answers a press outside recording hours: two long blinks and
+	// a long beep. Nothing is recorded; the press is logged.
+	Closed
 	// Pending says an incident waits to be uploaded: a short dark blip
 	// every 3 s while capturing.
 	Pending
@@ -32,6 +35,8 @@ func (p Pattern) String() string {
 		return "ack"
 	case Refused:
 		return "refused"
+	case Closed:
+		return "closed"
 	case Pending:
 		return "pending"
 	case Fault:
@@ -43,7 +48,7 @@ func (p Pattern) String() string {
 // Signaler is an indicator that can show patterns. The recorder shows
 // them where the indicator is one.
 type Signaler interface {
-	// Signal shows p. Ack and Refused run once and then fall back to the
+	// Signal shows p. Ack, Refused and Closed run once and then fall back to the
 	// lasting pattern (Steady, Pending or Fault) last signalled.
 	Signal(p Pattern)
 }
@@ -70,6 +75,8 @@ func (p Pattern) steps() (steps []step, repeat bool) {
 			steps = append(steps, step{invert: true, buzz: true, d: ms(250)}, step{d: ms(250)})
 		}
 		return steps, false
+	case Closed:
+		return []step{{invert: true, buzz: true, d: ms(600)}, {d: ms(300)}, {invert: true, d: ms(600)}, {d: ms(300)}}, false
 	case Pending:
 		return []step{{invert: true, d: ms(150)}, {d: ms(2850)}}, true
 	case Fault:

@@ -123,6 +123,7 @@ func (s *Sim) Signal(p Pattern) {
 		Steady:  "indicator steady",
 		Ack:     "✓ press acknowledged (fast blink for 2 s, one beep)",
 		Refused: "✗ press refused (three slow blinks, three beeps)",
+		Closed:  "✗ outside recording hours: nothing recorded, press logged (two long blinks)",
 		Pending: "… an incident waits for upload (a dark blip every 3 s)",
 		Fault:   "! FAULT: capture stopped (double flash, long beep)",
 	}[p]

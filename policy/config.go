@@ -279,6 +279,8 @@ func applyEnvTo(c any, environ []string) error {
 					continue
 				}
 				f.SetInt(int64(n))
+			case reflect.Slice: // a list: entries separated by ';'
+				f.Set(reflect.ValueOf(strings.Split(val, ";")))
 			case reflect.Bool:
 				b, err := strconv.ParseBool(val)
 				if err != nil {
@@ -430,6 +432,15 @@ func (c *Config) validate() Errors {
 		}
 	}
 	return errs
+}
+
+// Schedule returns the recording hours. It is valid after Validate.
+func (c *Config) Schedule() *Schedule {
+	s, err := ParseSchedule(c.Policy.RecordingHours, c.Policy.ClosedDates, c.Location())
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 // Location returns the device's time zone. It is valid after Validate.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,7 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Device.ID, want.Device.Store = "counter-1", "shibuya"
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
 	if got := c.Location().String(); got != "Asia/Tokyo" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -43,9 +44,21 @@ type Storage struct {
 // Enabled reports whether incidents are shipped anywhere.
 func (s Storage) Enabled() bool { return s.Endpoint != "" }
 
-// Rules are the operating rules the device enforces: for now, how long
-// clips are kept in the bucket.
+// Rules are the operating rules (運用ルール) the device enforces and
+// `mamoru policy render` writes down: when it records, who runs it, how long
+// clips are kept.
 type Rules struct {
+	// RecordingHours are when the device records, e.g. "mon-fri 09:00-21:00";
+	// none means always.
+	RecordingHours []string `toml:"recording_hours"`
+	// ClosedDates are whole days without recording, "2026-12-31".
+	ClosedDates []string `toml:"closed_dates"`
+	// Purpose, OperatorName and Contact are written into the rules and the
+	// store notice.
+	Purpose         string   `toml:"purpose"`
+	OperatorName    string   `toml:"operator_name"`
+	Contact         string   `toml:"contact"`
+	NoticeLanguages []string `toml:"notice_languages"`
 	// RetentionDays expires clips this many days after upload; 0 keeps them.
 	RetentionDays int `toml:"retention_days"`
 	// ObjectLockDays makes each clip immutable (S3 Object Lock, compliance
@@ -74,7 +87,7 @@ func defaultStorage() Storage {
 	return Storage{Secure: true, PartSizeMB: 8, SpoolMaxMB: 2048}
 }
 
-func defaultRules() Rules { return Rules{RetentionDays: 90} }
+func defaultRules() Rules { return Rules{RetentionDays: 90, NoticeLanguages: []string{"ja", "en"}} }
 
 // bucketName is S3's rule for bucket names (simplified: no dotted IPs).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -108,6 +121,17 @@ func (s *Storage) validate(bad func(key, format string, args ...any)) {
 }
 
 func (r *Rules) validate(bad func(key, format string, args ...any)) {
+	if _, err := ParseSchedule(r.RecordingHours, nil, time.UTC); err != nil {
+		bad("policy.recording_hours", "%v", err)
+	}
+	if _, err := ParseSchedule(nil, r.ClosedDates, time.UTC); err != nil {
+		bad("policy.closed_dates", "%v", err)
+	}
+	for _, l := range r.NoticeLanguages {
+		if l != "ja" && l != "en" {
+			bad("policy.notice_languages", "must list \"ja\" and/or \"en\" (got %q)", l)
+		}
+	}
 	if r.RetentionDays < 0 || r.RetentionDays > 36500 {
 		bad("policy.retention_days", "must be between 0 (keep) and 36500 (got %d)", r.RetentionDays)
 	}

@@ -37,6 +37,7 @@ type Manifest struct {
 	Incident        string         `json:"incident"`
 	State           string         `json:"state"`
 	Trigger         string         `json:"trigger"`
+	Urgent          bool           `json:"urgent,omitempty"` // staff held the button
 	PressTime       time.Time      `json:"press_time"`
 	Presses         []Press        `json:"presses"`
 	ClipStart       time.Time      `json:"clip_start"`
@@ -46,8 +47,11 @@ type Manifest struct {
 	Clip            ClipDigest     `json:"clip"`
 	Indicator       []IndicatorLog `json:"indicator"`
 	Software        string         `json:"software_version"`
-	PreRollSyncedMS float64        `json:"preroll_synced_ms,omitzero"`
-	Notes           []string       `json:"notes,omitempty"`
+	// ClockSynced is false when NTP had not yet set the device's clock at
+	// the press: its times may then be off (a Pi has no battery clock).
+	ClockSynced     bool     `json:"clock_synced"`
+	PreRollSyncedMS float64  `json:"preroll_synced_ms,omitzero"`
+	Notes           []string `json:"notes,omitempty"`
 }
 
 // Press is one press that raised or extended the incident.
