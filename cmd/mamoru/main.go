@@ -37,6 +37,8 @@ Usage:
   mamoru audit   --config FILE         verify the audit log's hash chain
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
   mamoru storage init --config FILE    for installers: prepare the bucket
+  mamoru policy render --config FILE --lang ja|en --out DIR
+                                       the operating rules and the store notice
   mamoru version                       print the version
 
 Run 'mamoru COMMAND --help' for a command's options.
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdClips(ctx, args, stdout, stderr)
 	case "storage":
 		return cmdStorage(ctx, args, stdout, stderr)
+	case "policy":
+		return cmdPolicy(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mamoru", version)
 		return 0

@@ -1,0 +1,230 @@
+package policy
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+//go:embed templates
+var templates embed.FS
+
+// Rendered file names.
+const (
+	RulesFile  = "operating-rules.html"
+	NoticeFile = "notice.html"
+)
+
+// Render writes the operating rules (運用ルール) and the store notice (店頭掲示)
+// in lang ("ja" or "en") into dir, from the configuration the device runs,
+// so that what they promise is what the device does. date is the date
+// printed on the rules.
+func (c *Config) Render(lang, dir string, date time.Time) ([]string, error) {
+	if lang != "ja" && lang != "en" {
+		return nil, fmt.Errorf("--lang must be ja or en (got %q)", lang)
+	}
+	var errs Errors
+	if strings.TrimSpace(c.Policy.OperatorName) == "" {
+		errs = append(errs, &Error{Key: "policy.operator_name", Msg: "is required to write the rules and the notice: who runs the recorder"})
+	}
+	if strings.TrimSpace(c.Policy.Contact) == "" {
+		errs = append(errs, &Error{Key: "policy.contact", Msg: "is required to write the rules and the notice: where customers ask about recordings"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	t, err := template.New("").ParseFS(templates, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	style, err := templates.ReadFile("templates/style.css")
+	if err != nil {
+		return nil, err
+	}
+	template.Must(t.New("style").Parse(string(style)))
+
+	d := c.document(lang, date)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var written []string
+	for _, f := range []struct {
+		name, tmpl string
+		data       any
+	}{{RulesFile, "rules_" + lang + ".html", d}, {NoticeFile, "notice.html", c.notice(lang)}} {
+		var b bytes.Buffer
+		if err := t.ExecuteTemplate(&b, f.tmpl, f.data); err != nil {
+			return nil, fmt.Errorf("render %s: %w", f.name, err)
+		}
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+		written = append(written, path)
+	}
+	return written, nil
+}
+
+// document is what the rules say, from the configuration.
+type document struct {
+	Store, Device, Operator, Contact, Purpose, Date string
+	Video, Audio, Sign, Uploads, Always             bool
+	VideoSize, Bucket                               string
+	FPS, SampleRate                                 int
+	PreSeconds, PostSeconds, MaxMinutes             int
+	RetentionDays, LockDays                         int
+	Hours, Closed                                   []string
+}
+
+func (c *Config) document(lang string, date time.Time) document {
+	d := document{
+		Store: c.Device.Store, Device: c.Device.ID, Operator: c.Policy.OperatorName, Contact: c.Policy.Contact,
+		Purpose: c.Policy.Purpose, Video: c.Video.Enabled, Audio: c.Audio.Enabled, Sign: c.Hardware.SignPin != "",
+		Uploads: c.Storage.Enabled(), Bucket: c.Storage.Bucket, Always: len(c.Policy.RecordingHours) == 0,
+		VideoSize: fmt.Sprintf("%d×%d", c.Video.Width, c.Video.Height), FPS: c.Video.FPS, SampleRate: c.Audio.SampleRate,
+		PreSeconds: c.Capture.PreSeconds, PostSeconds: c.Capture.PostSeconds, MaxMinutes: (c.Capture.MaxIncidentSeconds + 59) / 60,
+		RetentionDays: c.Policy.RetentionDays, LockDays: c.Policy.ObjectLockDays,
+		Hours: hoursIn(lang, c.Policy.RecordingHours),
+	}
+	layout := map[string]string{"ja": "2006年1月2日", "en": "2 January 2006"}[lang]
+	for _, cd := range c.Policy.ClosedDates {
+		if t, err := time.Parse("2006-01-02", cd); err == nil {
+			d.Closed = append(d.Closed, t.Format(layout))
+		}
+	}
+	d.Date = date.Format(layout)
+	return d
+}
+
+// noticeSection is one language's part of the store notice.
+type noticeSection struct {
+	Lang, Title, Lead, HoursLabel, Light, Retention, ContactLabel string
+	Hours                                                         []string
+}
+
+type notice struct {
+	Sections          []noticeSection
+	Operator, Contact string
+}
+
+// notice lays out the store notice: lang in large type, then every other
+// language of policy.notice_languages.
+func (c *Config) notice(lang string) notice {
+	langs := []string{lang}
+	for _, l := range c.Policy.NoticeLanguages {
+		if !slices.Contains(langs, l) {
+			langs = append(langs, l)
+		}
+	}
+	n := notice{Operator: c.Policy.OperatorName, Contact: c.Policy.Contact}
+	what := map[string]string{"ja": "録音・録画", "en": "audio and video recording"}
+	switch {
+	case !c.Video.Enabled:
+		what = map[string]string{"ja": "録音", "en": "audio recording"}
+	case !c.Audio.Enabled:
+		what = map[string]string{"ja": "録画", "en": "video recording"}
+	}
+	for _, l := range langs {
+		hours := hoursIn(l, c.Policy.RecordingHours)
+		var s noticeSection
+		switch l {
+		case "ja":
+			s = noticeSection{
+				Lang:       "ja",
+				Title:      what["ja"] + "を実施しています",
+				Lead:       "従業員をカスタマー・ハラスメントから守り、トラブルの際に事実を正確に確認するため、カウンターで" + what["ja"] + "を行っています（東京都カスタマー・ハラスメント防止条例）。",
+				HoursLabel: "実施時間：",
+				Light:      "実施中は表示灯が点灯します。従業員が通報ボタンを押した場合に限り、その前後の記録を保存します。",
+				Retention:  retentionJa(c.Policy.RetentionDays),
+				Hours:      hours, ContactLabel: "お問い合わせ：",
+			}
+			if len(hours) == 0 {
+				s.Hours = []string{"営業中は常時"}
+			}
+		default:
+			s = noticeSection{
+				Lang:       "en",
+				Title:      "This counter uses " + what["en"],
+				Lead:       "To protect our staff from customer harassment and to establish the facts if a problem arises, " + what["en"] + " is in use at this counter (Tokyo Customer Harassment Prevention Ordinance).",
+				HoursLabel: "Hours: ",
+				Light:      "The indicator light is on while recording. Only when staff press the incident button is the recording around that moment saved.",
+				Retention:  retentionEn(c.Policy.RetentionDays),
+				Hours:      hours, ContactLabel: "Contact: ",
+			}
+			if len(hours) == 0 {
+				s.Hours = []string{"at all times"}
+			}
+		}
+		n.Sections = append(n.Sections, s)
+	}
+	return n
+}
+
+func retentionJa(days int) string {
+	if days == 0 {
+		return "保存した記録は、必要な期間に限り厳重に管理し、不要になり次第削除します。"
+	}
+	return fmt.Sprintf("保存した記録は%d日後に自動的に削除します。", days)
+}
+
+func retentionEn(days int) string {
+	if days == 0 {
+		return "Saved recordings are kept securely only as long as needed, then deleted."
+	}
+	return fmt.Sprintf("Saved recordings are deleted automatically after %d days.", days)
+}
+
+var dayJa = map[string]string{"mon": "月", "tue": "火", "wed": "水", "thu": "木", "fri": "金", "sat": "土", "sun": "日"}
+var dayEn = map[string]string{"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"}
+
+// hoursIn writes recording hours ("mon-fri 09:00-21:00") for people:
+// 「月〜金曜日 09:00〜21:00」 or "Mon–Fri 09:00–21:00". Times are kept as
+// configured, so what the notice says is exactly what the device does.
+func hoursIn(lang string, entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		days, times, _ := strings.Cut(strings.TrimSpace(strings.ToLower(e)), " ")
+		from, to, _ := strings.Cut(strings.TrimSpace(times), "-")
+		overnight := to < from
+		var parts []string
+		for part := range strings.SplitSeq(days, ",") {
+			a, b, isRange := strings.Cut(part, "-")
+			switch {
+			case part == "daily" || part == "*":
+				parts = append(parts, map[string]string{"ja": "毎日", "en": "Every day"}[lang])
+			case lang == "ja" && isRange:
+				parts = append(parts, dayJa[a]+"〜"+dayJa[b])
+			case lang == "ja":
+				parts = append(parts, dayJa[a])
+			case isRange:
+				parts = append(parts, dayEn[a]+"–"+dayEn[b])
+			default:
+				parts = append(parts, dayEn[a])
+			}
+		}
+		if lang == "ja" {
+			d := strings.Join(parts, "・")
+			if d != "毎日" {
+				d += "曜日"
+			}
+			next := ""
+			if overnight {
+				next = "翌"
+			}
+			out = append(out, fmt.Sprintf("%s %s〜%s%s", d, from, next, to))
+		} else {
+			next := ""
+			if overnight {
+				next = " (next day)"
+			}
+			out = append(out, fmt.Sprintf("%s %s–%s%s", strings.Join(parts, ", "), from, to, next))
+		}
+	}
+	return out
+}

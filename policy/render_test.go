@@ -1,0 +1,244 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"golang.org/x/image/font/sfnt"
+)
+
+const renderConfig = minimal + `
+[capture]
+pre_seconds = 20
+post_seconds = 40
+[policy]
+recording_hours = ["mon-fri 09:00-21:00", "sat,sun 10:00-20:00", "fri 22:00-02:00"]
+closed_dates = ["2026-12-31", "2027-01-01"]
+operator_name = "株式会社まもる商店"
+contact = "お客様相談室 03-1234-5678（平日10時〜17時）"
+retention_days = 45
+`
+
+// text is what a page shows: its markup without tags, unescaped.
+func text(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`(?s)<style>.*?</style>|<title>.*?</title>`).ReplaceAllString(string(b), "")
+	return html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(s, " "))
+}
+
+func TestRenderSaysWhatTheDeviceDoes(t *testing.T) {
+	c, err := Parse("m.toml", []byte(renderConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range []string{"ja", "en"} {
+		dir := t.TempDir()
+		files, err := c.Render(lang, dir, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules, notice := text(t, files[0]), text(t, files[1])
+		want := map[string][]string{
+			"ja": {"月〜金曜日 09:00〜21:00", "土・日曜日 10:00〜20:00", "金曜日 22:00〜翌02:00", "45日", "2026年12月31日", "20秒前", "40秒後", "株式会社まもる商店", "03-1234-5678"},
+			"en": {"Mon–Fri 09:00–21:00", "Sat, Sun 10:00–20:00", "Fri 22:00–02:00 (next day)", "45 days", "31 December 2026", "20 seconds before", "40 seconds after", "株式会社まもる商店", "03-1234-5678"},
+		}[lang]
+		for _, w := range want {
+			if !strings.Contains(rules, w) {
+				t.Errorf("%s rules do not say %q", lang, w)
+			}
+		}
+		for _, w := range want[:4] { // the hours and the retention
+			if !strings.Contains(notice, w) {
+				t.Errorf("%s notice does not say %q", lang, w)
+			}
+		}
+		// No other figure creeps in: every number on the notice is one the
+		// configuration holds (or the ordinance's name, which has none).
+		for _, n := range regexp.MustCompile(`\d+`).FindAllString(notice, -1) {
+			if !strings.Contains(renderConfig, n) {
+				t.Errorf("%s notice shows %s, which is not in the configuration", lang, n)
+			}
+		}
+	}
+	if _, err := (&Config{}).Render("fr", t.TempDir(), time.Now()); err == nil {
+		t.Error("Render accepted --lang fr")
+	}
+	c.Policy.OperatorName = ""
+	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), "'policy.operator_name' is required") {
+		t.Errorf("Render without an operator: %v", err)
+	}
+}
+
+// TestRenderInChromium renders both pages in both languages in headless
+// Chromium: each renders, with the CJK font, no glyph missing from it, and
+// the notice fits one A4 page.
+func TestRenderInChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed (apt-get install chromium)")
+	}
+	fontFile, err := exec.Command("fc-match", "-f", "%{file}", "Noto Sans CJK JP").Output()
+	if err != nil || !strings.Contains(string(fontFile), "NotoSansCJK") {
+		t.Fatalf("fc-match finds %q for Noto Sans CJK JP (%v): apt-get install fonts-noto-cjk", fontFile, err)
+	}
+	font := cjkFont(t, string(fontFile))
+	c, err := Parse("m.toml", []byte(renderConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range []string{"ja", "en"} {
+		files, err := c.Render(lang, t.TempDir(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			name := lang + "/" + filepath.Base(f)
+			// Every character has a glyph in the font the pages ask for.
+			var buf sfnt.Buffer
+			for _, r := range text(t, f) {
+				if unicode.IsSpace(r) {
+					continue
+				}
+				if g, err := font.GlyphIndex(&buf, r); err != nil || g == 0 {
+					t.Errorf("%s: %q (U+%04X) has no glyph in Noto Sans CJK JP", name, r, r)
+				}
+			}
+			// Chromium draws it.
+			shot := filepath.Join(t.TempDir(), "page.png")
+			run(t, chromium, "--hide-scrollbars", "--window-size=794,1123", "--screenshot="+shot, "file://"+f)
+			if ink := inked(t, shot); ink < 0.01 {
+				t.Errorf("%s: the screenshot is %.2f%% ink: nothing was drawn", name, ink*100)
+			}
+			// With the CJK font, and the notice on one page.
+			p := probe(t, chromium, f)
+			if p.Noto == p.Mono || p.Page != p.Noto {
+				t.Errorf("%s: text measures %.1f px in the page's font, %.1f in Noto Sans CJK JP, %.1f in monospace: the page is not set in the CJK font", name, p.Page, p.Noto, p.Mono)
+			}
+			if filepath.Base(f) == NoticeFile && p.Height > 1123 {
+				t.Errorf("%s: the notice is %d px tall, more than one A4 page (1123 px)", name, p.Height)
+			}
+		}
+	}
+}
+
+// cjkFont loads the Japanese face of the Noto Sans CJK collection.
+func cjkFont(t *testing.T, path string) *sfnt.Font {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := sfnt.ParseCollection(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf sfnt.Buffer
+	for i := range coll.NumFonts() {
+		f, err := coll.Font(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name, _ := f.Name(&buf, sfnt.NameIDFamily); name == "Noto Sans CJK JP" {
+			return f
+		}
+	}
+	t.Fatalf("%s holds no Noto Sans CJK JP", path)
+	return nil
+}
+
+func run(t *testing.T, chromium string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, append([]string{"--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--user-data-dir=" + t.TempDir()}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %q: %v\n%s", args, err, errOut.Bytes())
+	}
+	return out.Bytes()
+}
+
+// inked is the share of a screenshot's pixels that are not near white.
+func inked(t *testing.T, path string) float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	dark := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r+g+bl < 3*0xc000 {
+				dark++
+			}
+		}
+	}
+	return float64(dark) / float64(b.Dx()*b.Dy())
+}
+
+type probeResult struct {
+	Mono, Noto, Page float64
+	Height           int
+}
+
+// probe loads a copy of the page with a script that measures its text in
+// the page's font, in the CJK font and in monospace (the CJK font measuring
+// as monospace means it is missing), and the page's height, and reads the
+// answer from the DOM Chromium dumps.
+func probe(t *testing.T, chromium, page string) probeResult {
+	t.Helper()
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const script = `<script>
+const c = document.createElement("canvas").getContext("2d");
+const s = document.body.innerText;
+c.font = "16px monospace"; const mono = c.measureText(s).width;
+c.font = '16px "Noto Sans CJK JP", monospace'; const noto = c.measureText(s).width;
+c.font = "16px " + getComputedStyle(document.body).fontFamily; const page = c.measureText(s).width;
+const r = {mono, noto, page, height: document.documentElement.scrollHeight};
+const pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(r);
+document.body.appendChild(pre);
+</script>`
+	copyPath := filepath.Join(t.TempDir(), "probe.html")
+	if err := os.WriteFile(copyPath, bytes.Replace(b, []byte("</body>"), []byte(script+"</body>"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom := run(t, chromium, "--window-size=794,1123", "--dump-dom", "file://"+copyPath)
+	m := regexp.MustCompile(`<pre id="probe">(.*?)</pre>`).FindSubmatch(dom)
+	if m == nil {
+		t.Fatalf("%s: no probe result in the DOM", page)
+	}
+	var r probeResult
+	if err := json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
