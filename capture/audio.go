@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"mamoru/policy"
@@ -26,10 +28,30 @@ type AudioSource struct {
 	Backoff  policy.Backoff
 
 	health healthBox
+	peak   atomic.Int32 // the loudest sample since Peak was last called
 }
 
 // Health returns the source's state.
 func (s *AudioSource) Health() Health { return s.health.get() }
+
+// Peak returns the loudest sample since the last call, in dBFS (0 is full
+// scale; silence is -inf), for a level meter.
+func (s *AudioSource) Peak() float64 {
+	return 20 * math.Log10(float64(s.peak.Swap(0))/32768)
+}
+
+func (s *AudioSource) measure(pcm []int16) {
+	var p int32
+	for _, v := range pcm {
+		p = max(p, int32(v), -int32(v))
+	}
+	for {
+		old := s.peak.Load()
+		if p <= old || s.peak.CompareAndSwap(old, p) {
+			return
+		}
+	}
+}
 
 // Format returns the sample format the source writes, for the clip's
 // sample entry.

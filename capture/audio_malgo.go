@@ -160,6 +160,7 @@ func (s *AudioSource) session(ctx context.Context) error {
 			return fmt.Errorf("audio device stopped")
 		case c := <-full:
 			started = true
+			s.measure(c.pcm)
 			err := b.add(c.at, c.pcm)
 			free <- c
 			if err != nil {

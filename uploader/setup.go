@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
@@ -81,20 +83,44 @@ func onOff(b bool) string {
 }
 
 // DevicePolicy is the least a device needs: to write objects (and their
-// multipart uploads) under its own folder, and nothing else. It cannot
-// read, list or delete any clip, its own included, so a stolen device
-// cannot leak or destroy what it has sent.
+// multipart uploads) under its own folder, and to delete only what its
+// self-test writes. It cannot read, list or delete any clip, its own
+// included, so a stolen device cannot leak or destroy what it has sent.
 func DevicePolicy(s policy.Storage, store, device string) string {
-	resource := fmt.Sprintf("arn:aws:s3:::%s/%s/*", s.Bucket, path.Join(s.Prefix, store, device))
+	folder := fmt.Sprintf("arn:aws:s3:::%s/%s", s.Bucket, path.Join(s.Prefix, store, device))
 	doc := map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{{
 			"Sid":      "MamoruDeviceWriteOnly",
 			"Effect":   "Allow",
 			"Action":   []string{"s3:PutObject"},
-			"Resource": []string{resource},
+			"Resource": []string{folder + "/*"},
+		}, {
+			"Sid":      "MamoruDeviceSelfTest",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:DeleteObject"},
+			"Resource": []string{folder + "/" + selfTestDir + "/*"},
 		}},
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return string(b)
+}
+
+// selfTestDir is the folder, beside a device's clips, where its self-test
+// writes and deletes a probe object.
+const selfTestDir = ".selftest"
+
+// Probe writes a small object into the device's self-test folder and
+// deletes it, proving the endpoint, the credentials and the bucket work
+// the way uploads will use them.
+func Probe(ctx context.Context, c *minio.Core, s policy.Storage, store, device string) (string, error) {
+	object := path.Join(s.Prefix, store, device, selfTestDir, time.Now().UTC().Format("20060102T150405.000Z")+".txt")
+	body := "mamoru self-test: this object is deleted at once\n"
+	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
+		return object, fmt.Errorf("write %s: %w", object, classify(err))
+	}
+	if err := c.Client.RemoveObject(ctx, s.Bucket, object, minio.RemoveObjectOptions{}); err != nil {
+		return object, fmt.Errorf("wrote %s but cannot delete it: %w", object, classify(err))
+	}
+	return object, nil
 }

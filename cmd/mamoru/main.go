@@ -37,6 +37,8 @@ Usage:
   mamoru audit   --config FILE         verify the audit log's hash chain
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
   mamoru storage init --config FILE    for installers: prepare the bucket
+  mamoru selftest --config FILE [--quick]
+                                       for installers: check the device, pass/fail
   mamoru policy render --config FILE --lang ja|en --out DIR
                                        the operating rules and the store notice
   mamoru version                       print the version
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStorage(ctx, args, stdout, stderr)
 	case "policy":
 		return cmdPolicy(args, stdout, stderr)
+	case "selftest":
+		return cmdSelftest(ctx, args, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mamoru", version)
 		return 0

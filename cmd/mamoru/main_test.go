@@ -118,6 +118,7 @@ func TestUsage(t *testing.T) {
 		{name: "policy --help", args: []string{"policy", "--help"}, code: 0, stdout: "mamoru policy render --config FILE", emptyError: true},
 		{name: "policy render without operator", args: []string{"policy", "render", "--config", cfg, "--out", t.TempDir()}, code: 2, stderr: "'policy.operator_name' is required", emptyOut: true},
 		{name: "policy render bad lang", args: []string{"policy", "render", "--config", cfg, "--lang", "fr"}, code: 2, stderr: "--lang must be ja or en", emptyOut: true},
+		{name: "selftest --help", args: []string{"selftest", "--help"}, code: 0, stderr: "mamoru selftest --config FILE [--quick]", emptyOut: true},
 		{name: "unknown command", args: []string{"record"}, code: 2, stderr: `unknown command "record"`, emptyOut: true},
 		{name: "unknown flag", args: []string{"status", "--config", cfg, "--colour"}, code: 2, stderr: "-colour", emptyOut: true},
 		{name: "extra argument", args: []string{"trigger", "--config", cfg, "now"}, code: 2, stderr: `unexpected argument "now"`, emptyOut: true},

@@ -1,0 +1,58 @@
+package device
+
+import (
+	"bufio"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"mamoru/hardware"
+	"mamoru/uploader"
+	"mamoru/uploader/s3test"
+)
+
+func TestSelfTest(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	cfg := testConfig(t)
+	cfg.Storage = srv.Storage("clips")
+	// The device's own write-only user: the self-test's probe is the one
+	// object it may delete.
+	srv.AddUser("test-counter", "test-counter-secret", uploader.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
+	cfg.Storage.AccessKey, cfg.Storage.SecretKey = "test-counter", "test-counter-secret"
+
+	run := func(answers string, synced bool) (map[string]Check, string) {
+		in := bufio.NewReader(strings.NewReader(answers))
+		var out strings.Builder
+		sim := &hardware.Sim{In: in, Out: &out}
+		st := &SelfTest{Config: cfg, Indicator: sim, Button: sim, In: in, Out: &out,
+			ButtonTimeout: 2 * time.Second, Measure: 2 * time.Second, ClockSynced: func() bool { return synced }}
+		got := map[string]Check{}
+		for _, c := range st.Run(context.Background()) {
+			got[c.Name] = c
+		}
+		return got, out.String()
+	}
+
+	got, out := run("y\n\n", true)
+	for _, name := range []string{"indicator", "button", "microphone", "camera", "clock", "storage"} {
+		if got[name].Result != "PASS" {
+			t.Errorf("%s: %+v, want PASS\n%s", name, got[name], out)
+		}
+	}
+	if d := got["camera"].Details; !strings.HasPrefix(d, "320x240 at ") {
+		t.Errorf("camera: %q, want the configured 320x240", d)
+	}
+	if !strings.Contains(out, "CHECK") || !strings.Contains(out, "mic [") {
+		t.Errorf("no table or level meter in the output:\n%s", out)
+	}
+
+	// The installer saw nothing, nobody pressed, the clock is not set.
+	got, out = run("n\n", false)
+	for _, name := range []string{"indicator", "button", "clock"} {
+		if got[name].Result != "FAIL" {
+			t.Errorf("%s: %+v, want FAIL\n%s", name, got[name], out)
+		}
+	}
+}
