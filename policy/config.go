@@ -155,10 +155,14 @@ func (e *Error) Error() string {
 	if e.Line > 0 {
 		where = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
-	if e.Key == "" {
-		return fmt.Sprintf("%s: %s", where, e.Msg)
+	msg := e.Msg
+	if e.Key != "" {
+		msg = fmt.Sprintf("'%s' %s", e.Key, e.Msg)
 	}
-	return fmt.Sprintf("%s: '%s' %s", where, e.Key, e.Msg)
+	if where == "" {
+		return msg
+	}
+	return where + ": " + msg
 }
 
 // Errors is every error found in one configuration, in file order.
