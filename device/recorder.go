@@ -178,8 +178,11 @@ type run struct {
 	lit         indicatorHistory
 	lasting     hardware.Pattern // the pattern the indicator shows between presses
 	stuck       bool             // the button is held down and was reported stuck
-	schedule    *policy.Schedule
-	closed      string // why capture is off by the rules ("outside recording hours"), or ""
+	// spoolUsed is the outbox's size, measured every second: a press reads
+	// it rather than walk the directory before the acknowledgement.
+	spoolUsed int64
+	schedule  *policy.Schedule
+	closed    string // why capture is off by the rules ("outside recording hours"), or ""
 }
 
 // indicatorHistory remembers the indicator's changes for the manifests. It
@@ -324,6 +327,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	defer func() { stopButton(); <-buttonDone }()
 
 	ru.schedule = cfg.Schedule()
+	ru.spoolUsed, _ = ru.spool()
 	hours := time.NewTimer(ru.applyHours(ctx))
 	defer hours.Stop()
 	if r.Ready != nil {
@@ -373,6 +377,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			hours.Reset(ru.applyHours(ctx))
 			ru.checkIndicator()
 			ru.showLasting()
+			ru.spoolUsed, _ = ru.spool()
 			if ru.state == StateFault && ru.closed == "" && clock.Now().Sub(lastRetry) >= 5*time.Second {
 				lastRetry = clock.Now()
 				ru.startCapture(ctx)
@@ -577,7 +582,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		}
 		return TriggerResult{}, fmt.Errorf("not recording (state %s)", ru.state)
 	}
-	if used, full := ru.spool(); full {
+	if used, full := ru.spoolUsed, ru.spoolUsed >= int64(cfg.Storage.SpoolMaxMB)<<20; full {
 		ru.signal(hardware.Refused)
 		ru.audit.Log("press", "source", source, "result", "refused", "reason", "spool full")
 		why := "wait for upload"
@@ -776,6 +781,7 @@ func (ru *run) status() Status {
 		}
 	}
 	st.SpoolBytes, st.SpoolFull = ru.spool()
+	ru.spoolUsed = st.SpoolBytes
 	st.Storage = "local only"
 	if ru.up != nil {
 		us := ru.up.Status()
