@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,11 +69,12 @@ func TestGPIOIndicatorBracketsCapture(t *testing.T) {
 	cfg, cameraOpen := cameraConfig(t)
 	led := &interlockPin{Pin: &gpiotest.Pin{N: "GPIO17"}, cameraOpen: cameraOpen}
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: led}, Sign: hardware.Output{Pin: &gpiotest.Pin{N: "GPIO22"}}}
-	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test"}
+	var pets atomic.Int32
+	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test", Healthy: func() { pets.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
-	waitFor(t, cfg, "video through the camera", func(s Status) bool { return s.Sources["video"].Frames > 30 })
+	waitFor(t, cfg, "video through the camera, and the watchdog petted", func(s Status) bool { return s.Sources["video"].Frames > 30 && pets.Load() > 0 })
 	if !cameraOpen() {
 		t.Fatal("the camera is not open while buffering: the test cannot see it")
 	}
@@ -101,7 +103,8 @@ func (deadPin) Read() gpio.Level { return gpio.Low }
 func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	cfg, cameraOpen := cameraConfig(t)
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: deadPin{&gpiotest.Pin{N: "GPIO17"}}}}
-	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test"}
+	var pets atomic.Int32
+	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test", Healthy: func() { pets.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
@@ -116,6 +119,9 @@ func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	st = waitFor(t, cfg, "a retry", func(s Status) bool { return s.State == StateFault && time.Since(faulted) > 6*time.Second })
 	if cameraOpen() || st.Sources["video"].Running || st.Sources["audio"].Running || st.BufferedSeconds != 0 {
 		t.Errorf("capture ran with a dead indicator: camera open %v, status %+v", cameraOpen(), st)
+	}
+	if n := pets.Load(); n != 0 {
+		t.Errorf("the watchdog was petted %d times during a fault", n)
 	}
 	if _, err := Trigger(context.Background(), cfg.Device.StateDir, "cli"); err == nil || !strings.Contains(err.Error(), "not recording") {
 		t.Errorf("a press with a dead indicator: %v, want it refused", err)

@@ -52,6 +52,12 @@ type Recorder struct {
 	// Uploaded, if set, is called after an incident is in the bucket, with
 	// its clip's directory there.
 	Uploaded func(m uploader.Manifest, object string)
+	// Healthy, if set, is called every second while the recorder does what
+	// it should: capturing with the ring advancing, or rightly not
+	// capturing (outside recording hours). Not in a fault, and not with a
+	// ring that has stood still for 10 s while capturing. It pets systemd's
+	// watchdog.
+	Healthy func()
 	// Now is the wall clock the recording hours are read on; nil is
 	// time.Now.
 	Now func() time.Time
@@ -181,8 +187,11 @@ type run struct {
 	// spoolUsed is the outbox's size, measured every second: a press reads
 	// it rather than walk the directory before the acknowledgement.
 	spoolUsed int64
-	schedule  *policy.Schedule
-	closed    string // why capture is off by the rules ("outside recording hours"), or ""
+	// lastSeq and lastAdvance follow the ring, for the watchdog.
+	lastSeq     uint64
+	lastAdvance time.Time
+	schedule    *policy.Schedule
+	closed      string // why capture is off by the rules ("outside recording hours"), or ""
 }
 
 // indicatorHistory remembers the indicator's changes for the manifests. It
@@ -378,11 +387,29 @@ func (r *Recorder) Run(ctx context.Context) error {
 			ru.checkIndicator()
 			ru.showLasting()
 			ru.spoolUsed, _ = ru.spool()
+			if ru.healthy(clock.Now()) && r.Healthy != nil {
+				r.Healthy()
+			}
 			if ru.state == StateFault && ru.closed == "" && clock.Now().Sub(lastRetry) >= 5*time.Second {
 				lastRetry = clock.Now()
 				ru.startCapture(ctx)
 			}
 		}
+	}
+}
+
+// healthy reports whether the recorder is doing what it should.
+func (ru *run) healthy(now time.Time) bool {
+	if seq := ru.ring.Stats().NextSeq; seq != ru.lastSeq || ru.stopCap == nil {
+		ru.lastSeq, ru.lastAdvance = seq, now
+	}
+	switch {
+	case ru.state == StateFault:
+		return false
+	case ru.stopCap == nil:
+		return ru.closed != "" // not capturing only because the rules say so
+	default:
+		return now.Sub(ru.lastAdvance) < 10*time.Second
 	}
 }
 

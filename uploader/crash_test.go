@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -77,7 +78,10 @@ func TestCrashes(t *testing.T) {
 		add()
 	}
 	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestUploaderChild$", "-test.v")
+		// Under make test-arm64 this binary runs in qemu-user, and so must
+		// its child: there is no binfmt to do it for us.
+		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestUploaderChild$", "-test.v")
+		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "MAMORU_CHILD_OUTBOX="+outbox, "MAMORU_CHILD_ENDPOINT="+srv.Endpoint,
 			"MAMORU_CHILD_KBPS=80000") // 10 MB/s: a clip takes long enough to be cut
 		return cmd

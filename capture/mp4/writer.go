@@ -103,7 +103,7 @@ func (w *Writer) WriteFragment(video, audio []Sample) error {
 	if err != nil {
 		return err
 	}
-	if vp.bytes+ap.bytes > math.MaxUint32-8 {
+	if uint64(vp.bytes)+uint64(ap.bytes) > math.MaxUint32-8 { // on 32-bit arm too
 		return errors.New("mp4: write fragment: samples exceed 4 GiB")
 	}
 
@@ -208,7 +208,7 @@ func checkData(kind string, b []byte) error {
 	if len(b) == 0 {
 		return errors.New("no data")
 	}
-	if len(b) > math.MaxUint32 {
+	if uint64(len(b)) > math.MaxUint32 {
 		return errors.New("data exceeds 4 GiB")
 	}
 	if kind == "audio" {

@@ -238,7 +238,7 @@ func TestNewWriterRejects(t *testing.T) {
 func TestInitSegment(t *testing.T) {
 	m := syntheticMedia(1)
 	created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	const createdMP4 = 3823675200 // seconds from 1904 to created
+	const createdMP4 uint64 = 3823675200 // seconds from 1904 to created
 
 	t.Run("video and audio", func(t *testing.T) {
 		var f memFile

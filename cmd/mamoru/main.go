@@ -167,6 +167,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	sd := newNotifier()
 	rec := &device.Recorder{
 		Config:    cfg,
 		Indicator: ind,
@@ -174,7 +175,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		Log:       log,
 		Version:   version,
 		Out:       stdout,
+		Ready:     func() { sd.send("READY=1\nSTATUS=recording behind the indicator") },
+		Healthy:   func() { sd.send("WATCHDOG=1") },
 	}
+	defer sd.send("STOPPING=1")
 	if cfg.Hardware.Driver == policy.DriverSim && cfg.Storage.Enabled() {
 		// On the simulated counter the person at the keyboard is also the
 		// manager: show them the clip in the bucket straight away.

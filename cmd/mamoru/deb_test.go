@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestDebianPackage builds the amd64 package, installs it with dpkg, checks
+// what it put in place, verifies the systemd unit, and purges it.
+func TestDebianPackage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("installing a package needs root (CI runs as root)")
+	}
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the package test installs the amd64 package; this is " + runtime.GOARCH)
+	}
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		t.Fatal("dpkg is missing: this test runs on Debian")
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", "mamoru").Output(); err == nil && strings.Contains(string(out), "installed") {
+		t.Fatal("a mamoru package is already installed here; the test would replace it")
+	}
+	must := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mamoru")
+	must(goBin, "build", "-trimpath", "-buildmode=pie", "-o", bin, ".")
+	deb := filepath.Join(dir, "mamoru_0~test_amd64.deb")
+	must("debian/build-deb", "amd64", bin, "0~test", deb)
+
+	t.Cleanup(func() { exec.Command("dpkg", "--purge", "mamoru").Run() })
+	must("dpkg", "-i", deb)
+	for path, mode := range map[string]os.FileMode{
+		"/usr/bin/mamoru": 0o755, "/lib/systemd/system/mamoru.service": 0o644, "/etc/mamoru/mamoru.toml": 0o640, "/var/lib/mamoru": 0o750 | os.ModeDir,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode() != mode {
+			t.Errorf("%s: %v, mode %v; want mode %v", path, err, fi.Mode(), mode)
+		}
+	}
+	u, err := user.Lookup("mamoru")
+	if err != nil {
+		t.Fatal("no mamoru user after install")
+	}
+	groups, _ := u.GroupIds()
+	for _, g := range []string{"gpio", "audio", "video"} {
+		gr, err := user.LookupGroup(g)
+		if err != nil || !strings.Contains(" "+strings.Join(groups, " ")+" ", " "+gr.Gid+" ") {
+			t.Errorf("the mamoru user is not in group %s", g)
+		}
+	}
+	if conf := must("dpkg-query", "-W", "-f=${Conffiles}", "mamoru"); !strings.Contains(conf, "/etc/mamoru/mamoru.toml") {
+		t.Errorf("conffiles: %q", conf)
+	}
+	// The packaged configuration is valid as shipped, on the GPIO counter.
+	if out, err := exec.Command("/usr/bin/mamoru", "policy", "render", "--config", "/etc/mamoru/mamoru.toml", "--out", dir).CombinedOutput(); !strings.Contains(string(out), "policy.operator_name") {
+		t.Errorf("the shipped configuration: %v %s", err, out)
+	}
+	if out, err := exec.Command("systemd-analyze", "verify", "/lib/systemd/system/mamoru.service").CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	unit, _ := os.ReadFile("/lib/systemd/system/mamoru.service")
+	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/mamoru", "DeviceAllow=char-gpiochip", "DeviceAllow=char-alsa", "DeviceAllow=char-video4linux"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("the unit lacks %s", want)
+		}
+	}
+
+	must("dpkg", "--purge", "mamoru")
+	for _, path := range []string{"/usr/bin/mamoru", "/lib/systemd/system/mamoru.service", "/etc/mamoru/mamoru.toml", "/var/lib/mamoru"} {
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after purge (%v)", path, err)
+		}
+	}
+}
