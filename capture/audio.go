@@ -29,6 +29,7 @@ type AudioSource struct {
 
 	health healthBox
 	peak   atomic.Int32 // the loudest sample since Peak was last called
+	st     *stamper     // lives across sessions; used by Run's goroutine only
 }
 
 // Health returns the source's state.
@@ -105,12 +106,17 @@ type blocks struct {
 	pcm     []int16 // the block being filled
 	fill    int     // samples per channel in pcm
 	startAt time.Duration
-	st      stamper
+	st      *stamper
 	write   func(Frame) error
 	onFrame func(time.Duration)
 }
 
-func newBlocks(rate, ch, block int, write func(Frame) error) (*blocks, error) {
+// st stamps the blocks; nil starts a new stamper.
+func newBlocks(rate, ch, block int, st *stamper, write func(Frame) error) (*blocks, error) {
+	if st == nil {
+		s := newStamper(time.Duration(block) * time.Second / time.Duration(rate))
+		st = &s
+	}
 	enc, err := newFLACEncoder(rate, ch, block)
 	if err != nil {
 		return nil, err
@@ -120,7 +126,7 @@ func newBlocks(rate, ch, block int, write func(Frame) error) (*blocks, error) {
 		rate:  rate,
 		ch:    ch,
 		pcm:   make([]int16, block*ch),
-		st:    newStamper(time.Duration(block) * time.Second / time.Duration(rate)),
+		st:    st,
 		write: write,
 	}, nil
 }

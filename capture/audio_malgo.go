@@ -81,7 +81,13 @@ func (s *AudioSource) session(ctx context.Context) error {
 		}
 	}
 
-	b, err := newBlocks(cfg.SampleRate, cfg.Channels, s.blockSamples(), s.Ring.Write)
+	// One stamper for the source's whole life, so a reopened device's
+	// blocks never stamp before the last one's.
+	if s.st == nil {
+		st := newStamper(AudioBlock)
+		s.st = &st
+	}
+	b, err := newBlocks(cfg.SampleRate, cfg.Channels, s.blockSamples(), s.st, s.Ring.Write)
 	if err != nil {
 		return err
 	}

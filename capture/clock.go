@@ -91,9 +91,11 @@ func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
 		s.period += c / 64
 	}
 	s.period = min(max(s.period, s.nominal*95/100), s.nominal*105/100)
-	t = max(s.next, s.last+s.nominal/4)
-	if !s.started || jumped {
-		t = s.next
+	// Never backwards, not even across a resync: a burst stamped ahead of
+	// its arrival before the source restarted must not be overtaken.
+	t = s.next
+	if s.last != 0 || jumped {
+		t = max(t, s.last+s.nominal/4)
 	}
 	s.last = t
 	s.next = t + s.period

@@ -100,3 +100,42 @@ func abs(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// TestStampsNeverGoBack stalls a source, lets a burst of late frames run
+// its stamps ahead of their arrivals, then restarts the source at once: its
+// first frames arrive before the burst's stamps, and must still be stamped
+// after them, or the clip would hold two samples at one decode time. (The
+// sources keep one stamper across restarts for this.)
+func TestStampsNeverGoBack(t *testing.T) {
+	const period = 33 * time.Millisecond
+	s := newStamper(period)
+	last := time.Duration(-1)
+	check := func(arrival time.Duration) {
+		t.Helper()
+		got, _ := s.stamp(arrival)
+		if got <= last {
+			t.Fatalf("stamp %v at arrival %v is not after the previous %v", got, arrival, last)
+		}
+		last = got
+	}
+	for i := range 30 {
+		check(time.Duration(i) * period)
+	}
+	// A two-second stall, then 90 frames at once: stamped a period apart,
+	// they run a second ahead of the burst's arrival.
+	burst := 30*period + 2*time.Second
+	for range 90 {
+		check(burst)
+	}
+	if last < burst+500*time.Millisecond {
+		t.Fatalf("the burst's stamps end at %v, not ahead of its arrival %v: the test does not test", last, burst)
+	}
+	// The restarted source, 100 ms later, and after a resync.
+	for i := range 30 {
+		check(burst + 100*time.Millisecond + time.Duration(i)*period)
+	}
+	resync := last + 3*time.Second
+	for i := range 30 {
+		check(resync + time.Duration(i)*period)
+	}
+}

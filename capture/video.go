@@ -35,6 +35,7 @@ type VideoSource struct {
 	FirstIDR, Stall time.Duration
 
 	health healthBox
+	st     *stamper // lives across sessions; used by Run's goroutine only
 }
 
 // Health returns the source's state.
@@ -134,7 +135,13 @@ func (v *VideoSource) session(ctx context.Context) error {
 	}()
 
 	p := h264.NewParser(out)
-	st := newStamper(period)
+	// One stamper for the source's whole life, so a restarted camera's
+	// frames never stamp before the last one's.
+	if v.st == nil || v.st.nominal != period {
+		s := newStamper(period)
+		v.st = &s
+	}
+	st := v.st
 	buf := make([]byte, 0, 1<<20)
 	warnedB := false
 	var readErr error
