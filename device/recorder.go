@@ -279,7 +279,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 	if cfg.Storage.Enabled() {
 		ru.up = &uploader.Uploader{
-			Outbox: ru.outbox, Storage: cfg.Storage, Location: ru.loc, Log: r.Log.With("part", "uploader"),
+			Outbox: ru.outbox, Storage: cfg.Storage, Location: ru.loc, Log: r.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
 			Backoff: policy.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 			Shipped: func(m uploader.Manifest, object string) {
 				ru.audit.Log("uploaded", "id", m.Incident, "object", object, "sha256", m.Clip.SHA256)

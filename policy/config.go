@@ -37,6 +37,13 @@ type Device struct {
 	Store    string `toml:"store"`
 	Timezone string `toml:"timezone"`
 	StateDir string `toml:"state_dir"`
+	// SigningKeyFile is the device's ed25519 key (PKCS#8 PEM, mode 0600),
+	// written by `mamoru provision`; the uploader signs each manifest with
+	// it. "" signs nothing.
+	SigningKeyFile string `toml:"signing_key_file"`
+
+	// SigningKey is read from SigningKeyFile.
+	SigningKey Key `toml:"-"`
 }
 
 // Capture bounds the clip around a press and the memory the ring may use.
@@ -214,6 +221,13 @@ func Parse(name string, src []byte, environ []string) (Config, error) {
 	errs := c.validate()
 	if len(errs) == 0 {
 		errs = c.Storage.loadCredentials(environ)
+	}
+	if len(errs) == 0 && c.Device.SigningKeyFile != "" {
+		key, err := ReadSigningKey(c.Device.SigningKeyFile)
+		if err != nil {
+			errs = append(errs, &Error{Key: "device.signing_key_file", Msg: err.Error()})
+		}
+		c.Device.SigningKey = key
 	}
 	for _, e := range errs {
 		if e.File == "" {

@@ -110,9 +110,8 @@ func classify(err error) error {
 	if errors.As(err, &p) {
 		return err
 	}
-	resp := minio.ToErrorResponse(err)
-	if fix, ok := fixes[resp.Code]; ok {
-		return &Problem{Code: resp.Code, Fix: fix, Err: err}
+	if fix, ok := fixes[errorCode(err)]; ok {
+		return &Problem{Code: errorCode(err), Fix: fix, Err: err}
 	}
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
@@ -131,12 +130,19 @@ func classify(err error) error {
 	return err
 }
 
+// errorCode is the S3 error code in err, wrapped or not, or "".
+func errorCode(err error) string {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.Code
+	}
+	return ""
+}
+
 // isNotFound reports whether err says the object or upload does not exist.
 func isNotFound(err error) bool {
-	code := minio.ToErrorResponse(err).Code
+	code := errorCode(err)
 	return code == "NoSuchKey" || code == "NoSuchUpload" || code == "NotFound"
 }
 
-func isAccessDenied(err error) bool {
-	return minio.ToErrorResponse(err).Code == "AccessDenied"
-}
+func isAccessDenied(err error) bool { return errorCode(err) == "AccessDenied" }

@@ -2,7 +2,9 @@ package uploader
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -32,6 +34,7 @@ type Clips struct {
 type Entry struct {
 	Dir      string // the incident's directory in the bucket
 	Manifest Manifest
+	Raw      []byte // manifest.json as stored: its signature is over these bytes
 }
 
 // Clip is the clip's object name.
@@ -91,8 +94,8 @@ func (c Clips) List(ctx context.Context, f Filter) ([]Entry, error) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			m, err := c.manifest(ctx, dir)
-			entries[i], errs[i] = Entry{Dir: dir, Manifest: m}, err
+			m, raw, err := c.manifest(ctx, dir)
+			entries[i], errs[i] = Entry{Dir: dir, Manifest: m, Raw: raw}, err
 		})
 	}
 	wg.Wait()
@@ -119,17 +122,55 @@ func dayMayHold(dir string, since time.Time) bool {
 	return !day.Add(48 * time.Hour).Before(since)
 }
 
-func (c Clips) manifest(ctx context.Context, dir string) (Manifest, error) {
+func (c Clips) manifest(ctx context.Context, dir string) (Manifest, []byte, error) {
 	var m Manifest
-	o, err := c.Client.GetObject(ctx, c.Bucket, path.Join(dir, ManifestFile), minio.GetObjectOptions{})
+	raw, err := c.small(ctx, path.Join(dir, ManifestFile))
 	if err != nil {
-		return m, classify(err)
+		return m, nil, err
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, nil, fmt.Errorf("%s: %w", path.Join(dir, ManifestFile), err)
+	}
+	return m, raw, nil
+}
+
+// small reads a small object whole.
+func (c Clips) small(ctx context.Context, object string) ([]byte, error) {
+	o, err := c.Client.GetObject(ctx, c.Bucket, object, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, classify(err)
 	}
 	defer o.Close()
-	if err := json.NewDecoder(io.LimitReader(o, 1<<20)).Decode(&m); err != nil {
-		return m, fmt.Errorf("%s: %w", path.Join(dir, ManifestFile), classify(err))
+	b, err := io.ReadAll(io.LimitReader(o, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", object, classify(err))
 	}
-	return m, nil
+	return b, nil
+}
+
+// signature reads the incident's manifest.sig, or nil if it has none.
+func (c Clips) signature(ctx context.Context, e Entry) ([]byte, error) {
+	b, err := c.small(ctx, path.Join(e.Dir, SignatureFile))
+	if isNotFound(err) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// ErrBadSignature means a manifest is not signed by the device's key, or
+// not signed at all when a key was given.
+var ErrBadSignature = errors.New("SIGNATURE NOT VERIFIED")
+
+// checkSignature verifies sig (manifest.sig's content) over raw with pub.
+func checkSignature(raw, sig []byte, pub ed25519.PublicKey) error {
+	if sig == nil {
+		return fmt.Errorf("%w: the incident has no %s", ErrBadSignature, SignatureFile)
+	}
+	s, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
+	if err != nil || !ed25519.Verify(pub, raw, s) {
+		return fmt.Errorf("%w: %s does not match manifest.json and this device's public key: the manifest was altered, or another device signed it", ErrBadSignature, SignatureFile)
+	}
+	return nil
 }
 
 // Find returns the incident with id.
@@ -179,12 +220,17 @@ func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done,
 	if err := os.Rename(tmp, filepath.Join(out, ClipFile)); err != nil {
 		return "", err
 	}
-	b, err := json.MarshalIndent(e.Manifest, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, ManifestFile), e.Raw, 0o640); err != nil {
+		return "", err
+	}
+	sig, err := c.signature(ctx, e)
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(out, ManifestFile), append(b, '\n'), 0o640); err != nil {
-		return "", err
+	if sig != nil {
+		if err := os.WriteFile(filepath.Join(out, SignatureFile), sig, 0o640); err != nil {
+			return "", err
+		}
 	}
 	return out, nil
 }
@@ -209,8 +255,18 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 var ErrNotVerified = errors.New("NOT VERIFIED")
 
 // VerifyObject streams the incident's clip from the bucket through SHA-256
-// and compares it with the manifest.
-func (c Clips) VerifyObject(ctx context.Context, e Entry) error {
+// and compares it with the manifest, and with pub (if not nil) checks the
+// manifest's signature.
+func (c Clips) VerifyObject(ctx context.Context, e Entry, pub ed25519.PublicKey) error {
+	if pub != nil {
+		sig, err := c.signature(ctx, e)
+		if err != nil {
+			return err
+		}
+		if err := checkSignature(e.Raw, sig, pub); err != nil {
+			return err
+		}
+	}
 	o, err := c.Client.GetObject(ctx, c.Bucket, e.Clip(), minio.GetObjectOptions{})
 	if err != nil {
 		return classify(err)
@@ -225,8 +281,9 @@ func (c Clips) VerifyObject(ctx context.Context, e Entry) error {
 }
 
 // VerifyLocal checks a downloaded incident: p is its directory, or its
-// clip.mp4 with manifest.json beside it.
-func VerifyLocal(p string) (Manifest, error) {
+// clip.mp4 with manifest.json beside it. With pub, manifest.sig must be a
+// signature of manifest.json by that device's key.
+func VerifyLocal(p string, pub ed25519.PublicKey) (Manifest, error) {
 	dir := p
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(p)
@@ -238,6 +295,18 @@ func VerifyLocal(p string) (Manifest, error) {
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("%w: %s: %v", ErrBadManifest, filepath.Join(dir, ManifestFile), err)
+	}
+	if pub != nil {
+		sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+		if errors.Is(err, os.ErrNotExist) {
+			sig, err = nil, nil
+		}
+		if err != nil {
+			return m, err
+		}
+		if err := checkSignature(b, sig, pub); err != nil {
+			return m, err
+		}
 	}
 	f, err := os.Open(filepath.Join(dir, ClipFile))
 	if err != nil {

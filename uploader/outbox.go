@@ -27,6 +27,10 @@ const (
 const (
 	ManifestFile = "manifest.json"
 	ClipFile     = "clip.mp4"
+	// SignatureFile holds the device's ed25519 signature of manifest.json's
+	// bytes, in base64. The manifest holds the clip's SHA-256, so the
+	// signature covers both.
+	SignatureFile = "manifest.sig"
 )
 
 // Manifest describes one incident and its clip.

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7"
+
+	"mamoru/policy"
 )
 
 // ProgressFile records, inside an incident directory, how far its upload
@@ -52,6 +54,7 @@ type shipper struct {
 	manifest Manifest
 	partSize int64
 	limit    *Limiter
+	key      policy.Key // signs the manifest, if valid
 	// sent counts the clip bytes handed to the server, for status.
 	sent func(n int64)
 }
@@ -278,25 +281,36 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 	return nil
 }
 
-// putManifest sends manifest.json last: its presence in the bucket means
-// the incident is complete.
+// putManifest sends the manifest's signature, then manifest.json last: its
+// presence in the bucket means the incident is complete.
 func (s *shipper) putManifest(ctx context.Context) error {
 	b, err := os.ReadFile(filepath.Join(s.dir, ManifestFile))
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
+	if s.key.Valid() {
+		sig := []byte(base64.StdEncoding.EncodeToString(s.key.Sign(b)) + "\n")
+		if err := s.putSmall(ctx, SignatureFile, "text/plain", sig); err != nil {
+			return err
+		}
+	}
+	return s.putSmall(ctx, ManifestFile, "application/json", b)
+}
+
+// putSmall sends a small file with its SHA-256, and checks it.
+func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []byte) error {
 	sum := sha256.Sum256(b)
 	want := base64.StdEncoding.EncodeToString(sum[:])
-	opts := s.putOptions("application/json")
+	opts := s.putOptions(contentType)
 	opts.UserMetadata["x-amz-checksum-sha256"] = want
 	opts.DisableContentSha256 = true
-	object := path.Join(s.object, ManifestFile)
+	object := path.Join(s.object, name)
 	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
 	if err != nil {
 		return classify(err)
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
-		return fmt.Errorf("server stored the manifest with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
+		return fmt.Errorf("server stored %s with SHA-256 %s, sent %s", name, info.ChecksumSHA256, want)
 	}
 	return s.check(ctx, object, int64(len(b)), want)
 }

@@ -28,6 +28,8 @@ type Uploader struct {
 	Log      *slog.Logger
 	// Client, if nil, is made from Storage.
 	Client *minio.Core
+	// SigningKey, if valid, signs each manifest (manifest.sig beside it).
+	SigningKey policy.Key
 	// Backoff paces retries after a network or server failure.
 	Backoff policy.Backoff
 	// ProblemRetry is the wait after a failure no retry will fix soon (bad
@@ -208,7 +210,7 @@ func (u *Uploader) ship(ctx context.Context, in Incident, limit *Limiter) error 
 	started := time.Now()
 	sh := &shipper{
 		client: u.Client, bucket: u.Storage.Bucket, dir: in.Dir, object: dir, manifest: m,
-		partSize: int64(u.Storage.PartSizeMB) << 20, limit: limit,
+		partSize: int64(u.Storage.PartSizeMB) << 20, limit: limit, key: u.SigningKey,
 		sent: func(n int64) { u.update(func(s *Status) { s.SentBytes += n }) },
 	}
 	if err := sh.ship(ctx); err != nil {

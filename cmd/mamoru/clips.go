@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,9 +28,10 @@ MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY.
         incidents in the bucket, newest first
   mamoru clips get ID [-o DIR]
         download clip.mp4 and manifest.json into DIR/ID/ and verify them
-  mamoru clips verify PATH|ID
+  mamoru clips verify PATH|ID [--pubkey KEY]
         recompute a clip's SHA-256 (a downloaded directory or clip.mp4, or an
-        incident in the bucket) and compare it with its manifest
+        incident in the bucket) and compare it with its manifest; with the
+        device's public key, check the manifest's signature too
   mamoru clips share ID [--expires 24h]
         print a link that plays the clip in a browser until it expires`
 
@@ -51,7 +53,9 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // managerCommand parses a clips subcommand's flags and loads the manager's
 // storage configuration.
-func managerCommand(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (c uploader.Clips, loc *time.Location, rest []string, code int, ok bool) {
+// needConfig, if given, says from the arguments whether the bucket is
+// needed at all; when it is not, c is the zero Clips.
+func managerCommand(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet), needConfig ...func(rest []string) bool) (c uploader.Clips, loc *time.Location, rest []string, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -68,6 +72,9 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 			return c, nil, nil, 0, false
 		}
 		return c, nil, nil, 2, false
+	}
+	if len(needConfig) > 0 && !needConfig[0](rest) {
+		return c, time.Local, rest, 0, true
 	}
 	mc, err := policy.LoadManager(*path, os.Environ())
 	if err != nil {
@@ -226,19 +233,18 @@ func progressBar(w io.Writer, name string) func(done, total int64) {
 }
 
 func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	// A local path needs no configuration at all.
-	if len(args) == 1 && !strings.HasPrefix(args[0], "-") {
-		if _, err := os.Stat(args[0]); err == nil {
-			m, err := uploader.VerifyLocal(args[0])
-			if err != nil {
-				fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", args[0], err)
-				return 1
-			}
-			fmt.Fprintf(stdout, "%s: verified: incident %s, SHA-256 %s\n", args[0], m.Incident, m.Clip.SHA256)
-			return 0
+	const help = "Usage: mamoru clips verify PATH|ID [--pubkey KEY] [--config FILE]\n\nRecomputes the clip's SHA-256 and compares it with its manifest: PATH is a\ndownloaded incident directory or its clip.mp4 (no configuration needed); ID\nis an incident in the bucket, read without saving it. With --pubkey (the\ndevice's key as 'mamoru provision' printed it, or a file holding it), the\nmanifest's signature must be that device's."
+	var pubkey string
+	c, _, rest, code, ok := managerCommand("clips verify", help, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&pubkey, "pubkey", "", "the device's public `key` (mamoru-ed25519:...), or a file holding it")
+	}, func(rest []string) bool {
+		// A local path needs no configuration at all.
+		if len(rest) != 1 {
+			return false
 		}
-	}
-	c, _, rest, code, ok := managerCommand("clips verify", "Usage: mamoru clips verify PATH|ID\n\nRecomputes the clip's SHA-256 and compares it with its manifest: PATH is a\ndownloaded incident directory or its clip.mp4; ID is an incident in the\nbucket, read without saving it.", args, stderr, nil)
+		_, err := os.Stat(rest[0])
+		return err != nil
+	})
 	if !ok {
 		return code
 	}
@@ -246,16 +252,38 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if !ok {
 		return 2
 	}
+	var pub ed25519.PublicKey
+	if pubkey != "" {
+		k, err := policy.ParsePublicKey(pubkey)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru clips verify: --pubkey: %v\n", err)
+			return 2
+		}
+		pub = k
+	}
+	signed := ""
+	if pub != nil {
+		signed = ", manifest signed by the device"
+	}
+	if c.Client == nil { // a local path
+		m, err := uploader.VerifyLocal(id, pub)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: verified: incident %s, SHA-256 %s%s\n", id, m.Incident, m.Clip.SHA256, signed)
+		return 0
+	}
 	e, err := c.Find(ctx, id)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru clips verify: %v (and no such file here)\n", err)
 		return 1
 	}
-	if err := c.VerifyObject(ctx, e); err != nil {
+	if err := c.VerifyObject(ctx, e, pub); err != nil {
 		fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: verified: %s matches its manifest (SHA-256 %s)\n", id, e.Clip(), e.Manifest.Clip.SHA256)
+	fmt.Fprintf(stdout, "%s: verified: %s matches its manifest (SHA-256 %s)%s\n", id, e.Clip(), e.Manifest.Clip.SHA256, signed)
 	return 0
 }
 

@@ -37,6 +37,8 @@ Usage:
   mamoru audit   --config FILE         verify the audit log's hash chain
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
   mamoru storage init --config FILE    for installers: prepare the bucket
+  mamoru provision --store S --device D [--out DIR] [--endpoint ... --bucket ...]
+                                       for installers: a device's config and signing key
   mamoru selftest --config FILE [--quick]
                                        for installers: check the device, pass/fail
   mamoru policy render --config FILE --lang ja|en --out DIR
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStorage(ctx, args, stdout, stderr)
 	case "policy":
 		return cmdPolicy(args, stdout, stderr)
+	case "provision":
+		return cmdProvision(args, stdout, stderr)
 	case "selftest":
 		return cmdSelftest(ctx, args, stdin, stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mamoru/policy"
+)
+
+const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--state-dir DIR]
+                        [--endpoint HOST:PORT --bucket B [--prefix P] [--insecure]]
+
+For installers: writes DIR/mamoru.toml for this device, and generates its
+ed25519 signing key in DIR/signing.key (mode 0600). The uploader signs each
+manifest with it; give the public key it prints (also in DIR/signing.pub)
+to the managers, who check clips with 'mamoru clips verify --pubkey'.
+Put the device's storage keys in DIR/s3-access-key and DIR/s3-secret-key
+(mode 0600) before starting it, and edit the rest of the file as the site
+needs (README.md lists every key).`
+
+func cmdProvision(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "%s\nOptions:\n", provisionHelp); fs.PrintDefaults() }
+	store := fs.String("store", "", "the store (shop) this device is in")
+	dev := fs.String("device", "", "this device's id")
+	out := fs.String("out", "/etc/mamoru", "write the configuration and key into `DIR`")
+	state := fs.String("state-dir", "/var/lib/mamoru", "the device's state directory")
+	endpoint := fs.String("endpoint", "", "S3 server host[:port]")
+	bucket := fs.String("bucket", "", "S3 bucket")
+	prefix := fs.String("prefix", "", "folder in the bucket")
+	insecure := fs.Bool("insecure", false, "plain http to the S3 server")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *store == "" || *dev == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "mamoru provision: --store and --device are required")
+		return 2
+	}
+	if (*endpoint == "") != (*bucket == "") {
+		fmt.Fprintln(stderr, "mamoru provision: --endpoint and --bucket go together")
+		return 2
+	}
+	dir, err := filepath.Abs(*out)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 2
+	}
+	conf := filepath.Join(dir, "mamoru.toml")
+	key := filepath.Join(dir, "signing.key")
+	for _, p := range []string{conf, key} {
+		if _, err := os.Stat(p); err == nil {
+			fmt.Fprintf(stderr, "mamoru provision: %s exists; a device is provisioned once (move it away to start again)\n", p)
+			return 1
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# mamoru configuration for device %q in store %q, written by mamoru provision.\n", *dev, *store)
+	fmt.Fprintf(&b, "# Keys not set here have their defaults; README.md lists every key.\n\n")
+	fmt.Fprintf(&b, "[device]\nid = %q\nstore = %q\nstate_dir = %q\nsigning_key_file = %q\n\n", *dev, *store, *state, key)
+	fmt.Fprintf(&b, "[hardware]\ndriver = \"gpio\"\n")
+	if *endpoint != "" {
+		fmt.Fprintf(&b, "\n[storage]\nendpoint = %q\nbucket = %q\nprefix = %q\nsecure = %v\n", *endpoint, *bucket, *prefix, !*insecure)
+		fmt.Fprintf(&b, "access_key_file = %q\nsecret_key_file = %q\n", filepath.Join(dir, "s3-access-key"), filepath.Join(dir, "s3-secret-key"))
+	}
+	fmt.Fprintf(&b, "\n[policy]\n# recording_hours = [\"mon-fri 09:00-21:00\"]\n# operator_name = \"\"\n# contact = \"\"\n")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 1
+	}
+	// The values must make a valid configuration before anything is written.
+	check := fmt.Sprintf("[device]\nid = %q\nstore = %q\nstate_dir = %q\n", *dev, *store, *state)
+	if *endpoint != "" {
+		check += fmt.Sprintf("[storage]\nendpoint = %q\nbucket = %q\nprefix = %q\n", *endpoint, *bucket, *prefix)
+	}
+	if _, err := policy.Parse("provision", []byte(check), []string{policy.EnvAccessKey + "=x", policy.EnvSecretKey + "=x"}); err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 2
+	}
+	pub, err := policy.NewSigningKey(key)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(dir, "signing.pub"), []byte(pub+"\n"), 0o644); err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(conf, []byte(b.String()), 0o640); err != nil {
+		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s (mode 0600)\npublic key of %s/%s (give it to the managers):\n%s\n", conf, key, *store, *dev, pub)
+	return 0
+}

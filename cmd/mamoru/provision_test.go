@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mamoru/device"
+	"mamoru/uploader/s3test"
+)
+
+// TestProvisionSignsManifests provisions a device, runs it (on the
+// simulated counter, by environment overrides), and checks that managers
+// can verify its clips against its public key, and that a tampered
+// manifest or clip fails.
+func TestProvisionSignsManifests(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	dir, state := t.TempDir(), t.TempDir()
+	code, out, errOut := runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-7", "--out", dir, "--state-dir", state,
+		"--endpoint", srv.Endpoint, "--bucket", "clips", "--insecure")
+	if code != 0 {
+		t.Fatalf("provision exited %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	pub := lines[len(lines)-1]
+	if !strings.HasPrefix(pub, "mamoru-ed25519:") {
+		t.Fatalf("provision printed %q, want the public key last", out)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "signing.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	if code, _, errOut := runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-7", "--out", dir); code != 1 || !strings.Contains(errOut, "exists") {
+		t.Errorf("provisioning twice: exit %d, %q; want a refusal", code, errOut)
+	}
+	for name, v := range map[string]string{"s3-access-key": s3test.RootUser, "s3-secret-key": s3test.RootPassword} {
+		os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600)
+	}
+	// On this machine: the simulated counter and a small test pattern.
+	for k, v := range map[string]string{"MAMORU_HARDWARE_DRIVER": "sim", "MAMORU_VIDEO_SOURCE": "testsrc", "MAMORU_VIDEO_WIDTH": "320",
+		"MAMORU_VIDEO_HEIGHT": "240", "MAMORU_VIDEO_BITRATE_KBPS": "500", "MAMORU_VIDEO_KEYFRAME_INTERVAL": "15",
+		"MAMORU_AUDIO_BACKEND": "null", "MAMORU_CAPTURE_PRE_SECONDS": "2", "MAMORU_CAPTURE_POST_SECONDS": "1"} {
+		t.Setenv(k, v)
+	}
+	cfg := filepath.Join(dir, "mamoru.toml")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	wait := func(cond func(device.Status) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+			var st device.Status
+			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("last status %s\nstderr: %s", out, stderr.String())
+			}
+		}
+	}
+	wait(func(s device.Status) bool { return s.BufferedSeconds >= 2 })
+	code, out, errOut = runCmd(t, "trigger", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("trigger: %s", errOut)
+	}
+	id := strings.Fields(out)[1]
+	wait(func(s device.Status) bool { return s.Uploads != nil && s.Uploads.Shipped == 1 })
+
+	// The manager: their keys from the environment, the bucket from the device's file.
+	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
+	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
+	dl := t.TempDir()
+	if code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl); code != 0 {
+		t.Fatalf("clips get: %s %s", out, errOut)
+	}
+	got := filepath.Join(dl, id)
+	pubFile := filepath.Join(dir, "signing.pub")
+	for _, args := range [][]string{
+		{"clips", "verify", got, "--pubkey", pub},
+		{"clips", "verify", got, "--pubkey", pubFile},
+		{"clips", "verify", id, "--config", cfg, "--pubkey", pub},
+	} {
+		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, "signed by the device") {
+			t.Errorf("mamoru %q: exit %d, %q %q; want verified and signed", args, code, out, errOut)
+		}
+	}
+	// Another device's key does not verify it.
+	other := t.TempDir()
+	runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-8", "--out", other)
+	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", filepath.Join(other, "signing.pub")); code != 1 || !strings.Contains(errOut, "SIGNATURE NOT VERIFIED") {
+		t.Errorf("verify with another device's key: exit %d, %q", code, errOut)
+	}
+	// A tampered manifest fails the signature; a tampered clip, the hash.
+	man := filepath.Join(got, "manifest.json")
+	orig, _ := os.ReadFile(man)
+	os.WriteFile(man, []byte(strings.Replace(string(orig), `"trigger": "cli"`, `"trigger": "button"`, 1)), 0o644)
+	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", pub); code != 1 || !strings.Contains(errOut, "SIGNATURE NOT VERIFIED") {
+		t.Errorf("verify of a tampered manifest: exit %d, %q", code, errOut)
+	}
+	os.WriteFile(man, orig, 0o644)
+	clip := filepath.Join(got, "clip.mp4")
+	b, _ := os.ReadFile(clip)
+	b[len(b)/3] ^= 0x10
+	os.WriteFile(clip, b, 0o644)
+	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", pub); code != 1 || !strings.Contains(errOut, "NOT VERIFIED") {
+		t.Errorf("verify of a tampered clip: exit %d, %q", code, errOut)
+	}
+}

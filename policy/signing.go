@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// PublicKeyPrefix starts a device's public key as `mamoru provision` prints
+// it and `mamoru clips verify --pubkey` takes it.
+const PublicKeyPrefix = "mamoru-ed25519:"
+
+// NewSigningKey makes a device's ed25519 key, writes it to path with mode
+// 0600, and returns its public key as text.
+func NewSigningKey(path string) (string, error) {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return FormatPublicKey(pub), nil
+}
+
+// FormatPublicKey writes a public key as text.
+func FormatPublicKey(pub ed25519.PublicKey) string {
+	return PublicKeyPrefix + base64.StdEncoding.EncodeToString(pub)
+}
+
+// ParsePublicKey reads a public key as FormatPublicKey writes it, or from a
+// file holding that text.
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	if !strings.HasPrefix(s, PublicKeyPrefix) {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			return nil, fmt.Errorf("public key: want %q followed by base64, or a file holding that: %v", PublicKeyPrefix, err)
+		}
+		s = strings.TrimSpace(string(b))
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, PublicKeyPrefix))
+	if err != nil || len(raw) != ed25519.PublicKeySize || !strings.HasPrefix(s, PublicKeyPrefix) {
+		return nil, fmt.Errorf("public key: want %q followed by the base64 of 32 bytes", PublicKeyPrefix)
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+// Key is a device's signing key. It prints as "[redacted]" wherever it
+// ends up. The zero Key signs nothing.
+type Key struct{ k ed25519.PrivateKey }
+
+func (Key) String() string               { return "[redacted]" }
+func (Key) GoString() string             { return `"[redacted]"` }
+func (Key) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Valid reports whether there is a key.
+func (k Key) Valid() bool { return k.k != nil }
+
+// Sign signs msg.
+func (k Key) Sign(msg []byte) []byte { return ed25519.Sign(k.k, msg) }
+
+// Public returns the public key, as text.
+func (k Key) Public() string { return FormatPublicKey(k.k.Public().(ed25519.PublicKey)) }
+
+// ReadSigningKey reads a device's key, which must be readable by its owner
+// only.
+func ReadSigningKey(path string) (Key, error) {
+	k, err := readSigningKey(path)
+	return Key{k}, err
+}
+
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot be read: %v", errors.Unwrap(err))
+	}
+	if fi.Mode().Perm() != 0o600 {
+		return nil, fmt.Errorf("%s must have mode 0600 so only its owner can read it (it has %#o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot be read: %v", errors.Unwrap(err))
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s holds no PEM PRIVATE KEY", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s holds a %T, not an ed25519 key", path, k)
+	}
+	return key, nil
+}
