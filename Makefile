@@ -12,7 +12,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO := $(HOME)/.cache/mamoru/minio-$(MINIO_VERSION)/minio
 export MAMORU_MINIO := $(MINIO)
 
-.PHONY: deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
+.PHONY: image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -49,6 +49,28 @@ deb:
 	  amd64) $(MAKE) --no-print-directory build && bin=bin/mamoru;; \
 	  *) echo "make deb: ARCH must be arm64, armhf or amd64 (got $(ARCH))" >&2; exit 2;; esac; \
 	cmd/mamoru/debian/build-deb $(ARCH) $$bin $(DEB_VERSION) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb
+
+## image: OUT, a copy of the Raspberry Pi OS image BASE (.img or .img.xz)
+## whose boot partition holds the package, the site's CONFIG (with the keys
+## provision left beside it) and a first-boot script that installs them
+image:
+	@[ -n "$(BASE)" ] && [ -n "$(CONFIG)" ] && [ -n "$(OUT)" ] || { echo "usage: make image BASE=raspios-lite.img[.xz] CONFIG=site.toml OUT=card.img [ARCH=arm64]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory build deb ARCH=$(ARCH)
+	@# The configuration must be valid; its key files are on the device, not here.
+	MAMORU_DEVICE_SIGNING_KEY_FILE= MAMORU_STORAGE_ACCESS_KEY_FILE= MAMORU_STORAGE_SECRET_KEY_FILE= \
+	  MAMORU_S3_ACCESS_KEY=checked-on-device MAMORU_S3_SECRET_KEY=checked-on-device bin/mamoru check --config $(CONFIG)
+	cmd/mamoru/installer/image.sh $(BASE) $(CONFIG) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb $(OUT)
+
+## flash: write IMG to the SD card DEVICE and verify it; refuses a mounted,
+## fixed or over-256 GB device unless FORCE=1
+flash:
+	@[ -n "$(IMG)" ] && [ -n "$(DEVICE)" ] || { echo "usage: make flash IMG=card.img DEVICE=/dev/sdX [FORCE=1]" >&2; exit 2; }
+	FORCE=$(FORCE) cmd/mamoru/installer/flash.sh $(IMG) $(DEVICE)
+
+## install: build for the Pi at HOST (over ssh), install, restart, self-test
+install:
+	@[ -n "$(HOST)" ] || { echo "usage: make install HOST=pi@shop-1.local" >&2; exit 2; }
+	cmd/mamoru/installer/remote-install.sh $(HOST) "$(MAKE)"
 
 ## minio: the MinIO server for tests and the demo
 minio: $(MINIO)

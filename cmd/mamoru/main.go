@@ -35,6 +35,7 @@ Usage:
   mamoru trigger --config FILE         raise an incident, as the button does
   mamoru status  --config FILE [--json]  show the running recorder's state
   mamoru audit   --config FILE         verify the audit log's hash chain
+  mamoru check   --config FILE         validate a configuration
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
   mamoru storage init --config FILE    for installers: prepare the bucket
   mamoru provision --store S --device D [--out DIR] [--endpoint ... --bucket ...]
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStorage(ctx, args, stdout, stderr)
 	case "policy":
 		return cmdPolicy(args, stdout, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
 	case "provision":
 		return cmdProvision(args, stdout, stderr)
 	case "selftest":

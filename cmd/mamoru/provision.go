@@ -12,7 +12,7 @@ import (
 	"mamoru/policy"
 )
 
-const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--state-dir DIR]
+const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--keys-dir DIR] [--state-dir DIR]
                         [--endpoint HOST:PORT --bucket B [--prefix P] [--insecure]]
 
 For installers: writes DIR/mamoru.toml for this device, and generates its
@@ -21,7 +21,8 @@ manifest with it; give the public key it prints (also in DIR/signing.pub)
 to the managers, who check clips with 'mamoru clips verify --pubkey'.
 Put the device's storage keys in DIR/s3-access-key and DIR/s3-secret-key
 (mode 0600) before starting it, and edit the rest of the file as the site
-needs (README.md lists every key).`
+needs (README.md lists every key). --keys-dir is where those files will be
+on the device (default /etc/mamoru); 'make image' copies them there.`
 
 func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
@@ -30,6 +31,7 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	store := fs.String("store", "", "the store (shop) this device is in")
 	dev := fs.String("device", "", "this device's id")
 	out := fs.String("out", "/etc/mamoru", "write the configuration and key into `DIR`")
+	keysDir := fs.String("keys-dir", "/etc/mamoru", "where the key files will be on the device, as the configuration names them")
 	state := fs.String("state-dir", "/var/lib/mamoru", "the device's state directory")
 	endpoint := fs.String("endpoint", "", "S3 server host[:port]")
 	bucket := fs.String("bucket", "", "S3 bucket")
@@ -56,6 +58,7 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	}
 	conf := filepath.Join(dir, "mamoru.toml")
 	key := filepath.Join(dir, "signing.key")
+	onDevice := func(name string) string { return filepath.Join(*keysDir, name) }
 	for _, p := range []string{conf, key} {
 		if _, err := os.Stat(p); err == nil {
 			fmt.Fprintf(stderr, "mamoru provision: %s exists; a device is provisioned once (move it away to start again)\n", p)
@@ -65,11 +68,11 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# mamoru configuration for device %q in store %q, written by mamoru provision.\n", *dev, *store)
 	fmt.Fprintf(&b, "# Keys not set here have their defaults; README.md lists every key.\n\n")
-	fmt.Fprintf(&b, "[device]\nid = %q\nstore = %q\nstate_dir = %q\nsigning_key_file = %q\n\n", *dev, *store, *state, key)
+	fmt.Fprintf(&b, "[device]\nid = %q\nstore = %q\nstate_dir = %q\nsigning_key_file = %q\n\n", *dev, *store, *state, onDevice("signing.key"))
 	fmt.Fprintf(&b, "[hardware]\ndriver = \"gpio\"\n")
 	if *endpoint != "" {
 		fmt.Fprintf(&b, "\n[storage]\nendpoint = %q\nbucket = %q\nprefix = %q\nsecure = %v\n", *endpoint, *bucket, *prefix, !*insecure)
-		fmt.Fprintf(&b, "access_key_file = %q\nsecret_key_file = %q\n", filepath.Join(dir, "s3-access-key"), filepath.Join(dir, "s3-secret-key"))
+		fmt.Fprintf(&b, "access_key_file = %q\nsecret_key_file = %q\n", onDevice("s3-access-key"), onDevice("s3-secret-key"))
 	}
 	fmt.Fprintf(&b, "\n[policy]\n# recording_hours = [\"mon-fri 09:00-21:00\"]\n# operator_name = \"\"\n# contact = \"\"\n")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -21,7 +21,7 @@ func TestProvisionSignsManifests(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
 	dir, state := t.TempDir(), t.TempDir()
-	code, out, errOut := runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-7", "--out", dir, "--state-dir", state,
+	code, out, errOut := runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-7", "--out", dir, "--keys-dir", dir, "--state-dir", state,
 		"--endpoint", srv.Endpoint, "--bucket", "clips", "--insecure")
 	if code != 0 {
 		t.Fatalf("provision exited %d: %s", code, errOut)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# image.sh BASE CONFIG DEB OUT: a copy of the Raspberry Pi OS image BASE
+# (.img or .img.xz) whose FAT boot partition also holds the mamoru package
+# DEB, the site's CONFIG and a first-boot script the kernel command line
+# runs once. It uses mtools on the image file: no mounting, no loop devices,
+# no root.
+set -euo pipefail
+base=$1 config=$2 deb=$3 out=$4
+here=$(cd "$(dirname "$0")" && pwd)
+for f in "$base" "$config" "$deb"; do
+  [ -f "$f" ] || { echo "make image: $f: no such file" >&2; exit 2; }
+done
+case "$base" in
+  *.xz) xz -dc "$base" >"$out.tmp" ;;
+  *) cp --sparse=always "$base" "$out.tmp" ;;
+esac
+# The first FAT partition (types c, b, e or EFI) is the boot partition.
+start=$(sfdisk -d "$out.tmp" 2>/dev/null | awk -F'[=,]' '
+  /^[^ ]+ : start=/ { s=$2+0; for (i=1;i<=NF;i++) if ($i ~ /type/) { t=$(i+1); gsub(/ /,"",t) }
+                      if (t ~ /^(c|b|e|ef|C12A7328-F81F-11D2-BA4B-00A0C93EC93B)$/) { print s; exit } }')
+if [ -z "$start" ]; then
+  rm -f "$out.tmp"
+  echo "make image: $base has no FAT boot partition" >&2
+  exit 2
+fi
+img="$out.tmp@@$((start * 512))"
+export MTOOLS_SKIP_CHECK=1
+mtype -i "$img" ::cmdline.txt >/dev/null 2>&1 || { rm -f "$out.tmp"; echo "make image: the boot partition of $base has no cmdline.txt: is it a Raspberry Pi OS image?" >&2; exit 2; }
+mmd -i "$img" ::mamoru 2>/dev/null || true
+mcopy -o -i "$img" "$deb" "::mamoru/$(basename "$deb")"
+mcopy -o -i "$img" "$config" ::mamoru/mamoru.toml
+# The keys 'mamoru provision' left beside the configuration go too; the
+# first boot moves them into /etc/mamoru, readable by mamoru only.
+for k in signing.key s3-access-key s3-secret-key; do
+  [ -f "$(dirname "$config")/$k" ] && mcopy -o -i "$img" "$(dirname "$config")/$k" "::mamoru/$k"
+done
+mcopy -o -i "$img" "$here/firstrun.sh" ::mamoru-firstrun.sh
+# cmdline.txt is one line: run the script once on the next boot.
+cmdline=$(mtype -i "$img" ::cmdline.txt | tr -d '\r\n')
+case "$cmdline" in
+  *mamoru-firstrun.sh*) ;;
+  *) cmdline="$cmdline systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target" ;;
+esac
+printf '%s\n' "$cmdline" >"$out.cmdline"
+mcopy -o -i "$img" "$out.cmdline" ::cmdline.txt
+rm -f "$out.cmdline"
+mv "$out.tmp" "$out"
+echo "$out: $(basename "$deb"), $(basename "$config") and the first-boot script are on the boot partition"

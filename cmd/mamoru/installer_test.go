@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sh runs a command and returns its combined output and error.
+func sh(t *testing.T, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustSh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := sh(t, nil, name, args...)
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return out
+}
+
+// synthImage builds a small Raspberry Pi OS–like image: a DOS label, a
+// FAT32 boot partition with cmdline.txt, and an ext4 root partition. It
+// returns the image and the SHA-256 of its root partition.
+func synthImage(t *testing.T, dir string) (string, [32]byte) {
+	t.Helper()
+	img := filepath.Join(dir, "base.img")
+	const mib = 1 << 20
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(img, 128*mib)
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, size=131072, type=c\nstart=133120, type=83\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	boot, root := filepath.Join(dir, "boot.part"), filepath.Join(dir, "root.part")
+	mustSh(t, "mkfs.vfat", "-F", "32", "-s", "1", "-C", boot, "65536")
+	os.WriteFile(filepath.Join(dir, "cmdline.txt"), []byte("console=serial0,115200 root=PARTUUID=deadbeef-02 rootwait\n"), 0o644)
+	mustSh(t, "mcopy", "-i", boot, filepath.Join(dir, "cmdline.txt"), "::cmdline.txt")
+	os.WriteFile(root, nil, 0o644)
+	os.Truncate(root, 63*mib)
+	mustSh(t, "mkfs.ext4", "-q", "-F", root)
+	mustSh(t, "dd", "if="+boot, "of="+img, "bs=512", "seek=2048", "conv=notrunc", "status=none")
+	mustSh(t, "dd", "if="+root, "of="+img, "bs=512", "seek=133120", "conv=notrunc", "status=none")
+	return img, rootSum(t, img)
+}
+
+func rootSum(t *testing.T, img string) [32]byte {
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, io.NewSectionReader(f, 133120*512, 63<<20))
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func TestMakeImage(t *testing.T) {
+	for _, tool := range []string{"sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "xz"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (apt-get install fdisk dosfstools e2fsprogs mtools xz-utils)", tool)
+		}
+	}
+	// A 64 MB FAT32 partition is smaller than mtools likes; the image is
+	// only a stand-in for Raspberry Pi OS's 512 MB one.
+	t.Setenv("MTOOLS_SKIP_CHECK", "1")
+	dir := t.TempDir()
+	base, rootBefore := synthImage(t, dir)
+	site := filepath.Join(dir, "site")
+	if code, _, errOut := runCmd(t, "provision", "--store", "ikebukuro", "--device", "counter-1", "--out", site); code != 0 {
+		t.Fatal(errOut)
+	}
+	// make image checks the configuration with the device's key files
+	// left out, as they are not on the installer's laptop at their paths.
+	if code, out, errOut := runCmd(t, "check", "--config", filepath.Join(site, "mamoru.toml")); code != 2 || !strings.Contains(errOut, "signing_key_file") {
+		t.Errorf("check without the overrides: %d %s %s; want the missing key named", code, out, errOut)
+	}
+	t.Setenv("MAMORU_DEVICE_SIGNING_KEY_FILE", "")
+	if code, out, errOut := runCmd(t, "check", "--config", filepath.Join(site, "mamoru.toml")); code != 0 || !strings.Contains(out, "configuration OK: device counter-1 in store ikebukuro") {
+		t.Errorf("check: %d %s %s", code, out, errOut)
+	}
+	deb := filepath.Join(dir, "mamoru_0~test_arm64.deb")
+	os.WriteFile(deb, []byte("a package"), 0o644)
+
+	mustSh(t, "xz", "-0", "-k", base)
+	for _, in := range []string{base, base + ".xz"} {
+		out := filepath.Join(dir, "card.img")
+		for range 2 { // twice: the boot line is changed once
+			mustSh(t, "installer/image.sh", in, filepath.Join(site, "mamoru.toml"), deb, out)
+		}
+		at := out + "@@1048576"
+		env := []string{"MTOOLS_SKIP_CHECK=1"}
+		listing, _ := sh(t, env, "mdir", "-b", "-i", at, "::mamoru")
+		for _, want := range []string{"mamoru_0~test_arm64.deb", "mamoru.toml", "signing.key"} {
+			if !strings.Contains(listing, want) {
+				t.Errorf("%s: the boot partition's mamoru/ lacks %s:\n%s", in, want, listing)
+			}
+		}
+		conf, _ := sh(t, env, "mtype", "-i", at, "::mamoru/mamoru.toml")
+		site0, _ := os.ReadFile(filepath.Join(site, "mamoru.toml"))
+		if conf != string(site0) {
+			t.Errorf("%s: the configuration on the card differs from the site's", in)
+		}
+		cmdline, _ := sh(t, env, "mtype", "-i", at, "::cmdline.txt")
+		if strings.Count(cmdline, "systemd.run=/boot/firmware/mamoru-firstrun.sh") != 1 || !strings.HasPrefix(cmdline, "console=serial0,115200 root=PARTUUID=deadbeef-02 rootwait ") || strings.Count(cmdline, "\n") != 1 {
+			t.Errorf("%s: cmdline.txt = %q; want the first-boot script added once, on one line", in, cmdline)
+		}
+		script, _ := sh(t, env, "mtype", "-i", at, "::mamoru-firstrun.sh")
+		if !strings.Contains(script, "apt-get install -y") {
+			t.Errorf("%s: no first-boot script on the card", in)
+		}
+		if rootSum(t, out) != rootBefore {
+			t.Errorf("%s: the root partition changed", in)
+		}
+	}
+	if out, err := sh(t, nil, "installer/image.sh", filepath.Join(dir, "none.img"), filepath.Join(site, "mamoru.toml"), deb, filepath.Join(dir, "x.img")); err == nil || !strings.Contains(out, "no such file") {
+		t.Errorf("image from a missing base: %v %s", err, out)
+	}
+	for _, s := range []string{"installer/firstrun.sh", "installer/remote-install.sh"} {
+		mustSh(t, "bash", "-n", s)
+	}
+}
+
+func TestFlash(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "card.img")
+	data := bytes.Repeat([]byte("mamoru card image\n"), 1<<16)
+	os.WriteFile(img, data, 0o644)
+	card := filepath.Join(dir, "card") // a loop file standing for the SD card
+	os.WriteFile(card, make([]byte, 4<<20), 0o644)
+	mounts := filepath.Join(dir, "mounts")
+	os.WriteFile(mounts, []byte("/dev/root / ext4 rw 0 0\n"), 0o644)
+	env := []string{"MAMORU_MOUNTS=" + mounts}
+
+	if out, err := sh(t, env, "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "refusing: "+card+" is not a block device") {
+		t.Errorf("flash to a non-removable target without FORCE: %v\n%s", err, out)
+	}
+	out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card)
+	if err != nil || !strings.Contains(out, "written and verified") {
+		t.Fatalf("flash with FORCE=1: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(card)
+	if !bytes.Equal(got[:len(data)], data) {
+		t.Error("the card does not hold the image")
+	}
+	// Mounted: never, even with FORCE.
+	os.WriteFile(mounts, []byte(fmt.Sprintf("%s /media/card vfat rw 0 0\n", card)), 0o644)
+	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "is mounted") {
+		t.Errorf("flash to a mounted card: %v\n%s", err, out)
+	}
+	// Larger than any SD card: a laptop's disk, most likely.
+	os.WriteFile(mounts, nil, 0o644)
+	big := filepath.Join(dir, "disk")
+	os.WriteFile(big, nil, 0o644)
+	os.Truncate(big, 300_000_000_000) // sparse
+	if out, err := sh(t, env, "installer/flash.sh", img, big); err == nil || !strings.Contains(out, "refusing: "+big+" holds 300 GB, more than an SD card's 256 GB") {
+		t.Errorf("flash to 300 GB: %v\n%s", err, out)
+	}
+}
