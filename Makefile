@@ -1,6 +1,8 @@
 # mamoru: build, demo and test. Every target installs what it needs first.
 SHELL := /bin/bash
 GO := $(shell .ci/install-deps | tail -n 1)
+# Tests run go too (the package test builds the binary): the same one.
+export PATH := $(dir $(GO)):$(PATH)
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Position-independent, as Debian builds its binaries.

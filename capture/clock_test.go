@@ -94,12 +94,6 @@ func TestStamperResyncsAfterGap(t *testing.T) {
 	}
 }
 
-func abs(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
-}
 
 // TestStampsNeverGoBack stalls a source, lets a burst of late frames run
 // its stamps ahead of their arrivals, then restarts the source at once: its

@@ -215,7 +215,7 @@ func (s *Server) AddUser(name, secret, policyJSON string) {
 	if s.Secure {
 		s.t.Fatal("s3test: AddUser needs a server without TLS")
 	}
-	adm, err := madmin.New(s.Endpoint, RootUser, RootPassword, false)
+	adm, err := madmin.NewWithOptions(s.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(RootUser, RootPassword, ""), Secure: false})
 	if err != nil {
 		s.t.Fatal(err)
 	}
