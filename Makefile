@@ -14,7 +14,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO := $(HOME)/.cache/mamoru/minio-$(MINIO_VERSION)/minio
 export MAMORU_MINIO := $(MINIO)
 
-.PHONY: image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
+.PHONY: powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -104,6 +104,10 @@ test: $(MINIO)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/run
+
+## powercut: SIGKILL the whole recorder 100 times (make test does 10)
+powercut: $(MINIO)
+	MAMORU_POWER_CUTS=100 $(GO) test -count=1 -timeout 60m -run '^TestPowerCuts$$' -v ./cmd/mamoru
 
 ## fuzz: run each fuzzer for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mamoru/device"
+	"mamoru/uploader/s3test"
+)
+
+// TestRecorderChild is the recorder TestPowerCuts kills. It does nothing
+// unless run by it.
+func TestRecorderChild(t *testing.T) {
+	cfg := os.Getenv("MAMORU_CHILD_CONFIG")
+	if cfg == "" {
+		t.Skip("run by TestPowerCuts only")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if code := run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), os.Stdout, os.Stderr); code != 0 {
+		t.Fatalf("mamoru run exited %d", code)
+	}
+}
+
+// TestPowerCuts kills the whole recorder with SIGKILL at random moments,
+// while buffering, in the post window and while uploading, and restarts it
+// each time. Every press it acknowledged must end up in the bucket and
+// verify, and the audit log's chain must hold.
+func TestPowerCuts(t *testing.T) {
+	kills := 10
+	if n := os.Getenv("MAMORU_POWER_CUTS"); n != "" {
+		fmt.Sscan(n, &kills)
+	}
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	stateDir := t.TempDir()
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+
+		fmt.Sprintf("\n[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\npart_size_mb = 5\n", srv.Endpoint))
+	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
+	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
+
+	start := func() *exec.Cmd {
+		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a kill takes its ffmpeg too, as a power cut would
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	status := func(cond func(device.Status) bool) device.Status {
+		t.Helper()
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+			var st device.Status
+			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 90 s; last status %s", out)
+			}
+		}
+	}
+	kill := func(cmd *exec.Cmd) {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}
+
+	var pressed []string
+	phases := map[string]int{}
+	for i := range kills {
+		cmd := start()
+		status(func(s device.Status) bool { return s.State == device.StateBuffering && s.BufferedSeconds >= 1 })
+		switch i % 3 { // each phase in turn, at a random moment within it
+		case 0: // while buffering
+			phases["buffering"]++
+			time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+		case 1: // in the post window
+			phases["post window"]++
+			code, out, _ := runCmd(t, "trigger", "--config", cfg)
+			if code == 0 {
+				pressed = append(pressed, strings.Fields(out)[1])
+			}
+			time.Sleep(time.Duration(rand.IntN(900)) * time.Millisecond)
+		default: // after the clip, while it uploads
+			phases["upload"]++
+			code, out, _ := runCmd(t, "trigger", "--config", cfg)
+			if code == 0 {
+				pressed = append(pressed, strings.Fields(out)[1])
+			}
+			time.Sleep(time.Second + time.Duration(rand.IntN(500))*time.Millisecond)
+		}
+		kill(cmd)
+	}
+	// The last run is left to finish its work.
+	cmd := start()
+	status(func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	verified := 0
+	for _, id := range pressed {
+		code, out, errOut := runCmd(t, "clips", "verify", id, "--config", cfg)
+		if code != 0 || !strings.Contains(out, "verified") {
+			t.Errorf("incident %s, acknowledged before a power cut: %s%s", id, out, errOut)
+			continue
+		}
+		verified++
+	}
+	code, out, errOut := runCmd(t, "audit", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "hash chain intact") {
+		t.Errorf("audit log after %d power cuts: %s%s", kills, out, errOut)
+	}
+	t.Logf("%d power cuts (%v); %d presses acknowledged, %d in the bucket and verified; %s", kills, phases, len(pressed), verified, strings.TrimSpace(out))
+}
