@@ -14,7 +14,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO := $(HOME)/.cache/mamoru/minio-$(MINIO_VERSION)/minio
 export MAMORU_MINIO := $(MINIO)
 
-.PHONY: powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
+.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -104,6 +104,16 @@ test: $(MINIO)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/run
+
+## soak: the recorder for SOAK_MINUTES (60) with a press every 2 minutes,
+## uploading to MinIO; prints RSS, open files and CPU per minute
+SOAK_MINUTES ?= 60
+soak: $(MINIO)
+	MAMORU_SOAK_MINUTES=$(SOAK_MINUTES) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/mamoru
+
+## sync-long: the A/V sync proof on a 10-minute clip (make test does 30 s)
+sync-long: $(MINIO)
+	MAMORU_SYNC_SECONDS=600 $(GO) test -count=1 -timeout 30m -run '^TestSoundAndPictureInSync$$' -v ./device
 
 ## powercut: SIGKILL the whole recorder 100 times (make test does 10)
 powercut: $(MINIO)

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mamoru/capture/cliptest"
+	"mamoru/uploader"
+	"mamoru/uploader/s3test"
+)
+
+// procSample is the recorder process's resources at one moment.
+type procSample struct {
+	at       time.Time
+	rssKB    int
+	fds      int
+	cpuTicks int // its own user+system time, not its children's
+}
+
+func sampleProc(t *testing.T, pid int) procSample {
+	s := procSample{at: time.Now()}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				s.rssKB, _ = strconv.Atoi(strings.Fields(v)[0])
+			}
+		}
+	}
+	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		s.fds = len(fds)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		f := strings.Fields(string(b)[strings.LastIndex(string(b), ")")+2:])
+		u, _ := strconv.Atoi(f[11])
+		sy, _ := strconv.Atoi(f[12])
+		s.cpuTicks = u + sy
+	}
+	return s
+}
+
+// TestSoak runs the recorder for MAMORU_SOAK_MINUTES (make soak: 60) with a
+// press every 2 minutes, uploading to MinIO, then checks every clip
+// (verifies, plays in Chromium, meets the bounds) and reports the
+// recorder's RSS, open files and CPU per minute: start, maximum, end.
+func TestSoak(t *testing.T) {
+	minutes, _ := strconv.Atoi(os.Getenv("MAMORU_SOAK_MINUTES"))
+	if minutes <= 0 {
+		t.Skip("make soak runs this (MAMORU_SOAK_MINUTES=60); it is not part of make test")
+	}
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	stateDir := t.TempDir()
+	const pre, post = 30, 30
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(`[device]
+id = "soak"
+store = "soak"
+state_dir = %q
+[capture]
+pre_seconds = %d
+post_seconds = %d
+[video]
+source = "testsrc"
+width = 1280
+height = 720
+[audio]
+backend = "null"
+[hardware]
+driver = "sim"
+[storage]
+endpoint = %q
+bucket = "clips"
+secure = false
+`, stateDir, pre, post, srv.Endpoint))
+	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
+	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRecorderChild$")
+	cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	pid := cmd.Process.Pid
+
+	var samples []procSample
+	var pressed []string
+	begin := time.Now()
+	end := begin.Add(time.Duration(minutes) * time.Minute)
+	nextPress := begin.Add(40 * time.Second) // a full pre-roll first
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for now := time.Now(); now.Before(end); now = <-tick.C {
+		samples = append(samples, sampleProc(t, pid))
+		if !now.Before(nextPress) {
+			code, out, errOut := runCmd(t, "trigger", "--config", cfg)
+			if code != 0 {
+				t.Errorf("press at %s: %s", now.Sub(begin).Round(time.Second), errOut)
+			} else {
+				pressed = append(pressed, strings.Fields(out)[1])
+			}
+			nextPress = nextPress.Add(2 * time.Minute)
+		}
+	}
+	// Let the last clip finish and upload.
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+		if code == 0 && strings.Contains(out, `"pending_uploads": 0`) && !strings.Contains(out, `"state": "incident"`) {
+			break
+		}
+	}
+	samples = append(samples, sampleProc(t, pid))
+
+	// Every clip: in the bucket, verified, playable, within its bounds.
+	dl := t.TempDir()
+	for _, id := range pressed {
+		code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl)
+		if code != 0 || !strings.Contains(out, "verified") {
+			t.Errorf("%s: %s%s", id, out, errOut)
+			continue
+		}
+		clip := filepath.Join(dl, id, uploader.ClipFile)
+		m, err := uploader.VerifyLocal(filepath.Join(dl, id), nil)
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			continue
+		}
+		lead, tail := m.PressTime.Sub(m.ClipStart).Seconds(), m.ClipEnd.Sub(m.PressTime).Seconds()
+		if lead < pre || lead > pre+1+1.0/30 || tail < post-1.0/30 {
+			t.Errorf("%s: starts %.3f s before the press and ends %.3f s after; want %d s (+ a GOP) and %d s", id, lead, tail, pre, post)
+		}
+		if out := cliptest.DecodeErrors(t, clip); out != "" {
+			t.Errorf("%s: decode errors: %s", id, out)
+		}
+		if pb := cliptest.Play(t, clip); !pb.Ended || pb.VideoDecodedBytes == 0 || pb.AudioDecodedBytes == 0 {
+			t.Errorf("%s: Chromium playback %+v", id, pb)
+		}
+	}
+
+	// Resources: start (after the pre-roll filled), maximum, end; CPU per minute.
+	first := samples[min(4, len(samples)-1)]
+	maxRSS, maxFD := 0, 0
+	for _, s := range samples {
+		maxRSS, maxFD = max(maxRSS, s.rssKB), max(maxFD, s.fds)
+	}
+	last := samples[len(samples)-1]
+	hz := 100.0 // USER_HZ on Linux
+	var perMinute []string
+	lo, hi := 1e9, 0.0
+	for i := 6; i < len(samples); i += 6 {
+		pct := float64(samples[i].cpuTicks-samples[i-6].cpuTicks) / hz / samples[i].at.Sub(samples[i-6].at).Seconds() * 100
+		lo, hi = min(lo, pct), max(hi, pct)
+		perMinute = append(perMinute, fmt.Sprintf("%.1f", pct))
+	}
+	t.Logf("soak of %d min, %d presses, %d clips verified and played", minutes, len(pressed), len(pressed))
+	t.Logf("RSS MiB: start %.1f, max %.1f, end %.1f", float64(first.rssKB)/1024, float64(maxRSS)/1024, float64(last.rssKB)/1024)
+	t.Logf("open files: start %d, max %d, end %d", first.fds, maxFD, last.fds)
+	t.Logf("CPU %% of a core per minute: min %.1f, max %.1f: %s", lo, hi, strings.Join(perMinute, " "))
+	if last.fds > first.fds+5 {
+		t.Errorf("open files grew from %d to %d", first.fds, last.fds)
+	}
+}
