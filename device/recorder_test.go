@@ -77,7 +77,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // media arriving, so it is bounded generously and never asserts a time.
 func waitFor(t *testing.T, cfg policy.Config, what string, cond func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return waitWithin(t, cfg, what, 60*time.Second, cond)
+}
+
+// waitWithin is waitFor with its own bound, for clips longer than a minute.
+func waitWithin(t *testing.T, cfg policy.Config, what string, limit time.Duration, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		st, err := GetStatus(ctx, cfg.Device.StateDir)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mamoru/capture/pulsetest"
 	"mamoru/policy"
@@ -113,7 +114,9 @@ func TestSoundAndPictureInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete })
+	waitWithin(t, cfg, "the clip", time.Duration(seconds+60)*time.Second, func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+	})
 	clip := filepath.Clean(res.Clip)
 
 	fl, bp := flashes(t, clip), beeps(t, clip)
