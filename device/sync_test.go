@@ -145,9 +145,16 @@ func TestSoundAndPictureInSync(t *testing.T) {
 			t.Errorf("at %.1f s in the clip the beep is %+.1f ms from its flash, want within ±40 ms", fl[i], diffs[i]*1000)
 		}
 	}
-	for i, d := range diffs {
+	// No drift: the offset at the end is the offset at the start.
+	if drift := diffs[len(diffs)-1] - diffs[0]; math.Abs(drift) > 0.010 {
+		t.Errorf("the offset moved by %+.1f ms from the start of the clip to its end: drift", drift*1000)
+	}
+	worst, over := 0.0, 0
+	for _, d := range diffs {
+		worst = max(worst, math.Abs(d))
 		if math.Abs(d) > 0.040 {
-			t.Errorf("at %.1f s: %+.1f ms out of sync", fl[i], d*1000)
+			over++
 		}
 	}
+	t.Logf("largest offset %.1f ms; %d of %d flashes beyond 40 ms", worst*1000, over, len(diffs))
 }
