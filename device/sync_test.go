@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,13 +141,22 @@ func TestSoundAndPictureInSync(t *testing.T) {
 		}
 	}
 	t.Logf("beep minus flash in a %d s clip: %s", seconds, strings.Join(report, ", "))
-	for _, i := range []int{0, len(diffs) / 2, len(diffs) - 1} {
-		if math.Abs(diffs[i]) > 0.040 {
-			t.Errorf("at %.1f s in the clip the beep is %+.1f ms from its flash, want within ±40 ms", fl[i], diffs[i]*1000)
+	// At the start, the middle and the end, each the median of three
+	// flashes, so that one late wake-up of a busy machine is not taken for
+	// the clip's sync.
+	at := func(i int) float64 {
+		i = min(max(i, 1), len(diffs)-2)
+		three := []float64{diffs[i-1], diffs[i], diffs[i+1]}
+		slices.Sort(three)
+		return three[1]
+	}
+	for _, i := range []int{1, len(diffs) / 2, len(diffs) - 2} {
+		if d := at(i); math.Abs(d) > 0.040 {
+			t.Errorf("around %.1f s in the clip the beep is %+.1f ms from its flash, want within ±40 ms", fl[i], d*1000)
 		}
 	}
 	// No drift: the offset at the end is the offset at the start.
-	if drift := diffs[len(diffs)-1] - diffs[0]; math.Abs(drift) > 0.010 {
+	if drift := at(len(diffs)-2) - at(1); math.Abs(drift) > 0.010 {
 		t.Errorf("the offset moved by %+.1f ms from the start of the clip to its end: drift", drift*1000)
 	}
 	worst, over := 0.0, 0
