@@ -65,6 +65,12 @@ type stamper struct {
 	last    time.Duration
 	started bool
 	resync  time.Duration
+	// draining is set by a resync and cleared by the first unit that
+	// arrives no earlier than predicted: the units queued behind the one
+	// resynced to were captured a period apart, and are stamped so, not
+	// squeezed together (two frames inside one frame interval trouble
+	// players).
+	draining bool
 }
 
 func newStamper(period time.Duration) stamper {
@@ -80,6 +86,7 @@ func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
 		s.next, s.period = arrival, s.nominal
 		jumped = s.started
 		s.started = true
+		s.draining = jumped
 	default:
 		// Early arrivals pull hard; late ones gently, and a very late one
 		// (a stall) no harder than a quarter period would.
@@ -93,9 +100,16 @@ func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
 	s.period = min(max(s.period, s.nominal*95/100), s.nominal*105/100)
 	// Never backwards, not even across a resync: a burst stamped ahead of
 	// its arrival before the source restarted must not be overtaken.
+	if err >= 0 && !jumped {
+		s.draining = false
+	}
 	t = s.next
 	if s.last != 0 || jumped {
-		t = max(t, s.last+s.nominal/4)
+		floor := s.nominal / 4
+		if s.draining && !jumped {
+			floor = s.period
+		}
+		t = max(t, s.last+floor)
 	}
 	s.last = t
 	s.next = t + s.period

@@ -94,7 +94,6 @@ func TestStamperResyncsAfterGap(t *testing.T) {
 	}
 }
 
-
 // TestStampsNeverGoBack stalls a source, lets a burst of late frames run
 // its stamps ahead of their arrivals, then restarts the source at once: its
 // first frames arrive before the burst's stamps, and must still be stamped
@@ -131,5 +130,25 @@ func TestStampsNeverGoBack(t *testing.T) {
 	resync := last + 3*time.Second
 	for i := range 30 {
 		check(resync + time.Duration(i)*period)
+	}
+}
+
+// TestBurstAfterResyncKeepsItsSpacing stalls a source for longer than the
+// resync limit; the frames queued behind the first are stamped a period
+// apart, not squeezed into one frame interval.
+func TestBurstAfterResyncKeepsItsSpacing(t *testing.T) {
+	const period = 33333 * time.Microsecond
+	s := newStamper(period)
+	for i := range 60 {
+		s.stamp(time.Duration(i) * period)
+	}
+	resume := 60*period + 3*time.Second
+	prev, _ := s.stamp(resume)
+	for i := range 20 { // queued in the pipe: they all arrive at once
+		got, _ := s.stamp(resume + time.Duration(i)*time.Millisecond)
+		if got-prev < period*95/100 {
+			t.Fatalf("burst frame %d stamped %v after the previous, less than a frame interval", i, got-prev)
+		}
+		prev = got
 	}
 }
