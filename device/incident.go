@@ -38,6 +38,8 @@ type incident struct {
 	manifest uploader.Manifest
 	stopped  bool
 
+	clip *capture.Clip // created by begin, written by run
+
 	wake chan struct{} // capacity 1: end changed
 	done chan struct{}
 	err  error // set before done is closed
@@ -95,13 +97,44 @@ func (in *incident) run(ctx context.Context, indicator func(from, to time.Time) 
 	in.err = in.record(ctx, indicator)
 }
 
-func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+// begin creates the clip and writes the pre-roll to it, synced, before the
+// press is acknowledged: a power cut a moment later cannot lose it.
+func (in *incident) begin() error {
+	pressed := in.tl.Now()
 	clip, err := capture.CreateClip(in.params)
 	if err != nil {
 		return err
 	}
-	pressed := in.tl.Now()
-	preroll := true
+	end, _ := in.state()
+	for range 1000 {
+		if _, err := clip.Pull(); err != nil {
+			clip.Abort()
+			return err
+		}
+		full := clip.PendingBytes() >= 1<<20
+		if err := clip.Flush(end); err != nil {
+			clip.Abort()
+			return err
+		}
+		if !full {
+			break // the ring is drained
+		}
+	}
+	took := in.tl.Now() - pressed
+	in.mu.Lock()
+	in.manifest.PreRollSyncedMS = float64(took.Microseconds()) / 1000
+	in.mu.Unlock()
+	in.log.Info("pre-roll on disk", "incident", in.id, "took", took.Round(time.Millisecond), "written", clip.Info().Size)
+	_, m := in.state()
+	if err := uploader.WriteManifest(in.dir, m); err != nil {
+		in.log.Error("cannot update manifest", "incident", in.id, "err", err)
+	}
+	in.clip = clip
+	return nil
+}
+
+func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+	clip := in.clip
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -125,18 +158,6 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 			if err := clip.Flush(end); err != nil {
 				clip.Abort()
 				return err
-			}
-			if preroll {
-				preroll = false
-				took := in.tl.Now() - pressed
-				in.mu.Lock()
-				in.manifest.PreRollSyncedMS = float64(took.Microseconds()) / 1000
-				in.mu.Unlock()
-				in.log.Info("pre-roll on disk", "incident", in.id, "took", took.Round(time.Millisecond), "written", clip.Info().Size)
-				_, m := in.state()
-				if err := uploader.WriteManifest(in.dir, m); err != nil {
-					in.log.Error("cannot update manifest", "incident", in.id, "err", err)
-				}
 			}
 		}
 		select {

@@ -672,6 +672,13 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	// The pre-roll is on disk, synced, before the press is acknowledged.
+	if err := in.begin(); err != nil {
+		ru.signal(hardware.Refused)
+		ru.incidentErr = fmt.Sprintf("incident %s: %v", id, err)
+		ru.audit.Log("incident", "id", id, "state", "failed", "err", err.Error())
+		return TriggerResult{}, fmt.Errorf("incident %s: write the pre-roll: %w", id, err)
+	}
 	ru.cur = in
 	ru.state = StateIncident
 	go in.run(ctx, ru.lit.between)
