@@ -82,15 +82,30 @@ func TestNothingIsMissing(t *testing.T) {
 		}
 	}
 
+	// A run of exact zeros is silence PulseAudio rendered while the source
+	// fell behind (the ramp itself is zero for one sample in 65536): the
+	// microphone heard it, and the clip must hold it. Across such a run the
+	// ramp must continue where it stopped.
 	s := pcm(t, res.Clip)
-	breaks := 0
-	for i := 1; i < len(s); i++ {
-		if (int(s[i])-int(s[i-1])+65536)%65536 != 1 {
-			if breaks < 5 {
-				t.Errorf("audio sample %d (%.3f s) is %d after %d: the ramp breaks, a sample is missing or repeated", i, float64(i)/48000, int(s[i]), int(s[i-1]))
-			}
-			breaks++
+	breaks, underruns := 0, 0
+	prev, zeros := -1, 0
+	for i, v := range s {
+		if v == 0 {
+			zeros++
+			continue
 		}
+		if prev >= 0 {
+			if step := (int(v) - int(s[prev]) + 65536) % 65536; step != 1 && !(step == 2 && zeros == 1) {
+				if breaks < 5 {
+					t.Errorf("audio sample %d (%.3f s) is %d after %d: the ramp breaks, a sample is missing or repeated", i, float64(i)/48000, int(v), int(s[prev]))
+				}
+				breaks++
+			} else if zeros > 1 {
+				underruns++
+			}
+		}
+		prev, zeros = i, 0
 	}
-	t.Logf("%d frames numbered %d to %d, %d out of order; %d samples (%.3f s), %d breaks in the ramp", len(nums), nums[0], nums[len(nums)-1], bad, len(s), float64(len(s))/48000, breaks)
+	t.Logf("%d frames numbered %d to %d, %d out of order; %d samples (%.3f s), %d breaks in the ramp, %d stretches of silence from the source falling behind",
+		len(nums), nums[0], nums[len(nums)-1], bad, len(s), float64(len(s))/48000, breaks, underruns)
 }
