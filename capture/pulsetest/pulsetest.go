@@ -74,12 +74,16 @@ func Start(t *testing.T) {
 	time.Sleep(2 * time.Second) // the sink settles into small blocks
 }
 
-// Play plays a WAV file into the sink with low latency and returns when it
-// has been handed over; the error output of paplay is in the failure.
+// Play plays a WAV file into the sink and returns when it has been handed
+// over; the error output of paplay is in the failure. paplay hands the
+// server half a second at once, so playback starts as soon as the stream
+// connects, and a starved paplay (a loaded CI machine) cannot underrun and
+// put silence into the middle of the sound. The sink still renders in small
+// blocks, held there by the low-latency monitor stream Start keeps open.
 func Play(t *testing.T, wav string) {
 	t.Helper()
 	var errOut bytes.Buffer
-	cmd := exec.Command("paplay", "--latency-msec=10", "-d", Sink, wav)
+	cmd := exec.Command("paplay", "--latency-msec=500", "-d", Sink, wav)
 	cmd.Stderr = &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("paplay %s: %v\n%s", wav, err, errOut.Bytes())
