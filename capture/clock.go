@@ -53,11 +53,25 @@ func (tl *Timeline) Of(t time.Time) time.Duration {
 // arrivals, the lower envelope: an arrival earlier than predicted pulls the
 // phase quickly, a late one only slowly, and a burst of late frames after a
 // stall keeps the regular spacing the source captured them at. The period
-// learns the source's true rate within ±5% of nominal, so a camera at 29.97
+// learns the source's true rate within ±0.5% of nominal, so a camera at 29.97
 // instead of 30 fps, or a sound card whose crystal is 100 ppm off, does not
-// drift against the other track. A unit later than resync (the source
+// drift against the other track; no more, because a backlog growing in a
+// starved machine's pipe looks just like a slower source, and a loop that
+// learned it would put the picture behind the sound. A unit later than resync (the source
 // stopped, a block was dropped) starts the loop again at its arrival.
-// Stamps always increase.
+//
+// Stamps always increase, and never by less than 7/8 of the nominal period:
+// when the phase must move back (the arrivals after a resync come earlier
+// than predicted, as a backlog drains), it moves an eighth of a period per
+// unit rather than squeezing units together. Players and FFmpeg put frames
+// on a grid of the nominal rate, and frames closer than that grid collide on
+// it.
+//
+// Arrivals alone cannot tell a source that dropped a frame from a pipeline
+// whose backlog grew by one: both look like units arriving a period late. The
+// stamper takes the second reading, the one a starved machine produces: the
+// stamps keep to the earliest arrivals, and a dropped frame costs at most a
+// period of offset, pulled in over a few seconds.
 type stamper struct {
 	nominal time.Duration
 	period  time.Duration
@@ -88,16 +102,17 @@ func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
 		s.started = true
 		s.draining = jumped
 	default:
-		// Early arrivals pull hard; late ones gently, and a very late one
-		// (a stall) no harder than a quarter period would.
+		// Early arrivals pull hard (the floor below spreads a big pull over
+		// several units); late ones gently, and a very late one (a stall) no
+		// harder than a quarter period would.
 		c := err / 2
 		if err > 0 {
 			c = min(err, s.nominal/4) / 64
 		}
 		s.next += c
-		s.period += c / 64
+		s.period += max(c, -s.nominal/4) / 64
 	}
-	s.period = min(max(s.period, s.nominal*95/100), s.nominal*105/100)
+	s.period = min(max(s.period, s.nominal-s.nominal/200), s.nominal+s.nominal/200)
 	// Never backwards, not even across a resync: a burst stamped ahead of
 	// its arrival before the source restarted must not be overtaken.
 	if err >= 0 && !jumped {
@@ -105,7 +120,7 @@ func (s *stamper) stamp(arrival time.Duration) (t time.Duration, jumped bool) {
 	}
 	t = s.next
 	if s.last != 0 || jumped {
-		floor := s.nominal / 4
+		floor := s.nominal * 7 / 8
 		if s.draining && !jumped {
 			floor = s.period
 		}

@@ -152,3 +152,51 @@ func TestBurstAfterResyncKeepsItsSpacing(t *testing.T) {
 		prev = got
 	}
 }
+
+// TestStarvedSourceCatchesUp is what a starved machine does to a camera's
+// pipe: the frames arrive later and later until the backlog passes the
+// resync limit, then the backlog drains at three times the frame rate. No
+// two stamps may come closer than 7/8 of a frame interval (FFmpeg and the
+// players put frames on the nominal grid, where closer frames collide), and
+// once the backlog is gone the stamps must be back on the frames' true
+// times.
+func TestStarvedSourceCatchesUp(t *testing.T) {
+	const period = time.Second / 30
+	s := newStamper(period)
+	backlog := time.Duration(0)
+	var prev time.Duration
+	resynced, worst := false, time.Duration(0)
+	for i := range 3000 { // 100 s
+		truth := time.Duration(i) * period
+		switch {
+		case i >= 300 && i < 900: // 20 s of growing lateness, to 1.2 s
+			backlog += 2 * time.Millisecond
+		case i >= 900: // then the backlog drains at 3x the frame rate
+			backlog = max(0, backlog-period*2/3)
+		}
+		got, jumped := s.stamp(truth + backlog)
+		resynced = resynced || jumped
+		if i > 0 && got-prev < period*7/8 {
+			t.Fatalf("frame %d stamped %v after the previous, less than 7/8 of a frame interval", i, got-prev)
+		}
+		prev = got
+		e := got - truth
+		if i < 600 {
+			worst = max(worst, e.Abs())
+		}
+		if i >= 1800 && e.Abs() > 2*time.Millisecond {
+			t.Fatalf("frame %d, 30 s after the backlog drained: stamp is %v off its true time", i, e)
+		}
+	}
+	if !resynced {
+		t.Fatal("the backlog never passed the resync limit: the test does not test the catch-up")
+	}
+	// Growing lateness looks like a slow source, and a loop that followed
+	// it would put the picture behind the sound by the backlog. The learned
+	// rate is held within 0.5% of nominal, so the stamps stay near the
+	// frames' true times.
+	t.Logf("worst error over the first 10 s of growing lateness (to 600 ms): %v", worst)
+	if worst > 100*time.Millisecond {
+		t.Errorf("worst error over the first 10 s of growing lateness: %v, want under 100 ms", worst)
+	}
+}
