@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/capture"
 	"mamoru/capture/cliptest"
 	"mamoru/hardware"
 	"mamoru/policy"
@@ -174,19 +175,23 @@ func TestIncidentClip(t *testing.T) {
 }
 
 // checkGaps fails if a video frame is missing (a gap over 1.5 frame
-// intervals) or audio has a hole over 10 ms.
+// intervals) or audio has a hole over 10 ms, or if two frames or blocks are
+// squeezed closer than the stamper ever puts them (7/8 of their interval,
+// less a millisecond of rounding).
 func checkGaps(t *testing.T, clip string, frame float64) {
 	t.Helper()
 	for _, kind := range []string{"video", "audio"} {
-		pk := cliptest.Packets(t, clip, kind)
-		limit := 1.5 * frame
+		period, limit := frame, 1.5*frame
 		if kind == "audio" {
-			limit = 0.020 + 0.010 // one 20 ms block plus at most 10 ms of hole
+			period = capture.AudioBlock.Seconds()
+			limit = period + 0.010 // one block plus at most 10 ms of hole
 		}
-		for i := 1; i < len(pk); i++ {
-			if gap := pk[i].PTS - pk[i-1].PTS; gap > limit {
-				t.Errorf("%s gap of %.1f ms at %.3f s", kind, gap*1000, pk[i-1].PTS)
-			}
+		shortest, longest := cliptest.Spacing(t, clip, kind)
+		if longest.Length > limit {
+			t.Errorf("%s gap of %.1f ms at %.3f s", kind, longest.Length*1000, longest.At)
+		}
+		if shortest.Length < period*7/8-0.001 {
+			t.Errorf("%s packets %.1f ms apart at %.3f s, want at least 7/8 of %.1f ms", kind, shortest.Length*1000, shortest.At, period*1000)
 		}
 	}
 }

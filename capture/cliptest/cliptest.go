@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,17 +169,56 @@ func Packets(t testing.TB, path, codecType string) []Packet {
 	return packets
 }
 
+// Interval is the time between two consecutive packets of a stream.
+type Interval struct {
+	At     float64 // presentation time of the first packet, seconds
+	Length float64 // seconds to the next packet
+}
+
+// Spacing returns the shortest and the longest interval between consecutive
+// packets of the first stream of codecType in the file at path, in
+// presentation order. A frame missing shows as a long interval, two frames
+// squeezed together (which players, on a grid of the nominal rate, cannot
+// show apart) as a short one. A stream of fewer than two packets has no
+// intervals, and both are zero.
+func Spacing(t testing.TB, path, codecType string) (shortest, longest Interval) {
+	t.Helper()
+	pk := Packets(t, path, codecType)
+	pts := make([]float64, len(pk))
+	for i, p := range pk {
+		pts[i] = p.PTS
+	}
+	slices.Sort(pts)
+	for i := 1; i < len(pts); i++ {
+		iv := Interval{At: pts[i-1], Length: pts[i] - pts[i-1]}
+		if i == 1 || iv.Length < shortest.Length {
+			shortest = iv
+		}
+		if i == 1 || iv.Length > longest.Length {
+			longest = iv
+		}
+	}
+	return shortest, longest
+}
+
 // DecodeErrors decodes every stream of the file at path with
-// ffmpeg -v error -i path -f null - and returns what ffmpeg printed; empty
-// means the file decoded cleanly. If ffmpeg fails without printing anything,
-// the result names its exit status.
+// ffmpeg -v error -i path -enc_time_base:v -1 -f null - and returns what
+// ffmpeg printed; empty means the file decoded cleanly. If ffmpeg fails
+// without printing anything, the result names its exit status.
+//
+// -enc_time_base:v -1 keeps each video frame's own timestamp. Without it
+// FFmpeg 5.1 rounds video timestamps to its guess of the frame rate
+// (1/r_frame_rate, from the SPS), so a run of frames a little faster than
+// nominal, which a real camera delivers, puts two frames on one tick and
+// FFmpeg complains of non-monotonic timestamps in its own output. Tests that
+// care about frame spacing check the packets' times (Packets).
 func DecodeErrors(t testing.TB, path string) string {
 	t.Helper()
 	ffmpeg, err := tool("ffmpeg", "ffmpeg")
 	if err != nil {
 		t.Fatalf("cliptest: %v", err)
 	}
-	cmd := exec.CommandContext(t.Context(), ffmpeg, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
+	cmd := exec.CommandContext(t.Context(), ffmpeg, "-nostdin", "-v", "error", "-i", path, "-enc_time_base:v", "-1", "-f", "null", "-")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()

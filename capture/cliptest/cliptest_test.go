@@ -169,6 +169,37 @@ func TestPackets(t *testing.T) {
 	}
 }
 
+func TestSpacing(t *testing.T) {
+	t.Parallel()
+	const frame = 1.0 / 30
+	// Frames on a 1/30 s grid but for one: frame 45 is shown 20 ms early,
+	// and frames 60 on are shown three frames late (two missing).
+	retimed := makeClip(t, "retimed.mp4", "-c:v", "libx264", "-bf", "0", "-an", "-fps_mode", "passthrough", "-enc_time_base:v", "1:90000",
+		"-vf", "settb=1/90000,setpts='(N+2*gte(N,60))/30/TB-eq(N,45)*0.020/TB'")
+	tests := []struct {
+		name, kind     string
+		clip           string
+		shortAt, short float64
+		longAt, long   float64
+		tolerance      float64
+	}{
+		{"even video", "video", fragmentedFLAC(t), 0, frame, 0, frame, 0.001},
+		{"retimed video", "video", retimed, 44 * frame, frame - 0.020, 59 * frame, 3 * frame, 0.001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			shortest, longest := Spacing(t, tt.clip, tt.kind)
+			t.Logf("shortest %+v, longest %+v", shortest, longest)
+			if !near(shortest.Length, tt.short, tt.tolerance) || tt.short != frame && !near(shortest.At, tt.shortAt, tt.tolerance) {
+				t.Errorf("shortest = %+v, want %.4f s at %.4f s", shortest, tt.short, tt.shortAt)
+			}
+			if !near(longest.Length, tt.long, tt.tolerance) || tt.long != frame && !near(longest.At, tt.longAt, tt.tolerance) {
+				t.Errorf("longest = %+v, want %.4f s at %.4f s", longest, tt.long, tt.longAt)
+			}
+		})
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
