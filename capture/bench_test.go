@@ -62,6 +62,7 @@ func (l *loop) Read(p []byte) (int, error) {
 // at 2.5 Mbps and 48 kHz FLAC are copied from the ring into a new clip,
 // written and fsynced. Target: at most 300 ms.
 func BenchmarkPreRollDurable(b *testing.B) {
+	b.ReportAllocs()
 	stream := stream720p(b)
 	var aus [][]byte
 	var keys []bool

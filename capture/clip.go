@@ -14,10 +14,11 @@ import (
 // Fragment sizes. While an incident runs, a fragment is written and synced
 // every FragmentEvery of media, so a power cut loses less than that; the
 // pre-roll goes out in fragments of up to maxFragmentBytes, so the whole
-// pre-roll is durable within a few syncs of the press.
+// pre-roll is durable within a few syncs of the press, and a clip holds no
+// more than that of media in memory.
 const (
 	FragmentEvery    = 500 * time.Millisecond
-	maxFragmentBytes = 8 << 20
+	maxFragmentBytes = 4 << 20
 )
 
 // ErrNoMedia means the clip ended before a single frame reached it.
@@ -63,7 +64,7 @@ func CreateClip(p ClipParams) (*Clip, error) {
 		p:    p,
 		file: f,
 		next: p.Seq,
-		data: make([]byte, 0, 2*maxFragmentBytes),
+		data: make([]byte, 0, maxFragmentBytes),
 		read: make([]Frame, 1024),
 	}, nil
 }
@@ -74,8 +75,8 @@ func CreateClip(p ClipParams) (*Clip, error) {
 // needed.
 func (c *Clip) Pull() (newest time.Duration, err error) {
 	for {
-		if cap(c.data)-len(c.data) < maxFragmentBytes/4 {
-			return c.newest(), nil // Flush first
+		if c.Full() {
+			return c.newest(), nil
 		}
 		n, next, err := c.p.Ring.Read(c.next, c.read, c.data[len(c.data):cap(c.data)])
 		if err != nil {
@@ -98,8 +99,9 @@ func (c *Clip) Pull() (newest time.Duration, err error) {
 
 func (c *Clip) newest() time.Duration { return max(c.last[Video], c.last[Audio]) }
 
-// PendingBytes is how much media has been pulled but not written.
-func (c *Clip) PendingBytes() int { return len(c.data) }
+// Full reports whether the media pulled but not written fills the clip's
+// buffer: Pull takes no more until a Flush.
+func (c *Clip) Full() bool { return cap(c.data)-len(c.data) < maxFragmentBytes/4 }
 
 // PendingTime is how much media has been pulled but not written.
 func (c *Clip) PendingTime() time.Duration {

@@ -111,7 +111,7 @@ func (in *incident) begin() error {
 			clip.Abort()
 			return err
 		}
-		full := clip.PendingBytes() >= 1<<20
+		full := clip.Full()
 		if err := clip.Flush(end); err != nil {
 			clip.Abort()
 			return err
@@ -154,7 +154,7 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 			}
 			return in.finish(info, clip.Dropped(), indicator)
 		}
-		if clip.PendingTime() >= capture.FragmentEvery || clip.PendingBytes() >= 4<<20 {
+		if clip.PendingTime() >= capture.FragmentEvery || clip.Full() {
 			if err := clip.Flush(end); err != nil {
 				clip.Abort()
 				return err

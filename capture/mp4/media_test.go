@@ -483,12 +483,14 @@ func streamInfo(rate, channels, bits int) []byte {
 type memFile struct {
 	b         []byte
 	writes    int
+	largest   int // bytes of the largest single Write
 	syncs     int
 	failWrite int
 }
 
 func (m *memFile) Write(p []byte) (int, error) {
 	m.writes++
+	m.largest = max(m.largest, len(p))
 	if m.writes == m.failWrite {
 		m.b = append(m.b, p[:len(p)/2]...)
 		return len(p) / 2, fmt.Errorf("disk full")

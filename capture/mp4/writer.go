@@ -7,6 +7,9 @@ import (
 	"math"
 )
 
+// writeChunk is the most a Writer buffers before writing to its file.
+const writeChunk = 256 << 10
+
 // A Writer writes one clip as a fragmented MP4 file.
 //
 // A Writer is not safe for concurrent use: call its methods from one
@@ -125,14 +128,37 @@ func (w *Writer) WriteFragment(video, audio []Sample) error {
 	}
 	e.u32(uint32(8 + vp.bytes + ap.bytes))
 	e.str("mdat")
-	for i := range video {
-		e.bytes(video[i].Data)
+	// The samples go out through the buffer in writeChunk pieces, so a
+	// pre-roll of many megabytes is not copied whole: the caller's frames
+	// are the only full copy.
+	var written int
+	put := func(data []byte) error {
+		if len(e.b)+len(data) > writeChunk && len(e.b) > 0 {
+			if _, err := w.f.Write(e.b); err != nil {
+				return err
+			}
+			written += len(e.b)
+			e.b = e.b[:0]
+		}
+		if len(data) > writeChunk {
+			n, err := w.f.Write(data)
+			written += n
+			return err
+		}
+		e.b = append(e.b, data...)
+		return nil
 	}
-	for i := range audio {
-		e.bytes(audio[i].Data)
+	for i := 0; i < len(video) && err == nil; i++ {
+		err = put(video[i].Data)
 	}
-
-	if _, err := w.f.Write(e.b); err != nil {
+	for i := 0; i < len(audio) && err == nil; i++ {
+		err = put(audio[i].Data)
+	}
+	if err == nil {
+		_, err = w.f.Write(e.b)
+		written += len(e.b)
+	}
+	if err != nil {
 		w.err = fmt.Errorf("mp4: write fragment %d: %w", w.fragments+1, err)
 		return w.err
 	}
@@ -140,7 +166,7 @@ func (w *Writer) WriteFragment(video, audio []Sample) error {
 		w.err = fmt.Errorf("mp4: sync fragment %d: %w", w.fragments+1, err)
 		return w.err
 	}
-	w.size += int64(len(e.b))
+	w.size += int64(written)
 	w.fragments++
 	w.commit(w.vi, vp, len(video))
 	w.commit(w.ai, ap, len(audio))

@@ -513,6 +513,61 @@ func TestFragments(t *testing.T) {
 	}
 }
 
+// TestLargeFragment writes a fragment of megabytes, as a pre-roll is: it
+// reaches the file whole and in order, but never through a buffer larger
+// than writeChunk or the largest sample.
+func TestLargeFragment(t *testing.T) {
+	m := syntheticMedia(2)
+	// An AVCC sample of one NAL unit of n bytes: header, then fill.
+	nal := func(header byte, n int, fill byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(n))
+		b = append(b, header)
+		return append(b, bytes.Repeat([]byte{fill}, n-1)...)
+	}
+	m.videoSamples[0].Data = nal(0x65, 2*writeChunk, 0xAA)
+	for i := 1; i < len(m.videoSamples); i++ {
+		m.videoSamples[i].Data = nal(0x41, 40<<10, byte(i))
+	}
+	var f memFile
+	w, err := NewWriter(&f, Params{Video: m.video, Audio: m.audio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFragment(m.videoSamples, m.audioSamples); err != nil {
+		t.Fatal(err)
+	}
+	top := boxesIn(t, f.b)
+	if len(top) != 4 || top[2].typ != "moof" || top[3].typ != "mdat" {
+		t.Fatalf("top-level boxes %v, want ftyp, moov, moof, mdat", top)
+	}
+	var want int
+	for _, tr := range []struct {
+		id      uint32
+		samples []Sample
+	}{{1, m.videoSamples}, {2, m.audioSamples}} {
+		_, entries, data := trafOf(t, f.b, top[2], tr.id)
+		if len(entries) != len(tr.samples) {
+			t.Fatalf("track %d has %d samples, want %d", tr.id, len(entries), len(tr.samples))
+		}
+		for i, s := range tr.samples {
+			if !bytes.Equal(data[i], s.Data) {
+				t.Fatalf("track %d sample %d: the file holds other bytes than the sample's", tr.id, i)
+			}
+			want += len(s.Data)
+		}
+	}
+	if len(top[3].body) != want {
+		t.Errorf("mdat holds %d bytes, want %d", len(top[3].body), want)
+	}
+	if got := w.Info().Size; got != int64(len(f.b)) {
+		t.Errorf("Info().Size = %d, the file has %d bytes", got, len(f.b))
+	}
+	if limit := 2*writeChunk + 4; f.largest > limit {
+		t.Errorf("the largest write was %d bytes, want at most %d (the largest sample)", f.largest, limit)
+	}
+	t.Logf("%d bytes in %d writes, the largest %d", len(f.b), f.writes, f.largest)
+}
+
 func TestSampleTiming(t *testing.T) {
 	m := syntheticMedia(2)
 	key, delta := m.videoSamples[0].Data, m.videoSamples[1].Data
