@@ -89,3 +89,49 @@ func Play(t *testing.T, wav string) {
 		t.Fatalf("paplay %s: %v\n%s", wav, err, errOut.Bytes())
 	}
 }
+
+// Record records the sink's monitor as 48 kHz mono 16-bit samples, as any
+// client of the daemon hears it, until stop is called; stop returns the
+// samples. A recorder's capture of the monitor can be held against it:
+// anything the sound lost on its way into the sink (a starved player's
+// stream that PulseAudio skipped ahead) is lost in this recording too.
+func Record(t *testing.T) (stop func() []int16) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "monitor.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("parec", "--latency-msec=100", "--format=s16le", "--rate=48000", "--channels=1", "-d", Sink+".monitor")
+	cmd.Stdout = f
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	var samples []int16
+	done := false
+	stop = func() []int16 {
+		if done {
+			return samples
+		}
+		done = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		f.Close()
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == 0 {
+			t.Fatalf("parec recorded nothing from %s.monitor: %s", Sink, errOut.Bytes())
+		}
+		samples = make([]int16, len(b)/2)
+		for i := range samples {
+			samples[i] = int16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+		}
+		return samples
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
