@@ -61,7 +61,14 @@ func (s *AudioSource) session(ctx context.Context) error {
 	dc.Capture.Format = malgo.FormatS16
 	dc.Capture.Channels = uint32(cfg.Channels)
 	dc.SampleRate = uint32(cfg.SampleRate)
+	// Callbacks every 10 ms, and half a second of buffer behind them: the
+	// device (PulseAudio's record stream, ALSA's ring) holds only periods ×
+	// period of sound, and drops the oldest when the callback thread is
+	// late. Three periods, miniaudio's default, is 30 ms, which a starved
+	// Pi misses, and samples are lost; a callback that comes late now
+	// finds them waiting.
 	dc.PeriodSizeInMilliseconds = 10
+	dc.Periods = 50
 	if cfg.Device != "" {
 		infos, err := mctx.Devices(malgo.Capture)
 		if err != nil {
