@@ -37,6 +37,9 @@ type Stream struct {
 	CodecName string // "h264", "flac", "aac", ...
 
 	Width, Height int // video only
+	// FrameRate is FFmpeg's guess of a video stream's frame rate
+	// (r_frame_rate), which it also uses to retime frames when decoding.
+	FrameRate float64
 
 	SampleRate int // audio only, in Hz
 	Channels   int // audio only
@@ -79,6 +82,7 @@ func probe(ctx context.Context, path string) (Info, error) {
 			CodecType     string `json:"codec_type"`
 			CodecName     string `json:"codec_name"`
 			Width         number `json:"width"`
+			RFrameRate    string `json:"r_frame_rate"`
 			Height        number `json:"height"`
 			SampleRate    number `json:"sample_rate"`
 			Channels      number `json:"channels"`
@@ -100,6 +104,7 @@ func probe(ctx context.Context, path string) (Info, error) {
 			CodecType:  s.CodecType,
 			CodecName:  s.CodecName,
 			Width:      int(s.Width),
+			FrameRate:  ratio(s.RFrameRate),
 			Height:     int(s.Height),
 			SampleRate: int(s.SampleRate),
 			Channels:   int(s.Channels),
@@ -261,6 +266,18 @@ func tool(name, debianPackage string) (string, error) {
 		return "", fmt.Errorf("%s is not installed (apt-get install %s): %w", name, debianPackage, err)
 	}
 	return path, nil
+}
+
+// ratio returns the value of a rational as ffprobe writes it ("30000/1001"),
+// or zero for "0/0" and anything else it cannot read.
+func ratio(s string) float64 {
+	num, den, ok := strings.Cut(s, "/")
+	n, err1 := strconv.ParseFloat(num, 64)
+	d, err2 := strconv.ParseFloat(den, 64)
+	if !ok || err1 != nil || err2 != nil || d == 0 {
+		return 0
+	}
+	return n / d
 }
 
 // number is a JSON number that may also come quoted, as ffprobe writes most

@@ -97,7 +97,7 @@ func TestProbe(t *testing.T) {
 			if !ok {
 				t.Fatalf("no video stream in %+v", info.Streams)
 			}
-			wantV := Stream{Index: 0, CodecType: "video", CodecName: "h264", Width: 320, Height: 240, Duration: v.Duration, Packets: clipFrames}
+			wantV := Stream{Index: 0, CodecType: "video", CodecName: "h264", Width: 320, Height: 240, FrameRate: 30, Duration: v.Duration, Packets: clipFrames}
 			if v != wantV {
 				t.Errorf("video stream = %+v, want %+v", v, wantV)
 			}
