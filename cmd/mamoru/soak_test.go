@@ -154,6 +154,9 @@ secure = false
 		if out := cliptest.DecodeErrors(t, clip); out != "" {
 			t.Errorf("%s: decode errors: %s", id, out)
 		}
+		if v, _ := cliptest.Probe(t, clip).Stream("video"); v.FrameRate != 30 {
+			t.Errorf("%s: ffprobe reads the video as %.3f fps, want 30", id, v.FrameRate)
+		}
 		// No frame missing, none squeezed against the one before: the
 		// stamper keeps them at least 7/8 of a frame interval apart.
 		short, long := cliptest.Spacing(t, clip, "video")
