@@ -62,9 +62,9 @@ func (tl *Timeline) Of(t time.Time) time.Duration {
 // arrival.
 //
 // The stamps themselves run a learned period apart and follow the loop's
-// phase only when it has moved more than deadband away: the phase wanders
-// with the jitter by a few milliseconds, and stamps that wandered with it
-// would not sit on a grid of the frame rate. Players and FFmpeg put frames
+// phase only when it has moved more than an eighth of a period away: the
+// phase wanders with the jitter by a few milliseconds, and stamps that
+// wandered with it would not sit on a grid of the frame rate. Players and FFmpeg put frames
 // on such a grid (FFmpeg guesses the rate from the first frames' times), so
 // a clip whose frames wander can be read as 29.97 fps when it is 30, and
 // two of its frames then collide on one tick.
