@@ -57,8 +57,9 @@ func (tl *Timeline) Of(t time.Time) time.Duration {
 // instead of 30 fps, or a sound card whose crystal is 100 ppm off, does not
 // drift against the other track; no more, because a backlog growing in a
 // starved machine's pipe looks just like a slower source, and a loop that
-// learned it would put the picture behind the sound. A unit later than resync (the source
-// stopped, a block was dropped) starts the loop again at its arrival.
+// learned it would put the picture behind the sound. A unit later than
+// resync (the source stopped, a block was dropped) starts the loop again at
+// its arrival.
 //
 // Stamps always increase, and never by less than 7/8 of the nominal period:
 // when the phase must move back (the arrivals after a resync come earlier

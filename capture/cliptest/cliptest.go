@@ -215,8 +215,10 @@ func Spacing(t testing.TB, path, codecType string) (shortest, longest Interval) 
 // timestamp to its guess of the frame rate (1/r_frame_rate, from the SPS),
 // so frames that come closer than the nominal interval for long enough to
 // land two on one tick make it complain of non-monotonic timestamps in its
-// own output. The recorder's stamps only do that while catching up after an
-// overloaded machine's backlog; Spacing measures the intervals themselves.
+// own output. It also guesses the rate from the first frames' times, and a
+// 30 fps clip whose stamps wander by a few milliseconds can be read as 29.97,
+// on whose grid two frames collide every 33 s (issue 3 holds this open).
+// Spacing measures the intervals themselves.
 func DecodeErrors(t testing.TB, path string) string {
 	t.Helper()
 	ffmpeg, err := tool("ffmpeg", "ffmpeg")
