@@ -260,7 +260,7 @@ func (c *Clip) start() error {
 		if err != nil {
 			return fmt.Errorf("capture: key frame at %v: %w", f.Time, err)
 		}
-		p.Video = &mp4.VideoTrack{SPS: sps, PPS: pps, Width: info.Width, Height: info.Height}
+		p.Video = &mp4.VideoTrack{SPS: sps, PPS: pps, Width: info.Width, Height: info.Height, FrameDuration: c.p.VideoPeriod}
 		break
 	}
 	if c.p.Audio != nil {

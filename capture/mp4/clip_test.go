@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func TestClipPlays(t *testing.T) {
 			want := Info{Fragments: 10, Size: sizes[10], Duration: 10 * time.Second}
 			if tc.video {
 				start := time.Duration(tc.videoFrom) * time.Second / 30
-				want.Video = TrackInfo{Samples: 300 - tc.videoFrom, Start: start, Duration: 10*time.Second - start}
+				want.Video = TrackInfo{Samples: 300 - tc.videoFrom, Start: start, Duration: 10*time.Second - start, FrameDuration: time.Second / 30}
 			}
 			if tc.audio {
 				want.Audio = TrackInfo{Samples: 500, Duration: 10 * time.Second}
@@ -110,11 +111,14 @@ func checkPlays(t *testing.T, path string, m media, d time.Duration, finalized b
 		var scale uint32
 		switch s.CodecType {
 		case "video":
-			if s.CodecName != "h264" || s.Width != m.video.Width || s.Height != m.video.Height || s.TimeBase != "1/90000" {
-				t.Errorf("video stream is %s %dx%d in %s, want h264 %dx%d in 1/90000",
-					s.CodecName, s.Width, s.Height, s.TimeBase, m.video.Width, m.video.Height)
+			if s.CodecName != "h264" || s.Width != m.video.Width || s.Height != m.video.Height || s.TimeBase != fmt.Sprintf("1/%d", videoTimescale) {
+				t.Errorf("video stream is %s %dx%d in %s, want h264 %dx%d in 1/%d",
+					s.CodecName, s.Width, s.Height, s.TimeBase, m.video.Width, m.video.Height, videoTimescale)
 			}
-			samples, step, scale = video, 3000, 90000
+			if s.RFrameRate != "30/1" {
+				t.Errorf("video frame rate reads as %s, want 30/1", s.RFrameRate)
+			}
+			samples, step, scale = video, videoTimescale/30, videoTimescale
 		case "audio":
 			if s.CodecName != "flac" || s.SampleRate != "48000" || s.Channels != 1 || s.TimeBase != "1/48000" {
 				t.Errorf("audio stream is %s %s Hz %d ch in %s, want flac 48000 Hz 1 ch in 1/48000",
@@ -283,7 +287,7 @@ func TestRecoverPlays(t *testing.T) {
 					k := c.fragments
 					want := Info{
 						Duration:  time.Duration(k) * time.Second,
-						Video:     TrackInfo{Samples: 30 * k, Duration: time.Duration(k) * time.Second},
+						Video:     TrackInfo{Samples: 30 * k, Duration: time.Duration(k) * time.Second, FrameDuration: time.Second / 30},
 						Audio:     TrackInfo{Samples: 50 * k, Duration: time.Duration(k) * time.Second},
 						Fragments: k,
 						Size:      sizes[k],

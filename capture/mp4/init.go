@@ -3,6 +3,7 @@ package mp4
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -34,6 +35,9 @@ func buildInit(p Params) ([]byte, error) {
 	if v := p.Video; v != nil {
 		if v.Width < 1 || v.Width > 0xFFFF || v.Height < 1 || v.Height > 0xFFFF {
 			return nil, fmt.Errorf("mp4: video size %dx%d: each side must be 1 to 65535", v.Width, v.Height)
+		}
+		if t := ticks(max(v.FrameDuration, 0), videoTimescale); t < 1 || t > math.MaxUint32 {
+			return nil, fmt.Errorf("mp4: video frame duration %v: must be 1 to 2^32-1 ticks of 1/%d s", v.FrameDuration, videoTimescale)
 		}
 		var err error
 		if avcC, err = avcConfig(v.SPS, v.PPS); err != nil {
@@ -104,7 +108,7 @@ func buildInit(p Params) ([]byte, error) {
 		e.bytes(avcC)
 		e.close(cfg)
 		e.close(entry)
-		e.closeTrak(stbl, trak)
+		e.closeTrak(stbl, trak, uint32(ticks(v.FrameDuration, videoTimescale)))
 	}
 	if a := p.Audio; a != nil {
 		id++
@@ -131,7 +135,7 @@ func buildInit(p Params) ([]byte, error) {
 		e.bytes(a.StreamInfo)
 		e.close(dfla)
 		e.close(entry)
-		e.closeTrak(stbl, trak)
+		e.closeTrak(stbl, trak, 0)
 	}
 
 	mvex := e.open("mvex")
@@ -219,14 +223,25 @@ func (e *boxes) openStbl() [2]int {
 
 // closeTrak closes the stsd opened by openStbl, appends the empty sample
 // tables of a fragmented track and closes the boxes opened by openTrak.
-func (e *boxes) closeTrak(stbl [2]int, trak [3]int) {
+// A frame delta other than 0 goes into the stts as one entry of no samples,
+// to state the frame rate.
+func (e *boxes) closeTrak(stbl [2]int, trak [3]int, frame uint32) {
 	e.close(stbl[1])
-	for _, typ := range [...]string{"stts", "stsc", "stco"} {
+	at := e.openFull("stts", 0, 0)
+	if frame != 0 {
+		e.u32(1) // entry_count
+		e.u32(0) // sample_count: the samples are in the fragments
+		e.u32(frame)
+	} else {
+		e.u32(0)
+	}
+	e.close(at)
+	for _, typ := range [...]string{"stsc", "stco"} {
 		at := e.openFull(typ, 0, 0)
 		e.u32(0) // entry_count
 		e.close(at)
 	}
-	at := e.openFull("stsz", 0, 0)
+	at = e.openFull("stsz", 0, 0)
 	e.u32(0) // sample_size
 	e.u32(0) // sample_count
 	e.close(at)

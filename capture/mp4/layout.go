@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"time"
 )
 
 // layout is what patching durations and reading fragments need to know of a
@@ -27,6 +28,11 @@ type trackLayout struct {
 	mdhd      field
 	// defaultDuration and defaultSize come from the track's trex.
 	defaultDuration, defaultSize uint32
+	// frame is the delta of an stts holding one entry of no samples, which
+	// states the frame rate (off == 0 when the stts is otherwise), and
+	// nominal the delta found there.
+	frame   field
+	nominal uint32
 }
 
 // field is the file offset of a duration field, 8 bytes wide in a version 1
@@ -42,6 +48,8 @@ type progress struct {
 	// start is the decode time of the first sample and end the time the last
 	// sample ends, both in track ticks. end only grows.
 	start, end uint64
+	// timing is kept for a track that states a frame rate.
+	timing
 }
 
 // walk calls fn with the type, body and body's file offset of each box in b,
@@ -204,6 +212,24 @@ func parseTrak(body []byte, at int64) (trackLayout, error) {
 						return err
 					}
 					t.handler = string(b[8:12])
+				case "minf":
+					return walk(b, at, func(typ string, b []byte, at int64) error {
+						if typ != "stbl" {
+							return nil
+						}
+						return walk(b, at, func(typ string, b []byte, at int64) error {
+							if typ != "stts" {
+								return nil
+							}
+							if _, err := fullBox(typ, b, 4, 4); err != nil {
+								return err
+							}
+							if len(b) >= 16 && binary.BigEndian.Uint32(b[4:]) == 1 && binary.BigEndian.Uint32(b[8:]) == 0 {
+								t.frame, t.nominal = field{at + 12, false}, binary.BigEndian.Uint32(b[12:])
+							}
+							return nil
+						})
+					})
 				}
 				return nil
 			})
@@ -230,6 +256,10 @@ type run struct {
 	hasTfdt bool
 	samples int
 	ticks   uint64 // sum of sample durations
+	// durs are the samples' durations, for a track that states a frame
+	// rate; unknown is set if a trun gave them the default duration.
+	durs    []uint32
+	unknown bool
 }
 
 // fragment is what a moof holds.
@@ -333,23 +363,28 @@ func parseTraf(body []byte, at, moof, implicit, limit int64, l *layout, fr *frag
 			if r.track < 0 {
 				return errors.New("trun before tfhd")
 			}
-			n, dur, size, off, hasOff, err := parseTrun(b, defDuration, defSize)
+			var keep *[]uint32
+			if l.tracks[r.track].frame.off != 0 {
+				keep = &r.durs
+			}
+			tr, err := parseTrun(b, defDuration, defSize, keep)
 			if err != nil {
 				return err
 			}
+			r.unknown = r.unknown || keep != nil && !tr.each
 			start := data
-			if hasOff {
-				start = base + int64(off)
+			if tr.hasOff {
+				start = base + int64(tr.off)
 			}
-			if start < 0 || start > limit || size > uint64(limit-start) {
-				return fmt.Errorf("trun data at %d, %d bytes, is outside the file", start, size)
+			if start < 0 || start > limit || tr.size > uint64(limit-start) {
+				return fmt.Errorf("trun data at %d, %d bytes, is outside the file", start, tr.size)
 			}
-			data = start + int64(size)
-			if n > 0 {
+			data = start + int64(tr.size)
+			if tr.n > 0 {
 				fr.lo, fr.hi = min(fr.lo, start), max(fr.hi, data)
 			}
-			r.samples += n
-			r.ticks += dur
+			r.samples += tr.n
+			r.ticks += tr.dur
 		}
 		return nil
 	})
@@ -359,24 +394,35 @@ func parseTraf(body []byte, at, moof, implicit, limit int64, l *layout, fr *frag
 	return r, data, err
 }
 
-// parseTrun parses the body of a trun box and returns its sample count, the
-// sums of its sample durations and sizes, and its data offset if present.
-func parseTrun(b []byte, defDuration, defSize uint32) (n int, dur, size uint64, off int32, hasOff bool, err error) {
+// trunSums is what one trun box holds.
+type trunSums struct {
+	n         int    // samples
+	dur, size uint64 // sums of the sample durations and sizes
+	off       int32  // data_offset, if hasOff
+	hasOff    bool
+	each      bool // each sample has its own duration
+}
+
+// parseTrun parses the body of a trun box whose track's default sample
+// duration and size are defDuration and defSize. If keep is not nil, it
+// appends the samples' own durations to it.
+func parseTrun(b []byte, defDuration, defSize uint32, keep *[]uint32) (trunSums, error) {
+	var t trunSums
 	if _, err := fullBox("trun", b, 8, 8); err != nil {
-		return 0, 0, 0, 0, false, err
+		return t, err
 	}
 	flags := binary.BigEndian.Uint32(b) & 0xFFFFFF
 	count := binary.BigEndian.Uint32(b[4:])
 	p := b[8:]
 	if flags&0x01 != 0 {
 		if len(p) < 4 {
-			return 0, 0, 0, 0, false, errors.New("trun box is truncated")
+			return t, errors.New("trun box is truncated")
 		}
-		off, hasOff, p = int32(binary.BigEndian.Uint32(p)), true, p[4:]
+		t.off, t.hasOff, p = int32(binary.BigEndian.Uint32(p)), true, p[4:]
 	}
 	if flags&0x04 != 0 { // first_sample_flags
 		if len(p) < 4 {
-			return 0, 0, 0, 0, false, errors.New("trun box is truncated")
+			return t, errors.New("trun box is truncated")
 		}
 		p = p[4:]
 	}
@@ -387,27 +433,32 @@ func parseTrun(b []byte, defDuration, defSize uint32) (n int, dur, size uint64, 
 		}
 	}
 	if uint64(count)*uint64(entry) > uint64(len(p)) {
-		return 0, 0, 0, 0, false, fmt.Errorf("trun box is too short for %d samples", count)
+		return t, fmt.Errorf("trun box is too short for %d samples", count)
 	}
-	if flags&0x100 == 0 {
-		dur = uint64(count) * uint64(defDuration)
+	t.n, t.each = int(count), flags&0x100 != 0
+	if !t.each {
+		t.dur = uint64(count) * uint64(defDuration)
 	}
 	if flags&0x200 == 0 {
-		size = uint64(count) * uint64(defSize)
+		t.size = uint64(count) * uint64(defSize)
 	}
 	if entry > 0 {
-		for i := 0; i < int(count); i++ {
+		for i := range t.n {
 			e := p[i*entry:]
 			if flags&0x100 != 0 {
-				dur += uint64(binary.BigEndian.Uint32(e))
+				d := binary.BigEndian.Uint32(e)
+				t.dur += uint64(d)
+				if keep != nil {
+					*keep = append(*keep, d)
+				}
 				e = e[4:]
 			}
 			if flags&0x200 != 0 {
-				size += uint64(binary.BigEndian.Uint32(e))
+				t.size += uint64(binary.BigEndian.Uint32(e))
 			}
 		}
 	}
-	return int(count), dur, size, off, hasOff, nil
+	return t, nil
 }
 
 // patch writes the durations that prog implies into the moov of a clip laid
@@ -417,7 +468,9 @@ func parseTrun(b []byte, defDuration, defSize uint32) (n int, dur, size uint64, 
 // and mehd get the time from 0 to the end of the track that ends last.
 func (l *layout) patch(w io.WriterAt, prog []progress) error {
 	var movie uint64
-	for i, t := range l.tracks {
+	anchor := l.firstSample(prog)
+	for i := range l.tracks {
+		t := &l.tracks[i]
 		p := prog[i]
 		movie = max(movie, rescale(p.end, uint64(t.timescale), uint64(l.timescale)))
 		span := p.end - p.start
@@ -426,6 +479,13 @@ func (l *layout) patch(w io.WriterAt, prog []progress) error {
 		}
 		if err := writeField(w, t.mdhd, span); err != nil {
 			return err
+		}
+		if t.frame.off != 0 {
+			frame := p.frameFor(t.nominal, rescale(anchor, uint64(time.Second), uint64(t.timescale)))
+			if err := writeField(w, t.frame, uint64(frame)); err != nil {
+				return err
+			}
+			t.nominal = frame // what the clip states now
 		}
 	}
 	if err := writeField(w, l.mvhd, movie); err != nil {
@@ -462,6 +522,9 @@ func (l *layout) info(prog []progress, fragments int, size int64) Info {
 			ti.Start = duration(p.start, t.timescale)
 			ti.Duration = duration(p.end-p.start, t.timescale)
 		}
+		if t.frame.off != 0 {
+			ti.FrameDuration = duration(uint64(t.nominal), t.timescale)
+		}
 		in.Duration = max(in.Duration, duration(p.end, t.timescale))
 		switch {
 		case t.handler == "vide" && !video:
@@ -490,5 +553,6 @@ func (p *progress) add(r run) bool {
 	}
 	p.samples += r.samples
 	p.end = start + r.ticks
+	p.timing.add(start, r.samples, r.durs, r.unknown)
 	return true
 }

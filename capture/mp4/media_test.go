@@ -91,7 +91,7 @@ func realMedia(t testing.TB) media {
 // h264Samples splits an Annex B stream into AVCC access units at fps frames
 // per second, taking out the parameter sets and access unit delimiters.
 func h264Samples(stream []byte, fps int) (*VideoTrack, []Sample, error) {
-	v := &VideoTrack{}
+	v := &VideoTrack{FrameDuration: time.Second / time.Duration(fps)}
 	var samples []Sample
 	var au []byte
 	key, vcl := false, false
@@ -353,6 +353,7 @@ type probeResult struct {
 		SampleRate string `json:"sample_rate"`
 		Channels   int    `json:"channels"`
 		TimeBase   string `json:"time_base"`
+		RFrameRate string `json:"r_frame_rate"`
 		StartTime  string `json:"start_time"`
 		Duration   string `json:"duration"`
 	} `json:"streams"`
@@ -437,7 +438,7 @@ func syntheticMedia(seconds int) media {
 		video: &VideoTrack{
 			SPS:   []byte{0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF, 0xE5},
 			PPS:   []byte{0x68, 0xCE, 0x3C, 0x80},
-			Width: 640, Height: 360,
+			Width: 640, Height: 360, FrameDuration: time.Second / 30,
 		},
 		audio: &AudioTrack{SampleRate: 48000, Channels: 1, BitsPerSample: 16, StreamInfo: streamInfo(48000, 1, 16)},
 	}

@@ -22,9 +22,9 @@ const maxHeaderBox = 16 << 20
 // fragment after that: a moof box whose trafs refer only to tracks of the
 // moov and to sample data inside the mdat box that directly follows it,
 // itself complete, with decode times that do not go back. Recover truncates
-// f after the last such fragment, writes the durations of what remains into
-// the moov as Writer.Finalize does, and syncs f. On a clip that is already
-// whole it only rewrites the same durations. It cannot notice damaged bytes
+// f after the last such fragment, writes the durations and frame rate of
+// what remains into the moov as Writer.Finalize does, and syncs f. On a clip
+// that is already whole it only rewrites the same values. It cannot notice damaged bytes
 // inside the sample data of a complete fragment.
 //
 // If f does not start with an ftyp box and a complete moov box of a

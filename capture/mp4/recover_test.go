@@ -157,7 +157,7 @@ func TestRecoverKeepsCompleteFragments(t *testing.T) {
 				k := tc.fragments
 				want := Info{
 					Duration:  time.Duration(k) * time.Second,
-					Video:     TrackInfo{Samples: 30 * k, Duration: time.Duration(k) * time.Second},
+					Video:     TrackInfo{Samples: 30 * k, Duration: time.Duration(k) * time.Second, FrameDuration: time.Second / 30},
 					Audio:     TrackInfo{Samples: 50 * k, Duration: time.Duration(k) * time.Second},
 					Fragments: k,
 					Size:      sizes[k],

@@ -72,7 +72,7 @@ func NewWriter(f File, p Params) (*Writer, error) {
 // reference to the samples.
 //
 // Samples of a track must be in increasing Time order. In the track's ticks
-// (1/90000 s for video, 1/SampleRate s for audio), sample i of a slice lasts
+// (1/900000 s for video, 1/SampleRate s for audio), sample i of a slice lasts
 // from ticks(Time[i]) to ticks(Time[i+1]), and the last sample of the slice
 // from ticks(Time) to ticks(Time+Duration), where ticks rounds to the
 // nearest tick. So the Duration of every sample but the last is ignored: a
@@ -168,8 +168,8 @@ func (w *Writer) WriteFragment(video, audio []Sample) error {
 	}
 	w.size += int64(written)
 	w.fragments++
-	w.commit(w.vi, vp, len(video))
-	w.commit(w.ai, ap, len(audio))
+	w.commit(w.vi, vp, w.durs[:len(video)])
+	w.commit(w.ai, ap, w.durs[len(video):])
 	return nil
 }
 
@@ -290,16 +290,23 @@ func (w *Writer) traf(ti int, pl plan, s []Sample, durs []uint32) int {
 	return off
 }
 
-// commit records that n samples placed as pl were written to track ti.
-func (w *Writer) commit(ti int, pl plan, n int) {
-	if n > 0 {
-		w.prog[ti].add(run{tfdt: pl.start, hasTfdt: true, samples: n, ticks: pl.end - pl.start})
+// commit records that samples lasting durs, placed as pl, were written to
+// track ti.
+func (w *Writer) commit(ti int, pl plan, durs []uint32) {
+	if len(durs) == 0 {
+		return
 	}
+	r := run{tfdt: pl.start, hasTfdt: true, samples: len(durs), ticks: pl.end - pl.start}
+	if w.lay.tracks[ti].frame.off != 0 {
+		r.durs = durs
+	}
+	w.prog[ti].add(r)
 }
 
 // Finalize writes the durations of the clip into its moov with WriteAt and
-// syncs the file: Info().Duration into mvhd and mehd, and each track's
-// TrackInfo.Duration into its tkhd and mdhd. The Writer writes nothing more
+// syncs the file: Info().Duration into mvhd and mehd, each track's
+// TrackInfo.Duration into its tkhd and mdhd, and the video's measured frame
+// rate (Info().Video.FrameDuration) into its stts. The Writer writes nothing more
 // afterwards; the caller closes the file. Calling Finalize twice is an error.
 func (w *Writer) Finalize() error {
 	if w.err != nil {

@@ -272,7 +272,7 @@ func TestInitSegment(t *testing.T) {
 			timescale uint32
 			width     uint32
 			volume    uint16
-		}{{1, "vide", 90000, 640 << 16, 0}, {2, "soun", 48000, 0, 0x0100}} {
+		}{{1, "vide", videoTimescale, 640 << 16, 0}, {2, "soun", 48000, 0, 0x0100}} {
 			tkhd := one(t, traks[i], "tkhd")
 			if id, width, volume := be32(tkhd, 20), be32(tkhd, 88), binary.BigEndian.Uint16(tkhd[48:]); id != want.id || width != want.width || volume != want.volume {
 				t.Errorf("trak %d tkhd ID, width, volume = %d, %#x, %#x, want %d, %#x, %#x", i, id, width, volume, want.id, want.width, want.volume)
@@ -294,7 +294,16 @@ func TestInitSegment(t *testing.T) {
 				t.Errorf("trak %d dref = %x, want one self-contained url entry", i, url)
 			}
 			stbl := one(t, traks[i], "mdia", "minf", "stbl")
-			for _, typ := range []string{"stts", "stsc", "stco"} {
+			// The video's stts states the frame rate in one entry of no
+			// samples: 1/30 s in 1/900000 s ticks.
+			wantStts := make([]byte, 8)
+			if want.handler == "vide" {
+				wantStts = []byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x75, 0x30}
+			}
+			if b := one(t, stbl, "stts"); !bytes.Equal(b, wantStts) {
+				t.Errorf("trak %d stts = %x, want %x", i, b, wantStts)
+			}
+			for _, typ := range []string{"stsc", "stco"} {
 				if b := one(t, stbl, typ); !bytes.Equal(b, make([]byte, 8)) {
 					t.Errorf("trak %d %s = %x, want empty", i, typ, b)
 				}
@@ -441,7 +450,7 @@ func TestFragments(t *testing.T) {
 			samples []Sample
 			tick    uint32
 			scale   uint64
-		}{{1, vf[k], 3000, 90000}, {2, af[k], 960, 48000}} {
+		}{{1, vf[k], videoTimescale / 30, videoTimescale}, {2, af[k], 960, 48000}} {
 			tfdt, entries, data := trafOf(t, f.b, moof, tr.id)
 			if len(entries) != len(tr.samples) {
 				t.Errorf("fragment %d track %d has %d samples, want %d", k, tr.id, len(entries), len(tr.samples))
@@ -476,7 +485,7 @@ func TestFragments(t *testing.T) {
 	}
 	want := Info{
 		Duration:  3 * time.Second,
-		Video:     TrackInfo{Samples: 60, Duration: 3 * time.Second},
+		Video:     TrackInfo{Samples: 60, Duration: 3 * time.Second, FrameDuration: time.Second / 30},
 		Audio:     TrackInfo{Samples: 150, Duration: 3 * time.Second},
 		Fragments: 3,
 		Size:      int64(len(f.b)),
@@ -501,7 +510,7 @@ func TestFragments(t *testing.T) {
 		if d := be64(one(t, trak, "tkhd"), 28); d != 3000 {
 			t.Errorf("trak %d tkhd duration = %d, want 3000", i, d)
 		}
-		if d, want := be64(one(t, trak, "mdia", "mdhd"), 24), []uint64{270000, 144000}[i]; d != want {
+		if d, want := be64(one(t, trak, "mdia", "mdhd"), 24), []uint64{3 * videoTimescale, 144000}[i]; d != want {
 			t.Errorf("trak %d mdhd duration = %d, want %d", i, d, want)
 		}
 	}
@@ -592,10 +601,10 @@ func TestSampleTiming(t *testing.T) {
 		tfdt      uint64
 		durations []uint32
 	}{
-		{0, []uint32{3000, 6000, 3000, 3000}},
-		{15000, []uint32{3000, 3000}},
-		{90000, []uint32{3000}},
-		{180000, []uint32{900, 900, 3000}},
+		{0, []uint32{30000, 60000, 30000, 30000}},
+		{150000, []uint32{30000, 30000}},
+		{900000, []uint32{30000}},
+		{1800000, []uint32{9000, 9000, 30000}},
 	}
 	var f memFile
 	w, err := NewWriter(&f, Params{Video: m.video})
@@ -623,7 +632,9 @@ func TestSampleTiming(t *testing.T) {
 			t.Errorf("fragment %d tfdt %d durations %v, want %d %v", k, tfdt, durations, want[k].tfdt, want[k].durations)
 		}
 	}
-	wantInfo := TrackInfo{Samples: 10, Duration: 184800 * time.Second / 90000}
+	// The frame rate counts only the samples near a frame long: not the
+	// doubled one, nor the short ones of the last fragment.
+	wantInfo := TrackInfo{Samples: 10, Duration: 1848000 * time.Second / videoTimescale, FrameDuration: time.Second / 30}
 	if got := w.Info().Video; got != wantInfo {
 		t.Errorf("Info().Video = %+v, want %+v", got, wantInfo)
 	}
@@ -639,7 +650,7 @@ func TestSampleTiming(t *testing.T) {
 	}
 	wantStart := Info{
 		Duration:  time.Second,
-		Video:     TrackInfo{Samples: 1, Start: 500 * time.Millisecond, Duration: 33333333},
+		Video:     TrackInfo{Samples: 1, Start: 500 * time.Millisecond, Duration: 33333333, FrameDuration: 33333333},
 		Audio:     TrackInfo{Samples: 50, Duration: time.Second},
 		Fragments: 1,
 		Size:      int64(len(g.b)),
@@ -659,7 +670,7 @@ func TestSampleTiming(t *testing.T) {
 		{"mvhd", be64(one(t, g.b, "moov", "mvhd"), 24), 1000},
 		{"mehd", be64(one(t, g.b, "moov", "mvex", "mehd"), 4), 1000},
 		{"video tkhd", be64(find(t, g.b, "moov", "trak", "tkhd")[0], 28), 33},
-		{"video mdhd", be64(find(t, g.b, "moov", "trak", "mdia", "mdhd")[0], 24), 3000},
+		{"video mdhd", be64(find(t, g.b, "moov", "trak", "mdia", "mdhd")[0], 24), videoTimescale / 30},
 		{"audio tkhd", be64(find(t, g.b, "moov", "trak", "tkhd")[1], 28), 1000},
 		{"audio mdhd", be64(find(t, g.b, "moov", "trak", "mdia", "mdhd")[1], 24), 48000},
 	} {
@@ -690,7 +701,7 @@ func TestWriteFragmentRejects(t *testing.T) {
 		{"duration overflows", false, [2][]Sample{}, with(v[0], func(s *Sample) { s.Time, s.Duration = 1, math.MaxInt64 }), nil, "is not positive or overflows"},
 		{"out of order", false, [2][]Sample{}, []Sample{v[0], v[2], v[1]}, nil, "video sample 1: ends no later than it starts"},
 		{"same time", false, [2][]Sample{}, []Sample{v[0], v[0]}, nil, "video sample 0: ends no later"},
-		{"less than a tick", false, [2][]Sample{}, with(v[0], func(s *Sample) { s.Duration = 5 * time.Microsecond }), nil, "ends no later"},
+		{"less than a tick", false, [2][]Sample{}, with(v[0], func(s *Sample) { s.Duration = 500 * time.Nanosecond }), nil, "ends no later"},
 		{"all before the previous fragment's end", false, [2][]Sample{v[:30], a[:50]}, nil, a[10:20], "audio sample 0: ends no later"},
 		{"empty video data", false, [2][]Sample{}, with(v[0], func(s *Sample) { s.Data = nil }), nil, "no data"},
 		{"annex B video", false, [2][]Sample{}, with(v[0], func(s *Sample) { s.Data = []byte{0, 0, 0, 1, 0x65, 0x88, 0x84} }), nil, "not AVCC"},
