@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"mamoru/capture/cliptest"
 	"mamoru/uploader"
@@ -40,45 +41,99 @@ func TestDeadCameraAudioGoesOn(t *testing.T) {
 }
 
 // A disk that fills up while an incident is written gives a clear error,
-// and what was written stays playable; the recorder keeps buffering.
+// and what was written stays playable; the recorder keeps buffering. When
+// the disk is so full that not even the manifest can be written, the
+// incident shows as failed and the clip is finalized once there is room.
 func TestDiskFullDuringIncident(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
 	}
-	cfg := testConfig(t)
-	state := cfg.Device.StateDir
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", state).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	for _, tc := range []struct {
+		name string
+		full bool // fill the disk after the press, leaving no room for the manifest
+	}{{"the clip fills the disk", false}, {"the disk is full", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			state := cfg.Device.StateDir
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1000k", "tmpfs", state).CombinedOutput(); err != nil {
+				t.Fatalf("mount tmpfs: %v: %s", err, out)
+			}
+			t.Cleanup(func() { syscall.Unmount(state, syscall.MNT_DETACH) })
+			// Room that is given back once the incident has failed.
+			ballast := filepath.Join(state, "ballast")
+			if err := os.WriteFile(ballast, make([]byte, 32<<10), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// At 2 Mbit/s the pre-roll of at most 3 s fits, and the 5 s
+			// clip does not.
+			cfg.Video.Width, cfg.Video.Height, cfg.Video.BitrateKbps = 640, 480, 2000
+			start(t, cfg)
+			waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.Sources["video"].Frames > 60 })
+			res, err := Trigger(context.Background(), state, "cli")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.full {
+				fill(t, filepath.Join(state, "fill"))
+				ballast = filepath.Join(state, "fill")
+			}
+			st := waitFor(t, cfg, "the incident to end", func(s Status) bool {
+				return len(s.Incidents) == 1 && s.Incidents[0].State != uploader.StateRecording
+			})
+			if !strings.Contains(st.IncidentError, "no space left on device") {
+				t.Errorf("status incident_error = %q, want it to say the disk is full", st.IncidentError)
+			}
+			if got := st.Incidents[0].State; tc.full && got != incidentFailed {
+				t.Errorf("on a full disk the incident ended %s, want %s", got, incidentFailed)
+			}
+			t.Logf("the incident ended %s", st.Incidents[0].State)
+			if err := os.Remove(ballast); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, cfg, "the partial clip to be finalized", func(s Status) bool {
+				return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateRecovered
+			})
+			m, err := uploader.ReadManifest(filepath.Dir(res.Clip))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.State != uploader.StateRecovered || m.DurationSeconds <= 0 {
+				t.Errorf("manifest state %q duration %.2f, want recovered with what was written", m.State, m.DurationSeconds)
+			}
+			if out := cliptest.DecodeErrors(t, res.Clip); out != "" {
+				t.Errorf("the partial clip does not decode cleanly: %s", out)
+			}
+			if got := cliptest.Probe(t, res.Clip).Duration; got < m.DurationSeconds-0.1 {
+				t.Errorf("ffprobe duration %.2f, manifest says %.2f", got, m.DurationSeconds)
+			}
+			waitFor(t, cfg, "buffering to go on", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
+		})
 	}
-	t.Cleanup(func() { syscall.Unmount(state, syscall.MNT_DETACH) })
-	// 2 Mbit/s fills 600 kB within the 5 s clip.
-	cfg.Video.Width, cfg.Video.Height, cfg.Video.BitrateKbps = 640, 480, 2000
-	start(t, cfg)
-	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.Sources["video"].Frames > 60 })
-	res, err := Trigger(context.Background(), state, "cli")
+}
+
+// fill writes path until the disk is full, then for half a second more
+// takes whatever room is freed, as another writer on a full disk would.
+func fill(t *testing.T, path string) {
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := waitFor(t, cfg, "the incident to end", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State != uploader.StateRecording
-	})
-	if !strings.Contains(st.IncidentError, "no space left on device") {
-		t.Errorf("status incident_error = %q, want it to say the disk is full", st.IncidentError)
+	block := make([]byte, 1024)
+	for {
+		if _, err := f.Write(block); err != nil {
+			break
+		}
 	}
-	m, err := uploader.ReadManifest(filepath.Dir(res.Clip))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.State != uploader.StateRecovered || m.DurationSeconds <= 0 {
-		t.Errorf("manifest state %q duration %.2f, want recovered with what was written", m.State, m.DurationSeconds)
-	}
-	if out := cliptest.DecodeErrors(t, res.Clip); out != "" {
-		t.Errorf("the partial clip does not decode cleanly: %s", out)
-	}
-	if got := cliptest.Probe(t, res.Clip).Duration; got < m.DurationSeconds-0.1 {
-		t.Errorf("ffprobe duration %.2f, manifest says %.2f", got, m.DurationSeconds)
-	}
-	waitFor(t, cfg, "buffering to go on", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		defer f.Close()
+		for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+			f.Write(block)
+			time.Sleep(time.Millisecond)
+		}
+	}()
 }
 
 // A second recorder on the same state directory refuses to start, and

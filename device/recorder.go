@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -149,7 +150,10 @@ type Status struct {
 
 // IncidentStatus is one incident in the outbox.
 type IncidentStatus struct {
-	ID              string    `json:"id"`
+	ID string `json:"id"`
+	// State is the manifest's (recording, complete, recovered), or failed
+	// for a clip that failed and cannot be finalized yet: the disk is
+	// full, and it is tried again every 5 s.
 	State           string    `json:"state"`
 	Trigger         string    `json:"trigger"`
 	PressTime       time.Time `json:"press_time"`
@@ -179,11 +183,15 @@ type run struct {
 	setAside []string
 	// incidentErr is the last incident's failure, shown in status.
 	incidentErr string
-	stopCap     func() // stops the sources and waits for them; nil when not capturing
-	cur         *incident
-	lit         indicatorHistory
-	lasting     hardware.Pattern // the pattern the indicator shows between presses
-	stuck       bool             // the button is held down and was reported stuck
+	// unfinished are incidents whose clip failed and that could not be
+	// finalized either (the disk is full); they are tried again until they
+	// are, rather than left for the next start.
+	unfinished []unfinished
+	stopCap    func() // stops the sources and waits for them; nil when not capturing
+	cur        *incident
+	lit        indicatorHistory
+	lasting    hardware.Pattern // the pattern the indicator shows between presses
+	stuck      bool             // the button is held down and was reported stuck
 	// spoolUsed is the outbox's size, measured every second: a press reads
 	// it rather than walk the directory before the acknowledgement.
 	spoolUsed int64
@@ -344,7 +352,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
-	lastRetry := clock.Now()
+	lastRetry, lastFinish := clock.Now(), clock.Now()
 	for {
 		var curDone <-chan struct{}
 		if ru.cur != nil {
@@ -393,6 +401,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 			if ru.state == StateFault && ru.closed == "" && clock.Now().Sub(lastRetry) >= 5*time.Second {
 				lastRetry = clock.Now()
 				ru.startCapture(ctx)
+			}
+			if len(ru.unfinished) > 0 && clock.Now().Sub(lastFinish) >= 5*time.Second {
+				lastFinish = clock.Now()
+				ru.finishUnfinished()
 			}
 		}
 	}
@@ -751,23 +763,57 @@ func (ru *run) incidentDone() {
 		// fragment now, rather than at the next start.
 		ru.incidentErr = fmt.Sprintf("incident %s: %v", in.id, in.err)
 		ru.log.Error("incident clip failed; keeping what was written", "id", in.id, "err", in.err)
-		if rerr := recoverClip(in.dir, &m, ru.r.Config.Audio, "writing the clip failed: "+in.err.Error()); rerr != nil {
-			// Left in state recording, it is never uploaded as it is.
-			ru.log.Error("cannot finalize the partial clip; it is recovered at the next start", "id", in.id, "err", rerr)
-			ru.audit.Log("incident", "id", in.id, "state", "failed", "err", in.err.Error())
+		u := unfinished{dir: in.dir, m: m, why: "writing the clip failed: " + in.err.Error()}
+		if rerr := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); rerr != nil {
+			// Left in state recording, it is not uploaded as it is.
+			ru.log.Error("cannot finalize the partial clip; trying again every 5 s", "id", in.id, "err", rerr)
+			ru.audit.Log("incident", "id", in.id, "state", incidentFailed, "err", in.err.Error())
 			if ru.r.Out != nil {
 				fmt.Fprintf(ru.r.Out, "incident %s: clip FAILED: %v\n", in.id, in.err)
 			}
+			ru.unfinished = append(ru.unfinished, u)
 			return
 		}
 	}
-	ru.audit.Log("incident", "id", in.id, "state", m.State, "sha256", m.Clip.SHA256)
+	ru.saved(in.params.Path, m)
+}
+
+// incidentFailed is the state status shows for an incident whose clip
+// failed and could not be finalized yet.
+const incidentFailed = "failed"
+
+// unfinished is an incident to finalize once the disk allows.
+type unfinished struct {
+	dir string
+	m   uploader.Manifest // as it was when the clip failed
+	why string
+}
+
+// finishUnfinished tries again to finalize the clips that could not be.
+func (ru *run) finishUnfinished() {
+	left := ru.unfinished[:0]
+	for _, u := range ru.unfinished {
+		m := u.m
+		m.Notes = slices.Clone(m.Notes)
+		if err := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); err != nil {
+			left = append(left, u)
+			continue
+		}
+		ru.log.Info("finalized a clip that had failed", "id", m.Incident)
+		ru.saved(filepath.Join(u.dir, uploader.ClipFile), m)
+	}
+	ru.unfinished = left
+}
+
+// saved records that an incident's clip is final and can be uploaded.
+func (ru *run) saved(clip string, m uploader.Manifest) {
+	ru.audit.Log("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
 	if ru.up != nil {
 		ru.up.Poke()
 	}
-	ru.log.Info("incident saved", "id", in.id, "state", m.State, "clip", in.params.Path, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
+	ru.log.Info("incident saved", "id", m.Incident, "state", m.State, "clip", clip, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
 	if ru.r.Out != nil {
-		fmt.Fprintf(ru.r.Out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", in.id, m.State, in.params.Path, m.DurationSeconds, m.Clip.Size)
+		fmt.Fprintf(ru.r.Out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", m.Incident, m.State, clip, m.DurationSeconds, m.Clip.Size)
 	}
 }
 
@@ -805,7 +851,11 @@ func (ru *run) status() Status {
 	}
 	for i := len(incidents) - 1; i >= 0 && len(st.Incidents) < 20; i-- {
 		m := incidents[i].Manifest
-		st.Incidents = append(st.Incidents, IncidentStatus{ID: m.Incident, State: m.State, Trigger: m.Trigger, PressTime: m.PressTime,
+		state := m.State
+		if slices.ContainsFunc(ru.unfinished, func(u unfinished) bool { return u.m.Incident == m.Incident }) {
+			state = incidentFailed
+		}
+		st.Incidents = append(st.Incidents, IncidentStatus{ID: m.Incident, State: state, Trigger: m.Trigger, PressTime: m.PressTime,
 			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, uploader.ClipFile), Size: m.Clip.Size})
 	}
 	for _, in := range incidents {
