@@ -146,11 +146,19 @@ func (s *Server) waitReady() {
 			s.t.Fatalf("minio exited at start:\n%s", out)
 		default:
 		}
+		// The health check can pass before the object layer is up, when
+		// S3 requests still get 503 "Server not initialized yet". An
+		// anonymous list of buckets gets 403 once it is.
 		resp, err := client.Get(scheme + "://" + s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				if resp, err = client.Get(scheme + "://" + s.Endpoint + "/"); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusServiceUnavailable {
+						return
+					}
+				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
