@@ -1,13 +1,16 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,15 +66,45 @@ func (s *started) shutdown(t *testing.T) {
 		}
 		s.done <- nil
 	case <-time.After(30 * time.Second):
-		t.Fatal("recorder did not stop within 30 s")
+		t.Fatalf("recorder did not stop within 30 s; its goroutines:\n%s", goroutines())
 	}
 }
 
+// goroutines returns every goroutine's stack, to show where a recorder that
+// stopped answering is stuck.
+func goroutines() string {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
+}
+
+// testLogger logs to stderr under -v; otherwise it keeps the log and shows it
+// only if the test fails.
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("the recorder's log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, nil))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // waitFor polls the recorder's status until cond holds. It waits on real
@@ -93,6 +126,9 @@ func waitWithin(t *testing.T, cfg policy.Config, what string, limit time.Duratio
 			return st
 		}
 		if time.Now().After(deadline) {
+			if err != nil {
+				t.Logf("the recorder does not answer; its goroutines:\n%s", goroutines())
+			}
 			t.Fatalf("waiting for %s: last status %+v, err %v", what, st, err)
 		}
 		time.Sleep(100 * time.Millisecond)
