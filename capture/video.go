@@ -96,6 +96,26 @@ func (v *VideoSource) session(ctx context.Context) error {
 	v.health.running(true)
 	v.Log.Info("video source started", "source", v.Config.Source, "pid", cmd.Process.Pid)
 
+	// Stopping sends SIGTERM to the process group (cmd.Cancel), and after
+	// WaitDelay os/exec kills the command and closes the pipe; but a child
+	// of it that ignored SIGTERM (the encoder of a "command" run by a
+	// shell) would live on, holding the camera, and the next session's
+	// encoder would find it busy. So the whole group gets SIGKILL then.
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		select {
+		case <-ended:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-ended:
+		case <-time.After(cmd.WaitDelay):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}()
+
 	period := time.Second / time.Duration(v.Config.FPS)
 	gop := time.Duration(v.Config.KeyframeInterval) * period
 	firstIDR, stallAfter := v.FirstIDR, v.Stall

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +88,41 @@ func quoteAll(argv []string) []string {
 		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return out
+}
+
+// A command whose child ignores SIGTERM leaves nothing behind when it is
+// stopped: a child left running could hold the camera.
+func TestVideoSourceStopsAStubbornCommand(t *testing.T) {
+	cfg := policy.Default().Video
+	cfg.Source = policy.SourceCommand
+	// The child is a sleep with a duration no other test uses, to find it.
+	cfg.Command = `trap '' TERM; sleep 86399 & exec ffmpeg -nostdin -v error -re -f lavfi -i testsrc2=size=64x64:rate=30 -c:v libx264 -bf 0 -g 15 -f h264 -`
+	v := &VideoSource{
+		Config: cfg, Timeline: NewTimeline(SystemClock{}), Ring: NewRing(4<<20, 10*time.Second, 4096),
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Backoff: policy.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	for deadline := time.Now().Add(30 * time.Second); v.Health().Frames < 30; {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no frames from the command: %+v", v.Health())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15 s of the end of its context")
+	}
+	if out, err := exec.Command("pgrep", "-f", "sleep 86399").Output(); err == nil {
+		exec.Command("pkill", "-KILL", "-f", "sleep 86399").Run() // it ignores SIGTERM
+		t.Errorf("the command's child outlived it: pid %s", strings.TrimSpace(string(out)))
+	}
 }
