@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"mamoru/capture/cliptest"
+	"mamoru/hardware"
 	"mamoru/uploader"
 )
 
@@ -153,5 +155,37 @@ func TestSecondRecorderRefused(t *testing.T) {
 	s.shutdown(t)
 	if _, err := VerifyAudit(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// A camera or microphone that does not stop when told to cannot be shown to
+// have stopped: Run returns ErrCaptureStuck with the indicator still on,
+// and the audit log says so, never that the indicator went off.
+func TestCaptureThatWillNotStop(t *testing.T) {
+	cfg := testConfig(t)
+	sim := &hardware.Sim{}
+	// No source stops within a nanosecond.
+	rec := &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test", StopTimeout: time.Nanosecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	waitFor(t, cfg, "buffering", func(s Status) bool { return s.State == StateBuffering && s.BufferedSeconds > 0.5 })
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCaptureStuck) {
+			t.Errorf("Run = %v, want ErrCaptureStuck", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Run did not return; its goroutines:\n%s", goroutines())
+	}
+	if lit, _ := sim.Lit(); !lit {
+		t.Error("the indicator went off while capture may still run")
+	}
+	auditOrder(t, cfg)
+	entries, _ := readAudit(filepath.Join(cfg.Device.StateDir, auditFile))
+	if last := entries[len(entries)-1]; last.Event != "capture" || last.Fields["state"] != "stuck" {
+		t.Errorf("the audit log ends with %s %v, want capture stuck", last.Event, last.Fields)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,7 +66,16 @@ type Recorder struct {
 	// ClockSynced reports whether NTP has set the clock; nil asks the
 	// kernel.
 	ClockSynced func() bool
+	// StopTimeout is how long the camera and microphone may take to stop;
+	// 0 means 15 s. One that has not stopped by then cannot be shown to
+	// have stopped, so Run returns ErrCaptureStuck with the indicator
+	// still on, and the process should exit: that closes them.
+	StopTimeout time.Duration
 }
+
+// ErrCaptureStuck is returned by Run when the camera or microphone did not
+// stop when told to.
+var ErrCaptureStuck = errors.New("capture did not stop")
 
 // Paths inside the state directory.
 const (
@@ -183,11 +193,14 @@ type run struct {
 	setAside []string
 	// incidentErr is the last incident's failure, shown in status.
 	incidentErr string
+	// captureStuck is set when the camera or microphone did not stop: Run
+	// returns it.
+	captureStuck error
 	// unfinished are incidents whose clip failed and that could not be
 	// finalized either (the disk is full); they are tried again until they
 	// are, rather than left for the next start.
 	unfinished []unfinished
-	stopCap    func() // stops the sources and waits for them; nil when not capturing
+	stopCap    func() error // stops the sources and waits for them, up to StopTimeout; nil when not capturing
 	cur        *incident
 	lit        indicatorHistory
 	lasting    hardware.Pattern // the pattern the indicator shows between presses
@@ -358,9 +371,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if ru.cur != nil {
 			curDone = ru.cur.done
 		}
+		if ru.captureStuck != nil {
+			return ru.captureStuck
+		}
 		select {
 		case <-ctx.Done():
 			ru.stopCapture("shutdown")
+			if ru.captureStuck != nil {
+				return ru.captureStuck
+			}
 			ru.audit.Log("stop")
 			if err := r.Indicator.Halt(); err != nil {
 				ru.log.Error("cannot halt the indicator", "err", err)
@@ -539,14 +558,47 @@ func (ru *run) startCapture(ctx context.Context) {
 	ru.audit.Log("indicator", "on", "true")
 
 	capCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	type source struct {
+		name string
+		done chan struct{}
+	}
+	var sources []source
+	start := func(name string, capture func(context.Context) error) {
+		s := source{name, make(chan struct{})}
+		sources = append(sources, s)
+		go func() {
+			defer close(s.done)
+			capture(capCtx)
+		}()
+	}
 	if ru.video != nil {
-		wg.Go(func() { ru.video.Run(capCtx) })
+		start("camera", ru.video.Run)
 	}
 	if ru.audio != nil {
-		wg.Go(func() { ru.audio.Run(capCtx) })
+		start("microphone", ru.audio.Run)
 	}
-	ru.stopCap = func() { cancel(); wg.Wait() }
+	ru.stopCap = func() error {
+		cancel()
+		limit := ru.r.StopTimeout
+		if limit <= 0 {
+			limit = 15 * time.Second
+		}
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		var stuck []string
+		for _, s := range sources {
+			select {
+			case <-s.done:
+			case <-timer.C:
+				timer.Reset(0) // the rest get no more time
+				stuck = append(stuck, s.name)
+			}
+		}
+		if stuck != nil {
+			return fmt.Errorf("device: %w: the %s still running %v after being told to stop", ErrCaptureStuck, strings.Join(stuck, " and "), limit)
+		}
+		return nil
+	}
 	ru.audit.Log("capture", "state", "started", "video", fmt.Sprint(ru.video != nil), "audio", fmt.Sprint(ru.audio != nil))
 	ru.state, ru.fault = StateBuffering, ""
 	ru.log.Info("capturing", "video", ru.video != nil, "audio", ru.audio != nil, "pre_seconds", ru.r.Config.Capture.PreSeconds)
@@ -561,7 +613,14 @@ func (ru *run) stopCapture(reason string) {
 		ru.incidentDone()
 	}
 	if ru.stopCap != nil {
-		ru.stopCap()
+		if err := ru.stopCap(); err != nil {
+			// The indicator stays on, as capture may go on until the
+			// process exits; Run returns.
+			ru.captureStuck = err
+			ru.log.Error("capture did not stop; exiting so that the system closes the camera and microphone", "reason", reason, "err", err)
+			ru.audit.Log("capture", "state", "stuck", "reason", reason, "err", err.Error())
+			return
+		}
 		ru.stopCap = nil
 		ru.audit.Log("capture", "state", "stopped", "reason", reason)
 	}

@@ -37,8 +37,9 @@ type Stream struct {
 	CodecName string // "h264", "flac", "aac", ...
 
 	Width, Height int // video only
-	// FrameRate is FFmpeg's guess of a video stream's frame rate
-	// (r_frame_rate), which it also uses to retime frames when decoding.
+	// FrameRate is the video stream's frame rate as FFmpeg reads it
+	// (r_frame_rate): stated by the clip, or else guessed. FFmpeg also
+	// uses it to retime frames when decoding.
 	FrameRate float64
 
 	SampleRate int // audio only, in Hz
@@ -212,13 +213,12 @@ func Spacing(t testing.TB, path, codecType string) (shortest, longest Interval) 
 // the result names its exit status.
 //
 // This is a strict judge of timing too: FFmpeg 5.1 rounds each video
-// timestamp to its guess of the frame rate (1/r_frame_rate, from the SPS),
-// so frames that come closer than the nominal interval for long enough to
-// land two on one tick make it complain of non-monotonic timestamps in its
-// own output. It also guesses the rate from the first frames' times, and a
-// 30 fps clip whose stamps wander by a few milliseconds can be read as 29.97,
-// on whose grid two frames collide every 33 s (issue 3 holds this open).
-// Spacing measures the intervals themselves.
+// timestamp to the grid of the stream's frame rate (r_frame_rate), and
+// complains of non-monotonic timestamps in its own output where two frames
+// land on one grid point. mamoru's clips state that rate (capture/mp4);
+// without it FFmpeg guesses from the first frames' times, and read a 30 fps
+// clip whose stamps wandered a few milliseconds as 29.97, on whose grid two
+// frames collide every 33 s. Spacing measures the intervals themselves.
 func DecodeErrors(t testing.TB, path string) string {
 	t.Helper()
 	ffmpeg, err := tool("ffmpeg", "ffmpeg")
