@@ -155,7 +155,7 @@ func withoutFrameRate(t *testing.T, path string) string {
 	// entry_count 1, sample_count 0.
 	stts := []byte{0, 0, 0, 24, 's', 't', 't', 's', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
 	i := bytes.Index(b, stts)
-	if i < 0 || bytes.Index(b[i+1:], stts) >= 0 {
+	if i < 0 || bytes.Contains(b[i+1:], stts) {
 		t.Fatalf("%s does not have exactly one stts stating a frame rate", path)
 	}
 	b[i+15] = 0
