@@ -65,8 +65,8 @@ func (tl *Timeline) Of(t time.Time) time.Duration {
 // when the phase must move back (the arrivals after a resync come earlier
 // than predicted, as a backlog drains), it moves an eighth of a period per
 // unit rather than squeezing units together. Players and FFmpeg put frames
-// on a grid of the nominal rate, and frames closer than that grid collide on
-// it.
+// on a grid of the clip's frame rate, and frames closer than that grid
+// collide on it.
 //
 // Arrivals alone cannot tell a source that dropped a frame from a pipeline
 // whose backlog grew by one: both look like units arriving a period late. The

@@ -1,16 +1,13 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,27 +81,13 @@ func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	var mu sync.Mutex
-	var buf bytes.Buffer
+	var log syncWriter
 	t.Cleanup(func() {
 		if t.Failed() {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Logf("the recorder's log:\n%s", buf.String())
+			t.Logf("the recorder's log:\n%s", log.String())
 		}
 	})
-	return slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, nil))
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return slog.New(slog.NewTextHandler(&log, nil))
 }
 
 // waitFor polls the recorder's status until cond holds. It waits on real

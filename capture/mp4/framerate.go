@@ -73,14 +73,15 @@ func (tm *timing) frameFor(nominal uint32, anchor uint64) uint32 {
 			n++
 		}
 	}
-	mean := uint32((all + uint64(len(tm.durs))/2) / uint64(len(tm.durs)))
-	if 2*n >= len(tm.durs) {
+	if 2*n < len(tm.durs) {
+		steady, n = all, len(tm.durs)
+	} else {
 		want := uint64(n) * uint64(nominal)
 		if drift := max(steady, want) - min(steady, want); 8*drift <= uint64(nominal) && tm.fits(nominal, anchor) {
 			return nominal
 		}
-		mean = uint32((steady + uint64(n)/2) / uint64(n))
 	}
+	mean := uint32((steady + uint64(n)/2) / uint64(n))
 	for k := range uint64(9) {
 		if c := uint32(uint64(mean) * (64 - k) / 64); c > 0 && tm.fits(c, anchor) {
 			return c

@@ -52,6 +52,20 @@ type progress struct {
 	timing
 }
 
+// walkPath calls fn with the body and body's file offset of each box in b
+// (at file offset off) found at path, a box type for each level down.
+func walkPath(b []byte, off int64, path []string, fn func(body []byte, at int64) error) error {
+	return walk(b, off, func(typ string, body []byte, at int64) error {
+		switch {
+		case typ != path[0]:
+			return nil
+		case len(path) == 1:
+			return fn(body, at)
+		}
+		return walkPath(body, at, path[1:], fn)
+	})
+}
+
 // walk calls fn with the type, body and body's file offset of each box in b,
 // which starts at file offset off. A size of 0 means "to the end of b".
 // Fewer than 8 bytes after the last box are ignored, as some muxers end a
@@ -213,22 +227,15 @@ func parseTrak(body []byte, at int64) (trackLayout, error) {
 					}
 					t.handler = string(b[8:12])
 				case "minf":
-					return walk(b, at, func(typ string, b []byte, at int64) error {
-						if typ != "stbl" {
-							return nil
+					return walkPath(b, at, []string{"stbl", "stts"}, func(b []byte, at int64) error {
+						if _, err := fullBox("stts", b, 4, 4); err != nil {
+							return err
 						}
-						return walk(b, at, func(typ string, b []byte, at int64) error {
-							if typ != "stts" {
-								return nil
-							}
-							if _, err := fullBox(typ, b, 4, 4); err != nil {
-								return err
-							}
-							if len(b) >= 16 && binary.BigEndian.Uint32(b[4:]) == 1 && binary.BigEndian.Uint32(b[8:]) == 0 {
-								t.frame, t.nominal = field{at + 12, false}, binary.BigEndian.Uint32(b[12:])
-							}
-							return nil
-						})
+						// One entry of no samples states the frame rate.
+						if len(b) >= 16 && binary.BigEndian.Uint32(b[4:]) == 1 && binary.BigEndian.Uint32(b[8:]) == 0 {
+							t.frame, t.nominal = field{at + 12, false}, binary.BigEndian.Uint32(b[12:])
+						}
+						return nil
 					})
 				}
 				return nil

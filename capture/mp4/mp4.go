@@ -14,7 +14,7 @@
 //
 // The video track's sample table carries one time-to-sample entry with no
 // samples: its delta is the clip's frame rate, the nominal one until Finalize
-// or Recover replaces it with the measured one. FFmpeg reads its frame rate
+// or Recover chooses one that fits the frames. FFmpeg reads its frame rate
 // there rather than guess it from the first frames' times; a guess of 29.97
 // fps for a 30 fps camera makes it retime two frames onto one every 33 s.
 package mp4
@@ -116,9 +116,9 @@ type TrackInfo struct {
 	// Duration runs from Start to the end of the last sample.
 	Duration time.Duration
 	// FrameDuration is the time from frame to frame that a video track
-	// states as its frame rate: the mean of the samples that last between
-	// half and one and a half nominal frames, or the nominal frame when none
-	// does. It is 0 for a track that states no frame rate.
+	// states as its frame rate: VideoTrack.FrameDuration until Finalize or
+	// Recover chooses it from the frames (see framerate.go). It is 0 for a
+	// track that states no frame rate.
 	FrameDuration time.Duration
 }
 

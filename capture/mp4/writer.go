@@ -305,9 +305,9 @@ func (w *Writer) commit(ti int, pl plan, durs []uint32) {
 
 // Finalize writes the durations of the clip into its moov with WriteAt and
 // syncs the file: Info().Duration into mvhd and mehd, each track's
-// TrackInfo.Duration into its tkhd and mdhd, and the video's measured frame
-// rate (Info().Video.FrameDuration) into its stts. The Writer writes nothing more
-// afterwards; the caller closes the file. Calling Finalize twice is an error.
+// TrackInfo.Duration into its tkhd and mdhd, and the frame rate chosen from
+// the video's frames (Info().Video.FrameDuration) into its stts. The Writer
+// writes nothing more afterwards; the caller closes the file. Calling Finalize twice is an error.
 func (w *Writer) Finalize() error {
 	if w.err != nil {
 		return w.err
