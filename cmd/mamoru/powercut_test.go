@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,38 +49,66 @@ func TestPowerCuts(t *testing.T) {
 	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
 	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
 
-	start := func() *exec.Cmd {
-		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$")
-		cmd := exec.Command(argv[0], argv[1:]...)
+	// Every run's output goes to one log, shown if the test fails.
+	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer childLog.Close()
+	var cmd *exec.Cmd
+	exited := make(chan error, 1)
+	start := func() {
+		fmt.Fprintf(childLog, "=== start %s\n", time.Now().Format(time.StampMilli))
+		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
+		cmd = exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
+		cmd.Stdout, cmd.Stderr = childLog, childLog
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a kill takes its ffmpeg too, as a power cut would
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd
+		go func(cmd *exec.Cmd) { exited <- cmd.Wait() }(cmd)
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // its goroutines, for the log
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
+		log, _ := os.ReadFile(childLog.Name())
+		t.Fatalf(format+"\nthe recorder's output:\n%s", append(args, log)...)
 	}
 	status := func(cond func(device.Status) bool) device.Status {
 		t.Helper()
+		var code int
+		var out, errOut string
 		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+			code, out, errOut = runCmd(t, "status", "--config", cfg, "--json")
 			var st device.Status
 			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
 				return st
 			}
+			select {
+			case err := <-exited:
+				exited <- err
+				fail("the recorder exited (%v); last status %d: %s%s", err, code, out, errOut)
+			default:
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("waited 90 s; last status %s", out)
+				fail("waited 90 s; last status %d: %s%s", code, out, errOut)
 			}
 		}
 	}
-	kill := func(cmd *exec.Cmd) {
+	kill := func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
+		<-exited
 	}
 
 	var pressed []string
 	phases := map[string]int{}
 	for i := range kills {
-		cmd := start()
+		start()
 		status(func(s device.Status) bool { return s.State == device.StateBuffering && s.BufferedSeconds >= 1 })
 		switch i % 3 { // each phase in turn, at a random moment within it
 		case 0: // while buffering
@@ -100,13 +129,13 @@ func TestPowerCuts(t *testing.T) {
 			}
 			time.Sleep(time.Second + time.Duration(rand.IntN(500))*time.Millisecond)
 		}
-		kill(cmd)
+		kill()
 	}
 	// The last run is left to finish its work.
-	cmd := start()
+	start()
 	status(func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
 	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	<-exited
 
 	verified := 0
 	for _, id := range pressed {
