@@ -38,12 +38,13 @@ import (
 // starved ffmpeg never empties it: an underrun would delay the sound for
 // good, and the full buffer behind it would then hold ffmpeg back and delay
 // the picture too, moving the rig's whole scene. The beep is drawn that much
-// early to make up for the buffer. ffmpeg -re also hands each frame out
+// early to make up for the buffer, so the first flash, which would have
+// its beep before the rig began, is not drawn. ffmpeg -re also hands each frame out
 // about a frame before the sound of the same moment; the measurement takes
 // care of that and of whatever else is left.
 func syncRig(frameLog string) string {
 	return `ffmpeg -hide_banner -nostdin -loglevel error -re ` +
-		`-f lavfi -i "testsrc=size=320x240:rate=30,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t\,2)\,0.03)'" ` +
+		`-f lavfi -i "testsrc=size=320x240:rate=30,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='gte(t\,1)*lt(mod(t\,2)\,0.03)'" ` +
 		`-f lavfi -i "sine=frequency=1000:sample_rate=48000:samples_per_frame=48,volume=volume='if(lt(mod(t+0.5\,2)\,0.1)\,1\,0)':eval=frame" ` +
 		`-map 0:v -c:v libx264 -preset ultrafast -tune zerolatency -bf 0 -g 15 -pix_fmt yuv420p -x264-params aud=1 -f h264 pipe:1 ` +
 		`-map 1:a -ac 1 -f pulse -buffer_duration 500 -device ` + pulsetest.Sink + ` "mamoru sync"` +
