@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mamoru/capture/pulsetest"
+	"mamoru/capture/synctest"
 	"mamoru/policy"
 	"mamoru/uploader"
 )
@@ -93,7 +94,7 @@ func TestNothingIsMissing(t *testing.T) {
 	// part of the source's stream, jumps ahead: then any client of the
 	// monitor heard the same jump, and so must the clip. A break the
 	// reference recording does not have is a sample the recorder lost.
-	clip := pcm(t, res.Clip)
+	clip := synctest.PCM(t, res.Clip)
 	s := make([]int, len(clip))
 	for i, v := range clip {
 		s[i] = int(v)

@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"encoding/binary"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -10,22 +9,9 @@ import (
 	"time"
 
 	"mamoru/capture/pulsetest"
+	"mamoru/capture/synctest"
 	"mamoru/uploader"
 )
-
-// pcm decodes a file's first audio stream to 48 kHz mono samples.
-func pcm(t *testing.T, path string) []float64 {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
-	if err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
-	s := make([]float64, len(out)/2)
-	for i := range s {
-		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:])))
-	}
-	return s
-}
 
 // correlate finds where ref best matches inside sig, searching lags from
 // lo to hi samples, and returns the lag and the normalised correlation.
@@ -72,7 +58,7 @@ func TestWordsAreInTheClip(t *testing.T) {
 	if out, err := exec.Command("espeak-ng", "-w", speech, "Please stop shouting at our staff. This conversation is being recorded.").CombinedOutput(); err != nil {
 		t.Fatalf("espeak-ng: %v\n%s", err, out)
 	}
-	ref := pcm(t, speech)
+	ref := synctest.PCM(t, speech)
 
 	cfg := testConfig(t)
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
@@ -102,7 +88,7 @@ func TestWordsAreInTheClip(t *testing.T) {
 	if want < 0 {
 		t.Fatalf("the sentence was played %.3f s before the audio track starts: the pre-roll missed it", -want)
 	}
-	sig := pcm(t, res.Clip)
+	sig := synctest.PCM(t, res.Clip)
 	wantLag := int(want * 48000)
 	// Coarse at 6 kHz over ±250 ms, then fine at 48 kHz around the best.
 	const step = 8

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"mamoru/capture/cliptest"
+	"mamoru/capture/pulsetest"
+	"mamoru/capture/synctest"
 	"mamoru/uploader"
 	"mamoru/uploader/s3test"
 )
@@ -45,9 +47,14 @@ func sampleProc(t *testing.T, pid int) procSample {
 	return s
 }
 
+// TestSyncTee is the sync rig's tee on the soak camera's pipe; it does
+// nothing unless the rig runs it.
+func TestSyncTee(t *testing.T) { synctest.Tee(t) }
+
 // TestSoak runs the recorder for MAMORU_SOAK_MINUTES (make soak: 60) with a
 // press every 2 minutes, uploading to MinIO, then checks every clip
-// (verifies, plays in Chromium, meets the bounds) and reports the
+// (verifies, plays in Chromium, meets the bounds, beeps in sync with their
+// flashes: the camera is the sync rig at 720p) and reports the
 // recorder's RSS, open files and CPU per minute: start, maximum, end.
 func TestSoak(t *testing.T) {
 	minutes, _ := strconv.Atoi(os.Getenv("MAMORU_SOAK_MINUTES"))
@@ -56,6 +63,11 @@ func TestSoak(t *testing.T) {
 	}
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
+	// The camera is the sync rig at 720p and the microphone hears its
+	// beeps through PulseAudio, so that every clip is judged for sync too.
+	pulsetest.Start(t)
+	ear := synctest.Listen(t)
+	frameLog := filepath.Join(t.TempDir(), "frames")
 	stateDir := t.TempDir()
 	const pre, post = 30, 30
 	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(`[device]
@@ -66,18 +78,20 @@ state_dir = %q
 pre_seconds = %d
 post_seconds = %d
 [video]
-source = "testsrc"
+source = "command"
+command = '''%s'''
 width = 1280
 height = 720
 [audio]
-backend = "null"
+backend = "pulse"
+device = %q
 [hardware]
 driver = "sim"
 [storage]
 endpoint = %q
 bucket = "clips"
 secure = false
-`, stateDir, pre, post, srv.Endpoint))
+`, stateDir, pre, post, synctest.Command("1280x720", frameLog), pulsetest.Monitor, srv.Endpoint))
 	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
 	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
 
@@ -130,11 +144,15 @@ secure = false
 		}
 	}
 	samples = append(samples, sampleProc(t, pid))
+	heard := ear.Stop()
 
-	// Every clip: in the bucket, verified, playable, within its bounds.
+	// Every clip: in the bucket, verified, playable, within its bounds,
+	// in sync.
 	dl := t.TempDir()
 	const frame = 1.0 / 30
 	shortest, longest := 1.0, 0.0
+	var worstSync, rigLo, rigHi time.Duration
+	flashes, leftOut := 0, 0
 	for _, id := range pressed {
 		code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl)
 		if code != 0 || !strings.Contains(out, "verified") {
@@ -168,6 +186,20 @@ secure = false
 		if pb := cliptest.Play(t, clip); !pb.Ended || pb.VideoDecodedBytes == 0 || pb.AudioDecodedBytes == 0 {
 			t.Errorf("%s: Chromium playback %+v", id, pb)
 		}
+		sync := synctest.Measure(t, clip, m.ClipStart, frameLog, heard)
+		for _, p := range sync.Problems(40*time.Millisecond, 10*time.Millisecond) {
+			t.Errorf("%s: %s\n\t%s", id, p, sync.Report())
+		}
+		worst, _ := sync.Worst(40 * time.Millisecond)
+		worstSync = max(worstSync, worst)
+		if flashes == 0 || sync.RigSkew < rigLo {
+			rigLo = sync.RigSkew
+		}
+		if flashes == 0 || sync.RigSkew > rigHi {
+			rigHi = sync.RigSkew
+		}
+		flashes += len(sync.Samples)
+		leftOut += len(sync.Samples) - len(sync.Good)
 	}
 
 	// Resources: start, maximum, end; CPU per minute. The start is taken at
@@ -190,6 +222,8 @@ secure = false
 	}
 	t.Logf("soak of %d min, %d presses, %d clips verified and played", minutes, len(pressed), len(pressed))
 	t.Logf("video frame intervals: %.1f ms to %.1f ms", shortest*1000, longest*1000)
+	t.Logf("sync: %d flashes, %d left out; the recorder's largest offset %.1f ms; the rig's own skew %+.1f to %+.1f ms",
+		flashes, leftOut, float64(worstSync)/1e6, float64(rigLo)/1e6, float64(rigHi)/1e6)
 	t.Logf("RSS MiB: start %.1f, max %.1f, end %.1f", float64(first.rssKB)/1024, float64(maxRSS)/1024, float64(last.rssKB)/1024)
 	t.Logf("open files: start %d, max %d, end %d", first.fds, maxFD, last.fds)
 	t.Logf("CPU %% of a core per minute: min %.1f, max %.1f: %s", lo, hi, strings.Join(perMinute, " "))
