@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,8 +173,11 @@ secure = false
 		if out := cliptest.DecodeErrors(t, clip); out != "" {
 			t.Errorf("%s: decode errors: %s", id, out)
 		}
-		if v, _ := cliptest.Probe(t, clip).Stream("video"); v.FrameRate != 30 {
-			t.Errorf("%s: ffprobe reads the video as %.3f fps, want 30", id, v.FrameRate)
+		// The clip states its rate: 30, or the frames' measured rate when
+		// 30 does not fit them (a source that ran slow), which the stamper
+		// keeps within 0.5 % of it.
+		if v, _ := cliptest.Probe(t, clip).Stream("video"); math.Abs(v.FrameRate-30) > 30*0.005 {
+			t.Errorf("%s: ffprobe reads the video as %.3f fps, want 30 ± 0.5 %%", id, v.FrameRate)
 		}
 		// No frame missing, none squeezed against the one before: the
 		// stamper keeps them at least 7/8 of a frame interval apart.
