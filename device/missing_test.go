@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
-	"mamoru/capture/synctest"
 	"mamoru/policy"
 	"mamoru/uploader"
 )
@@ -94,7 +94,7 @@ func TestNothingIsMissing(t *testing.T) {
 	// part of the source's stream, jumps ahead: then any client of the
 	// monitor heard the same jump, and so must the clip. A break the
 	// reference recording does not have is a sample the recorder lost.
-	clip := synctest.PCM(t, res.Clip)
+	clip := cliptest.PCM(t, res.Clip)
 	s := make([]int, len(clip))
 	for i, v := range clip {
 		s[i] = int(v)

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
-	"mamoru/capture/synctest"
 	"mamoru/uploader"
 )
 
@@ -58,7 +58,7 @@ func TestWordsAreInTheClip(t *testing.T) {
 	if out, err := exec.Command("espeak-ng", "-w", speech, "Please stop shouting at our staff. This conversation is being recorded.").CombinedOutput(); err != nil {
 		t.Fatalf("espeak-ng: %v\n%s", err, out)
 	}
-	ref := synctest.PCM(t, speech)
+	ref := cliptest.PCM(t, speech)
 
 	cfg := testConfig(t)
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
@@ -88,7 +88,7 @@ func TestWordsAreInTheClip(t *testing.T) {
 	if want < 0 {
 		t.Fatalf("the sentence was played %.3f s before the audio track starts: the pre-roll missed it", -want)
 	}
-	sig := synctest.PCM(t, res.Clip)
+	sig := cliptest.PCM(t, res.Clip)
 	wantLag := int(want * 48000)
 	// Coarse at 6 kHz over ±250 ms, then fine at 48 kHz around the best.
 	const step = 8

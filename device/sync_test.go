@@ -60,6 +60,7 @@ func TestSoundAndPictureInSync(t *testing.T) {
 		t.Error(p)
 	}
 	worst, over := sync.Worst(40 * time.Millisecond)
+	good := len(sync.Good())
 	t.Logf("the rig's skew: median %+.1f ms; the recorder's: largest %.1f ms, %d of %d flashes beyond 40 ms, %d left out",
-		float64(sync.RigSkew)/1e6, float64(worst)/1e6, over, len(sync.Good), len(sync.Samples)-len(sync.Good))
+		float64(sync.RigSkew)/1e6, float64(worst)/1e6, over, good, len(sync.Samples)-good)
 }

@@ -11,6 +11,7 @@ package cliptest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,4 +302,18 @@ func (n *number) UnmarshalJSON(b []byte) error {
 	}
 	*n = number(f)
 	return nil
+}
+
+// PCM decodes a file's first audio stream to 48 kHz mono samples.
+func PCM(t testing.TB, path string) []float64 {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	s := make([]float64, len(out)/2)
+	for i := range s {
+		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:])))
+	}
+	return s
 }

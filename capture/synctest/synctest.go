@@ -41,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
 )
 
@@ -227,20 +228,6 @@ func (l *Listener) Stop() []time.Time {
 	return heard
 }
 
-// PCM decodes a file's first audio stream to 48 kHz mono samples.
-func PCM(t testing.TB, path string) []float64 {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
-	if err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
-	s := make([]float64, len(out)/2)
-	for i := range s {
-		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:])))
-	}
-	return s
-}
-
 // flashes returns the times of the clip's white frames, on the file's
 // timeline.
 func flashes(t testing.TB, clip string) []float64 {
@@ -281,7 +268,7 @@ func beeps(t testing.TB, clip string) (onsetTimes []float64, from, to float64) {
 	// its first half second is found too (one already sounding is left
 	// out by Measure, as it is at the clip's edge).
 	o := onsets{quiet: 500}
-	pcm := PCM(t, clip)
+	pcm := cliptest.PCM(t, clip)
 	o.add(pcm)
 	for _, n := range o.at {
 		onsetTimes = append(onsetTimes, start+float64(n)/48000)
@@ -305,7 +292,6 @@ type Sample struct {
 // Result is a clip's flashes.
 type Result struct {
 	Samples []Sample
-	Good    []Sample // the samples whose Moved is empty
 	RigSkew time.Duration
 }
 
@@ -367,11 +353,19 @@ func Measure(t testing.TB, clip string, clipStart time.Time, frameLog string, he
 		if s.Moved == "" && (s.Rig-res.RigSkew).Abs() > 20*time.Millisecond {
 			s.Moved = fmt.Sprintf("the rig's sound came %+.0f ms from its usual", ms(s.Rig-res.RigSkew))
 		}
-		if s.Moved == "" {
-			res.Good = append(res.Good, *s)
-		}
 	}
 	return res
+}
+
+// Good returns the samples fit to judge the recorder by: those not Moved.
+func (r Result) Good() []Sample {
+	var good []Sample
+	for _, s := range r.Samples {
+		if s.Moved == "" {
+			good = append(good, s)
+		}
+	}
+	return good
 }
 
 // Problems judges the clip: at the start, the middle and the end, each the
@@ -381,21 +375,22 @@ func Measure(t testing.TB, clip string, clipStart time.Time, frameLog string, he
 // the offset at the start; and two thirds of the flashes at least must be
 // fit to judge. It returns what is wrong, or nothing.
 func (r Result) Problems(limit, drift time.Duration) []string {
-	if len(r.Good) < len(r.Samples)*2/3 || len(r.Good) < 3 {
+	good := r.Good()
+	if len(good) < len(r.Samples)*2/3 || len(good) < 3 {
 		return []string{fmt.Sprintf("%d of %d flashes could not be judged (the rig lost time, or the clip's edge): too starved a machine to measure on?\n\t%s",
-			len(r.Samples)-len(r.Good), len(r.Samples), r.Report())}
+			len(r.Samples)-len(good), len(r.Samples), r.Report())}
 	}
 	at := func(i int) time.Duration {
-		i = min(max(i, 1), len(r.Good)-2)
-		return median([]time.Duration{r.Good[i-1].Recorder, r.Good[i].Recorder, r.Good[i+1].Recorder})
+		i = min(max(i, 1), len(good)-2)
+		return median([]time.Duration{good[i-1].Recorder, good[i].Recorder, good[i+1].Recorder})
 	}
 	var p []string
-	for _, i := range []int{1, len(r.Good) / 2, len(r.Good) - 2} {
+	for _, i := range []int{1, len(good) / 2, len(good) - 2} {
 		if d := at(i); d.Abs() > limit {
-			p = append(p, fmt.Sprintf("around %.1f s in the clip the beep is %+.1f ms from its flash, beyond the rig's own skew; want within ±%v", r.Good[i].At, ms(d), limit))
+			p = append(p, fmt.Sprintf("around %.1f s in the clip the beep is %+.1f ms from its flash, beyond the rig's own skew; want within ±%v", good[i].At, ms(d), limit))
 		}
 	}
-	if d := at(len(r.Good)-2) - at(1); d.Abs() > drift {
+	if d := at(len(good)-2) - at(1); d.Abs() > drift {
 		p = append(p, fmt.Sprintf("the offset moved by %+.1f ms from the start of the clip to its end: drift", ms(d)))
 	}
 	return p
@@ -404,7 +399,7 @@ func (r Result) Problems(limit, drift time.Duration) []string {
 // Worst returns the recorder's largest offset among the good flashes, and
 // how many are beyond limit.
 func (r Result) Worst(limit time.Duration) (worst time.Duration, over int) {
-	for _, s := range r.Good {
+	for _, s := range r.Good() {
 		worst = max(worst, s.Recorder.Abs())
 		if s.Recorder.Abs() > limit {
 			over++

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,7 +153,8 @@ secure = false
 	dl := t.TempDir()
 	const frame = 1.0 / 30
 	shortest, longest := 1.0, 0.0
-	var worstSync, rigLo, rigHi time.Duration
+	var worstSync time.Duration
+	var rigSkews []time.Duration
 	flashes, leftOut := 0, 0
 	for _, id := range pressed {
 		code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl)
@@ -196,14 +198,9 @@ secure = false
 		}
 		worst, _ := sync.Worst(40 * time.Millisecond)
 		worstSync = max(worstSync, worst)
-		if flashes == 0 || sync.RigSkew < rigLo {
-			rigLo = sync.RigSkew
-		}
-		if flashes == 0 || sync.RigSkew > rigHi {
-			rigHi = sync.RigSkew
-		}
+		rigSkews = append(rigSkews, sync.RigSkew)
 		flashes += len(sync.Samples)
-		leftOut += len(sync.Samples) - len(sync.Good)
+		leftOut += len(sync.Samples) - len(sync.Good())
 	}
 
 	// Resources: start, maximum, end; CPU per minute. The start is taken at
@@ -226,8 +223,10 @@ secure = false
 	}
 	t.Logf("soak of %d min, %d presses, %d clips verified and played", minutes, len(pressed), len(pressed))
 	t.Logf("video frame intervals: %.1f ms to %.1f ms", shortest*1000, longest*1000)
-	t.Logf("sync: %d flashes, %d left out; the recorder's largest offset %.1f ms; the rig's own skew %+.1f to %+.1f ms",
-		flashes, leftOut, float64(worstSync)/1e6, float64(rigLo)/1e6, float64(rigHi)/1e6)
+	if len(rigSkews) > 0 {
+		t.Logf("sync: %d flashes, %d left out; the recorder's largest offset %.1f ms; the rig's own skew %+.1f to %+.1f ms",
+			flashes, leftOut, float64(worstSync)/1e6, float64(slices.Min(rigSkews))/1e6, float64(slices.Max(rigSkews))/1e6)
+	}
 	t.Logf("RSS MiB: start %.1f, max %.1f, end %.1f", float64(first.rssKB)/1024, float64(maxRSS)/1024, float64(last.rssKB)/1024)
 	t.Logf("open files: start %d, max %d, end %d", first.fds, maxFD, last.fds)
 	t.Logf("CPU %% of a core per minute: min %.1f, max %.1f: %s", lo, hi, strings.Join(perMinute, " "))
