@@ -126,9 +126,9 @@ func (v *VideoSource) session(ctx context.Context) error {
 		stallAfter = max(5*time.Second, 10*period)
 	}
 
-	var mu sync.Mutex // guards lastFrame and sawIDR between the reader and the watchdog
+	var mu sync.Mutex // guards lastFrame, sawIDR and bareIDR between the reader and the watchdog
 	started := v.Timeline.Now()
-	lastFrame, sawIDR := started, false
+	lastFrame, sawIDR, bareIDR := started, false, false
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -141,9 +141,12 @@ func (v *VideoSource) session(ctx context.Context) error {
 			}
 			now := v.Timeline.Now()
 			mu.Lock()
-			last, idr := lastFrame, sawIDR
+			last, idr, bare := lastFrame, sawIDR, bareIDR
 			mu.Unlock()
 			switch {
+			case !idr && bare && now-started > firstIDR:
+				cancel(fmt.Errorf("%w within %v of starting: its IDR frames came without an SPS and PPS, which the encoder must send in the stream", ErrNoIDR, firstIDR))
+				return
 			case !idr && now-started > firstIDR:
 				cancel(fmt.Errorf("%w within %v of starting", ErrNoIDR, firstIDR))
 				return
@@ -163,6 +166,7 @@ func (v *VideoSource) session(ctx context.Context) error {
 	}
 	st := v.st
 	buf := make([]byte, 0, 1<<20)
+	var params h264.ParamSets // per session: a restarted encoder may send new ones
 	warnedB := false
 	var readErr error
 	for {
@@ -175,14 +179,16 @@ func (v *VideoSource) session(ctx context.Context) error {
 			warnedB = true
 			v.Log.Warn("video stream has B-frames: clip timing needs an encoder without B-frames", "source", v.Config.Source)
 		}
+		params.Update(au)
+		var key bool
+		buf, key = params.AppendAVCC(buf[:0], au)
 		mu.Lock()
-		if au.IDR {
-			sawIDR = true
-		}
+		sawIDR = sawIDR || key
+		bareIDR = bareIDR || au.IDR && !key
 		idr := sawIDR
 		mu.Unlock()
 		if !idr {
-			continue // a clip cannot start before the first IDR
+			continue // a clip cannot start before the first IDR it can decode
 		}
 		// A frame is complete when the next one starts arriving, about one
 		// period after it arrived itself.
@@ -190,8 +196,7 @@ func (v *VideoSource) session(ctx context.Context) error {
 		if jumped {
 			v.Log.Warn("video frames arrived late; timeline resynchronised", "at", t)
 		}
-		buf = h264.AppendAVCC(buf[:0], au)
-		if err := v.Ring.Write(Frame{Track: Video, Time: t, Key: au.IDR, Data: buf}); err != nil {
+		if err := v.Ring.Write(Frame{Track: Video, Time: t, Key: key, Data: buf}); err != nil {
 			readErr = err
 			break
 		}

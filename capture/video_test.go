@@ -1,14 +1,18 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"mamoru/capture/h264"
 	"mamoru/policy"
 )
 
@@ -54,6 +58,8 @@ func TestVideoSourceRestartsAndSaysWhy(t *testing.T) {
 		{"garbage", "yes garbage | head -c 3000000; sleep 5", "no start code"},
 		// Non-IDR slices only, forever: a stream a clip could never start from.
 		{"no IDR", `while :; do printf '\000\000\000\001\101\232\000\000\000\001\101\232'; sleep 0.03; done`, "no IDR frame"},
+		// IDR frames, but never a parameter set to decode them with.
+		{"no SPS/PPS", "ffmpeg -v error -re -f lavfi -i testsrc2=size=64x64:rate=30 -c:v libx264 -bf 0 -g 5 -bsf:v 'filter_units=remove_types=7|8' -f h264 -", "without an SPS and PPS"},
 		{"stalls", "ffmpeg -v error -f lavfi -i testsrc2=size=64x64:rate=30 -frames:v 15 -c:v libx264 -bf 0 -f h264 -; sleep 30", "no frame for"},
 	}
 	for _, tt := range tests {
@@ -124,5 +130,59 @@ func TestVideoSourceStopsAStubbornCommand(t *testing.T) {
 	if out, err := exec.Command("pgrep", "-f", "sleep 86399").Output(); err == nil {
 		exec.Command("pkill", "-KILL", "-f", "sleep 86399").Run() // it ignores SIGTERM
 		t.Errorf("the command's child outlived it: pid %s", strings.TrimSpace(string(out)))
+	}
+}
+
+// An encoder that sends its SPS and PPS once, at the start (h264_v4l2m2m,
+// many USB cameras), still gives key frames a clip can start from: each
+// IDR in the ring carries them.
+func TestVideoSourceCompletesKeyFrames(t *testing.T) {
+	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=30", "-frames:v", "90",
+		"-c:v", "libx264", "-bf", "0", "-g", "15", "-sc_threshold", "0", "-f", "h264", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	// Keep the parameter sets of the first IDR only.
+	var stream []byte
+	p := h264.NewParser(bytes.NewReader(out))
+	for first := true; ; {
+		au, err := p.Next()
+		if err != nil {
+			break
+		}
+		for _, nal := range au.NALUs {
+			if typ := nal[0] & 0x1f; !first && (typ == h264.NALSPS || typ == h264.NALPPS) {
+				continue
+			}
+			stream = append(append(stream, 0, 0, 0, 1), nal...)
+		}
+		first = first && !au.IDR
+	}
+	file := filepath.Join(t.TempDir(), "once.h264")
+	if err := os.WriteFile(file, stream, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, ring := runVideo(t, "cat "+file+"; sleep 30", func(h Health) bool { return h.Frames >= 90 })
+	_, seq, ok := ring.Start(0)
+	if !ok {
+		t.Fatal("ring holds no key frame")
+	}
+	frames := make([]Frame, 200)
+	n, _, err := ring.Read(seq, frames, make([]byte, 4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := 0
+	for _, f := range frames[:n] {
+		if !f.Key {
+			continue
+		}
+		keys++
+		if sps, pps := parameterSets(f.Data); sps == nil || pps == nil {
+			t.Errorf("key frame at %v has no SPS/PPS", f.Time)
+		}
+	}
+	if n != 90 || keys != 6 {
+		t.Errorf("ring holds %d frames, %d of them key frames; want 90 and 6", n, keys)
 	}
 }
