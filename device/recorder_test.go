@@ -323,3 +323,46 @@ func TestPressDuringIncidentExtendsIt(t *testing.T) {
 		t.Errorf("extended clip lasts %.2f s, want about 4 and at most %d", m.DurationSeconds, cfg.Capture.MaxIncidentSeconds)
 	}
 }
+
+// Presses that keep coming stop extending the clip at max_incident_seconds
+// from its start: a button held down by a bag cannot make a clip without end.
+func TestPressesStopAtTheCap(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds, cfg.Capture.MaxIncidentSeconds = 1, 2, 4
+	start(t, cfg)
+	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+	var replies []TriggerResult
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		r, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies = append(replies, r)
+	}
+	for _, r := range replies[1:] {
+		if r.Incident != replies[0].Incident {
+			t.Fatalf("presses = %+v, want one incident", replies)
+		}
+	}
+	waitFor(t, cfg, "the clip", func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+	})
+	m, err := uploader.ReadManifest(filepath.Dir(replies[0].Clip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uncapped, the last press would have made it at least pre + 2 s + post = 5 s.
+	if m.DurationSeconds < 3.9 || m.DurationSeconds > 4.05 {
+		t.Errorf("clip lasts %.3f s, want the cap of %d s", m.DurationSeconds, cfg.Capture.MaxIncidentSeconds)
+	}
+	if len(m.Presses) != 3 {
+		t.Errorf("manifest presses = %+v, want all 3", m.Presses)
+	}
+	// Until is on the wall clock, mapped afresh for each answer.
+	if d := replies[2].Until.Sub(replies[1].Until); d > time.Millisecond || d < -time.Millisecond {
+		t.Errorf("the last press moved the end from %v to %v past the cap", replies[1].Until, replies[2].Until)
+	}
+}
