@@ -98,9 +98,11 @@ func (in *incident) run(ctx context.Context, indicator func(from, to time.Time) 
 }
 
 // begin creates the clip and writes the pre-roll to it, synced, before the
-// press is acknowledged: a power cut a moment later cannot lose it.
-func (in *incident) begin() error {
-	pressed := in.tl.Now()
+// press is acknowledged: a power cut a moment later cannot lose it. pressed
+// is the press's time on the timeline: the manifest records how long after
+// it the pre-roll was on disk, the incident's directory, id counter and
+// first manifest included.
+func (in *incident) begin(pressed time.Duration) error {
 	clip, err := capture.CreateClip(in.params)
 	if err != nil {
 		return err

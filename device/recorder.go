@@ -744,7 +744,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		done:     make(chan struct{}),
 	}
 	// The pre-roll is on disk, synced, before the press is acknowledged.
-	if err := in.begin(); err != nil {
+	if err := in.begin(t); err != nil {
 		ru.signal(hardware.Refused)
 		ru.incidentErr = fmt.Sprintf("incident %s: %v", id, err)
 		ru.audit.Log("incident", "id", id, "state", "failed", "err", err.Error())
