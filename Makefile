@@ -101,7 +101,7 @@ test: $(MINIO)
 	$(MAKE) --no-print-directory test-arm64
 
 ## bench: the benchmarks (see bench/README.md)
-bench: build
+bench: build $(MINIO)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/run
 

@@ -33,9 +33,26 @@ type progress struct {
 	PartSize int64  `json:"part_size"`
 	UploadID string `json:"upload_id,omitempty"`
 	Parts    []part `json:"parts,omitempty"`
-	// ClipDone is set once the clip's object is complete and checked.
-	ClipDone bool `json:"clip_done,omitempty"`
+	// ClipDone is set once the clip's object is complete and checked, and
+	// Checked says how (one of the checked constants).
+	ClipDone bool   `json:"clip_done,omitempty"`
+	Checked  string `json:"checked,omitempty"`
 }
+
+// How an object in the bucket was checked against what was sent, strongest
+// first. A device with the write-only credentials 'storage init' prints
+// cannot stat, so it relies on the server's answers.
+const (
+	// checkedStat: the object's size and SHA-256, read back with a stat.
+	checkedStat = "stat"
+	// checkedServer: the server's answer to the upload gave back the
+	// SHA-256 that was sent, so it verified the body against it.
+	checkedServer = "server checksum"
+	// checkedSigned: the server said nothing of the checksum, but the
+	// request's signature covered the body's SHA-256, which the server
+	// must verify before it stores the body.
+	checkedSigned = "signed body"
+)
 
 // part is one finished part of a multipart upload.
 type part struct {
@@ -57,6 +74,8 @@ type shipper struct {
 	key      policy.Key // signs the manifest, if valid
 	// sent counts the clip bytes handed to the server, for status.
 	sent func(n int64)
+	// checked says how the clip was checked, once it is in the bucket.
+	checked string
 }
 
 // readProgress returns the saved progress if it is for this clip and this
@@ -105,11 +124,12 @@ func (s *shipper) ship(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p.ClipDone, p.UploadID = true, ""
+		p.ClipDone, p.UploadID, p.Checked = true, "", s.checked
 		if err := s.saveProgress(p); err != nil {
 			return err
 		}
 	}
+	s.checked = p.Checked
 	return s.putManifest(ctx)
 }
 
@@ -171,7 +191,8 @@ func (s *shipper) putClip(ctx context.Context, f *os.File) error {
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored the clip with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
 	}
-	return s.check(ctx, path.Join(s.object, ClipFile), s.manifest.Clip.Size, want)
+	s.checked, err = s.check(ctx, path.Join(s.object, ClipFile), s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	return err
 }
 
 // putParts sends a clip part by part, each with its SHA-256, recording each
@@ -246,7 +267,8 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 	if got := info.ChecksumSHA256; got != "" && strings.TrimSuffix(got, fmt.Sprintf("-%d", len(parts))) != strings.TrimSuffix(want, fmt.Sprintf("-%d", len(parts))) {
 		return fmt.Errorf("server completed the clip with SHA-256 %s, expected %s", got, want)
 	}
-	return s.check(ctx, object, s.manifest.Clip.Size, want)
+	s.checked, err = s.check(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	return err
 }
 
 func sortedParts(ps []part) []part {
@@ -260,25 +282,29 @@ func sortedParts(ps []part) []part {
 }
 
 // check stats the object and compares its size and checksum with what was
-// sent. A device whose credentials may only write (the policy 'storage
-// init' prints) cannot stat; then the server's own checksum, verified as
-// it received each byte, is the proof.
-func (s *shipper) check(ctx context.Context, object string, size int64, checksum string) error {
+// sent, and says how it was checked. A device whose credentials may only
+// write (the policy 'storage init' prints) cannot stat; then the server's
+// own verification of the upload is the proof: echoed says its answer gave
+// the checksum back (and it matched).
+func (s *shipper) check(ctx context.Context, object string, size int64, checksum string, echoed bool) (string, error) {
 	info, err := s.client.StatObject(ctx, s.bucket, object, minio.StatObjectOptions{Checksum: true})
 	if isAccessDenied(err) {
-		return nil
+		if echoed {
+			return checkedServer, nil
+		}
+		return checkedSigned, nil
 	}
 	if err != nil {
-		return classify(err)
+		return "", classify(err)
 	}
 	if info.Size != size {
-		return fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
+		return "", fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
 	}
 	base := func(c string) string { b, _, _ := strings.Cut(c, "-"); return b }
 	if info.ChecksumSHA256 != "" && base(info.ChecksumSHA256) != base(checksum) {
-		return fmt.Errorf("%s in the bucket has SHA-256 %s, sent %s", object, info.ChecksumSHA256, checksum)
+		return "", fmt.Errorf("%s in the bucket has SHA-256 %s, sent %s", object, info.ChecksumSHA256, checksum)
 	}
-	return nil
+	return checkedStat, nil
 }
 
 // putManifest sends the manifest's signature, then manifest.json last: its
@@ -312,7 +338,8 @@ func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []by
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored %s with SHA-256 %s, sent %s", name, info.ChecksumSHA256, want)
 	}
-	return s.check(ctx, object, int64(len(b)), want)
+	_, err = s.check(ctx, object, int64(len(b)), want, info.ChecksumSHA256 != "")
+	return err
 }
 
 // body wraps a part's reader with the bandwidth limit and the byte count.

@@ -223,7 +223,8 @@ func (u *Uploader) ship(ctx context.Context, in Incident, limit *Limiter) error 
 	}
 	SyncDir(filepath.Dir(in.Dir))
 	os.RemoveAll(gone)
-	u.Log.Info("incident uploaded", "incident", m.Incident, "object", path.Join(dir, ClipFile), "bytes", m.Clip.Size, "took", time.Since(started).Round(time.Millisecond))
+	u.Log.Info("incident uploaded", "incident", m.Incident, "object", path.Join(dir, ClipFile), "bytes", m.Clip.Size,
+		"checked", sh.checked, "took", time.Since(started).Round(time.Millisecond))
 	u.update(func(s *Status) {
 		s.LastSuccess, s.LastSuccessAt = m.Incident, time.Now()
 		s.Uploading, s.SentBytes, s.LastError, s.LastErrorAt, s.Problem = "", 0, "", time.Time{}, false

@@ -250,28 +250,65 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		enc.Encode(st)
 		return 0
 	}
+	writeStatus(stdout, st)
+	return 0
+}
+
+// writeStatus prints st for a person at the device: what is wrong first
+// within each part, times in the device's zone.
+func writeStatus(w io.Writer, st device.Status) {
 	ind := "off"
 	if st.Indicator {
 		ind = "ON"
 	}
-	fmt.Fprintf(stdout, "state:      %s\nindicator:  %s\nbuffered:   %.1f s\npending:    %d uploads (%d bytes)\n", st.State, ind, st.BufferedSeconds, st.PendingUploads, st.PendingBytes)
+	fmt.Fprintf(w, "state:      %s\nindicator:  %s\nbuffered:   %.1f s\n", st.State, ind, st.BufferedSeconds)
 	if st.Fault != "" {
-		fmt.Fprintf(stdout, "fault:      %s\n", st.Fault)
+		fmt.Fprintf(w, "fault:      %s\n", st.Fault)
+	}
+	if st.Closed != "" {
+		fmt.Fprintf(w, "closed:     %s\n", st.Closed)
+	}
+	if !st.ClockSynced {
+		fmt.Fprintf(w, "clock:      NOT SYNCED: times may be off until NTP sets the clock\n")
+	}
+	if st.ButtonStuck {
+		fmt.Fprintf(w, "button:     STUCK: held for over 30 s; check the button and its wiring\n")
+	}
+	if st.IncidentError != "" {
+		fmt.Fprintf(w, "incident error: %s\n", st.IncidentError)
+	}
+	fmt.Fprintf(w, "storage:    %s\npending:    %d uploads (%d bytes)\n", st.Storage, st.PendingUploads, st.PendingBytes)
+	if st.SpoolFull {
+		fmt.Fprintf(w, "spool:      FULL: %d bytes of clips wait; new presses are refused until they upload\n", st.SpoolBytes)
+	}
+	if u := st.Uploads; u != nil {
+		if u.LastError != "" {
+			what := "last upload error"
+			if u.Problem {
+				what = "UPLOAD PROBLEM (needs fixing)"
+			}
+			fmt.Fprintf(w, "%s: %s (%s)\n", what, u.LastError, u.LastErrorAt.Format(time.DateTime))
+		}
+		if u.Uploading != "" {
+			fmt.Fprintf(w, "uploading:  %s (%d bytes sent)\n", u.Uploading, u.SentBytes)
+		}
+		if u.LastSuccess != "" {
+			fmt.Fprintf(w, "last upload: %s (%s)\n", u.LastSuccess, u.LastSuccessAt.Format(time.DateTime))
+		}
 	}
 	for name, h := range st.Sources {
 		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
 		if h.LastError != "" {
 			line += " last error: " + h.LastError
 		}
-		fmt.Fprintf(stdout, "source      %s\n", line)
+		fmt.Fprintf(w, "source      %s\n", line)
 	}
 	for _, in := range st.Incidents {
-		fmt.Fprintf(stdout, "incident    %s  %-9s %6.1f s  %s\n", in.ID, in.State, in.DurationSeconds, in.Clip)
+		fmt.Fprintf(w, "incident    %s  %-9s %6.1f s  %s\n", in.ID, in.State, in.DurationSeconds, in.Clip)
 	}
 	for _, d := range st.SetAside {
-		fmt.Fprintf(stdout, "set aside   %s\n", d)
+		fmt.Fprintf(w, "set aside   %s\n", d)
 	}
-	return 0
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {

@@ -352,3 +352,42 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("mamoru status after the recorder stopped exited %d: %q; want 1 and %q", code, errOut, device.ErrNotRunning)
 	}
 }
+
+// The text status tells a person at the device what is wrong with uploads,
+// not only how many wait.
+func TestStatusText(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+	st := device.Status{
+		State: device.StateBuffering, Indicator: true, BufferedSeconds: 29.5, ClockSynced: false,
+		Storage: "clips at s3.example.com", PendingUploads: 3, PendingBytes: 30 << 20, SpoolFull: true, SpoolBytes: 30 << 20,
+		Uploads: &uploader.Status{
+			LastError: "access denied: the device's key may not write here", LastErrorAt: at, Problem: true,
+			LastSuccess: "20261124-101500-01", LastSuccessAt: at.Add(-time.Hour),
+		},
+		ButtonStuck: true,
+	}
+	var b bytes.Buffer
+	writeStatus(&b, st)
+	for _, want := range []string{
+		"indicator:  ON",
+		"clock:      NOT SYNCED",
+		"button:     STUCK",
+		"storage:    clips at s3.example.com",
+		"pending:    3 uploads (31457280 bytes)",
+		"spool:      FULL",
+		"UPLOAD PROBLEM (needs fixing): access denied: the device's key may not write here (2026-11-24 10:30:00)",
+		"last upload: 20261124-101500-01 (2026-11-24 09:30:00)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+	st = device.Status{State: device.StateBuffering, ClockSynced: true, Uploads: &uploader.Status{}}
+	b.Reset()
+	writeStatus(&b, st)
+	for _, not := range []string{"NOT SYNCED", "STUCK", "FULL", "error", "PROBLEM", "last upload"} {
+		if strings.Contains(b.String(), not) {
+			t.Errorf("a healthy device's status says %q:\n%s", not, b.String())
+		}
+	}
+}

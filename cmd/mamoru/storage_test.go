@@ -186,6 +186,12 @@ func TestUploadEndToEnd(t *testing.T) {
 	_, err = dev.PutObject(t.Context(), "clips", "mamoru/test-store/other-counter/x", strings.NewReader("x"), 1, minio.PutObjectOptions{})
 	denied("writes another device's folder", err)
 
+	// The device could not stat its clip, so the check was MinIO's answer
+	// to the upload, giving back the SHA-256 that was sent.
+	if !strings.Contains(stderr.String(), `checked="server checksum"`) {
+		t.Errorf("the recorder's log does not say the upload was checked by the server's checksum:\n%s", stderr.String())
+	}
+
 	for name, text := range map[string]string{"recorder stdout": stdout.String(), "recorder stderr": stderr.String()} {
 		if strings.Contains(text, devSecret) || strings.Contains(text, s3test.RootPassword) {
 			t.Errorf("the %s shows a secret key", name)
