@@ -46,7 +46,7 @@ func makeIncident(t testing.TB, outbox string, id string, size int) Manifest {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(clip)
-	press := time.Date(2026, 11, 23, 23, 30, 0, 0, tokyo) // 14:30 UTC: the folder is the Tokyo date
+	press := time.Date(2026, 11, 23, 8, 30, 0, 0, tokyo) // 22 Nov 23:30 UTC: the folder is the Tokyo date
 	m := Manifest{
 		Version: 1, Device: "counter-1", Store: "shibuya", Incident: id, State: StateComplete, Trigger: "button",
 		PressTime: press, ClipStart: press.Add(-30 * time.Second), ClipEnd: press.Add(30 * time.Second), DurationSeconds: 60,
