@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -160,6 +161,21 @@ func TestUploadEndToEnd(t *testing.T) {
 	sum := sha256.Sum256(body)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" || hex.EncodeToString(sum[:]) != rows[0].SHA256 {
 		t.Errorf("shared link: %s, Content-Type %q, SHA-256 %x; want 200, video/mp4 and the clip", resp.Status, resp.Header.Get("Content-Type"), sum)
+	}
+
+	// A clip changed in the bucket: clips get refuses it and leaves nothing
+	// that looks like a download.
+	root, _ := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3test.RootUser, s3test.RootPassword, "")})
+	changed := bytes.Repeat([]byte{0x5a}, int(rows[0].Size))
+	if _, err := root.PutObject(t.Context(), "clips", rows[0].Object, bytes.NewReader(changed), int64(len(changed)), minio.PutObjectOptions{ContentType: "video/mp4"}); err != nil {
+		t.Fatal(err)
+	}
+	dl2 := t.TempDir()
+	if code, out, errOut := runCmd(t, "clips", "get", id, "--config", manager, "-o", dl2); code != 1 || !strings.Contains(errOut, "NOT VERIFIED") {
+		t.Errorf("clips get of a clip changed in the bucket exited %d: %q %q; want 1 and NOT VERIFIED", code, out, errOut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dl2, id, "*")); len(left) != 0 {
+		t.Errorf("a refused download left %v", left)
 	}
 
 	// The device's user may write its own folder, and nothing more.
