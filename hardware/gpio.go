@@ -276,7 +276,7 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 		}
 		// Let the contact settle, swallowing its bounce, then believe the
 		// level.
-		for settle := at.Add(debounce); clock.Now().Before(settle); {
+		for settle := at.Add(debounce); clock.Now().Before(settle) && ctx.Err() == nil; {
 			b.Pin.WaitForEdge(settle.Sub(clock.Now()))
 		}
 		if down && b.Pin.Read() != pressed {

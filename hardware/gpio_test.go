@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
@@ -198,4 +199,66 @@ func TestPatternsEndInTheLastingState(t *testing.T) {
 	if led.Read() != gpio.High || buzzer.Read() != gpio.Low {
 		t.Errorf("after Ack: LED %v, buzzer %v; want steady on and quiet", led.Read(), buzzer.Read())
 	}
+}
+
+// reportWithin advances the fake clock by step until the button reports,
+// at most 200 times: the button may take an edge a moment after the send
+// returns, and must see the clock move after it did.
+func reportWithin(t *testing.T, clock *clockwork.FakeClock, step time.Duration, presses <-chan Press) Press {
+	t.Helper()
+	for range 200 {
+		select {
+		case p := <-presses:
+			return p
+		case <-time.After(20 * time.Millisecond):
+		}
+		clock.Advance(step)
+	}
+	t.Fatal("no report from the button")
+	return Press{}
+}
+
+// With the configured times (debounce 30 ms, long press 3 s, stuck 30 s) on
+// a fake clock: each report comes at exactly its time on the clock, a
+// bounce is swallowed however long the button takes to read it, and a
+// button held for ten minutes is reported once.
+func TestButtonOnAFakeClock(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	t0 := clock.Now()
+	edges, presses := button(t, GPIOButton{Debounce: 30 * time.Millisecond, LongPress: 3 * time.Second, Stuck: 30 * time.Second, Clock: clock})
+	edges <- gpio.Low
+	if p := next(t, presses); p.Kind != PressShort || !p.Time.Equal(t0) {
+		t.Fatalf("got %v at %v, want a press at once", p.Kind, p.Time.Sub(t0))
+	}
+	// The contact bounces for 20 ms of the clock's time: nothing is reported.
+	for _, l := range []gpio.Level{gpio.High, gpio.Low, gpio.High, gpio.Low} {
+		edges <- l
+		clock.Advance(5 * time.Millisecond)
+	}
+	none(t, presses, 100*time.Millisecond)
+
+	clock.Advance(3*time.Second - 20*time.Millisecond)
+	if p := next(t, presses); p.Kind != PressLong || !p.Time.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("got %v at %v, want a long press at 3 s", p.Kind, p.Time.Sub(t0))
+	}
+	clock.Advance(27*time.Second - time.Millisecond)
+	none(t, presses, 1500*time.Millisecond) // a moment short of stuck
+	clock.Advance(time.Millisecond)
+	if p := next(t, presses); p.Kind != PressStuck || !p.Time.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("got %v at %v, want stuck at 30 s", p.Kind, p.Time.Sub(t0))
+	}
+	for range 10 {
+		clock.Advance(time.Minute)
+	}
+	none(t, presses, 1500*time.Millisecond) // ten minutes held: no more reports
+
+	edges <- gpio.High
+	if p := reportWithin(t, clock, 10*time.Millisecond, presses); p.Kind != PressReleased {
+		t.Fatalf("got %v, want the release", p.Kind)
+	}
+	edges <- gpio.Low
+	if p := next(t, presses); p.Kind != PressShort {
+		t.Fatalf("after the release: got %v, want a press", p.Kind)
+	}
+	clock.Advance(time.Second) // past the debounce, so the button may stop
 }
