@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"mamoru/hardware"
 	"mamoru/policy"
+	"mamoru/uploader"
 )
 
 // cameraConfig runs the camera as a shell that writes its pid to a file and
@@ -125,5 +127,104 @@ func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	}
 	if _, err := Trigger(context.Background(), cfg.Device.StateDir, "cli"); err == nil || !strings.Contains(err.Error(), "not recording") {
 		t.Errorf("a press with a dead indicator: %v, want it refused", err)
+	}
+}
+
+// patternLog is the simulated indicator, keeping every pattern the
+// recorder shows on it.
+type patternLog struct {
+	*hardware.Sim
+	mu       sync.Mutex
+	patterns []hardware.Pattern
+}
+
+func (p *patternLog) Signal(s hardware.Pattern) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.patterns = append(p.patterns, s)
+}
+
+// count returns how many times s was shown.
+func (p *patternLog) count(s hardware.Pattern) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, q := range p.patterns {
+		if q == s {
+			n++
+		}
+	}
+	return n
+}
+
+// The real button, on a gpiotest pin, at a counter: a press raises an
+// incident and is acknowledged; held, it marks the incident urgent and is
+// acknowledged again; held on, it is reported stuck, once, and released.
+// The clip waiting for upload shows Pending, and an indicator that fails
+// shows Fault.
+func TestTheButtonAtTheCounter(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
+	// Storage that never answers: the clip waits for upload.
+	cfg.Storage.Endpoint, cfg.Storage.Bucket, cfg.Storage.Secure = "127.0.0.1:1", "clips", false
+	cfg.Storage.AccessKey, cfg.Storage.SecretKey = "device", "device-secret"
+	pin := &gpiotest.Pin{N: "GPIO27", EdgesChan: make(chan gpio.Level)}
+	btn := &hardware.GPIOButton{Pin: pin, ActiveLow: true, Debounce: 10 * time.Millisecond, LongPress: 500 * time.Millisecond, Stuck: 1500 * time.Millisecond}
+	ind := &patternLog{Sim: &hardware.Sim{}}
+	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(t), Version: "test"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+	for ready := false; !ready; time.Sleep(time.Millisecond) {
+		pin.Lock()
+		ready = pin.P == gpio.PullUp // the button has set its pin up
+		pin.Unlock()
+	}
+
+	pin.EdgesChan <- gpio.Low
+	st := waitFor(t, cfg, "the button stuck", func(s Status) bool { return s.ButtonStuck })
+	if len(st.Incidents) != 1 {
+		t.Fatalf("incidents %+v, want one", st.Incidents)
+	}
+	if n := ind.count(hardware.Ack); n != 2 {
+		t.Errorf("acknowledged %d times, want 2: the press and the long press", n)
+	}
+	time.Sleep(2 * time.Second) // held on: no more reports
+	pin.EdgesChan <- gpio.High
+	st = waitFor(t, cfg, "the release", func(s Status) bool { return !s.ButtonStuck })
+	if n := ind.count(hardware.Ack); n != 2 || len(st.Incidents) != 1 {
+		t.Errorf("after being held for 4 s: %d acknowledgements, incidents %+v; want 2 and one incident", n, st.Incidents)
+	}
+
+	waitFor(t, cfg, "the clip, waiting for upload", func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete && s.PendingUploads == 1
+	})
+	m, err := uploader.ReadManifest(filepath.Dir(st.Incidents[0].Clip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Urgent || len(m.Presses) != 1 {
+		t.Errorf("manifest urgent %v with %d presses; want urgent, from one press", m.Urgent, len(m.Presses))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ind.count(hardware.Pending) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the indicator never showed Pending with a clip waiting for upload")
+		}
+	}
+	audit, _ := os.ReadFile(filepath.Join(cfg.Device.StateDir, "audit.log"))
+	for _, want := range []string{`"urgent"`, `"stuck"`, `"released"`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+
+	ind.Fail(errors.New("LED driver gone"))
+	waitFor(t, cfg, "fault", func(s Status) bool { return s.State == StateFault })
+	for deadline := time.Now().Add(10 * time.Second); ind.count(hardware.Fault) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the indicator never showed Fault")
+		}
 	}
 }

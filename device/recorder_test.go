@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +366,34 @@ func TestPressesStopAtTheCap(t *testing.T) {
 	if d := replies[2].Until.Sub(replies[1].Until); d > time.Millisecond || d < -time.Millisecond {
 		t.Errorf("the last press moved the end from %v to %v past the cap", replies[1].Until, replies[2].Until)
 	}
+}
+
+// Until NTP has set the clock (a Pi has no battery clock), status and every
+// manifest say the times may be off.
+func TestUnsyncedClockIsSaid(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
+	var synced atomic.Bool
+	rec := &Recorder{Config: cfg, Indicator: &hardware.Sim{}, Log: testLogger(t), Version: "test", ClockSynced: synced.Load}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, cfg, "a pre-roll, the clock unsynced", func(s Status) bool { return s.BufferedSeconds >= 1.5 && !s.ClockSynced })
+	r, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cfg, "the clip", func(s Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+	})
+	m, err := uploader.ReadManifest(filepath.Dir(r.Clip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ClockSynced {
+		t.Error("manifest says clock_synced although NTP had not set the clock")
+	}
+	synced.Store(true)
+	waitFor(t, cfg, "the clock synced", func(s Status) bool { return s.ClockSynced })
 }
