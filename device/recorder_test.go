@@ -21,7 +21,7 @@ import (
 
 // testConfig is a small real recorder: ffmpeg's test pattern and miniaudio's
 // null microphone.
-func testConfig(t *testing.T) policy.Config {
+func testConfig(t testing.TB) policy.Config {
 	c := policy.Default()
 	c.Device.ID, c.Device.Store = "test-counter", "test-store"
 	c.Device.StateDir = t.TempDir()
@@ -78,7 +78,7 @@ func goroutines() string {
 
 // testLogger logs to stderr under -v; otherwise it keeps the log and shows it
 // only if the test fails.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -93,13 +93,13 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // waitFor polls the recorder's status until cond holds. It waits on real
 // media arriving, so it is bounded generously and never asserts a time.
-func waitFor(t *testing.T, cfg policy.Config, what string, cond func(Status) bool) Status {
+func waitFor(t testing.TB, cfg policy.Config, what string, cond func(Status) bool) Status {
 	t.Helper()
 	return waitWithin(t, cfg, what, 60*time.Second, cond)
 }
 
 // waitWithin is waitFor with its own bound, for clips longer than a minute.
-func waitWithin(t *testing.T, cfg policy.Config, what string, limit time.Duration, cond func(Status) bool) Status {
+func waitWithin(t testing.TB, cfg policy.Config, what string, limit time.Duration, cond func(Status) bool) Status {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
