@@ -1,28 +1,88 @@
 #!/bin/bash
-# mamoru first boot: run once by systemd from the kernel command line (as
-# Raspberry Pi Imager's firstrun.sh is). It installs the mamoru package and
-# the site's configuration from the boot partition, enables the service,
-# then removes itself from the command line and the partition.
+# mamoru first boot, in two stages.
+#
+# 1. With no argument, systemd runs it once from the kernel command line, as
+#    Raspberry Pi Imager's firstrun.sh is run: early, before the network is
+#    up. It copies the package, the site's configuration and keys from the
+#    boot partition to /var/lib/mamoru-firstboot, installs itself as the
+#    mamoru-firstboot service, and takes itself off the command line. The
+#    Pi then reboots into the normal system.
+# 2. With "install", the mamoru-firstboot service runs it once the network
+#    is online: it installs the package (its dependencies, such as ffmpeg,
+#    come from the network), puts the configuration and keys in /etc/mamoru,
+#    enables and starts mamoru, and removes itself. If it fails (no network
+#    yet), systemd tries again every minute, and at every boot, until it
+#    works; the Pi meanwhile runs as usual, reachable over ssh.
+#
+# Everything it does is logged to /var/log/mamoru-firstboot.log.
+# MAMORU_ROOT (tests only) is prefixed to every path it touches, and
+# MAMORU_OWNER (tests only) replaces the mamoru user as the files' owner.
 set -euo pipefail
-exec >>/var/log/mamoru-firstboot.log 2>&1
-echo "mamoru first boot: $(date)"
-boot=/boot/firmware
-[ -d "$boot/mamoru" ] || boot=/boot
-src="$boot/mamoru"
-# The package's dependencies (ffmpeg) come from the network: wait for it.
-for _ in $(seq 60); do
-  getent hosts deb.debian.org >/dev/null && break
-  sleep 5
-done
-apt-get update
-apt-get install -y "$src"/mamoru_*.deb
-install -D -m 0640 -o root -g mamoru "$src/mamoru.toml" /etc/mamoru/mamoru.toml
-for k in signing.key s3-access-key s3-secret-key; do
-  [ -f "$src/$k" ] && install -m 0600 -o mamoru -g mamoru "$src/$k" "/etc/mamoru/$k"
-done
-systemctl enable mamoru.service
-# Done: never again.
-sed -i 's| systemd.run=[^ ]*mamoru-firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target||' "$boot/cmdline.txt"
-rm -rf "$src" "$boot/mamoru-firstrun.sh"
-echo "mamoru first boot: done"
-exit 0
+root=${MAMORU_ROOT:-}
+owner=${MAMORU_OWNER:-mamoru}
+stage=$root/var/lib/mamoru-firstboot
+unit=$root/etc/systemd/system/mamoru-firstboot.service
+self=$root/usr/local/sbin/mamoru-firstboot
+mkdir -p "$root/var/log"
+exec >>"$root/var/log/mamoru-firstboot.log" 2>&1
+
+case "${1:-}" in
+"")
+  echo "mamoru first boot, stage 1 (copy from the boot partition): $(date)"
+  boot=$root/boot/firmware
+  [ -d "$boot/mamoru" ] || boot=$root/boot
+  # Whatever happens below, the next boot is a normal one: a script that
+  # failed here must not stop the Pi from booting, or run again.
+  trap 'sed -i -e "s| systemd.run=[^ ]*mamoru-firstrun.sh||" -e "s| systemd.run_success_action=reboot||" \
+    -e "s| systemd.run_failure_action=reboot||" -e "s| systemd.unit=kernel-command-line.target||" "$boot/cmdline.txt"' EXIT
+  mkdir -p "$stage"
+  cp -a "$boot/mamoru/." "$stage/"
+  chmod 0700 "$stage"
+  install -D -m 0755 "$0" "$self"
+  mkdir -p "$(dirname "$unit")/multi-user.target.wants"
+  cat >"$unit" <<'UNIT'
+[Unit]
+Description=mamoru first boot: install the recorder once the network is up
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=/var/lib/mamoru-firstboot
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/mamoru-firstboot install
+Restart=on-failure
+RestartSec=60
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  ln -sf ../mamoru-firstboot.service "$(dirname "$unit")/multi-user.target.wants/mamoru-firstboot.service"
+  rm -rf "$boot/mamoru" "$boot/mamoru-firstrun.sh"
+  echo "mamoru first boot, stage 1: done; rebooting into the system"
+  ;;
+install)
+  echo "mamoru first boot, stage 2 (install): $(date)"
+  debs=("$stage"/mamoru_*.deb)
+  [ -f "${debs[0]}" ] || { echo "no mamoru package in $stage"; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  # The site's configuration is installed below, so dpkg keeps whatever
+  # conffile is there without asking.
+  apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${debs[0]}"
+  install -D -m 0640 -o root -g "$owner" "$stage/mamoru.toml" "$root/etc/mamoru/mamoru.toml"
+  for k in signing.key s3-access-key s3-secret-key; do
+    if [ -f "$stage/$k" ]; then
+      install -m 0600 -o "$owner" -g "$owner" "$stage/$k" "$root/etc/mamoru/$k"
+    fi
+  done
+  systemctl enable --now mamoru.service
+  # Done: never again.
+  systemctl disable mamoru-firstboot.service
+  rm -rf "$stage" "$unit" "$self"
+  echo "mamoru first boot, stage 2: done; mamoru is running"
+  ;;
+*)
+  echo "usage: $0 [install]" >&2
+  exit 2
+  ;;
+esac

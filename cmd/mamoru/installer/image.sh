@@ -39,7 +39,7 @@ mcopy -o -i "$img" "$here/firstrun.sh" ::mamoru-firstrun.sh
 cmdline=$(mtype -i "$img" ::cmdline.txt | tr -d '\r\n')
 case "$cmdline" in
   *mamoru-firstrun.sh*) ;;
-  *) cmdline="$cmdline systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target" ;;
+  *) cmdline="$cmdline systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.run_failure_action=reboot systemd.unit=kernel-command-line.target" ;;
 esac
 printf '%s\n' "$cmdline" >"$out.cmdline"
 mcopy -o -i "$img" "$out.cmdline" ::cmdline.txt
