@@ -75,7 +75,7 @@ func TestDebianPackage(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	unit, _ := os.ReadFile("/lib/systemd/system/mamoru.service")
-	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/mamoru", "DeviceAllow=char-gpiochip", "DeviceAllow=char-alsa", "DeviceAllow=char-video4linux"} {
+	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/mamoru", "DeviceAllow=char-gpiochip", "DeviceAllow=char-alsa", "DeviceAllow=char-video4linux", "DeviceAllow=char-dma_heap"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("the unit lacks %s", want)
 		}

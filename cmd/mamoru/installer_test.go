@@ -148,7 +148,7 @@ func TestFirstBoot(t *testing.T) {
 	boot := filepath.Join(root, "boot/firmware")
 	cmdline := "console=serial0,115200 root=PARTUUID=deadbeef-02 rootwait"
 	files := map[string]string{
-		"cmdline.txt": cmdline + " systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.run_failure_action=reboot systemd.unit=kernel-command-line.target\n",
+		"cmdline.txt":                    cmdline + " systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.run_failure_action=reboot systemd.unit=kernel-command-line.target\n",
 		"mamoru/mamoru_0~test_arm64.deb": "package",
 		"mamoru/mamoru.toml":             "[device]\nid = \"counter-1\"\n",
 		"mamoru/signing.key":             "secret",
@@ -166,7 +166,10 @@ func TestFirstBoot(t *testing.T) {
 	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\necho \"apt-get $*\" >>"+calls+"\n[ ! -e "+root+"/offline ]\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho \"systemctl $*\" >>"+calls+"\n"), 0o755)
 	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=root", "PATH=" + bin + ":" + os.Getenv("PATH")}
-	log := func() string { b, _ := os.ReadFile(filepath.Join(root, "var/log/mamoru-firstboot.log")); return string(b) }
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(root, "var/log/mamoru-firstboot.log"))
+		return string(b)
+	}
 
 	if out, err := sh(t, env, "bash", script); err != nil {
 		t.Fatalf("stage 1: %v %s\n%s", err, out, log())
@@ -278,5 +281,49 @@ func TestFlash(t *testing.T) {
 	os.Truncate(big, 300_000_000_000) // sparse
 	if out, err := sh(t, env, "installer/flash.sh", img, big); err == nil || !strings.Contains(out, "refusing: "+big+" holds 300 GB, more than an SD card's 256 GB") {
 		t.Errorf("flash to 300 GB: %v\n%s", err, out)
+	}
+}
+
+// make install's script against a Pi played by stub ssh and scp: it asks
+// the Pi its architecture, builds for it, copies and installs the package
+// without a conffile prompt, and runs the quick self-test there; a Pi of
+// another architecture is refused.
+func TestRemoteInstall(t *testing.T) {
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	deb := filepath.Join(bin, "mamoru_1.0_arm64.deb")
+	os.WriteFile(deb, []byte("package"), 0o644)
+	stubs := map[string]string{
+		// The Pi answers dpkg with $PI_ARCH and runs everything else.
+		"ssh":  `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; esac`,
+		"scp":  `echo "scp $*" >>` + calls,
+		"make": `echo "make $*" >>` + calls + `; echo building; echo ` + deb,
+	}
+	for name, body := range stubs {
+		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
+	}
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "PI_ARCH=arm64"}
+	if out, err := sh(t, env, "installer/remote-install.sh", "pi@shop-1.local", "make"); err != nil {
+		t.Fatalf("remote-install: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	for _, want := range []string{
+		"ssh pi@shop-1.local dpkg --print-architecture",
+		"make --no-print-directory -s deb ARCH=arm64",
+		"scp " + deb + " pi@shop-1.local:/tmp/",
+		"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /tmp/mamoru_1.0_arm64.deb",
+		"mamoru selftest --quick --config /etc/mamoru/mamoru.toml",
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("remote-install did not run %q; it ran:\n%s", want, got)
+		}
+	}
+	os.Remove(calls)
+	env[1] = "PI_ARCH=i386"
+	if out, err := sh(t, env, "installer/remote-install.sh", "pi@shop-1.local", "make"); err == nil || !strings.Contains(out, "pi@shop-1.local is i386") {
+		t.Errorf("remote-install to an i386 host: %v %q; want it refused, naming the host and its architecture", err, out)
+	}
+	if got, _ := os.ReadFile(calls); strings.Contains(string(got), "make") {
+		t.Errorf("remote-install built for a host it refused:\n%s", got)
 	}
 }

@@ -9,4 +9,6 @@ case "$arch" in arm64|armhf|amd64) ;; *) echo "make install: $host is $arch; mam
 echo "$host is $arch"
 deb=$($make --no-print-directory -s deb ARCH="$arch" | tail -n 1)
 scp "$deb" "$host:/tmp/"
-ssh "$host" "sudo apt-get install -y /tmp/$(basename "$deb") && sudo systemctl restart mamoru && sudo systemctl stop mamoru && sudo -u mamoru mamoru selftest --quick --config /etc/mamoru/mamoru.toml; status=\$?; sudo systemctl start mamoru; exit \$status"
+# The Pi's own configuration stays: dpkg keeps a changed conffile without
+# asking, where a prompt would hang the ssh session.
+ssh "$host" "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /tmp/$(basename "$deb") && sudo systemctl restart mamoru && sudo systemctl stop mamoru && sudo -u mamoru mamoru selftest --quick --config /etc/mamoru/mamoru.toml; status=\$?; sudo systemctl start mamoru; exit \$status"
