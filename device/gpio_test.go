@@ -105,8 +105,8 @@ func (deadPin) Read() gpio.Level { return gpio.Low }
 func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	cfg, cameraOpen := cameraConfig(t)
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: deadPin{&gpiotest.Pin{N: "GPIO17"}}}}
-	var pets atomic.Int32
-	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test", Healthy: func() { pets.Add(1) }}
+	var pets, readies atomic.Int32
+	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test", Healthy: func() { pets.Add(1) }, Ready: func() { readies.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
@@ -124,6 +124,9 @@ func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	}
 	if n := pets.Load(); n != 0 {
 		t.Errorf("the watchdog was petted %d times during a fault", n)
+	}
+	if n := readies.Load(); n != 0 {
+		t.Errorf("systemd was told the service is ready %d times with a dead indicator", n)
 	}
 	if _, err := Trigger(context.Background(), cfg.Device.StateDir, "cli"); err == nil || !strings.Contains(err.Error(), "not recording") {
 		t.Errorf("a press with a dead indicator: %v, want it refused", err)
@@ -226,5 +229,32 @@ func TestTheButtonAtTheCounter(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the indicator never showed Fault")
 		}
+	}
+}
+
+// systemd hears READY only once the indicator works and capture runs: a
+// recorder that starts in a fault tells it when the indicator recovers.
+func TestReadyOnlyOnceTheIndicatorWorks(t *testing.T) {
+	cfg := testConfig(t)
+	sim := &hardware.Sim{}
+	sim.Fail(errors.New("LED driver not yet there"))
+	var readies atomic.Int32
+	rec := &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test", Ready: func() { readies.Add(1) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, cfg, "fault", func(s Status) bool { return s.State == StateFault })
+	time.Sleep(time.Second)
+	if n := readies.Load(); n != 0 {
+		t.Fatalf("READY sent %d times in a fault", n)
+	}
+	sim.Fail(nil)
+	waitFor(t, cfg, "capture after the indicator recovered", func(s Status) bool { return s.State == StateBuffering })
+	for deadline := time.Now().Add(5 * time.Second); readies.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := readies.Load(); n != 1 {
+		t.Errorf("READY sent %d times after the indicator recovered, want once", n)
 	}
 }

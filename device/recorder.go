@@ -48,8 +48,9 @@ type Recorder struct {
 	// Out, if set, gets one plain line per incident for the person at the
 	// counter: where the clip is and how long it is.
 	Out io.Writer
-	// Ready, if set, is called once the indicator is confirmed and capture
-	// has started.
+	// Ready, if set, is called once, when the indicator is confirmed and
+	// capture has started (or the recording hours rightly keep capture
+	// off): never while in a fault. It tells systemd the service is up.
 	Ready func()
 	// Uploaded, if set, is called after an incident is in the bucket, with
 	// its clip's directory there.
@@ -360,9 +361,16 @@ func (r *Recorder) Run(ctx context.Context) error {
 	ru.spoolUsed, _ = ru.spool()
 	hours := time.NewTimer(ru.applyHours(ctx))
 	defer hours.Stop()
-	if r.Ready != nil {
-		r.Ready()
+	ready := false
+	tellReady := func() {
+		if !ready && ru.state != StateFault {
+			ready = true
+			if r.Ready != nil {
+				r.Ready()
+			}
+		}
 	}
+	tellReady()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	lastRetry, lastFinish := clock.Now(), clock.Now()
@@ -412,6 +420,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			// the next change.
 			hours.Reset(ru.applyHours(ctx))
 			ru.checkIndicator()
+			tellReady()
 			ru.showLasting()
 			ru.spoolUsed, _ = ru.spool()
 			if ru.healthy(clock.Now()) && r.Healthy != nil {
