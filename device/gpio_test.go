@@ -258,3 +258,41 @@ func TestReadyOnlyOnceTheIndicatorWorks(t *testing.T) {
 		t.Errorf("READY sent %d times after the indicator recovered, want once", n)
 	}
 }
+
+// The watchdog is petted only while the ring advances: a camera that stops
+// sending frames, with no microphone to keep the ring moving, stops the
+// petting within 10 s, so systemd restarts the service.
+func TestWatchdogStopsWhenTheRingStandsStill(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Audio.Enabled = false
+	marker := filepath.Join(t.TempDir(), "sent")
+	// The first run of the camera sends a second of video and hangs; every
+	// later run hangs at once.
+	cfg.Video.Source = policy.SourceCommand
+	cfg.Video.Command = fmt.Sprintf("[ -e %[1]s ] && exec sleep 3600; touch %[1]s; ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=30 "+
+		"-frames:v 30 -c:v libx264 -preset ultrafast -bf 0 -g 15 -f h264 -; exec sleep 3600", marker)
+	var pets atomic.Int32
+	var lastPet atomic.Int64
+	rec := &Recorder{Config: cfg, Indicator: &hardware.Sim{}, Log: testLogger(t), Version: "test",
+		Healthy: func() { pets.Add(1); lastPet.Store(time.Now().UnixNano()) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, cfg, "the camera's second of video", func(s Status) bool { return s.Sources["video"].Frames >= 30 })
+	if pets.Load() == 0 {
+		time.Sleep(1500 * time.Millisecond)
+	}
+	if pets.Load() == 0 {
+		t.Fatal("the watchdog was never petted while the ring advanced")
+	}
+	stalled := time.Now()
+	time.Sleep(14 * time.Second)
+	last := time.Unix(0, lastPet.Load())
+	if since := last.Sub(stalled); since > 11*time.Second {
+		t.Errorf("the watchdog was petted %v after the last frame; want it to stop within 10 s", since.Round(time.Millisecond))
+	}
+	if quiet := time.Since(last); quiet < 2*time.Second {
+		t.Errorf("the watchdog was petted %v ago, with the ring still for 14 s", quiet.Round(time.Millisecond))
+	}
+}
