@@ -39,9 +39,19 @@ func TestDebianPackage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mamoru")
-	must(goBin, "build", "-trimpath", "-buildmode=pie", "-o", bin, ".")
+	must(goBin, "build", "-trimpath", "-buildmode=pie", "-ldflags", "-s -w", "-o", bin, ".") // as make build does
 	deb := filepath.Join(dir, "mamoru_0~test_amd64.deb")
 	must("debian/build-deb", "amd64", bin, "0~test", deb)
+	// Lintian-clean: no error or warning.
+	if _, err := exec.LookPath("lintian"); err != nil {
+		t.Fatal("lintian is missing (.ci/install-deps installs it)")
+	}
+	out, _ := exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
+			t.Errorf("lintian: %s", line)
+		}
+	}
 
 	t.Cleanup(func() { exec.Command("dpkg", "--purge", "mamoru").Run() })
 	must("dpkg", "-i", deb)
