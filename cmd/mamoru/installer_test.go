@@ -282,6 +282,56 @@ func TestFlash(t *testing.T) {
 	if out, err := sh(t, env, "installer/flash.sh", img, big); err == nil || !strings.Contains(out, "refusing: "+big+" holds 300 GB, more than an SD card's 256 GB") {
 		t.Errorf("flash to 300 GB: %v\n%s", err, out)
 	}
+
+	// A card that takes the writes and keeps nothing, as a counterfeit one
+	// does: dd, stubbed, writes nothing and says it did.
+	os.WriteFile(card, make([]byte, 4<<20), 0o644)
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "dd"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	if out, err := sh(t, append(env, "FORCE=1", "PATH="+bin+":"+os.Getenv("PATH")), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "VERIFY FAILED: "+card+" does not hold "+img) {
+		t.Errorf("flash to a card that keeps nothing: %v\n%s", err, out)
+	}
+}
+
+// make flash on a real block device: a loop device, which the kernel
+// reports as not removable, like a laptop's own disk.
+func TestFlashBlockDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test attaches a loop device and needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	backing := filepath.Join(dir, "card")
+	os.WriteFile(backing, nil, 0o644)
+	os.Truncate(backing, 8<<20)
+	out, err := exec.Command("losetup", "--find", "--show", backing).CombinedOutput()
+	if err != nil {
+		t.Skipf("no loop device here (%v: %s); TestFlash covers the rest with a file", err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	img := filepath.Join(dir, "card.img")
+	data := bytes.Repeat([]byte("mamoru card image\n"), 1<<16)
+	os.WriteFile(img, data, 0o644)
+	mounts := filepath.Join(dir, "mounts")
+	os.WriteFile(mounts, nil, 0o644)
+	env := []string{"MAMORU_MOUNTS=" + mounts}
+
+	if out, err := sh(t, env, "installer/flash.sh", img, loop); err == nil || !strings.Contains(out, "refusing: "+loop+" is not a removable device") {
+		t.Errorf("flash to a fixed block device without FORCE: %v\n%s", err, out)
+	}
+	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, loop); err != nil || !strings.Contains(out, "written and verified") {
+		t.Fatalf("flash to a loop device with FORCE=1: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(backing)
+	if !bytes.Equal(got[:len(data)], data) {
+		t.Error("the loop device's file does not hold the image")
+	}
+	huge := filepath.Join(dir, "huge.img")
+	os.WriteFile(huge, nil, 0o644)
+	os.Truncate(huge, 9<<20)
+	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", huge, loop); err == nil || !strings.Contains(out, "does not fit") {
+		t.Errorf("an image larger than the device: %v\n%s", err, out)
+	}
 }
 
 // make install's script against a Pi played by stub ssh and scp: it asks
