@@ -154,7 +154,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "mamoru run: --log-level %q: want debug, info, warn or error\n", logLevel)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if os.Getenv("JOURNAL_STREAM") != "" { // systemd gave stderr to journald
+		handler = newJournalHandler(stderr, level)
+	}
+	log := slog.New(handler)
 
 	var ind hardware.Indicator
 	var button hardware.Button

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -53,4 +55,35 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatalf("mamoru run exited %d: %s", code, stderr.String())
 	}
 	read("STOPPING=1")
+}
+
+// Under systemd each log line carries its priority for journald, from
+// every logger derived from the first, and from goroutines logging at once.
+func TestJournalPriorities(t *testing.T) {
+	var b syncBuffer
+	log := slog.New(newJournalHandler(&b, slog.LevelInfo)).With("device", "counter-1")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				log.Error("indicator fault")
+				log.Warn("video frames arrived late")
+				log.WithGroup("upload").Info("incident uploaded")
+				log.Debug("not shown at info")
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string]string{"<3>": "indicator fault", "<4>": "video frames arrived late", "<6>": "incident uploaded"}
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		prefix, rest, _ := strings.Cut(line, "time=")
+		if msg, ok := want[prefix]; !ok || !strings.Contains(rest, msg) || !strings.Contains(rest, "device=counter-1") {
+			t.Fatalf("line %q: want a priority prefix matching its message, then the text handler's line", line)
+		}
+		counts[prefix]++
+	}
+	if counts["<3>"] != 200 || counts["<4>"] != 200 || counts["<6>"] != 200 {
+		t.Errorf("lines by priority %v, want 200 of each", counts)
+	}
 }
