@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,10 +68,15 @@ func TestRenderSaysWhatTheDeviceDoes(t *testing.T) {
 				t.Errorf("%s notice does not say %q", lang, w)
 			}
 		}
-		// No other figure creeps in: every number on the notice is one the
-		// configuration holds (or the ordinance's name, which has none).
+		// No other figure creeps in: every number on the notice is, whole,
+		// a number the configuration holds ("1" for the "01" of a date).
+		figures := map[int]bool{}
+		for _, n := range regexp.MustCompile(`\d+`).FindAllString(renderConfig, -1) {
+			v, _ := strconv.Atoi(n)
+			figures[v] = true
+		}
 		for _, n := range regexp.MustCompile(`\d+`).FindAllString(notice, -1) {
-			if !strings.Contains(renderConfig, n) {
+			if v, _ := strconv.Atoi(n); !figures[v] {
 				t.Errorf("%s notice shows %s, which is not in the configuration", lang, n)
 			}
 		}
