@@ -186,3 +186,46 @@ func TestVideoSourceCompletesKeyFrames(t *testing.T) {
 		t.Errorf("ring holds %d frames, %d of them key frames; want 90 and 6", n, keys)
 	}
 }
+
+// The camera commands carry the configuration: rpicam-vid with SPS/PPS
+// before every IDR (--inline), each frame written at once (--flush), the
+// size, rate, bitrate and key frame interval; ffmpeg reading the V4L2
+// camera at the configured size and rate, encoding without B-frames with
+// the key frame interval.
+func TestCameraCommands(t *testing.T) {
+	cfg := policy.Default().Video
+	cfg.Width, cfg.Height, cfg.FPS, cfg.BitrateKbps, cfg.KeyframeInterval = 1280, 720, 25, 3000, 50
+	cfg.Source = policy.SourceRpicam
+	argv, err := VideoCommand(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "rpicam-vid --inline --flush -t 0 -n --codec h264 --width 1280 --height 720 --framerate 25 --bitrate 3000000 --intra 50 -o -"
+	if got := strings.Join(argv, " "); got != want {
+		t.Errorf("rpicam command:\n%s\nwant\n%s", got, want)
+	}
+
+	cfg.Source, cfg.Device = policy.SourceV4L2, "/dev/video2"
+	argv, err = VideoCommand(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(argv, " ")
+	for _, w := range []string{"ffmpeg ", " -f v4l2 -framerate 25 -video_size 1280x720 -i /dev/video2 ", " -b:v 3000k ", " -g 50 ", " -bf 0 ", " -f h264 -"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("v4l2 command %q lacks %q", got, w)
+		}
+	}
+	encoder := "libx264"
+	if hasV4L2Encoder() {
+		encoder = "h264_v4l2m2m"
+	}
+	if !strings.Contains(got, " -c:v "+encoder+" ") {
+		t.Errorf("v4l2 command %q does not encode with %s, the encoder this machine has", got, encoder)
+	}
+
+	cfg.Source = "webcam"
+	if _, err := VideoCommand(cfg); err == nil || !strings.Contains(err.Error(), "'video.source'") {
+		t.Errorf("an unknown source: %v, want an error naming video.source", err)
+	}
+}

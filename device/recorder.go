@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -714,15 +715,24 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		ru.audit.Log("press", "source", source, "incident", ru.cur.id, "result", "extended")
 		return TriggerResult{Incident: ru.cur.id, Clip: filepath.Join(ru.cur.dir, uploader.ClipFile), Extended: true, Until: ru.tl.Wall(end).In(ru.loc)}, nil
 	}
-	id, err := ru.ids.next(wall)
-	if err != nil {
-		ru.signal(hardware.Refused) // takes back the acknowledgement
-		return TriggerResult{}, err
-	}
-	dir := filepath.Join(ru.outbox.Dir, id)
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		ru.signal(hardware.Refused)
-		return TriggerResult{}, fmt.Errorf("create incident directory: %w", err)
+	// An id already taken (a counter file lost or damaged, with the clock
+	// at the same second as before) moves on to the next.
+	var id, dir string
+	for tries := 0; ; tries++ {
+		var err error
+		if id, err = ru.ids.next(wall); err != nil {
+			ru.signal(hardware.Refused) // takes back the acknowledgement
+			return TriggerResult{}, err
+		}
+		dir = filepath.Join(ru.outbox.Dir, id)
+		err = os.Mkdir(dir, 0o750)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || tries == 100 {
+			ru.signal(hardware.Refused)
+			return TriggerResult{}, fmt.Errorf("create incident directory: %w", err)
+		}
 	}
 	pre := time.Duration(cfg.Capture.PreSeconds) * time.Second
 	start, seq, ok := ru.ring.Start(t - pre)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -396,4 +397,49 @@ func TestUnsyncedClockIsSaid(t *testing.T) {
 	}
 	synced.Store(true)
 	waitFor(t, cfg, "the clock synced", func(s Status) bool { return s.ClockSynced })
+}
+
+// Incident ids sort by time and stay unique across restarts, even with the
+// clock at the same second each time (a Pi before NTP).
+func TestIncidentIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "incident-counter")
+	at := time.Date(1970, 1, 1, 0, 0, 42, 0, time.UTC)
+	var ids []string
+	for range 3 { // three boots, each pressed at the same second
+		id, err := incidentIDs{path: path, loc: time.UTC}.next(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	later, _ := incidentIDs{path: path, loc: time.UTC}.next(at.Add(time.Hour))
+	ids = append(ids, later)
+	want := []string{"19700101-000042-000001", "19700101-000042-000002", "19700101-000042-000003", "19700101-010042-000004"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("ids %v, want %v", ids, want)
+	}
+}
+
+// A damaged counter file starts the count again; a press whose id is
+// already taken in the outbox moves on to the next, and is recorded.
+func TestIncidentIDTakenMovesOn(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
+	os.WriteFile(filepath.Join(cfg.Device.StateDir, "incident-counter"), []byte("garbage\n"), 0o640)
+	start(t, cfg)
+	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+	// Taken: the id the restarted count gives, at every second the press
+	// could fall on.
+	loc, _ := time.LoadLocation(cfg.Device.Timezone)
+	now := time.Now()
+	for d := -2 * time.Second; d <= 30*time.Second; d += time.Second {
+		os.Mkdir(filepath.Join(cfg.Device.StateDir, "incidents", now.Add(d).In(loc).Format("20060102-150405")+"-000001"), 0o750)
+	}
+	r, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	if err != nil {
+		t.Fatalf("a press whose id was taken: %v", err)
+	}
+	if !strings.HasSuffix(r.Incident, "-000002") {
+		t.Errorf("incident %s, want the next count, 000002", r.Incident)
+	}
 }
