@@ -19,6 +19,8 @@ import (
 	"time"
 	_ "time/tzdata" // the Pi image may have no zoneinfo; Asia/Tokyo must always load
 
+	"github.com/minio/minio-go/v7"
+
 	"mamoru/device"
 	"mamoru/hardware"
 	"mamoru/policy"
@@ -195,14 +197,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		// manager: show them the clip in the bucket straight away.
 		rec.Uploaded = func(m uploader.Manifest, dir string) {
 			fmt.Fprintf(stdout, "incident %s uploaded to s3://%s/%s/\n", m.Incident, cfg.Storage.Bucket, dir)
+			// A link is signed locally, so it is only shown if these keys
+			// may read the clip: a device's write-only keys would sign one
+			// that the server refuses.
 			if client, err := uploader.NewClient(cfg.Storage); err == nil {
 				clips := uploader.Clips{Client: client.Client, Bucket: cfg.Storage.Bucket, Prefix: cfg.Storage.Prefix}
-				if u, err := clips.Share(ctx, uploader.Entry{Dir: dir, Manifest: m}, 24*time.Hour); err == nil {
-					fmt.Fprintf(stdout, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
-					return
+				e := uploader.Entry{Dir: dir, Manifest: m}
+				if _, err := client.StatObject(ctx, cfg.Storage.Bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
+					if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
+						fmt.Fprintf(stdout, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
+						return
+					}
 				}
 			}
-			// A device's write-only keys cannot sign a link that reads.
 			fmt.Fprintf(stdout, "share with a manager's keys: mamoru clips share %s\n", m.Incident)
 		}
 	}

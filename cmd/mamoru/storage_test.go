@@ -102,6 +102,11 @@ func TestUploadEndToEnd(t *testing.T) {
 	if want := "incident " + id + " uploaded to s3://clips/mamoru/test-store/test-counter/"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("the counter does not say %q:\n%s", want, stdout.String())
 	}
+	// The device's write-only keys cannot sign a link that reads: the
+	// counter says how a manager shares it.
+	if want := "share with a manager's keys: mamoru clips share " + id; !strings.Contains(stdout.String(), want) {
+		t.Errorf("the counter does not say %q:\n%s", want, stdout.String())
+	}
 	if _, err := os.Stat(filepath.Join(stateDir, "incidents", id)); !os.IsNotExist(err) {
 		t.Errorf("the local copy of %s is still there after its upload (%v)", id, err)
 	}
