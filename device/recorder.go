@@ -729,7 +729,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, fs.ErrExist) || tries == 100 {
+		if !errors.Is(err, fs.ErrExist) || tries == 10 {
 			ru.signal(hardware.Refused)
 			return TriggerResult{}, fmt.Errorf("create incident directory: %w", err)
 		}

@@ -157,7 +157,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return 2
 	}
 	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
-	if os.Getenv("JOURNAL_STREAM") != "" { // systemd gave stderr to journald
+	if toJournal(stderr) {
 		handler = newJournalHandler(stderr, level)
 	}
 	log := slog.New(handler)
@@ -266,7 +266,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // writeStatus prints st for a person at the device: what is wrong first
-// within each part, times in the device's zone.
+// within each part.
 func writeStatus(w io.Writer, st device.Status) {
 	ind := "off"
 	if st.Indicator {

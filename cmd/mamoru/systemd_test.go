@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -85,5 +89,30 @@ func TestJournalPriorities(t *testing.T) {
 	}
 	if counts["<3>"] != 200 || counts["<4>"] != 200 || counts["<6>"] != 200 {
 		t.Errorf("lines by priority %v, want 200 of each", counts)
+	}
+}
+
+// Only the stream $JOURNAL_STREAM names goes to journald: a child that
+// inherited the variable with another stderr logs plain lines.
+func TestToJournal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	sys := st.Sys().(*syscall.Stat_t)
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", sys.Dev, sys.Ino))
+	if !toJournal(f) {
+		t.Error("the stream JOURNAL_STREAM names is not taken for the journal")
+	}
+	other, _ := os.Create(filepath.Join(t.TempDir(), "other"))
+	defer other.Close()
+	if toJournal(other) || toJournal(&bytes.Buffer{}) {
+		t.Error("another stream is taken for the journal")
+	}
+	t.Setenv("JOURNAL_STREAM", "")
+	if toJournal(f) {
+		t.Error("with no JOURNAL_STREAM, stderr is taken for the journal")
 	}
 }

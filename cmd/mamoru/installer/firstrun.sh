@@ -75,7 +75,12 @@ install)
       install -m 0600 -o "$owner" -g "$owner" "$stage/$k" "$root/etc/mamoru/$k"
     fi
   done
-  systemctl enable --now mamoru.service
+  # The package's postinst started mamoru on its example configuration:
+  # restart it on the site's. --no-block: installing has succeeded, and a
+  # recorder that cannot start (a faulty indicator) is systemd's to retry,
+  # not a reason to run this again.
+  systemctl enable mamoru.service
+  systemctl restart --no-block mamoru.service
   # Done: never again.
   systemctl disable mamoru-firstboot.service
   rm -rf "$stage" "$unit" "$self"
