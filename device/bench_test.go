@@ -1,7 +1,6 @@
 package device
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -41,10 +40,7 @@ func BenchmarkButtonToAckThroughTheRecorder(b *testing.B) {
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: led}}
 	btn := &hardware.GPIOButton{Pin: btnPin, ActiveLow: true, Debounce: 50 * time.Microsecond, LongPress: time.Hour, Stuck: time.Hour}
 	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(b), Version: "bench"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(b, rec)
 	waitFor(b, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
 	for ready := false; !ready; time.Sleep(time.Millisecond) {
 		btnPin.Lock()

@@ -107,10 +107,7 @@ func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: deadPin{&gpiotest.Pin{N: "GPIO17"}}}}
 	var pets, readies atomic.Int32
 	rec := &Recorder{Config: cfg, Indicator: ind, Log: testLogger(t), Version: "test", Healthy: func() { pets.Add(1) }, Ready: func() { readies.Add(1) }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(t, rec)
 	st := waitFor(t, cfg, "fault", func(s Status) bool { return s.State == StateFault })
 	if !strings.Contains(st.Fault, "reads back") || st.Indicator {
 		t.Errorf("status %+v; want a fault naming the read-back, indicator off", st)
@@ -175,10 +172,7 @@ func TestTheButtonAtTheCounter(t *testing.T) {
 	btn := &hardware.GPIOButton{Pin: pin, ActiveLow: true, Debounce: 10 * time.Millisecond, LongPress: 500 * time.Millisecond, Stuck: 1500 * time.Millisecond}
 	ind := &patternLog{Sim: &hardware.Sim{}}
 	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(t), Version: "test"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(t, rec)
 	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
 	for ready := false; !ready; time.Sleep(time.Millisecond) {
 		pin.Lock()
@@ -240,10 +234,7 @@ func TestReadyOnlyOnceTheIndicatorWorks(t *testing.T) {
 	sim.Fail(errors.New("LED driver not yet there"))
 	var readies atomic.Int32
 	rec := &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test", Ready: func() { readies.Add(1) }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(t, rec)
 	waitFor(t, cfg, "fault", func(s Status) bool { return s.State == StateFault })
 	time.Sleep(time.Second)
 	if n := readies.Load(); n != 0 {
@@ -275,10 +266,7 @@ func TestWatchdogStopsWhenTheRingStandsStill(t *testing.T) {
 	var lastPet atomic.Int64
 	rec := &Recorder{Config: cfg, Indicator: &hardware.Sim{}, Log: testLogger(t), Version: "test",
 		Healthy: func() { pets.Add(1); lastPet.Store(time.Now().UnixNano()) }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(t, rec)
 	waitFor(t, cfg, "the camera's second of video", func(s Status) bool { return s.Sources["video"].Frames >= 30 })
 	if pets.Load() == 0 {
 		time.Sleep(1500 * time.Millisecond)

@@ -27,10 +27,7 @@ func TestRecordingHours(t *testing.T) {
 	var out syncWriter
 	sim := &hardware.Sim{Out: &out}
 	rec := &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test", Now: wall.Now, ClockSynced: func() bool { return true }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop := runRecorder(t, rec)
 
 	st := waitFor(t, cfg, "buffering within the hours", func(s Status) bool { return s.State == StateBuffering && s.BufferedSeconds > 0.5 })
 	if st.Hours != "open until 21:00" || !st.ClockSynced {
@@ -60,9 +57,7 @@ func TestRecordingHours(t *testing.T) {
 	wall.Set(time.Date(2026, 11, 24, 9, 0, 0, 0, tokyo))
 	waitFor(t, cfg, "opening time", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
 
-	cancel()
-	<-done
-	done <- nil
+	stop()
 	entries, err := readAudit(cfg.Device.StateDir + "/" + auditFile)
 	if err != nil {
 		t.Fatal(err)

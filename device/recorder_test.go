@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +55,17 @@ func start(t *testing.T, cfg policy.Config) *started {
 	go func() { s.done <- s.rec.Run(ctx) }()
 	t.Cleanup(func() { s.shutdown(t) })
 	return s
+}
+
+// runRecorder runs rec in the background until the test ends, or until
+// the returned stop is called.
+func runRecorder(t testing.TB, rec *Recorder) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 func (s *started) shutdown(t *testing.T) {
@@ -376,10 +388,7 @@ func TestUnsyncedClockIsSaid(t *testing.T) {
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
 	var synced atomic.Bool
 	rec := &Recorder{Config: cfg, Indicator: &hardware.Sim{}, Log: testLogger(t), Version: "test", ClockSynced: synced.Load}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runRecorder(t, rec)
 	waitFor(t, cfg, "a pre-roll, the clock unsynced", func(s Status) bool { return s.BufferedSeconds >= 1.5 && !s.ClockSynced })
 	r, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
 	if err != nil {
