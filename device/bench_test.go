@@ -42,11 +42,7 @@ func BenchmarkButtonToAckThroughTheRecorder(b *testing.B) {
 	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(b), Version: "bench"}
 	runRecorder(b, rec)
 	waitFor(b, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
-	for ready := false; !ready; time.Sleep(time.Millisecond) {
-		btnPin.Lock()
-		ready = btnPin.P == gpio.PullUp
-		btnPin.Unlock()
-	}
+	buttonReady(btnPin)
 	const n = 10_000
 	lat := make([]time.Duration, 0, n)
 	for b.Loop() {

@@ -130,6 +130,16 @@ func TestGPIOIndicatorFailureMeansNoCapture(t *testing.T) {
 	}
 }
 
+// buttonReady waits until a GPIO button has set its pin up (pulled up, as
+// active low): edges sent before that would be flushed.
+func buttonReady(pin *gpiotest.Pin) {
+	for ready := false; !ready; time.Sleep(time.Millisecond) {
+		pin.Lock()
+		ready = pin.P == gpio.PullUp
+		pin.Unlock()
+	}
+}
+
 // patternLog is the simulated indicator, keeping every pattern the
 // recorder shows on it.
 type patternLog struct {
@@ -174,11 +184,7 @@ func TestTheButtonAtTheCounter(t *testing.T) {
 	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(t), Version: "test"}
 	runRecorder(t, rec)
 	waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
-	for ready := false; !ready; time.Sleep(time.Millisecond) {
-		pin.Lock()
-		ready = pin.P == gpio.PullUp // the button has set its pin up
-		pin.Unlock()
-	}
+	buttonReady(pin)
 
 	pin.EdgesChan <- gpio.Low
 	st := waitFor(t, cfg, "the button stuck", func(s Status) bool { return s.ButtonStuck })

@@ -51,7 +51,7 @@ func TestSoundAndPictureInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sync := synctest.Measure(t, clip, m.ClipStart, frameLog, ear.Stop())
+	sync := synctest.Measure(t, clip, m.ClipStart, synctest.LoadFrames(t, frameLog), ear.Stop())
 	if n := len(sync.Samples); n < seconds/2-3 {
 		t.Fatalf("found %d flashes in a %d s clip with one every 2 s", n, seconds)
 	}

@@ -287,12 +287,14 @@ func sortedParts(ps []part) []part {
 // own verification of the upload is the proof: echoed says its answer gave
 // the checksum back (and it matched).
 func (s *shipper) check(ctx context.Context, object string, size int64, checksum string, echoed bool) (string, error) {
+	// The server's answer to the upload, when nothing can be read back.
+	answered := checkedSigned
+	if echoed {
+		answered = checkedServer
+	}
 	info, err := s.client.StatObject(ctx, s.bucket, object, minio.StatObjectOptions{Checksum: true})
 	if isAccessDenied(err) {
-		if echoed {
-			return checkedServer, nil
-		}
-		return checkedSigned, nil
+		return answered, nil
 	}
 	if err != nil {
 		return "", classify(err)
@@ -301,12 +303,7 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 		return "", fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
 	}
 	if info.ChecksumSHA256 == "" {
-		// The server keeps no checksum to read back: its answer to the
-		// upload is the best proof of the content.
-		if echoed {
-			return checkedServer, nil
-		}
-		return checkedSigned, nil
+		return answered, nil // the server keeps no checksum to read back
 	}
 	base := func(c string) string { b, _, _ := strings.Cut(c, "-"); return b }
 	if base(info.ChecksumSHA256) != base(checksum) {

@@ -66,16 +66,31 @@ type AccessUnit struct {
 // does not allocate when dst has room. NAL units must be shorter than 4 GiB,
 // which those from a Parser are.
 func AppendAVCC(dst []byte, au AccessUnit) []byte {
-	for _, nal := range au.NALUs {
+	return appendNALs(dst, au.NALUs, false)
+}
+
+// appendNALs appends nals as AVCC, without access unit delimiters and
+// filler data, and without parameter sets if dropParams.
+func appendNALs(dst []byte, nals [][]byte, dropParams bool) []byte {
+	for _, nal := range nals {
 		if len(nal) == 0 {
 			continue
 		}
 		switch nal[0] & 0x1f {
 		case NALAUD, NALFiller:
 			continue
+		case NALSPS, NALPPS:
+			if dropParams {
+				continue
+			}
 		}
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(nal)))
-		dst = append(dst, nal...)
+		dst = appendAVCCNAL(dst, nal)
 	}
 	return dst
+}
+
+// appendAVCCNAL appends one NAL unit as AVCC: its 4-byte length, then it.
+func appendAVCCNAL(dst, nal []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(nal)))
+	return append(dst, nal...)
 }

@@ -1,7 +1,5 @@
 package h264
 
-import "encoding/binary"
-
 // ParamSets remembers a stream's latest sequence and picture parameter sets,
 // so that every IDR access unit it writes carries them in-band. rpicam-vid
 // --inline and x264 repeat them before every IDR, but many encoders
@@ -44,20 +42,6 @@ func (p *ParamSets) AppendAVCC(dst []byte, au AccessUnit) (out []byte, key bool)
 	if !p.Known() {
 		return AppendAVCC(dst, au), false
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p.sps)))
-	dst = append(dst, p.sps...)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p.pps)))
-	dst = append(dst, p.pps...)
-	for _, nal := range au.NALUs {
-		if len(nal) == 0 {
-			continue
-		}
-		switch nal[0] & 0x1f {
-		case NALAUD, NALFiller, NALSPS, NALPPS:
-			continue
-		}
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(nal)))
-		dst = append(dst, nal...)
-	}
-	return dst, true
+	dst = appendAVCCNAL(appendAVCCNAL(dst, p.sps), p.pps)
+	return appendNALs(dst, au.NALUs, true), true
 }

@@ -99,11 +99,21 @@ func Tee(t *testing.T) {
 	}
 }
 
-// frames reads the tee's log and returns when the rig's scene starts: the
-// earliest departure less a period for every frame before it, so that frame
-// n happens at start + n·Frame however late it left.
-func frames(t testing.TB, path string) (start time.Time, deps []time.Time) {
+// Frames is what the tee logged: when each frame left ffmpeg, and when the
+// rig's scene started.
+type Frames struct {
+	// Start is the earliest departure less a period for every frame before
+	// it, so that frame n happens at Start + n·Frame however late it left.
+	Start time.Time
+	deps  []time.Time
+}
+
+// LoadFrames reads the tee's log at path, once the clips it is to judge
+// have been recorded; one load serves them all.
+func LoadFrames(t testing.TB, path string) Frames {
 	t.Helper()
+	var start time.Time
+	var deps []time.Time
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("the sync rig's frame log: %v", err)
@@ -122,7 +132,7 @@ func frames(t testing.TB, path string) (start time.Time, deps []time.Time) {
 	if len(deps) == 0 {
 		t.Fatal("the sync rig's tee saw no frames")
 	}
-	return start, deps
+	return Frames{Start: start, deps: deps}
 }
 
 // onsets finds where beeps begin: where the RMS of a 1 ms window (48
@@ -297,10 +307,10 @@ type Result struct {
 
 // Measure finds the flashes and beeps in clip, whose first sample was
 // recorded at clipStart (its manifest's clip_start), and holds them against
-// the rig's frame log and the beeps the Listener heard.
-func Measure(t testing.TB, clip string, clipStart time.Time, frameLog string, heard []time.Time) Result {
+// the rig's frames and the beeps the Listener heard.
+func Measure(t testing.TB, clip string, clipStart time.Time, rig Frames, heard []time.Time) Result {
 	t.Helper()
-	scene, deps := frames(t, frameLog)
+	scene, deps := rig.Start, rig.deps
 	fl := flashes(t, clip)
 	bp, from, to := beeps(t, clip)
 	if len(fl) == 0 || len(bp) == 0 {

@@ -147,6 +147,7 @@ secure = false
 	}
 	samples = append(samples, sampleProc(t, pid))
 	heard := ear.Stop()
+	rigFrames := synctest.LoadFrames(t, frameLog)
 
 	// Every clip: in the bucket, verified, playable, within its bounds,
 	// in sync.
@@ -192,7 +193,7 @@ secure = false
 		if pb := cliptest.Play(t, clip); !pb.Ended || pb.VideoDecodedBytes == 0 || pb.AudioDecodedBytes == 0 {
 			t.Errorf("%s: Chromium playback %+v", id, pb)
 		}
-		sync := synctest.Measure(t, clip, m.ClipStart, frameLog, heard)
+		sync := synctest.Measure(t, clip, m.ClipStart, rigFrames, heard)
 		for _, p := range sync.Problems(40*time.Millisecond, 10*time.Millisecond) {
 			t.Errorf("%s: %s\n\t%s", id, p, sync.Report())
 		}
