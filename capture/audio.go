@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mamoru/policy"
+	"mamoru/backoff"
+	"mamoru/config"
 )
 
 // AudioBlock is the length of one audio frame in the ring and one sample in
@@ -21,11 +22,11 @@ const AudioBlock = 20 * time.Millisecond
 // to FLAC in 20 ms blocks and writes the blocks to Ring, stamped on
 // Timeline. Run opens the device and closes it before it returns.
 type AudioSource struct {
-	Config   policy.Audio
+	Config   config.Audio
 	Timeline *Timeline
 	Ring     *Ring
 	Log      *slog.Logger
-	Backoff  policy.Backoff
+	Backoff  backoff.Backoff
 
 	health healthBox
 	peak   atomic.Int32 // the loudest sample since Peak was last called

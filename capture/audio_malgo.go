@@ -10,7 +10,7 @@ import (
 
 	"github.com/gen2brain/malgo"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // backendNull is miniaudio's null backend. malgo v0.11.24 gives
@@ -19,18 +19,18 @@ const backendNull malgo.Backend = 14
 
 func backends(name string) []malgo.Backend {
 	switch name {
-	case policy.BackendALSA:
+	case config.BackendALSA:
 		return []malgo.Backend{malgo.BackendAlsa}
-	case policy.BackendPulse:
+	case config.BackendPulse:
 		return []malgo.Backend{malgo.BackendPulseaudio}
-	case policy.BackendNull:
+	case config.BackendNull:
 		return []malgo.Backend{backendNull}
 	}
 	return []malgo.Backend{malgo.BackendPulseaudio, malgo.BackendAlsa}
 }
 
 // Devices lists the names of the capture devices the configured backend sees.
-func Devices(cfg policy.Audio) ([]string, error) {
+func Devices(cfg config.Audio) ([]string, error) {
 	mctx, err := malgo.InitContext(backends(cfg.Backend), malgo.ContextConfig{}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("capture: audio backend %q: %w", cfg.Backend, err)

@@ -14,8 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"mamoru/backoff"
 	"mamoru/capture/h264"
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // VideoSource runs the camera's encoder as a child process writing H.264
@@ -24,11 +25,11 @@ import (
 // never sends an IDR frame is killed and restarted with backoff, and the log
 // says why.
 type VideoSource struct {
-	Config   policy.Video
+	Config   config.Video
 	Timeline *Timeline
 	Ring     *Ring
 	Log      *slog.Logger
-	Backoff  policy.Backoff
+	Backoff  backoff.Backoff
 	// FirstIDR is how long a new child may take to send its first IDR frame
 	// (0: 10 s or three key frame intervals, whichever is longer); Stall is
 	// how long the stream may then pause (0: 5 s or ten frames).
@@ -223,7 +224,7 @@ func (v *VideoSource) session(ctx context.Context) error {
 }
 
 // VideoCommand returns the command line of the encoder for cfg.
-func VideoCommand(cfg policy.Video) ([]string, error) {
+func VideoCommand(cfg config.Video) ([]string, error) {
 	size := fmt.Sprintf("%dx%d", cfg.Width, cfg.Height)
 	gop := fmt.Sprint(cfg.KeyframeInterval)
 	rate := fmt.Sprintf("%dk", cfg.BitrateKbps)
@@ -233,12 +234,12 @@ func VideoCommand(cfg policy.Video) ([]string, error) {
 	ffmpeg := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"}
 	h264out := []string{"-f", "h264", "-"}
 	switch cfg.Source {
-	case policy.SourceRpicam:
+	case config.SourceRpicam:
 		return []string{"rpicam-vid", "--inline", "--flush", "-t", "0", "-n", "--codec", "h264",
 			"--width", fmt.Sprint(cfg.Width), "--height", fmt.Sprint(cfg.Height),
 			"--framerate", fmt.Sprint(cfg.FPS), "--bitrate", fmt.Sprint(cfg.BitrateKbps * 1000),
 			"--intra", gop, "-o", "-"}, nil
-	case policy.SourceV4L2:
+	case config.SourceV4L2:
 		args := append(ffmpeg, "-f", "v4l2", "-framerate", fmt.Sprint(cfg.FPS), "-video_size", size, "-i", cfg.Device)
 		if hasV4L2Encoder() {
 			args = append(args, "-c:v", "h264_v4l2m2m", "-b:v", rate, "-g", gop, "-bf", "0", "-pix_fmt", "yuv420p")
@@ -246,7 +247,7 @@ func VideoCommand(cfg policy.Video) ([]string, error) {
 			args = append(args, x264...)
 		}
 		return append(args, h264out...), nil
-	case policy.SourceTestsrc:
+	case config.SourceTestsrc:
 		filter := fmt.Sprintf("testsrc2=size=%s:rate=%d", size, cfg.FPS)
 		if font := clockFont(); font != "" {
 			// The wall clock and the frame number are burned in, so a viewer
@@ -257,7 +258,7 @@ func VideoCommand(cfg policy.Video) ([]string, error) {
 		args := append(ffmpeg, "-re", "-f", "lavfi", "-i", filter)
 		args = append(args, x264...)
 		return append(args, h264out...), nil
-	case policy.SourceCommand:
+	case config.SourceCommand:
 		return []string{"/bin/sh", "-c", cfg.Command}, nil
 	}
 	return nil, fmt.Errorf("'video.source' %q is not a video source", cfg.Source)

@@ -12,20 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/backoff"
 	"mamoru/capture/h264"
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // runVideo runs a "command" video source until cond holds on its health.
 func runVideo(t *testing.T, command string, cond func(Health) bool) (Health, *Ring) {
 	t.Helper()
-	cfg := policy.Default().Video
-	cfg.Source, cfg.Command = policy.SourceCommand, command
+	cfg := config.Default().Video
+	cfg.Source, cfg.Command = config.SourceCommand, command
 	ring := NewRing(4<<20, 10*time.Second, 4096)
 	v := &VideoSource{
 		Config: cfg, Timeline: NewTimeline(SystemClock{}), Ring: ring,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Backoff:  policy.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff:  backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		FirstIDR: 700 * time.Millisecond, Stall: 700 * time.Millisecond,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,8 +74,8 @@ func TestVideoSourceRestartsAndSaysWhy(t *testing.T) {
 }
 
 func TestVideoSourceFillsRing(t *testing.T) {
-	cfg := policy.Default().Video
-	cfg.Source = policy.SourceTestsrc
+	cfg := config.Default().Video
+	cfg.Source = config.SourceTestsrc
 	cfg.Width, cfg.Height, cfg.BitrateKbps, cfg.KeyframeInterval = 160, 120, 200, 15
 	argv, err := VideoCommand(cfg)
 	if err != nil {
@@ -99,14 +100,14 @@ func quoteAll(argv []string) []string {
 // A command whose child ignores SIGTERM leaves nothing behind when it is
 // stopped: a child left running could hold the camera.
 func TestVideoSourceStopsAStubbornCommand(t *testing.T) {
-	cfg := policy.Default().Video
-	cfg.Source = policy.SourceCommand
+	cfg := config.Default().Video
+	cfg.Source = config.SourceCommand
 	// The child is a sleep with a duration no other test uses, to find it.
 	cfg.Command = `trap '' TERM; sleep 86399 & exec ffmpeg -nostdin -v error -re -f lavfi -i testsrc2=size=64x64:rate=30 -c:v libx264 -bf 0 -g 15 -f h264 -`
 	v := &VideoSource{
 		Config: cfg, Timeline: NewTimeline(SystemClock{}), Ring: NewRing(4<<20, 10*time.Second, 4096),
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Backoff: policy.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff: backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -201,9 +202,9 @@ func TestVideoSourceCompletesKeyFrames(t *testing.T) {
 // camera at the configured size and rate, encoding without B-frames with
 // the key frame interval.
 func TestCameraCommands(t *testing.T) {
-	cfg := policy.Default().Video
+	cfg := config.Default().Video
 	cfg.Width, cfg.Height, cfg.FPS, cfg.BitrateKbps, cfg.KeyframeInterval = 1280, 720, 25, 3000, 50
-	cfg.Source = policy.SourceRpicam
+	cfg.Source = config.SourceRpicam
 	argv, err := VideoCommand(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestCameraCommands(t *testing.T) {
 		t.Errorf("rpicam command:\n%s\nwant\n%s", got, want)
 	}
 
-	cfg.Source, cfg.Device = policy.SourceV4L2, "/dev/video2"
+	cfg.Source, cfg.Device = config.SourceV4L2, "/dev/video2"
 	argv, err = VideoCommand(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -17,17 +17,17 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/policy"
 	"mamoru/uploader"
 )
 
 // cameraConfig runs the camera as a shell that writes its pid to a file and
 // then becomes ffmpeg, so a test can tell whether the camera is open.
-func cameraConfig(t *testing.T) (policy.Config, func() bool) {
+func cameraConfig(t *testing.T) (config.Config, func() bool) {
 	cfg := testConfig(t)
 	pidfile := filepath.Join(t.TempDir(), "camera.pid")
-	cfg.Video.Source = policy.SourceCommand
+	cfg.Video.Source = config.SourceCommand
 	cfg.Video.Command = fmt.Sprintf("echo $$ > %s; exec ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=30 "+
 		"-c:v libx264 -preset ultrafast -tune zerolatency -bf 0 -g 15 -pix_fmt yuv420p -f h264 -", pidfile)
 	open := func() bool {
@@ -265,7 +265,7 @@ func TestWatchdogStopsWhenTheRingStandsStill(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "sent")
 	// The first run of the camera sends a second of video and hangs; every
 	// later run hangs at once.
-	cfg.Video.Source = policy.SourceCommand
+	cfg.Video.Source = config.SourceCommand
 	cfg.Video.Command = fmt.Sprintf("[ -e %[1]s ] && exec sleep 3600; touch %[1]s; ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=30 "+
 		"-frames:v 30 -c:v libx264 -preset ultrafast -bf 0 -g 15 -f h264 -; exec sleep 3600", marker)
 	var pets atomic.Int32

@@ -9,7 +9,7 @@ import (
 
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
-	"mamoru/policy"
+	"mamoru/config"
 	"mamoru/uploader"
 )
 
@@ -62,7 +62,7 @@ func TestNothingIsMissing(t *testing.T) {
 	pulsetest.Start(t)
 	heard := pulsetest.Record(t)
 	cfg := testConfig(t)
-	cfg.Video.Source, cfg.Video.Command = policy.SourceCommand, countingSource()
+	cfg.Video.Source, cfg.Video.Command = config.SourceCommand, countingSource()
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 10, 20
 	start(t, cfg)

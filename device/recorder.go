@@ -24,9 +24,10 @@ import (
 	"syscall"
 	"time"
 
+	"mamoru/backoff"
 	"mamoru/capture"
+	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/policy"
 	"mamoru/uploader"
 )
 
@@ -40,7 +41,7 @@ const (
 
 // Recorder runs the device. Set the fields, then call Run once.
 type Recorder struct {
-	Config    policy.Config
+	Config    config.Config
 	Indicator hardware.Indicator
 	Button    hardware.Button // may be nil: presses come only from the control socket
 	Clock     capture.Clock   // nil means the system clock
@@ -213,7 +214,7 @@ type run struct {
 	// lastSeq and lastAdvance follow the ring, for the watchdog.
 	lastSeq     uint64
 	lastAdvance time.Time
-	schedule    *policy.Schedule
+	schedule    *config.Schedule
 	closed      string // why capture is off by the rules ("outside recording hours"), or ""
 }
 
@@ -303,7 +304,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if cfg.Storage.Enabled() {
 		ru.up = &uploader.Uploader{
 			Outbox: ru.outbox, Storage: cfg.Storage, Location: ru.loc, Log: r.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
-			Backoff: policy.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
+			Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 			Shipped: func(m uploader.Manifest, object string) {
 				ru.audit.Log("uploaded", "id", m.Incident, "object", object, "sha256", m.Clip.SHA256)
 				if r.Uploaded != nil {
@@ -323,12 +324,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 
 	ru.ring = capture.NewRing(cfg.RingBytes(), cfg.RingSpan(), ringFrames(cfg))
-	backoff := policy.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
+	sourceBackoff := backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
 	if cfg.Video.Enabled {
-		ru.video = &capture.VideoSource{Config: cfg.Video, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: backoff}
+		ru.video = &capture.VideoSource{Config: cfg.Video, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: sourceBackoff}
 	}
 	if cfg.Audio.Enabled {
-		ru.audio = &capture.AudioSource{Config: cfg.Audio, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: backoff}
+		ru.audio = &capture.AudioSource{Config: cfg.Audio, Timeline: ru.tl, Ring: ru.ring, Log: r.Log, Backoff: sourceBackoff}
 		f, err := ru.audio.Format()
 		if err != nil {
 			return err
@@ -508,7 +509,7 @@ func (ru *run) applyHours(ctx context.Context) time.Duration {
 
 // ringFrames bounds the ring's index: every video frame and audio block of
 // the span, twice over.
-func ringFrames(cfg policy.Config) int {
+func ringFrames(cfg config.Config) int {
 	perSecond := 0
 	if cfg.Video.Enabled {
 		perSecond += cfg.Video.FPS

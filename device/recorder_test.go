@@ -16,22 +16,22 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/cliptest"
+	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/policy"
 	"mamoru/uploader"
 )
 
 // testConfig is a small real recorder: ffmpeg's test pattern and miniaudio's
 // null microphone.
-func testConfig(t testing.TB) policy.Config {
-	c := policy.Default()
+func testConfig(t testing.TB) config.Config {
+	c := config.Default()
 	c.Device.ID, c.Device.Store = "test-counter", "test-store"
 	c.Device.StateDir = t.TempDir()
 	c.Capture.PreSeconds, c.Capture.PostSeconds = 3, 2
-	c.Video.Source = policy.SourceTestsrc
+	c.Video.Source = config.SourceTestsrc
 	c.Video.Width, c.Video.Height, c.Video.FPS = 320, 240, 30
 	c.Video.BitrateKbps, c.Video.KeyframeInterval = 500, 15
-	c.Audio.Backend = policy.BackendNull
+	c.Audio.Backend = config.BackendNull
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ type started struct {
 	stop context.CancelFunc
 }
 
-func start(t *testing.T, cfg policy.Config) *started {
+func start(t *testing.T, cfg config.Config) *started {
 	t.Helper()
 	sim := &hardware.Sim{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,13 +106,13 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // waitFor polls the recorder's status until cond holds. It waits on real
 // media arriving, so it is bounded generously and never asserts a time.
-func waitFor(t testing.TB, cfg policy.Config, what string, cond func(Status) bool) Status {
+func waitFor(t testing.TB, cfg config.Config, what string, cond func(Status) bool) Status {
 	t.Helper()
 	return waitWithin(t, cfg, what, 60*time.Second, cond)
 }
 
 // waitWithin is waitFor with its own bound, for clips longer than a minute.
-func waitWithin(t testing.TB, cfg policy.Config, what string, limit time.Duration, cond func(Status) bool) Status {
+func waitWithin(t testing.TB, cfg config.Config, what string, limit time.Duration, cond func(Status) bool) Status {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -231,7 +231,7 @@ func checkGaps(t *testing.T, clip string, frame float64) {
 
 // auditOrder checks the interlock in the audit log: the indicator went on
 // before capture started, and capture stopped before it went off.
-func auditOrder(t *testing.T, cfg policy.Config) {
+func auditOrder(t *testing.T, cfg config.Config) {
 	t.Helper()
 	path := filepath.Join(cfg.Device.StateDir, auditFile)
 	if _, err := VerifyAudit(path); err != nil {

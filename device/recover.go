@@ -8,7 +8,7 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/mp4"
-	"mamoru/policy"
+	"mamoru/config"
 	"mamoru/uploader"
 )
 
@@ -48,7 +48,7 @@ func (ru *run) recoverIncidents() {
 
 // recoverClip cuts an unfinished clip after its last complete fragment,
 // finalizes it and writes its manifest in state recovered, saying why.
-func recoverClip(dir string, m *uploader.Manifest, audio policy.Audio, why string) error {
+func recoverClip(dir string, m *uploader.Manifest, audio config.Audio, why string) error {
 	f, err := os.OpenFile(filepath.Join(dir, uploader.ClipFile), os.O_RDWR, 0)
 	if err != nil {
 		return err

@@ -15,8 +15,8 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/h264"
+	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/policy"
 	"mamoru/uploader"
 )
 
@@ -24,7 +24,7 @@ import (
 // button, the microphone, the camera, the clock and the storage. Set the
 // fields, then call Run.
 type SelfTest struct {
-	Config    policy.Config
+	Config    config.Config
 	Indicator hardware.Indicator
 	Button    hardware.Button // may be nil: the button step fails
 	// In answers the installer's questions; Out shows the steps.

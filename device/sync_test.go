@@ -10,7 +10,7 @@ import (
 
 	"mamoru/capture/pulsetest"
 	"mamoru/capture/synctest"
-	"mamoru/policy"
+	"mamoru/config"
 	"mamoru/uploader"
 )
 
@@ -32,7 +32,7 @@ func TestSoundAndPictureInSync(t *testing.T) {
 	ear := synctest.Listen(t)
 	frameLog := filepath.Join(t.TempDir(), "frames")
 	cfg := testConfig(t)
-	cfg.Video.Source, cfg.Video.Command = policy.SourceCommand, synctest.Command("320x240", frameLog)
+	cfg.Video.Source, cfg.Video.Command = config.SourceCommand, synctest.Command("320x240", frameLog)
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 10, seconds-10
 	start(t, cfg)

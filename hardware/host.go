@@ -8,14 +8,14 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/host/v3"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // OpenGPIO opens the counter's pins as h names them, through periph.io's
 // host drivers (the GPIO character device where the kernel has it). Every
 // output is forced off first: after a crash or SIGKILL the pins hold
 // whatever the last run left.
-func OpenGPIO(h policy.Hardware) (*GPIOIndicator, *GPIOButton, error) {
+func OpenGPIO(h config.Hardware) (*GPIOIndicator, *GPIOButton, error) {
 	if _, err := host.Init(); err != nil {
 		return nil, nil, fmt.Errorf("hardware: GPIO drivers: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // After a crash or SIGKILL the pins hold what the last run left: the LED
@@ -25,8 +25,8 @@ func TestOpenGPIOForcesOutputsOff(t *testing.T) {
 		}
 		t.Cleanup(func() { gpioreg.Unregister(p.N) })
 	}
-	h := policy.Default().Hardware
-	h.Driver, h.IndicatorPin, h.SignPin, h.SignActiveLow, h.BuzzerPin, h.ButtonPin = policy.DriverGPIO, "TEST_LED", "TEST_SIGN", true, "TEST_BUZZER", "TEST_BUTTON"
+	h := config.Default().Hardware
+	h.Driver, h.IndicatorPin, h.SignPin, h.SignActiveLow, h.BuzzerPin, h.ButtonPin = config.DriverGPIO, "TEST_LED", "TEST_SIGN", true, "TEST_BUZZER", "TEST_BUTTON"
 	ind, btn, err := OpenGPIO(h)
 	if err != nil {
 		t.Fatal(err)

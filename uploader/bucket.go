@@ -14,12 +14,12 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // NewClient connects to the bucket's server as the configuration says. It
 // does not touch the network.
-func NewClient(s policy.Storage) (*minio.Core, error) {
+func NewClient(s config.Storage) (*minio.Core, error) {
 	tr, err := transport(s)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,7 @@ func NewClient(s policy.Storage) (*minio.Core, error) {
 	return c, nil
 }
 
-func transport(s policy.Storage) (http.RoundTripper, error) {
+func transport(s config.Storage) (http.RoundTripper, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -90,8 +90,8 @@ func (p *Problem) Unwrap() error { return p.Err }
 
 // fixes are the S3 error codes no retry cures, with what to do about them.
 var fixes = map[string]string{
-	"InvalidAccessKeyId":           "the access key is not known to the server: check storage.access_key_file or " + policy.EnvAccessKey,
-	"SignatureDoesNotMatch":        "the secret key is wrong: check storage.secret_key_file or " + policy.EnvSecretKey,
+	"InvalidAccessKeyId":           "the access key is not known to the server: check storage.access_key_file or " + config.EnvAccessKey,
+	"SignatureDoesNotMatch":        "the secret key is wrong: check storage.secret_key_file or " + config.EnvSecretKey,
 	"NoSuchBucket":                 "the bucket does not exist: check storage.bucket, or run 'mamoru storage init'",
 	"AccessDenied":                 "the credentials may not write here: apply the policy 'mamoru storage init' prints to this device's user",
 	"AllAccessDisabled":            "the account is disabled",

@@ -16,7 +16,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/policy"
+	"mamoru/backoff"
+	"mamoru/config"
 	"mamoru/uploader/s3test"
 )
 
@@ -28,13 +29,13 @@ func TestUploaderChild(t *testing.T) {
 		t.Skip("run by TestCrashes only")
 	}
 	kbps, _ := strconv.Atoi(os.Getenv("MAMORU_CHILD_KBPS"))
-	st := policy.Storage{
+	st := config.Storage{
 		Endpoint: os.Getenv("MAMORU_CHILD_ENDPOINT"), Bucket: "clips", PartSizeMB: 5, MaxBandwidthKbps: kbps,
 		AccessKey: s3test.RootUser, SecretKey: s3test.RootPassword,
 	}
 	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo,
 		Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Backoff: policy.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}
+		Backoff: backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Done when the outbox is empty.

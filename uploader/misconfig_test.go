@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mamoru/policy"
+	"mamoru/config"
 	"mamoru/uploader/s3test"
 )
 
@@ -18,34 +18,34 @@ import (
 func TestMisconfiguration(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
-	srv.AddUser("elsewhere", "elsewhere-secret", DevicePolicy(policy.Storage{Bucket: "clips"}, "other-store", "other-device"))
+	srv.AddUser("elsewhere", "elsewhere-secret", DevicePolicy(config.Storage{Bucket: "clips"}, "other-store", "other-device"))
 	tlsSrv := s3test.Start(t, s3test.Options{TLS: true})
 	tlsSrv.Bucket("clips")
 
 	for _, tc := range []struct {
 		name    string
-		storage func() policy.Storage
+		storage func() config.Storage
 		code    string // the *Problem's code, or "" for success
 		fix     string
 	}{
-		{"wrong access key", func() policy.Storage {
+		{"wrong access key", func() config.Storage {
 			s := srv.Storage("clips")
 			s.AccessKey = "nobody"
 			return s
 		}, "InvalidAccessKeyId", "storage.access_key_file"},
-		{"wrong secret key", func() policy.Storage {
+		{"wrong secret key", func() config.Storage {
 			s := srv.Storage("clips")
 			s.SecretKey = "not-the-secret"
 			return s
 		}, "SignatureDoesNotMatch", "storage.secret_key_file"},
-		{"missing bucket", func() policy.Storage { return srv.Storage("no-such-bucket") }, "NoSuchBucket", "mamoru storage init"},
-		{"access denied", func() policy.Storage {
+		{"missing bucket", func() config.Storage { return srv.Storage("no-such-bucket") }, "NoSuchBucket", "mamoru storage init"},
+		{"access denied", func() config.Storage {
 			s := srv.Storage("clips")
 			s.AccessKey, s.SecretKey = "elsewhere", "elsewhere-secret"
 			return s
 		}, "AccessDenied", "policy"},
-		{"TLS with the custom CA", func() policy.Storage { return tlsSrv.Storage("clips") }, "", ""},
-		{"TLS without the custom CA", func() policy.Storage {
+		{"TLS with the custom CA", func() config.Storage { return tlsSrv.Storage("clips") }, "", ""},
+		{"TLS without the custom CA", func() config.Storage {
 			s := tlsSrv.Storage("clips")
 			s.CAFile = ""
 			return s

@@ -11,7 +11,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // SetupBucket prepares the bucket for the devices, as an installer's
@@ -19,7 +19,7 @@ import (
 // lock when rules ask for it), expires clips after rules.RetentionDays and
 // locks each clip for rules.ObjectLockDays. It returns one line per step
 // for the installer to read.
-func SetupBucket(ctx context.Context, c *minio.Client, s policy.Storage, rules policy.Rules) ([]string, error) {
+func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules config.Policy) ([]string, error) {
 	var done []string
 	lock := rules.ObjectLockDays > 0
 	exists, err := c.BucketExists(ctx, s.Bucket)
@@ -86,7 +86,7 @@ func onOff(b bool) string {
 // multipart uploads) under its own folder, and to delete only what its
 // self-test writes. It cannot read, list or delete any clip, its own
 // included, so a stolen device cannot leak or destroy what it has sent.
-func DevicePolicy(s policy.Storage, store, device string) string {
+func DevicePolicy(s config.Storage, store, device string) string {
 	folder := fmt.Sprintf("arn:aws:s3:::%s/%s", s.Bucket, path.Join(s.Prefix, store, device))
 	doc := map[string]any{
 		"Version": "2012-10-17",
@@ -113,7 +113,7 @@ const selfTestDir = ".selftest"
 // Probe writes a small object into the device's self-test folder and
 // deletes it, proving the endpoint, the credentials and the bucket work
 // the way uploads will use them.
-func Probe(ctx context.Context, c *minio.Core, s policy.Storage, store, device string) (string, error) {
+func Probe(ctx context.Context, c *minio.Core, s config.Storage, store, device string) (string, error) {
 	object := path.Join(s.Prefix, store, device, selfTestDir, time.Now().UTC().Format("20060102T150405.000Z")+".txt")
 	body := "mamoru self-test: this object is deleted at once\n"
 	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {

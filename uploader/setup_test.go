@@ -9,7 +9,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/policy"
+	"mamoru/config"
 	"mamoru/uploader/s3test"
 )
 
@@ -19,7 +19,7 @@ func TestObjectLock(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	st := srv.Storage("locked")
 	root := srv.Root()
-	steps, err := SetupBucket(t.Context(), root, st, policy.Rules{RetentionDays: 30, ObjectLockDays: 7})
+	steps, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7})
 	if err != nil {
 		t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 	}
@@ -27,7 +27,7 @@ func TestObjectLock(t *testing.T) {
 		t.Errorf("steps: %s", got)
 	}
 	// Running it again is harmless.
-	if _, err := SetupBucket(t.Context(), root, st, policy.Rules{RetentionDays: 30, ObjectLockDays: 7}); err != nil {
+	if _, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err != nil {
 		t.Errorf("SetupBucket again: %v", err)
 	}
 
@@ -55,12 +55,12 @@ func TestObjectLock(t *testing.T) {
 	// A bucket made without lock cannot get it later: say so.
 	srv.Bucket("plain")
 	st.Bucket = "plain"
-	if _, err := SetupBucket(t.Context(), root, st, policy.Rules{RetentionDays: 30, ObjectLockDays: 7}); err == nil || !strings.Contains(err.Error(), "created without object lock") {
+	if _, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err == nil || !strings.Contains(err.Error(), "created without object lock") {
 		t.Errorf("SetupBucket on a bucket without lock: %v", err)
 	}
 }
 
-func mustClient(t testing.TB, st policy.Storage) *minio.Core {
+func mustClient(t testing.TB, st config.Storage) *minio.Core {
 	c, err := NewClient(st)
 	if err != nil {
 		t.Fatal(err)

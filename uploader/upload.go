@@ -18,7 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/policy"
+	"mamoru/signing"
 )
 
 // ProgressFile records, inside an incident directory, how far its upload
@@ -71,7 +71,7 @@ type shipper struct {
 	manifest Manifest
 	partSize int64
 	limit    *Limiter
-	key      policy.Key // signs the manifest, if valid
+	key      signing.Key // signs the manifest, if valid
 	// sent counts the clip bytes handed to the server, for status.
 	sent func(n int64)
 	// checked says how the clip was checked, once it is in the bucket.

@@ -14,7 +14,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/policy"
+	"mamoru/backoff"
+	"mamoru/config"
+	"mamoru/signing"
 )
 
 // Uploader ships the outbox's finished incidents to the bucket, oldest
@@ -23,15 +25,15 @@ import (
 // local copy deleted. Set the fields, then call Run once.
 type Uploader struct {
 	Outbox   Outbox
-	Storage  policy.Storage
+	Storage  config.Storage
 	Location *time.Location // for the date in object names
 	Log      *slog.Logger
 	// Client, if nil, is made from Storage.
 	Client *minio.Core
 	// SigningKey, if valid, signs each manifest (manifest.sig beside it).
-	SigningKey policy.Key
+	SigningKey signing.Key
 	// Backoff paces retries after a network or server failure.
-	Backoff policy.Backoff
+	Backoff backoff.Backoff
 	// ProblemRetry is the wait after a failure no retry will fix soon (bad
 	// credentials, no bucket): 5 minutes if 0. Such incidents are kept and
 	// tried again, never dropped.

@@ -25,7 +25,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/policy"
+	"mamoru/backoff"
 	"mamoru/uploader/s3test"
 )
 
@@ -253,7 +253,7 @@ func TestServerRefusesACorruptedBody(t *testing.T) {
 	st.Endpoint = strings.TrimPrefix(px.URL, "http://")
 	st.Secure = false
 	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
-		Backoff: policy.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+		Backoff: backoff.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	runUntil(t, u, func() bool { return u.Status().Shipped == 2 })
 	root := srv.Root()
 	for _, m := range []Manifest{small, big} {
@@ -293,7 +293,7 @@ func TestOutageResumesWithoutResendingParts(t *testing.T) {
 	st := srv.Storage("clips")
 	st.Endpoint = strings.TrimPrefix(px.URL, "http://")
 	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
-		Backoff: policy.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond}}
+		Backoff: backoff.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond}}
 	runUntil(t, u, func() bool { return u.Status().Shipped == 1 })
 	<-restarted
 

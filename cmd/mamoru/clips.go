@@ -13,7 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"mamoru/policy"
+	"mamoru/config"
+	"mamoru/signing"
 	"mamoru/uploader"
 )
 
@@ -76,7 +77,7 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 	if len(needConfig) > 0 && !needConfig[0](rest) {
 		return c, time.Local, rest, 0, true
 	}
-	mc, err := policy.LoadManager(*path, os.Environ())
+	mc, err := config.LoadManager(*path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
 		return c, nil, nil, 2, false
@@ -254,7 +255,7 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	var pub ed25519.PublicKey
 	if pubkey != "" {
-		k, err := policy.ParsePublicKey(pubkey)
+		k, err := signing.ParsePublicKey(pubkey)
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru clips verify: --pubkey: %v\n", err)
 			return 2

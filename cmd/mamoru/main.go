@@ -21,9 +21,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/config"
 	"mamoru/device"
 	"mamoru/hardware"
-	"mamoru/policy"
 	"mamoru/uploader"
 )
 
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // command parses a command's flags (always --config, plus what define
 // adds) and loads the configuration. ok is false when the command should
 // exit with code: 0 after --help, 2 for bad usage or configuration.
-func command(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (cfg policy.Config, code int, ok bool) {
+func command(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (cfg config.Config, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -124,7 +124,7 @@ func command(name, help string, args []string, stderr io.Writer, define func(*fl
 		fmt.Fprintln(stderr, "mamoru: --config FILE is required")
 		return cfg, 2, false
 	}
-	cfg, err := policy.Load(*path, os.Environ())
+	cfg, err := config.Load(*path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
 		return cfg, 2, false
@@ -165,11 +165,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	var ind hardware.Indicator
 	var button hardware.Button
 	switch cfg.Hardware.Driver {
-	case policy.DriverSim:
+	case config.DriverSim:
 		sim := &hardware.Sim{In: stdin, Out: stdout}
 		ind, button = sim, sim
 		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
-	case policy.DriverGPIO:
+	case config.DriverGPIO:
 		gi, gb, err := hardware.OpenGPIO(cfg.Hardware)
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru: %v\n", err)
@@ -192,7 +192,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		Healthy:   func() { sd.send("WATCHDOG=1") },
 	}
 	defer sd.send("STOPPING=1")
-	if cfg.Hardware.Driver == policy.DriverSim && cfg.Storage.Enabled() {
+	if cfg.Hardware.Driver == config.DriverSim && cfg.Storage.Enabled() {
 		// On the simulated counter the person at the keyboard is also the
 		// manager: show them the clip in the bucket straight away.
 		rec.Uploaded = func(m uploader.Manifest, dir string) {

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"mamoru/policy"
+	"mamoru/config"
+	"mamoru/signing"
 )
 
 const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--keys-dir DIR] [--state-dir DIR]
@@ -84,11 +85,11 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	if *endpoint != "" {
 		check += fmt.Sprintf("[storage]\nendpoint = %q\nbucket = %q\nprefix = %q\n", *endpoint, *bucket, *prefix)
 	}
-	if _, err := policy.Parse("provision", []byte(check), []string{policy.EnvAccessKey + "=x", policy.EnvSecretKey + "=x"}); err != nil {
+	if _, err := config.Parse("provision", []byte(check), []string{config.EnvAccessKey + "=x", config.EnvSecretKey + "=x"}); err != nil {
 		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
 		return 2
 	}
-	pub, err := policy.NewSigningKey(key)
+	pub, err := signing.NewKey(key)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
 		return 1

@@ -8,9 +8,9 @@ import (
 	"io"
 	"log/slog"
 
+	"mamoru/config"
 	"mamoru/device"
 	"mamoru/hardware"
-	"mamoru/policy"
 )
 
 const selftestHelp = `Usage: mamoru selftest --config FILE [--quick]
@@ -35,10 +35,10 @@ func cmdSelftest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	st := &device.SelfTest{Config: cfg, In: in, Out: stdout, Quick: quick,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	switch cfg.Hardware.Driver {
-	case policy.DriverSim:
+	case config.DriverSim:
 		sim := &hardware.Sim{In: in, Out: stdout}
 		st.Indicator, st.Button = sim, sim
-	case policy.DriverGPIO:
+	case config.DriverGPIO:
 		ind, btn, err := hardware.OpenGPIO(cfg.Hardware)
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru selftest: %v\n", err)

@@ -31,7 +31,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"mamoru/policy"
+	"mamoru/config"
 )
 
 // Root credentials of every test server.
@@ -241,8 +241,8 @@ func (s *Server) AddUser(name, secret, policyJSON string) {
 
 // Storage returns a [storage] configuration for bucket with the root
 // credentials.
-func (s *Server) Storage(bucket string) policy.Storage {
-	return policy.Storage{
+func (s *Server) Storage(bucket string) config.Storage {
+	return config.Storage{
 		Endpoint: s.Endpoint, Bucket: bucket, Secure: s.Secure, CAFile: s.CAFile,
 		PartSizeMB: 5, SpoolMaxMB: 1024,
 		AccessKey: RootUser, SecretKey: RootPassword,

@@ -1,13 +1,14 @@
-// Package policy holds mamoru's configuration: its defaults, how it is loaded
+// Package config holds mamoru's configuration: its defaults, how it is loaded
 // (defaults, then the TOML file, then MAMORU_* environment variables) and its
 // validation. Every error names the key it is about and, where the key is in
 // the file, the line.
-package policy
+package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"mamoru/signing"
 	"os"
 	"reflect"
 	"regexp"
@@ -28,7 +29,7 @@ type Config struct {
 	Audio    Audio    `toml:"audio"`
 	Hardware Hardware `toml:"hardware"`
 	Storage  Storage  `toml:"storage"`
-	Policy   Rules    `toml:"policy"`
+	Policy   Policy   `toml:"policy"`
 }
 
 // Device names the device and where it keeps its state.
@@ -43,7 +44,7 @@ type Device struct {
 	SigningKeyFile string `toml:"signing_key_file"`
 
 	// SigningKey is read from SigningKeyFile.
-	SigningKey Key `toml:"-"`
+	SigningKey signing.Key `toml:"-"`
 }
 
 // Capture bounds the clip around a press and the memory the ring may use.
@@ -145,7 +146,7 @@ func Default() Config {
 		},
 		Hardware: Hardware{Driver: DriverSim, IndicatorPin: "GPIO17", ButtonPin: "GPIO27", ButtonActiveLow: true, LongPressSeconds: 3},
 		Storage:  defaultStorage(),
-		Policy:   defaultRules(),
+		Policy:   defaultPolicy(),
 	}
 }
 
@@ -223,7 +224,7 @@ func Parse(name string, src []byte, environ []string) (Config, error) {
 		errs = c.Storage.loadCredentials(environ)
 	}
 	if len(errs) == 0 && c.Device.SigningKeyFile != "" {
-		key, err := ReadSigningKey(c.Device.SigningKeyFile)
+		key, err := signing.ReadKey(c.Device.SigningKeyFile)
 		if err != nil {
 			errs = append(errs, &Error{Key: "device.signing_key_file", Msg: err.Error()})
 		}
@@ -263,8 +264,8 @@ func decodeErrors(name string, err error) error {
 	return Errors{{File: name, Msg: err.Error()}}
 }
 
-// typeErr matches go-toml's "cannot decode TOML string into struct field policy.Capture.PreSeconds of type int".
-var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field policy\.(\w+\.\w+) of type (\w+)`)
+// typeErr matches go-toml's "cannot decode TOML string into struct field config.Capture.PreSeconds of type int".
+var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field config\.(\w+\.\w+) of type (\w+)`)
 
 var tomlType = map[string]string{"int": "integer", "string": "string", "bool": "boolean"}
 

@@ -1,4 +1,8 @@
-package policy
+// Package signing holds a device's ed25519 key: it makes one (written with
+// mode 0600 by `mamoru provision`), reads it, signs manifests with it and
+// prints and parses public keys as `mamoru-ed25519:<base64>`. A Key never
+// prints its secret.
+package signing
 
 import (
 	"crypto/ed25519"
@@ -16,9 +20,9 @@ import (
 // it and `mamoru clips verify --pubkey` takes it.
 const PublicKeyPrefix = "mamoru-ed25519:"
 
-// NewSigningKey makes a device's ed25519 key, writes it to path with mode
+// NewKey makes a device's ed25519 key, writes it to path with mode
 // 0600, and returns its public key as text.
-func NewSigningKey(path string) (string, error) {
+func NewKey(path string) (string, error) {
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", err
@@ -80,14 +84,14 @@ func (k Key) Sign(msg []byte) []byte { return ed25519.Sign(k.k, msg) }
 // Public returns the public key, as text.
 func (k Key) Public() string { return FormatPublicKey(k.k.Public().(ed25519.PublicKey)) }
 
-// ReadSigningKey reads a device's key, which must be readable by its owner
+// ReadKey reads a device's key, which must be readable by its owner
 // only.
-func ReadSigningKey(path string) (Key, error) {
-	k, err := readSigningKey(path)
+func ReadKey(path string) (Key, error) {
+	k, err := readKey(path)
 	return Key{k}, err
 }
 
-func readSigningKey(path string) (ed25519.PrivateKey, error) {
+func readKey(path string) (ed25519.PrivateKey, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot be read: %v", errors.Unwrap(err))

@@ -1,4 +1,4 @@
-package policy
+package config
 
 import (
 	"bytes"
@@ -44,10 +44,10 @@ type Storage struct {
 // Enabled reports whether incidents are shipped anywhere.
 func (s Storage) Enabled() bool { return s.Endpoint != "" }
 
-// Rules are the operating rules (運用ルール) the device enforces and
+// Policy are the operating rules (運用ルール) the device enforces and
 // `mamoru policy render` writes down: when it records, who runs it, how long
 // clips are kept.
-type Rules struct {
+type Policy struct {
 	// RecordingHours are when the device records, e.g. "mon-fri 09:00-21:00";
 	// none means always.
 	RecordingHours []string `toml:"recording_hours"`
@@ -87,7 +87,7 @@ func defaultStorage() Storage {
 	return Storage{Secure: true, PartSizeMB: 8, SpoolMaxMB: 2048}
 }
 
-func defaultRules() Rules { return Rules{RetentionDays: 90, NoticeLanguages: []string{"ja", "en"}} }
+func defaultPolicy() Policy { return Policy{RetentionDays: 90, NoticeLanguages: []string{"ja", "en"}} }
 
 // bucketName is S3's rule for bucket names (simplified: no dotted IPs).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -120,7 +120,7 @@ func (s *Storage) validate(bad func(key, format string, args ...any)) {
 	}
 }
 
-func (r *Rules) validate(bad func(key, format string, args ...any)) {
+func (r *Policy) validate(bad func(key, format string, args ...any)) {
 	if _, err := ParseSchedule(r.RecordingHours, nil, time.UTC); err != nil {
 		bad("policy.recording_hours", "%v", err)
 	}

@@ -1,4 +1,6 @@
-package policy
+// Package backoff says how long to wait before retrying: exponential, capped,
+// with jitter so that many devices do not retry in step.
+package backoff
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package policy
+package config
 
 import (
 	"errors"
@@ -134,7 +134,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
-				t.Fatalf("error %v is not a *policy.Error", err)
+				t.Fatalf("error %v is not a *config.Error", err)
 			}
 			return
 		}
