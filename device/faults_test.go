@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/audit"
 	"mamoru/capture/cliptest"
 	"mamoru/hardware"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // A camera that keeps dying is restarted and shown in status, while the
@@ -34,7 +35,7 @@ func TestDeadCameraAudioGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, cfg, "the clip", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	info := cliptest.Probe(t, res.Clip)
 	if _, ok := info.Stream("audio"); !ok || len(info.Streams) != 1 {
@@ -80,7 +81,7 @@ func TestDiskFullDuringIncident(t *testing.T) {
 				ballast = filepath.Join(state, "fill")
 			}
 			st := waitFor(t, cfg, "the incident to end", func(s Status) bool {
-				return len(s.Incidents) == 1 && s.Incidents[0].State != uploader.StateRecording
+				return len(s.Incidents) == 1 && s.Incidents[0].State != outbox.StateRecording
 			})
 			if !strings.Contains(st.IncidentError, "no space left on device") {
 				t.Errorf("status incident_error = %q, want it to say the disk is full", st.IncidentError)
@@ -93,13 +94,13 @@ func TestDiskFullDuringIncident(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, cfg, "the partial clip to be finalized", func(s Status) bool {
-				return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateRecovered
+				return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateRecovered
 			})
-			m, err := uploader.ReadManifest(filepath.Dir(res.Clip))
+			m, err := outbox.ReadManifest(filepath.Dir(res.Clip))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.State != uploader.StateRecovered || m.DurationSeconds <= 0 {
+			if m.State != outbox.StateRecovered || m.DurationSeconds <= 0 {
 				t.Errorf("manifest state %q duration %.2f, want recovered with what was written", m.State, m.DurationSeconds)
 			}
 			if out := cliptest.DecodeErrors(t, res.Clip); out != "" {
@@ -153,7 +154,7 @@ func TestSecondRecorderRefused(t *testing.T) {
 		t.Error("the second recorder turned the first one's indicator off")
 	}
 	s.shutdown(t)
-	if _, err := VerifyAudit(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
+	if _, err := audit.Verify(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
 		t.Error(err)
 	}
 }
@@ -184,7 +185,7 @@ func TestCaptureThatWillNotStop(t *testing.T) {
 		t.Error("the indicator went off while capture may still run")
 	}
 	auditOrder(t, cfg)
-	entries, _ := readAudit(filepath.Join(cfg.Device.StateDir, auditFile))
+	entries, _ := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
 	if last := entries[len(entries)-1]; last.Event != "capture" || last.Fields["state"] != "stuck" {
 		t.Errorf("the audit log ends with %s %v, want capture stuck", last.Event, last.Fields)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // cameraConfig runs the camera as a shell that writes its pid to a file and
@@ -202,9 +202,9 @@ func TestTheButtonAtTheCounter(t *testing.T) {
 	}
 
 	waitFor(t, cfg, "the clip, waiting for upload", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete && s.PendingUploads == 1
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete && s.PendingUploads == 1
 	})
-	m, err := uploader.ReadManifest(filepath.Dir(st.Incidents[0].Clip))
+	m, err := outbox.ReadManifest(filepath.Dir(st.Incidents[0].Clip))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/audit"
 	"mamoru/hardware"
 )
 
@@ -58,7 +59,7 @@ func TestRecordingHours(t *testing.T) {
 	waitFor(t, cfg, "opening time", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
 
 	stop()
-	entries, err := readAudit(cfg.Device.StateDir + "/" + auditFile)
+	entries, err := audit.ReadAll(cfg.Device.StateDir + "/" + auditFile)
 	if err != nil {
 		t.Fatal(err)
 	}

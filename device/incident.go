@@ -17,7 +17,7 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/mp4"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // incident records one clip: from the key frame at or before the first
@@ -35,7 +35,7 @@ type incident struct {
 
 	mu       sync.Mutex // guards end, manifest and stopped
 	end      time.Duration
-	manifest uploader.Manifest
+	manifest outbox.Manifest
 	stopped  bool
 
 	clip *capture.Clip // created by begin, written by run
@@ -47,7 +47,7 @@ type incident struct {
 
 // extend moves the end to press + post, up to the limit, and records the
 // press. It reports false when the incident has already ended.
-func (in *incident) extend(press time.Duration, p uploader.Press) bool {
+func (in *incident) extend(press time.Duration, p outbox.Press) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.stopped {
@@ -83,16 +83,16 @@ func (in *incident) poke() {
 	}
 }
 
-func (in *incident) state() (end time.Duration, m uploader.Manifest) {
+func (in *incident) state() (end time.Duration, m outbox.Manifest) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	m = in.manifest
-	m.Presses = append([]uploader.Press(nil), m.Presses...)
+	m.Presses = append([]outbox.Press(nil), m.Presses...)
 	return in.end, m
 }
 
 // run records the clip and writes the final manifest.
-func (in *incident) run(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) {
+func (in *incident) run(ctx context.Context, indicator func(from, to time.Time) []outbox.IndicatorLog) {
 	defer close(in.done)
 	in.err = in.record(ctx, indicator)
 }
@@ -128,14 +128,14 @@ func (in *incident) begin(pressed time.Duration) error {
 	in.mu.Unlock()
 	in.log.Info("pre-roll on disk", "incident", in.id, "took", took.Round(time.Millisecond), "written", clip.Info().Size)
 	_, m := in.state()
-	if err := uploader.WriteManifest(in.dir, m); err != nil {
+	if err := outbox.WriteManifest(in.dir, m); err != nil {
 		in.log.Error("cannot update manifest", "incident", in.id, "err", err)
 	}
 	in.clip = clip
 	return nil
 }
 
-func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []outbox.IndicatorLog) error {
 	clip := in.clip
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -174,9 +174,9 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 }
 
 // finish hashes the clip and writes the final manifest.
-func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to time.Time) []uploader.IndicatorLog) error {
+func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to time.Time) []outbox.IndicatorLog) error {
 	_, m := in.state()
-	m.State = uploader.StateComplete
+	m.State = outbox.StateComplete
 	describe(&m, info, in.params)
 	m.ClipEnd = m.ClipStart.Add(info.Duration)
 	m.Indicator = indicator(m.ClipStart, m.ClipEnd)
@@ -186,7 +186,7 @@ func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to t
 	if err := digest(in.dir, &m); err != nil {
 		return err
 	}
-	if err := uploader.WriteManifest(in.dir, m); err != nil {
+	if err := outbox.WriteManifest(in.dir, m); err != nil {
 		return err
 	}
 	in.mu.Lock()
@@ -196,23 +196,23 @@ func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to t
 }
 
 // describe fills the manifest's tracks from the clip's info.
-func describe(m *uploader.Manifest, info mp4.Info, p capture.ClipParams) {
+func describe(m *outbox.Manifest, info mp4.Info, p capture.ClipParams) {
 	m.DurationSeconds = info.Duration.Seconds()
 	m.Tracks = m.Tracks[:0]
 	if info.Video.Samples > 0 {
-		m.Tracks = append(m.Tracks, uploader.Track{Kind: "video", Codec: "h264",
+		m.Tracks = append(m.Tracks, outbox.Track{Kind: "video", Codec: "h264",
 			Frames: info.Video.Samples, StartSeconds: info.Video.Start.Seconds(), DurationSeconds: info.Video.Duration.Seconds()})
 	}
 	if info.Audio.Samples > 0 && p.Audio != nil {
-		m.Tracks = append(m.Tracks, uploader.Track{Kind: "audio", Codec: "flac", SampleRate: p.Audio.SampleRate, Channels: p.Audio.Channels,
+		m.Tracks = append(m.Tracks, outbox.Track{Kind: "audio", Codec: "flac", SampleRate: p.Audio.SampleRate, Channels: p.Audio.Channels,
 			Frames: info.Audio.Samples, Samples: int64(info.Audio.Samples) * int64(p.Audio.SampleRate) * int64(capture.AudioBlock/time.Millisecond) / 1000,
 			StartSeconds: info.Audio.Start.Seconds(), DurationSeconds: info.Audio.Duration.Seconds()})
 	}
 }
 
 // digest sets the clip's size and SHA-256 in the manifest.
-func digest(dir string, m *uploader.Manifest) error {
-	f, err := os.Open(filepath.Join(dir, uploader.ClipFile))
+func digest(dir string, m *outbox.Manifest) error {
+	f, err := os.Open(filepath.Join(dir, outbox.ClipFile))
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func digest(dir string, m *uploader.Manifest) error {
 	if err != nil {
 		return fmt.Errorf("hash clip: %w", err)
 	}
-	m.Clip = uploader.ClipDigest{File: uploader.ClipFile, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	m.Clip = outbox.ClipDigest{File: outbox.ClipFile, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	return nil
 }
 
@@ -242,7 +242,7 @@ func (g incidentIDs) next(t time.Time) (string, error) {
 		return "", err
 	}
 	n++
-	if err := uploader.WriteFileAtomic(g.path, []byte(strconv.FormatUint(n, 10)+"\n")); err != nil {
+	if err := outbox.WriteFileAtomic(g.path, []byte(strconv.FormatUint(n, 10)+"\n")); err != nil {
 		return "", fmt.Errorf("incident counter: %w", err)
 	}
 	return fmt.Sprintf("%s-%06d", t.In(g.loc).Format("20060102-150405"), n), nil

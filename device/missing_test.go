@@ -10,7 +10,7 @@ import (
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
 	"mamoru/config"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // countingSource is one ffmpeg process whose every frame carries its number
@@ -71,7 +71,7 @@ func TestNothingIsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete })
+	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete })
 
 	nums := frameNumbers(t, res.Clip)
 	if len(nums) < 29*30 {

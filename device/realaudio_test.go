@@ -10,7 +10,7 @@ import (
 
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // correlate finds where ref best matches inside sig, searching lags from
@@ -72,8 +72,8 @@ func TestWordsAreInTheClip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete })
-	m, err := uploader.ReadManifest(filepath.Dir(res.Clip))
+	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete })
+	m, err := outbox.ReadManifest(filepath.Dir(res.Clip))
 	if err != nil {
 		t.Fatal(err)
 	}

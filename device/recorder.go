@@ -24,10 +24,13 @@ import (
 	"syscall"
 	"time"
 
+	"mamoru/audit"
 	"mamoru/backoff"
 	"mamoru/capture"
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/hardware"
+	"mamoru/outbox"
 	"mamoru/uploader"
 )
 
@@ -56,7 +59,7 @@ type Recorder struct {
 	Ready func()
 	// Uploaded, if set, is called after an incident is in the bucket, with
 	// its clip's directory there.
-	Uploaded func(m uploader.Manifest, object string)
+	Uploaded func(m outbox.Manifest, object string)
 	// Healthy, if set, is called every second while the recorder does what
 	// it should: capturing with the ring advancing, or rightly not
 	// capturing (outside recording hours). Not in a fault, and not with a
@@ -183,8 +186,8 @@ type run struct {
 	loc    *time.Location
 	tl     *capture.Timeline
 	ring   *capture.Ring
-	audit  *Audit
-	outbox uploader.Outbox
+	audit  *audit.Log
+	outbox outbox.Outbox
 	up     *uploader.Uploader // nil without storage
 	ids    incidentIDs
 	video  *capture.VideoSource
@@ -222,13 +225,13 @@ type run struct {
 // is read by incident goroutines.
 type indicatorHistory struct {
 	mu      sync.Mutex // guards changes
-	changes []uploader.IndicatorLog
+	changes []outbox.IndicatorLog
 }
 
 func (h *indicatorHistory) add(t time.Time, on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.changes = append(h.changes, uploader.IndicatorLog{Time: t, On: on})
+	h.changes = append(h.changes, outbox.IndicatorLog{Time: t, On: on})
 	if len(h.changes) > 1000 {
 		h.changes = append(h.changes[:0], h.changes[len(h.changes)-500:]...)
 	}
@@ -241,10 +244,10 @@ func (h *indicatorHistory) now() bool {
 }
 
 // between returns the state at from and every change up to to.
-func (h *indicatorHistory) between(from, to time.Time) []uploader.IndicatorLog {
+func (h *indicatorHistory) between(from, to time.Time) []outbox.IndicatorLog {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := []uploader.IndicatorLog{{Time: from, On: false}}
+	out := []outbox.IndicatorLog{{Time: from, On: false}}
 	for _, c := range h.changes {
 		switch {
 		case !c.Time.After(from):
@@ -273,7 +276,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		log:    r.Log,
 		loc:    cfg.Location(),
 		tl:     capture.NewTimeline(clock),
-		outbox: uploader.Outbox{Dir: filepath.Join(state, incidentsDir)},
+		outbox: outbox.Outbox{Dir: filepath.Join(state, incidentsDir)},
 		state:  StateIdle,
 	}
 	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
@@ -285,12 +288,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	audit, err := ru.openAudit(clock)
+	log, err := ru.openAudit(clock)
 	if err != nil {
 		return err
 	}
-	ru.audit = audit
-	defer audit.Close()
+	ru.audit = log
+	defer log.Close()
 
 	// Whatever the last run left (a crash, SIGKILL), the indicator starts
 	// from a known state: off.
@@ -298,15 +301,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 		ru.log.Error("cannot reset the indicator at start", "err", err)
 	}
 	ru.lit.add(clock.Now(), false)
-	ru.audit.Log("start", "version", r.Version, "device", cfg.Device.ID)
+	ru.audit.Record("start", "version", r.Version, "device", cfg.Device.ID)
 	ru.recoverIncidents()
 
 	if cfg.Storage.Enabled() {
 		ru.up = &uploader.Uploader{
 			Outbox: ru.outbox, Storage: cfg.Storage, Location: ru.loc, Log: r.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
 			Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
-			Shipped: func(m uploader.Manifest, object string) {
-				ru.audit.Log("uploaded", "id", m.Incident, "object", object, "sha256", m.Clip.SHA256)
+			Shipped: func(m outbox.Manifest, object string) {
+				ru.audit.Record("uploaded", "id", m.Incident, "object", object, "sha256", m.Clip.SHA256)
 				if r.Uploaded != nil {
 					r.Uploaded(m, object)
 				}
@@ -390,7 +393,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			if ru.captureStuck != nil {
 				return ru.captureStuck
 			}
-			ru.audit.Log("stop")
+			ru.audit.Record("stop")
 			if err := r.Indicator.Halt(); err != nil {
 				ru.log.Error("cannot halt the indicator", "err", err)
 			}
@@ -466,7 +469,7 @@ func (ru *run) clockSynced() bool {
 	if ru.r.ClockSynced != nil {
 		return ru.r.ClockSynced()
 	}
-	return clockSynced()
+	return clock.Synced()
 }
 
 // applyHours starts or stops capture as the recording hours say, and
@@ -487,10 +490,10 @@ func (ru *run) applyHours(ctx context.Context) time.Duration {
 	if closed != ru.closed {
 		ru.closed = closed
 		if closed != "" {
-			ru.audit.Log("hours", "state", "closed", "why", closed)
+			ru.audit.Record("hours", "state", "closed", "why", closed)
 			ru.log.Info("not recording", "why", closed, "schedule", ru.schedule.Describe(now))
 		} else {
-			ru.audit.Log("hours", "state", "open")
+			ru.audit.Record("hours", "state", "open")
 			ru.log.Info("recording hours began", "schedule", ru.schedule.Describe(now))
 		}
 	}
@@ -520,10 +523,10 @@ func ringFrames(cfg config.Config) int {
 	return 2 * perSecond * int(cfg.RingSpan()/time.Second+1)
 }
 
-func (ru *run) openAudit(clock capture.Clock) (*Audit, error) {
+func (ru *run) openAudit(clock capture.Clock) (*audit.Log, error) {
 	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
-	a, err := OpenAudit(path, clock.Now)
-	if !errors.Is(err, ErrAuditChain) {
+	a, err := audit.Open(path, clock.Now)
+	if !errors.Is(err, audit.ErrChain) {
 		return a, err
 	}
 	// A broken chain is kept as evidence and a new chain begins that says so.
@@ -532,9 +535,9 @@ func (ru *run) openAudit(clock capture.Clock) (*Audit, error) {
 		return nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
 	}
 	ru.log.Error("audit log chain broken; kept it aside and started a new one", "err", err, "kept", kept)
-	a, err = OpenAudit(path, clock.Now)
+	a, err = audit.Open(path, clock.Now)
 	if err == nil {
-		a.Log("audit_broken", "kept", filepath.Base(kept), "err", err2s(err))
+		a.Record("audit_broken", "kept", filepath.Base(kept), "err", err2s(err))
 	}
 	return a, err
 }
@@ -566,7 +569,7 @@ func (ru *run) startCapture(ctx context.Context) {
 		return
 	}
 	ru.lit.add(ru.tl.Wall(ru.tl.Now()), true)
-	ru.audit.Log("indicator", "on", "true")
+	ru.audit.Record("indicator", "on", "true")
 
 	capCtx, cancel := context.WithCancel(ctx)
 	type source struct {
@@ -610,7 +613,7 @@ func (ru *run) startCapture(ctx context.Context) {
 		}
 		return nil
 	}
-	ru.audit.Log("capture", "state", "started", "video", fmt.Sprint(ru.video != nil), "audio", fmt.Sprint(ru.audio != nil))
+	ru.audit.Record("capture", "state", "started", "video", fmt.Sprint(ru.video != nil), "audio", fmt.Sprint(ru.audio != nil))
 	ru.state, ru.fault = StateBuffering, ""
 	ru.log.Info("capturing", "video", ru.video != nil, "audio", ru.audio != nil, "pre_seconds", ru.r.Config.Capture.PreSeconds)
 }
@@ -629,18 +632,18 @@ func (ru *run) stopCapture(reason string) {
 			// process exits; Run returns.
 			ru.captureStuck = err
 			ru.log.Error("capture did not stop; exiting so that the system closes the camera and microphone", "reason", reason, "err", err)
-			ru.audit.Log("capture", "state", "stuck", "reason", reason, "err", err.Error())
+			ru.audit.Record("capture", "state", "stuck", "reason", reason, "err", err.Error())
 			return
 		}
 		ru.stopCap = nil
-		ru.audit.Log("capture", "state", "stopped", "reason", reason)
+		ru.audit.Record("capture", "state", "stopped", "reason", reason)
 	}
 	ru.ring.Reset()
 	if err := ru.r.Indicator.Set(false); err != nil {
 		ru.log.Error("cannot turn the indicator off", "err", err)
-		ru.audit.Log("indicator", "on", "unknown", "err", err.Error())
+		ru.audit.Record("indicator", "on", "unknown", "err", err.Error())
 	} else {
-		ru.audit.Log("indicator", "on", "false")
+		ru.audit.Record("indicator", "on", "false")
 	}
 	ru.lit.add(ru.tl.Wall(ru.tl.Now()), false)
 	if ru.state != StateFault {
@@ -654,7 +657,7 @@ func (ru *run) enterFault(err error) {
 	ru.stopCapture("fault: " + err.Error())
 	if first {
 		ru.log.Error("indicator fault: capture stopped", "err", err)
-		ru.audit.Log("fault", "err", err.Error())
+		ru.audit.Record("fault", "err", err.Error())
 	}
 }
 
@@ -677,15 +680,15 @@ func (ru *run) checkIndicator() {
 func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerResult, error) {
 	cfg := ru.r.Config
 	wall := ru.tl.Wall(ru.tl.Of(at)).In(ru.loc)
-	pr := uploader.Press{Time: wall, Source: source}
+	pr := outbox.Press{Time: wall, Source: source}
 	if ru.stopCap == nil && ru.closed != "" {
 		ru.signal(hardware.Closed)
-		ru.audit.Log("press", "source", source, "result", "refused", "why", ru.closed)
+		ru.audit.Record("press", "source", source, "result", "refused", "why", ru.closed)
 		return TriggerResult{}, fmt.Errorf("not recording: %s (%s)", ru.closed, ru.schedule.Describe(ru.now()))
 	}
 	if ru.stopCap == nil {
 		ru.signal(hardware.Refused)
-		ru.audit.Log("press", "source", source, "result", "refused", "state", ru.state)
+		ru.audit.Record("press", "source", source, "result", "refused", "state", ru.state)
 		if ru.fault != "" {
 			return TriggerResult{}, fmt.Errorf("not recording (state %s: %s)", ru.state, ru.fault)
 		}
@@ -693,7 +696,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	}
 	if used, full := ru.spoolUsed, ru.spoolUsed >= int64(cfg.Storage.SpoolMaxMB)<<20; full {
 		ru.signal(hardware.Refused)
-		ru.audit.Log("press", "source", source, "result", "refused", "reason", "spool full")
+		ru.audit.Record("press", "source", source, "result", "refused", "reason", "spool full")
 		why := "wait for upload"
 		if ru.up == nil {
 			why = "are kept locally (no storage.endpoint): collect and delete old ones"
@@ -713,8 +716,8 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	post := time.Duration(cfg.Capture.PostSeconds) * time.Second
 	if ru.cur != nil && ru.cur.extend(t, pr) {
 		end, _ := ru.cur.state()
-		ru.audit.Log("press", "source", source, "incident", ru.cur.id, "result", "extended")
-		return TriggerResult{Incident: ru.cur.id, Clip: filepath.Join(ru.cur.dir, uploader.ClipFile), Extended: true, Until: ru.tl.Wall(end).In(ru.loc)}, nil
+		ru.audit.Record("press", "source", source, "incident", ru.cur.id, "result", "extended")
+		return TriggerResult{Incident: ru.cur.id, Clip: filepath.Join(ru.cur.dir, outbox.ClipFile), Extended: true, Until: ru.tl.Wall(end).In(ru.loc)}, nil
 	}
 	// An id already taken (a counter file lost or damaged, with the clock
 	// at the same second as before) moves on to the next.
@@ -740,20 +743,20 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	if !ok {
 		start, seq = t, ru.ring.Stats().NextSeq
 	}
-	m := uploader.Manifest{
+	m := outbox.Manifest{
 		Version: 1, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
-		State: uploader.StateRecording, Trigger: source, PressTime: wall, Presses: []uploader.Press{pr},
-		ClipStart: ru.tl.Wall(start).In(ru.loc), Clip: uploader.ClipDigest{File: uploader.ClipFile},
+		State: outbox.StateRecording, Trigger: source, PressTime: wall, Presses: []outbox.Press{pr},
+		ClipStart: ru.tl.Wall(start).In(ru.loc), Clip: outbox.ClipDigest{File: outbox.ClipFile},
 		Software: ru.r.Version, ClockSynced: ru.clockSynced(),
 	}
-	if err := uploader.WriteManifest(dir, m); err != nil {
+	if err := outbox.WriteManifest(dir, m); err != nil {
 		ru.signal(hardware.Refused)
 		return TriggerResult{}, err
 	}
 	in := &incident{
 		id: id, dir: dir, ring: ru.ring, tl: ru.tl, log: ru.log,
 		params: capture.ClipParams{
-			Path: filepath.Join(dir, uploader.ClipFile), Ring: ru.ring, Start: start, Seq: seq,
+			Path: filepath.Join(dir, outbox.ClipFile), Ring: ru.ring, Start: start, Seq: seq,
 			Audio: ru.aform, VideoPeriod: time.Second / time.Duration(max(cfg.Video.FPS, 1)), Created: wall,
 		},
 		post:     post,
@@ -767,14 +770,14 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	if err := in.begin(t); err != nil {
 		ru.signal(hardware.Refused)
 		ru.incidentErr = fmt.Sprintf("incident %s: %v", id, err)
-		ru.audit.Log("incident", "id", id, "state", "failed", "err", err.Error())
+		ru.audit.Record("incident", "id", id, "state", "failed", "err", err.Error())
 		return TriggerResult{}, fmt.Errorf("incident %s: write the pre-roll: %w", id, err)
 	}
 	ru.cur = in
 	ru.state = StateIncident
 	go in.run(ctx, ru.lit.between)
-	ru.audit.Log("press", "source", source, "incident", id, "result", "incident")
-	ru.audit.Log("incident", "id", id, "state", "recording")
+	ru.audit.Record("press", "source", source, "incident", id, "result", "incident")
+	ru.audit.Record("incident", "id", id, "state", "recording")
 	ru.log.Info("incident", "id", id, "source", source, "clip_start", m.ClipStart, "pre", (t - start).Round(time.Millisecond))
 	return TriggerResult{Incident: id, Clip: in.params.Path, Until: ru.tl.Wall(in.end).In(ru.loc)}, nil
 }
@@ -793,16 +796,16 @@ func (ru *run) button(ctx context.Context, p hardware.Press) {
 			return
 		}
 		ru.cur.markUrgent()
-		ru.audit.Log("urgent", "incident", ru.cur.id, "source", p.Source)
+		ru.audit.Record("urgent", "incident", ru.cur.id, "source", p.Source)
 		ru.log.Warn("incident marked urgent by a long press", "id", ru.cur.id)
 		ru.signal(hardware.Ack)
 	case hardware.PressStuck:
 		ru.stuck = true
-		ru.audit.Log("button", "state", "stuck")
+		ru.audit.Record("button", "state", "stuck")
 		ru.log.Error("the incident button has been held down for 30 s: it is stuck or jammed; presses are ignored until it is released")
 	case hardware.PressReleased:
 		ru.stuck = false
-		ru.audit.Log("button", "state", "released")
+		ru.audit.Record("button", "state", "released")
 		ru.log.Info("the stuck incident button was released")
 	}
 }
@@ -846,7 +849,7 @@ func (ru *run) incidentDone() {
 		if rerr := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); rerr != nil {
 			// Left in state recording, it is not uploaded as it is.
 			ru.log.Error("cannot finalize the partial clip; trying again every 5 s", "id", in.id, "err", rerr)
-			ru.audit.Log("incident", "id", in.id, "state", incidentFailed, "err", in.err.Error())
+			ru.audit.Record("incident", "id", in.id, "state", incidentFailed, "err", in.err.Error())
 			if ru.r.Out != nil {
 				fmt.Fprintf(ru.r.Out, "incident %s: clip FAILED: %v\n", in.id, in.err)
 			}
@@ -864,7 +867,7 @@ const incidentFailed = "failed"
 // unfinished is an incident to finalize once the disk allows.
 type unfinished struct {
 	dir string
-	m   uploader.Manifest // as it was when the clip failed
+	m   outbox.Manifest // as it was when the clip failed
 	why string
 }
 
@@ -879,14 +882,14 @@ func (ru *run) finishUnfinished() {
 			continue
 		}
 		ru.log.Info("finalized a clip that had failed", "id", m.Incident)
-		ru.saved(filepath.Join(u.dir, uploader.ClipFile), m)
+		ru.saved(filepath.Join(u.dir, outbox.ClipFile), m)
 	}
 	ru.unfinished = left
 }
 
 // saved records that an incident's clip is final and can be uploaded.
-func (ru *run) saved(clip string, m uploader.Manifest) {
-	ru.audit.Log("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
+func (ru *run) saved(clip string, m outbox.Manifest) {
+	ru.audit.Record("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
 	if ru.up != nil {
 		ru.up.Poke()
 	}
@@ -935,10 +938,10 @@ func (ru *run) status() Status {
 			state = incidentFailed
 		}
 		st.Incidents = append(st.Incidents, IncidentStatus{ID: m.Incident, State: state, Trigger: m.Trigger, PressTime: m.PressTime,
-			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, uploader.ClipFile), Size: m.Clip.Size})
+			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, outbox.ClipFile), Size: m.Clip.Size})
 	}
 	for _, in := range incidents {
-		if in.Manifest.State != uploader.StateRecording {
+		if in.Manifest.State != outbox.StateRecording {
 			st.PendingUploads++
 			st.PendingBytes += in.Manifest.Clip.Size
 		}

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/audit"
 	"mamoru/capture"
 	"mamoru/capture/cliptest"
 	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // testConfig is a small real recorder: ffmpeg's test pattern and miniaudio's
@@ -145,13 +146,13 @@ func TestIncidentClip(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitFor(t, cfg, "the incident to finish", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	if st.PendingUploads != 1 {
 		t.Errorf("pending_uploads = %d, want 1", st.PendingUploads)
 	}
 	dir := filepath.Dir(res.Clip)
-	m, err := uploader.ReadManifest(dir)
+	m, err := outbox.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,10 +235,10 @@ func checkGaps(t *testing.T, clip string, frame float64) {
 func auditOrder(t *testing.T, cfg config.Config) {
 	t.Helper()
 	path := filepath.Join(cfg.Device.StateDir, auditFile)
-	if _, err := VerifyAudit(path); err != nil {
+	if _, err := audit.Verify(path); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := readAudit(path)
+	entries, _ := audit.ReadAll(path)
 	lit, capturing := false, false
 	for _, e := range entries {
 		switch {
@@ -295,7 +296,7 @@ func TestAudioOnlyAndVideoOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, cfg, "the clip", func(s Status) bool {
-				return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+				return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 			})
 			info := cliptest.Probe(t, res.Clip)
 			if len(info.Streams) != 1 || info.Streams[0].CodecType != tc.kind {
@@ -326,9 +327,9 @@ func TestPressDuringIncidentExtendsIt(t *testing.T) {
 		t.Errorf("second press = %+v, want it to extend %+v", second, first)
 	}
 	waitFor(t, cfg, "the clip", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
-	m, _ := uploader.ReadManifest(filepath.Dir(first.Clip))
+	m, _ := outbox.ReadManifest(filepath.Dir(first.Clip))
 	if len(m.Presses) != 2 {
 		t.Errorf("manifest presses = %+v, want 2", m.Presses)
 	}
@@ -362,9 +363,9 @@ func TestPressesStopAtTheCap(t *testing.T) {
 		}
 	}
 	waitFor(t, cfg, "the clip", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
-	m, err := uploader.ReadManifest(filepath.Dir(replies[0].Clip))
+	m, err := outbox.ReadManifest(filepath.Dir(replies[0].Clip))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,9 +396,9 @@ func TestUnsyncedClockIsSaid(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, cfg, "the clip", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
-	m, err := uploader.ReadManifest(filepath.Dir(r.Clip))
+	m, err := outbox.ReadManifest(filepath.Dir(r.Clip))
 	if err != nil {
 		t.Fatal(err)
 	}

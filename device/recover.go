@@ -9,7 +9,7 @@ import (
 	"mamoru/capture"
 	"mamoru/capture/mp4"
 	"mamoru/config"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // recoverIncidents looks at every incident directory the last run left.
@@ -27,8 +27,8 @@ func (ru *run) recoverIncidents() {
 			continue
 		}
 		dir := filepath.Join(ru.outbox.Dir, e.Name())
-		m, err := uploader.ReadManifest(dir)
-		if err == nil && m.State != uploader.StateRecording {
+		m, err := outbox.ReadManifest(dir)
+		if err == nil && m.State != outbox.StateRecording {
 			continue
 		}
 		if err != nil {
@@ -42,14 +42,14 @@ func (ru *run) recoverIncidents() {
 			continue
 		}
 		ru.log.Warn("recovered an incident cut short", "id", m.Incident, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds))
-		ru.audit.Log("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
+		ru.audit.Record("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
 	}
 }
 
 // recoverClip cuts an unfinished clip after its last complete fragment,
 // finalizes it and writes its manifest in state recovered, saying why.
-func recoverClip(dir string, m *uploader.Manifest, audio config.Audio, why string) error {
-	f, err := os.OpenFile(filepath.Join(dir, uploader.ClipFile), os.O_RDWR, 0)
+func recoverClip(dir string, m *outbox.Manifest, audio config.Audio, why string) error {
+	f, err := os.OpenFile(filepath.Join(dir, outbox.ClipFile), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func recoverClip(dir string, m *uploader.Manifest, audio config.Audio, why strin
 	if err != nil {
 		return fmt.Errorf("recover clip: %w", err)
 	}
-	m.State = uploader.StateRecovered
+	m.State = outbox.StateRecovered
 	p := capture.ClipParams{}
 	if info.Audio.Samples > 0 {
 		p.Audio = &capture.AudioFormat{SampleRate: audio.SampleRate, Channels: audio.Channels}
@@ -71,7 +71,7 @@ func recoverClip(dir string, m *uploader.Manifest, audio config.Audio, why strin
 	if err := digest(dir, m); err != nil {
 		return err
 	}
-	return uploader.WriteManifest(dir, *m)
+	return outbox.WriteManifest(dir, *m)
 }
 
 // putAside moves a directory the recorder cannot use out of the outbox, so
@@ -92,5 +92,5 @@ func (ru *run) putAside(dir string, why error) {
 	}
 	ru.setAside = append(ru.setAside, to)
 	ru.log.Error("incident directory set aside", "dir", dir, "moved_to", to, "why", why)
-	ru.audit.Log("incident_set_aside", "dir", filepath.Base(dir), "why", why.Error())
+	ru.audit.Record("incident_set_aside", "dir", filepath.Base(dir), "why", why.Error())
 }

@@ -12,8 +12,9 @@ import (
 	"slices"
 	"testing"
 
+	"mamoru/audit"
 	"mamoru/capture/cliptest"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // TestRecoverIncidents starts a recorder on the incident directories a power
@@ -34,21 +35,21 @@ func TestRecoverIncidents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, cfg, "the clip", func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	first.shutdown(t)
 
-	whole, err := uploader.ReadManifest(filepath.Dir(res.Clip))
+	whole, err := outbox.ReadManifest(filepath.Dir(res.Clip))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lastFragment := cutLastFragment(t, res.Clip)
 	// The manifest as it stands while recording: written at the press and
 	// again once the pre-roll is on disk.
-	err = uploader.WriteManifest(filepath.Dir(res.Clip), uploader.Manifest{
+	err = outbox.WriteManifest(filepath.Dir(res.Clip), outbox.Manifest{
 		Version: whole.Version, Device: whole.Device, Store: whole.Store, Incident: whole.Incident,
-		State: uploader.StateRecording, Trigger: whole.Trigger, PressTime: whole.PressTime, Presses: whole.Presses,
-		ClipStart: whole.ClipStart, Clip: uploader.ClipDigest{File: uploader.ClipFile},
+		State: outbox.StateRecording, Trigger: whole.Trigger, PressTime: whole.PressTime, Presses: whole.Presses,
+		ClipStart: whole.ClipStart, Clip: outbox.ClipDigest{File: outbox.ClipFile},
 		Software: whole.Software, PreRollSyncedMS: whole.PreRollSyncedMS,
 	})
 	if err != nil {
@@ -58,17 +59,17 @@ func TestRecoverIncidents(t *testing.T) {
 	// (b) garbage where a clip should be, (c) no manifest, (d) a manifest
 	// that is not JSON. Each keeps a file, to show that nothing is deleted.
 	garbage := bytes.Repeat([]byte("not an mp4 "), 1000)
-	recording, err := json.Marshal(uploader.Manifest{
+	recording, err := json.Marshal(outbox.Manifest{
 		Version: 1, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: "20261123-100000-000900",
-		State: uploader.StateRecording, Trigger: "sim", Clip: uploader.ClipDigest{File: uploader.ClipFile},
+		State: outbox.StateRecording, Trigger: "sim", Clip: outbox.ClipDigest{File: outbox.ClipFile},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken := map[string]map[string][]byte{
-		"20261123-100000-000900": {uploader.ClipFile: garbage, uploader.ManifestFile: recording},
-		"20261123-100001-000901": {uploader.ClipFile: garbage},
-		"20261123-100002-000902": {uploader.ClipFile: garbage, uploader.ManifestFile: []byte(`{"incident": "20261123-100002-000902", "state": "rec`)},
+		"20261123-100000-000900": {outbox.ClipFile: garbage, outbox.ManifestFile: recording},
+		"20261123-100001-000901": {outbox.ClipFile: garbage},
+		"20261123-100002-000902": {outbox.ClipFile: garbage, outbox.ManifestFile: []byte(`{"incident": "20261123-100002-000902", "state": "rec`)},
 	}
 	for name, files := range broken {
 		dir := filepath.Join(incidents, name)
@@ -90,7 +91,7 @@ func TestRecoverIncidents(t *testing.T) {
 	if len(st.Incidents) != 1 {
 		t.Fatalf("status incidents = %+v, want only %s", st.Incidents, whole.Incident)
 	}
-	if in := st.Incidents[0]; in.ID != whole.Incident || in.State != uploader.StateRecovered || in.Clip != res.Clip {
+	if in := st.Incidents[0]; in.ID != whole.Incident || in.State != outbox.StateRecovered || in.Clip != res.Clip {
 		t.Errorf("status incident = %+v, want %s recovered at %s", in, whole.Incident, res.Clip)
 	}
 	clip, err := os.ReadFile(res.Clip)
@@ -100,12 +101,12 @@ func TestRecoverIncidents(t *testing.T) {
 	if int64(len(clip)) != lastFragment {
 		t.Errorf("recovered clip is %d bytes, want %d: cut where its last fragment began", len(clip), lastFragment)
 	}
-	m, err := uploader.ReadManifest(filepath.Dir(res.Clip))
+	m, err := outbox.ReadManifest(filepath.Dir(res.Clip))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(clip)
-	if m.State != uploader.StateRecovered || m.Clip.SHA256 != hex.EncodeToString(sum[:]) || m.Clip.Size != int64(len(clip)) || st.Incidents[0].Size != m.Clip.Size {
+	if m.State != outbox.StateRecovered || m.Clip.SHA256 != hex.EncodeToString(sum[:]) || m.Clip.Size != int64(len(clip)) || st.Incidents[0].Size != m.Clip.Size {
 		t.Errorf("manifest state %q clip %+v, status size %d; want recovered, SHA-256 %x and size %d", m.State, m.Clip, st.Incidents[0].Size, sum, len(clip))
 	}
 	if m.DurationSeconds <= 0 || m.DurationSeconds >= whole.DurationSeconds {
@@ -161,16 +162,16 @@ func TestRecoverIncidents(t *testing.T) {
 	second.shutdown(t)
 	third := start(t, cfg)
 	st = waitFor(t, cfg, "buffering once more", func(s Status) bool { return s.State == StateBuffering })
-	if len(st.SetAside) != 0 || len(st.Incidents) != 1 || st.Incidents[0].State != uploader.StateRecovered {
+	if len(st.SetAside) != 0 || len(st.Incidents) != 1 || st.Incidents[0].State != outbox.StateRecovered {
 		t.Errorf("third run: status set_aside %q, incidents %+v; want nothing set aside and the recovered incident", st.SetAside, st.Incidents)
 	}
 	third.shutdown(t)
 
 	// The audit log is intact and tells all of it, once.
-	if _, err := VerifyAudit(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
+	if _, err := audit.Verify(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := readAudit(filepath.Join(cfg.Device.StateDir, auditFile))
+	entries, err := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestRecoverIncidents(t *testing.T) {
 			if e.Fields["why"] == "" {
 				t.Errorf("audit %d: %s set aside without a reason", e.Seq, e.Fields["dir"])
 			}
-		case e.Event == "incident" && e.Fields["state"] == uploader.StateRecovered:
+		case e.Event == "incident" && e.Fields["state"] == outbox.StateRecovered:
 			recovered++
 			if e.Fields["id"] != whole.Incident || e.Fields["sha256"] != m.Clip.SHA256 {
 				t.Errorf("audit %d: recovered %v, want %s with SHA-256 %s", e.Seq, e.Fields, whole.Incident, m.Clip.SHA256)

@@ -2,13 +2,13 @@ package device
 
 import (
 	"context"
+	"mamoru/audit"
+	"mamoru/outbox"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"mamoru/uploader"
 )
 
 // TestSpoolFullRefusesNewIncidents fills the spool with a clip waiting for
@@ -19,14 +19,14 @@ func TestSpoolFullRefusesNewIncidents(t *testing.T) {
 	cfg.Storage.SpoolMaxMB = 16
 	waiting := filepath.Join(cfg.Device.StateDir, "incidents", "20261123-100000-000001")
 	os.MkdirAll(waiting, 0o750)
-	clip := filepath.Join(waiting, uploader.ClipFile)
+	clip := filepath.Join(waiting, outbox.ClipFile)
 	if err := os.WriteFile(clip, nil, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	os.Truncate(clip, 17<<20) // sparse: 17 MB by size, nothing on the card
-	m := uploader.Manifest{Version: 1, Incident: filepath.Base(waiting), State: uploader.StateComplete,
-		Clip: uploader.ClipDigest{File: uploader.ClipFile, Size: 17 << 20}}
-	if err := uploader.WriteManifest(waiting, m); err != nil {
+	m := outbox.Manifest{Version: 1, Incident: filepath.Base(waiting), State: outbox.StateComplete,
+		Clip: outbox.ClipDigest{File: outbox.ClipFile, Size: 17 << 20}}
+	if err := outbox.WriteManifest(waiting, m); err != nil {
 		t.Fatal(err)
 	}
 	start(t, cfg)
@@ -47,7 +47,7 @@ func TestSpoolFullRefusesNewIncidents(t *testing.T) {
 	if fi, err := os.Stat(clip); err != nil || fi.Size() != 17<<20 {
 		t.Errorf("the waiting clip changed: %v", err)
 	}
-	entries, _ := readAudit(filepath.Join(cfg.Device.StateDir, auditFile))
+	entries, _ := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
 	refused := false
 	for _, e := range entries {
 		refused = refused || e.Event == "press" && e.Fields["reason"] == "spool full"

@@ -11,7 +11,7 @@ import (
 	"mamoru/capture/pulsetest"
 	"mamoru/capture/synctest"
 	"mamoru/config"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // TestSyncTee is the sync rig's tee on the camera pipe; it does nothing
@@ -44,10 +44,10 @@ func TestSoundAndPictureInSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitWithin(t, cfg, "the clip", time.Duration(seconds+60)*time.Second, func(s Status) bool {
-		return len(s.Incidents) == 1 && s.Incidents[0].State == uploader.StateComplete
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	clip := filepath.Clean(res.Clip)
-	m, err := uploader.ReadManifest(filepath.Dir(clip))
+	m, err := outbox.ReadManifest(filepath.Dir(clip))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"mamoru/uploader/s3test"
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
+	"mamoru/outbox"
 )
 
 // clipBytes is a 60 s clip of 720p30 at 2.5 Mbit/s with 48 kHz mono FLAC.
@@ -29,19 +31,19 @@ func BenchmarkUploadThroughput(b *testing.B) {
 	srv.Bucket("clips")
 	st := srv.Storage("clips")
 	st.PartSizeMB = 8
-	c, err := NewClient(st)
+	c, err := bucket.NewClient(st)
 	if err != nil {
 		b.Fatal(err)
 	}
 	u := &Uploader{Storage: st, Location: tokyo, Log: slog.New(slog.DiscardHandler), Client: c}
-	outbox := b.TempDir()
+	box := b.TempDir()
 	var mamoru, rc time.Duration
 	for i := 0; b.Loop(); i++ {
-		m := makeIncident(b, outbox, fmt.Sprintf("20261123-120000-%06d", i+1), clipBytes)
-		dir := filepath.Join(outbox, m.Incident)
+		m := makeIncident(b, box, fmt.Sprintf("20261123-120000-%06d", i+1), clipBytes)
+		dir := filepath.Join(box, m.Incident)
 		// rclone first, from a copy, since mamoru deletes what it ships.
 		src := filepath.Join(b.TempDir(), "clip.mp4")
-		data, _ := os.ReadFile(filepath.Join(dir, ClipFile))
+		data, _ := os.ReadFile(filepath.Join(dir, outbox.ClipFile))
 		os.WriteFile(src, data, 0o644)
 		cmd := exec.Command(rclone, "copyto", src, fmt.Sprintf(":s3:clips/rclone/%d/clip.mp4", i))
 		cmd.Env = append(environWithout("AWS_CA_BUNDLE"), "RCLONE_S3_PROVIDER=Minio", "RCLONE_S3_ENDPOINT=http://"+srv.Endpoint,
@@ -52,7 +54,7 @@ func BenchmarkUploadThroughput(b *testing.B) {
 		}
 		rc += time.Since(start)
 		start = time.Now()
-		if err := u.ship(b.Context(), Incident{Dir: dir, Manifest: m}, nil); err != nil {
+		if err := u.ship(b.Context(), outbox.Incident{Dir: dir, Manifest: m}, nil); err != nil {
 			b.Fatal(err)
 		}
 		mamoru += time.Since(start)
@@ -70,12 +72,12 @@ func BenchmarkUploadThroughput(b *testing.B) {
 func BenchmarkResumeAfterCut(b *testing.B) {
 	srv := s3test.Start(b, s3test.Options{})
 	srv.Bucket("clips")
-	outbox := b.TempDir()
+	box := b.TempDir()
 	var resent, cuts float64
 	for i := 0; b.Loop(); i++ {
 		px := newProxy(b, srv.Endpoint)
 		const parts = 8
-		m := makeIncident(b, outbox, fmt.Sprintf("20261123-120000-%06d", i+1), parts*5<<20)
+		m := makeIncident(b, box, fmt.Sprintf("20261123-120000-%06d", i+1), parts*5<<20)
 		var once sync.Once
 		px.after = func(part int) error {
 			if part == parts/2 {
@@ -88,7 +90,7 @@ func BenchmarkResumeAfterCut(b *testing.B) {
 		}
 		st := srv.Storage("clips")
 		st.Endpoint = strings.TrimPrefix(px.URL, "http://")
-		u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: slog.New(slog.DiscardHandler)}
+		u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: slog.New(slog.DiscardHandler)}
 		u.Backoff.Min, u.Backoff.Max = 50*time.Millisecond, 200*time.Millisecond
 		runUntil(b, u, func() bool { return u.Status().Shipped == 1 })
 		accepted, _ := px.counts()

@@ -17,15 +17,17 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/backoff"
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/config"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // TestUploaderChild is the uploader process TestCrashes kills. It does
 // nothing unless run by TestCrashes.
 func TestUploaderChild(t *testing.T) {
-	outbox := os.Getenv("MAMORU_CHILD_OUTBOX")
-	if outbox == "" {
+	box := os.Getenv("MAMORU_CHILD_OUTBOX")
+	if box == "" {
 		t.Skip("run by TestCrashes only")
 	}
 	kbps, _ := strconv.Atoi(os.Getenv("MAMORU_CHILD_KBPS"))
@@ -33,7 +35,7 @@ func TestUploaderChild(t *testing.T) {
 		Endpoint: os.Getenv("MAMORU_CHILD_ENDPOINT"), Bucket: "clips", PartSizeMB: 5, MaxBandwidthKbps: kbps,
 		AccessKey: s3test.RootUser, SecretKey: s3test.RootPassword,
 	}
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo,
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo,
 		Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Backoff: backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,12 +70,12 @@ func TestCrashes(t *testing.T) {
 	if err := root.EnableVersioning(t.Context(), "clips"); err != nil {
 		t.Fatal(err)
 	}
-	outbox := t.TempDir()
-	var made []Manifest
+	box := t.TempDir()
+	var made []outbox.Manifest
 	add := func() {
 		n := len(made) + 1
 		size := 256<<10 + rand.IntN(8<<20)
-		made = append(made, makeIncident(t, outbox, fmt.Sprintf("20261123-%06d-%06d", 100000+n, n), size))
+		made = append(made, makeIncident(t, box, fmt.Sprintf("20261123-%06d-%06d", 100000+n, n), size))
 	}
 	for range 4 {
 		add()
@@ -83,7 +85,7 @@ func TestCrashes(t *testing.T) {
 		// its child: there is no binfmt to do it for us.
 		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestUploaderChild$", "-test.v")
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "MAMORU_CHILD_OUTBOX="+outbox, "MAMORU_CHILD_ENDPOINT="+srv.Endpoint,
+		cmd.Env = append(os.Environ(), "MAMORU_CHILD_OUTBOX="+box, "MAMORU_CHILD_ENDPOINT="+srv.Endpoint,
 			"MAMORU_CHILD_KBPS=80000") // 10 MB/s: a clip takes long enough to be cut
 		return cmd
 	}
@@ -109,8 +111,8 @@ func TestCrashes(t *testing.T) {
 
 	versions := 0
 	for _, m := range made {
-		dir := ObjectDir("", m, tokyo)
-		for _, name := range []string{ClipFile, ManifestFile} {
+		dir := bucket.ObjectDir("", m, tokyo)
+		for _, name := range []string{outbox.ClipFile, outbox.ManifestFile} {
 			object := path.Join(dir, name)
 			n := 0
 			for o := range root.ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: object, WithVersions: true}) {
@@ -121,7 +123,7 @@ func TestCrashes(t *testing.T) {
 					continue
 				}
 				n++
-				if name == ClipFile {
+				if name == outbox.ClipFile {
 					if got := objectSHA256(t, root, "clips", object, minio.GetObjectOptions{VersionID: o.VersionID}); got != m.Clip.SHA256 {
 						t.Errorf("%s version %s has SHA-256 %s, the manifest says %s", object, o.VersionID, got, m.Clip.SHA256)
 					}
@@ -133,9 +135,9 @@ func TestCrashes(t *testing.T) {
 			versions += n
 		}
 	}
-	if left, _, _ := (Outbox{Dir: outbox}).List(); len(left) != 0 {
-		t.Errorf("%d incidents left in the outbox", len(left))
+	if left, _, _ := (outbox.Outbox{Dir: box}).List(); len(left) != 0 {
+		t.Errorf("%d incidents left in the box", len(left))
 	}
-	t.Logf("%d kills (%d after the outbox had emptied), %d incidents, all in the bucket and intact; %d object versions for %d objects",
+	t.Logf("%d kills (%d after the box had emptied), %d incidents, all in the bucket and intact; %d object versions for %d objects",
 		kills, finishedEarly, len(made), versions, 2*len(made))
 }

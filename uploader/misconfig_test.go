@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/config"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // TestMisconfiguration checks that each setup mistake is told apart, says
@@ -18,14 +20,14 @@ import (
 func TestMisconfiguration(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
-	srv.AddUser("elsewhere", "elsewhere-secret", DevicePolicy(config.Storage{Bucket: "clips"}, "other-store", "other-device"))
+	srv.AddUser("elsewhere", "elsewhere-secret", bucket.DevicePolicy(config.Storage{Bucket: "clips"}, "other-store", "other-device"))
 	tlsSrv := s3test.Start(t, s3test.Options{TLS: true})
 	tlsSrv.Bucket("clips")
 
 	for _, tc := range []struct {
 		name    string
 		storage func() config.Storage
-		code    string // the *Problem's code, or "" for success
+		code    string // the *bucket.Problem's code, or "" for success
 		fix     string
 	}{
 		{"wrong access key", func() config.Storage {
@@ -52,11 +54,11 @@ func TestMisconfiguration(t *testing.T) {
 		}, "TLS", "storage.ca_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			outbox := t.TempDir()
-			m := makeIncident(t, outbox, "20261123-233000-000001", 7<<20)
+			box := t.TempDir()
+			m := makeIncident(t, box, "20261123-233000-000001", 7<<20)
 			st := tc.storage()
-			u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t), Client: mustClient(t, st)}
-			in := Incident{Dir: filepath.Join(outbox, m.Incident), Manifest: m}
+			u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t), Client: mustClient(t, st)}
+			in := outbox.Incident{Dir: filepath.Join(box, m.Incident), Manifest: m}
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			err := u.ship(ctx, in, nil)
@@ -66,9 +68,9 @@ func TestMisconfiguration(t *testing.T) {
 				}
 				return
 			}
-			var p *Problem
+			var p *bucket.Problem
 			if !errors.As(err, &p) {
-				t.Fatalf("ship: %v (%T), want a *Problem %s", err, err, tc.code)
+				t.Fatalf("ship: %v (%T), want a *bucket.Problem %s", err, err, tc.code)
 			}
 			if p.Code != tc.code || !strings.Contains(err.Error(), tc.fix) {
 				t.Errorf("ship: %v (code %s); want code %s and a fix mentioning %q", err, p.Code, tc.code, tc.fix)
@@ -76,7 +78,7 @@ func TestMisconfiguration(t *testing.T) {
 			if strings.Contains(err.Error(), st.SecretKey.Reveal()) {
 				t.Errorf("the error shows the secret key: %v", err)
 			}
-			if _, err := os.Stat(filepath.Join(outbox, m.Incident, ClipFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(box, m.Incident, outbox.ClipFile)); err != nil {
 				t.Errorf("the incident is gone after a failed upload: %v", err)
 			}
 		})
@@ -87,9 +89,9 @@ func TestMisconfiguration(t *testing.T) {
 // bucket: the status says what to fix, and the incident stays.
 func TestProblemsShowInStatusAndRetrySlowly(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
-	outbox := t.TempDir()
-	makeIncident(t, outbox, "20261123-233000-000001", 1<<20)
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: srv.Storage("missing"), Location: tokyo, Log: testLog(t), ProblemRetry: time.Hour}
+	box := t.TempDir()
+	makeIncident(t, box, "20261123-233000-000001", 1<<20)
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: srv.Storage("missing"), Location: tokyo, Log: testLog(t), ProblemRetry: time.Hour}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()

@@ -18,6 +18,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/bucket"
+	"mamoru/outbox"
 	"mamoru/signing"
 )
 
@@ -68,7 +70,7 @@ type shipper struct {
 	bucket   string
 	dir      string
 	object   string // directory in the bucket
-	manifest Manifest
+	manifest outbox.Manifest
 	partSize int64
 	limit    *Limiter
 	key      signing.Key // signs the manifest, if valid
@@ -81,7 +83,7 @@ type shipper struct {
 // readProgress returns the saved progress if it is for this clip and this
 // part size, or a fresh one.
 func (s *shipper) readProgress() progress {
-	fresh := progress{Object: path.Join(s.object, ClipFile), ClipHash: s.manifest.Clip.SHA256, PartSize: s.partSize}
+	fresh := progress{Object: path.Join(s.object, outbox.ClipFile), ClipHash: s.manifest.Clip.SHA256, PartSize: s.partSize}
 	b, err := os.ReadFile(filepath.Join(s.dir, ProgressFile))
 	if err != nil {
 		return fresh
@@ -98,7 +100,7 @@ func (s *shipper) saveProgress(p progress) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(s.dir, ProgressFile), b)
+	return outbox.WriteFileAtomic(filepath.Join(s.dir, ProgressFile), b)
 }
 
 // ship uploads the clip (resuming) and then the manifest. It returns nil
@@ -107,7 +109,7 @@ func (s *shipper) saveProgress(p progress) error {
 func (s *shipper) ship(ctx context.Context) error {
 	p := s.readProgress()
 	if !p.ClipDone {
-		f, err := os.Open(filepath.Join(s.dir, ClipFile))
+		f, err := os.Open(filepath.Join(s.dir, outbox.ClipFile))
 		if err != nil {
 			return fmt.Errorf("open clip: %w", err)
 		}
@@ -184,27 +186,27 @@ func (s *shipper) putClip(ctx context.Context, f *os.File) error {
 	// The body's SHA-256 is also signed (not streamed in signed chunks), so
 	// a body damaged on the way is refused as damaged, not as a bad key.
 	opts.DisableContentSha256 = true
-	info, err := s.client.PutObject(ctx, s.bucket, path.Join(s.object, ClipFile), body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
+	info, err := s.client.PutObject(ctx, s.bucket, path.Join(s.object, outbox.ClipFile), body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
 	if err != nil {
-		return classify(err)
+		return bucket.Classify(err)
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored the clip with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
 	}
-	s.checked, err = s.check(ctx, path.Join(s.object, ClipFile), s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	s.checked, err = s.check(ctx, path.Join(s.object, outbox.ClipFile), s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
 	return err
 }
 
 // putParts sends a clip part by part, each with its SHA-256, recording each
 // finished part durably before the next.
 func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes [][]byte) error {
-	object := path.Join(s.object, ClipFile)
+	object := path.Join(s.object, outbox.ClipFile)
 	if p.UploadID == "" {
 		opts := s.putOptions("video/mp4")
 		opts.UserMetadata["X-Amz-Checksum-Algorithm"] = "SHA256"
 		id, err := s.client.NewMultipartUpload(ctx, s.bucket, object, opts)
 		if err != nil {
-			return classify(err)
+			return bucket.Classify(err)
 		}
 		p.UploadID, p.Parts = id, nil
 		if err := s.saveProgress(*p); err != nil {
@@ -227,14 +229,14 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 		hdr.Set("x-amz-checksum-sha256", sum)
 		op, err := s.client.PutObjectPart(ctx, s.bucket, object, p.UploadID, n, s.body(io.NewSectionReader(f, off, size)), size,
 			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(h), DisableContentSha256: true, CustomHeader: hdr})
-		if isNotFound(err) {
+		if bucket.IsNotFound(err) {
 			// The saved upload was aborted or expired on the server: start
 			// again (the device may not list uploads to find out sooner).
 			p.UploadID, p.Parts = "", nil
 			s.saveProgress(*p)
 		}
 		if err != nil {
-			return classify(err)
+			return bucket.Classify(err)
 		}
 		if op.ChecksumSHA256 != "" && op.ChecksumSHA256 != sum {
 			return fmt.Errorf("server stored part %d with SHA-256 %s, sent %s", n, op.ChecksumSHA256, sum)
@@ -256,13 +258,13 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 	want := fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(composite.Sum(nil)), len(parts))
 	info, err := s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, minio.PutObjectOptions{})
 	if err != nil {
-		if isNotFound(err) {
+		if bucket.IsNotFound(err) {
 			// The upload is gone: completed before a crash, or expired.
 			// Send the clip again; the object's content is the same.
 			p.UploadID, p.Parts = "", nil
 			s.saveProgress(*p)
 		}
-		return classify(err)
+		return bucket.Classify(err)
 	}
 	if got := info.ChecksumSHA256; got != "" && strings.TrimSuffix(got, fmt.Sprintf("-%d", len(parts))) != strings.TrimSuffix(want, fmt.Sprintf("-%d", len(parts))) {
 		return fmt.Errorf("server completed the clip with SHA-256 %s, expected %s", got, want)
@@ -293,11 +295,11 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 		answered = checkedServer
 	}
 	info, err := s.client.StatObject(ctx, s.bucket, object, minio.StatObjectOptions{Checksum: true})
-	if isAccessDenied(err) {
+	if bucket.IsAccessDenied(err) {
 		return answered, nil
 	}
 	if err != nil {
-		return "", classify(err)
+		return "", bucket.Classify(err)
 	}
 	if info.Size != size {
 		return "", fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
@@ -315,17 +317,17 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 // putManifest sends the manifest's signature, then manifest.json last: its
 // presence in the bucket means the incident is complete.
 func (s *shipper) putManifest(ctx context.Context) error {
-	b, err := os.ReadFile(filepath.Join(s.dir, ManifestFile))
+	b, err := os.ReadFile(filepath.Join(s.dir, outbox.ManifestFile))
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
 	if s.key.Valid() {
 		sig := []byte(base64.StdEncoding.EncodeToString(s.key.Sign(b)) + "\n")
-		if err := s.putSmall(ctx, SignatureFile, "text/plain", sig); err != nil {
+		if err := s.putSmall(ctx, outbox.SignatureFile, "text/plain", sig); err != nil {
 			return err
 		}
 	}
-	return s.putSmall(ctx, ManifestFile, "application/json", b)
+	return s.putSmall(ctx, outbox.ManifestFile, "application/json", b)
 }
 
 // putSmall sends a small file with its SHA-256, and checks it.
@@ -338,7 +340,7 @@ func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []by
 	object := path.Join(s.object, name)
 	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
 	if err != nil {
-		return classify(err)
+		return bucket.Classify(err)
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored %s with SHA-256 %s, sent %s", name, info.ChecksumSHA256, want)

@@ -1,3 +1,9 @@
+// Package uploader ships the outbox to S3-compatible storage: each finished
+// incident exactly once and intact, oldest first, resuming a multipart upload
+// where a power cut or an outage left it, checked against the manifest's
+// SHA-256, manifest last; only then is the local copy deleted. Failures are
+// retried with backoff; those a person must fix (bucket.Problem) are shown
+// and retried slowly, never dropped.
 package uploader
 
 import (
@@ -15,7 +21,9 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/backoff"
+	"mamoru/bucket"
 	"mamoru/config"
+	"mamoru/outbox"
 	"mamoru/signing"
 )
 
@@ -24,7 +32,7 @@ import (
 // against the manifest's SHA-256, then manifest.json. Only then is the
 // local copy deleted. Set the fields, then call Run once.
 type Uploader struct {
-	Outbox   Outbox
+	Outbox   outbox.Outbox
 	Storage  config.Storage
 	Location *time.Location // for the date in object names
 	Log      *slog.Logger
@@ -40,7 +48,7 @@ type Uploader struct {
 	ProblemRetry time.Duration
 	// Shipped, if set, is called on Run's goroutine after an incident is in
 	// the bucket and its local copy is gone.
-	Shipped func(m Manifest, object string)
+	Shipped func(m outbox.Manifest, object string)
 
 	once sync.Once
 	wake chan struct{}
@@ -99,7 +107,7 @@ const shippedPrefix = ".shipped-"
 func (u *Uploader) Run(ctx context.Context) error {
 	u.init()
 	if u.Client == nil {
-		c, err := NewClient(u.Storage)
+		c, err := bucket.NewClient(u.Storage)
 		if err != nil {
 			return err
 		}
@@ -131,7 +139,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			attempt = 0
 			continue
 		}
-		var problem *Problem
+		var problem *bucket.Problem
 		isProblem := errors.As(err, &problem)
 		if errors.Is(err, ErrClipMismatch) {
 			// Kept for a person to look at; the others go on.
@@ -180,15 +188,15 @@ func (u *Uploader) sleep(ctx context.Context, d time.Duration, pokeable bool) bo
 
 // next returns the oldest incident ready to ship, and refreshes the
 // pending counts.
-func (u *Uploader) next(skip map[string]error) (Incident, bool) {
+func (u *Uploader) next(skip map[string]error) (outbox.Incident, bool) {
 	incidents, _, err := u.Outbox.List()
 	if err != nil {
 		u.Log.Error("cannot list the outbox", "err", err)
 	}
-	var first *Incident
+	var first *outbox.Incident
 	pending, bytes := 0, int64(0)
 	for i, in := range incidents {
-		if in.Manifest.State == StateRecording {
+		if in.Manifest.State == outbox.StateRecording {
 			continue
 		}
 		pending++
@@ -199,15 +207,15 @@ func (u *Uploader) next(skip map[string]error) (Incident, bool) {
 	}
 	u.update(func(s *Status) { s.Pending, s.PendingBytes = pending, bytes })
 	if first == nil {
-		return Incident{}, false
+		return outbox.Incident{}, false
 	}
 	return *first, true
 }
 
 // ship uploads one incident and deletes it locally.
-func (u *Uploader) ship(ctx context.Context, in Incident, limit *Limiter) error {
+func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter) error {
 	m := in.Manifest
-	dir := ObjectDir(u.Storage.Prefix, m, u.Location)
+	dir := bucket.ObjectDir(u.Storage.Prefix, m, u.Location)
 	u.update(func(s *Status) { s.Uploading, s.SentBytes = m.Incident, 0 })
 	started := time.Now()
 	sh := &shipper{
@@ -223,9 +231,9 @@ func (u *Uploader) ship(ctx context.Context, in Incident, limit *Limiter) error 
 	if err := os.Rename(in.Dir, gone); err != nil {
 		return fmt.Errorf("remove the shipped incident: %w", err)
 	}
-	SyncDir(filepath.Dir(in.Dir))
+	outbox.SyncDir(filepath.Dir(in.Dir))
 	os.RemoveAll(gone)
-	u.Log.Info("incident uploaded", "incident", m.Incident, "object", path.Join(dir, ClipFile), "bytes", m.Clip.Size,
+	u.Log.Info("incident uploaded", "incident", m.Incident, "object", path.Join(dir, outbox.ClipFile), "bytes", m.Clip.Size,
 		"checked", sh.checked, "took", time.Since(started).Round(time.Millisecond))
 	u.update(func(s *Status) {
 		s.LastSuccess, s.LastSuccessAt = m.Incident, time.Now()

@@ -26,33 +26,34 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/backoff"
-	"mamoru/uploader/s3test"
+	"mamoru/bucket/s3test"
+	"mamoru/outbox"
 )
 
 var tokyo, _ = time.LoadLocation("Asia/Tokyo")
 
 // makeIncident writes an incident directory holding a clip of size random
 // bytes and its complete manifest, and returns its manifest.
-func makeIncident(t testing.TB, outbox string, id string, size int) Manifest {
+func makeIncident(t testing.TB, box string, id string, size int) outbox.Manifest {
 	t.Helper()
-	dir := filepath.Join(outbox, id)
+	dir := filepath.Join(box, id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	clip := make([]byte, size)
 	r := rand.NewChaCha8([32]byte{byte(size), byte(size >> 8), id[len(id)-1]})
 	r.Read(clip)
-	if err := os.WriteFile(filepath.Join(dir, ClipFile), clip, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, outbox.ClipFile), clip, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(clip)
 	press := time.Date(2026, 11, 23, 8, 30, 0, 0, tokyo) // 22 Nov 23:30 UTC: the folder is the Tokyo date
-	m := Manifest{
-		Version: 1, Device: "counter-1", Store: "shibuya", Incident: id, State: StateComplete, Trigger: "button",
+	m := outbox.Manifest{
+		Version: 1, Device: "counter-1", Store: "shibuya", Incident: id, State: outbox.StateComplete, Trigger: "button",
 		PressTime: press, ClipStart: press.Add(-30 * time.Second), ClipEnd: press.Add(30 * time.Second), DurationSeconds: 60,
-		Clip: ClipDigest{File: ClipFile, SHA256: hex.EncodeToString(sum[:]), Size: int64(size)}, Software: "test",
+		Clip: outbox.ClipDigest{File: outbox.ClipFile, SHA256: hex.EncodeToString(sum[:]), Size: int64(size)}, Software: "test",
 	}
-	if err := WriteManifest(dir, m); err != nil {
+	if err := outbox.WriteManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -108,22 +109,22 @@ func runUntil(t testing.TB, u *Uploader, cond func() bool) {
 func TestShipsOldestFirstAndDeletesOnlyAfterwards(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
-	outbox := t.TempDir()
-	small := makeIncident(t, outbox, "20261123-233000-000001", 300<<10)
-	big := makeIncident(t, outbox, "20261123-233100-000002", 12<<20+12345) // three 5 MiB parts
+	box := t.TempDir()
+	small := makeIncident(t, box, "20261123-233000-000001", 300<<10)
+	big := makeIncident(t, box, "20261123-233100-000002", 12<<20+12345) // three 5 MiB parts
 	st := srv.Storage("clips")
 	st.Prefix = "mamoru"
 	var mu sync.Mutex
 	var shipped []string
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
-		Shipped: func(m Manifest, _ string) { mu.Lock(); shipped = append(shipped, m.Incident); mu.Unlock() }}
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t),
+		Shipped: func(m outbox.Manifest, _ string) { mu.Lock(); shipped = append(shipped, m.Incident); mu.Unlock() }}
 	runUntil(t, u, func() bool { mu.Lock(); defer mu.Unlock(); return len(shipped) == 2 })
 
 	if got, want := strings.Join(shipped, ","), small.Incident+","+big.Incident; got != want {
 		t.Errorf("shipped %s, want oldest first: %s", got, want)
 	}
 	root := srv.Root()
-	for _, m := range []Manifest{small, big} {
+	for _, m := range []outbox.Manifest{small, big} {
 		dir := "mamoru/shibuya/counter-1/2026/11/23/" + m.Incident
 		if got := objectSHA256(t, root, "clips", dir+"/clip.mp4", minio.GetObjectOptions{}); got != m.Clip.SHA256 {
 			t.Errorf("%s: clip in bucket has SHA-256 %s, manifest says %s", m.Incident, got, m.Clip.SHA256)
@@ -139,7 +140,7 @@ func TestShipsOldestFirstAndDeletesOnlyAfterwards(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got Manifest
+		var got outbox.Manifest
 		if err := json.NewDecoder(o).Decode(&got); err != nil {
 			t.Fatalf("%s: manifest in bucket: %v", m.Incident, err)
 		}
@@ -147,7 +148,7 @@ func TestShipsOldestFirstAndDeletesOnlyAfterwards(t *testing.T) {
 		if got.Clip != m.Clip {
 			t.Errorf("%s: manifest in bucket has clip %+v, want %+v", m.Incident, got.Clip, m.Clip)
 		}
-		if _, err := os.Stat(filepath.Join(outbox, m.Incident)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(box, m.Incident)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: local copy still there after upload (%v)", m.Incident, err)
 		}
 	}
@@ -177,7 +178,7 @@ func newProxy(t testing.TB, target string) *proxy {
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		part, _ := strconv.Atoi(r.URL.Query().Get("partNumber"))
 		size := int64(0)
-		if r.Method == http.MethodPut && r.URL.Query().Get("uploadId") != "" || r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ClipFile) {
+		if r.Method == http.MethodPut && r.URL.Query().Get("uploadId") != "" || r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, outbox.ClipFile) {
 			body, _ := io.ReadAll(r.Body)
 			p.mu.Lock()
 			size = int64(len(body))
@@ -235,9 +236,9 @@ func TestServerRefusesACorruptedBody(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
 	px := newProxy(t, srv.Endpoint)
-	outbox := t.TempDir()
-	small := makeIncident(t, outbox, "20261123-233000-000001", 100<<10)
-	big := makeIncident(t, outbox, "20261123-233100-000002", 11<<20)
+	box := t.TempDir()
+	small := makeIncident(t, box, "20261123-233000-000001", 100<<10)
+	big := makeIncident(t, box, "20261123-233100-000002", 11<<20)
 	// Flip one byte of the first request of each part (and of the single PUT).
 	flipped := map[int]bool{}
 	px.alter = func(part int, body []byte) []byte {
@@ -252,11 +253,11 @@ func TestServerRefusesACorruptedBody(t *testing.T) {
 	st := srv.Storage("clips")
 	st.Endpoint = strings.TrimPrefix(px.URL, "http://")
 	st.Secure = false
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t),
 		Backoff: backoff.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	runUntil(t, u, func() bool { return u.Status().Shipped == 2 })
 	root := srv.Root()
-	for _, m := range []Manifest{small, big} {
+	for _, m := range []outbox.Manifest{small, big} {
 		dir := path.Join("shibuya/counter-1/2026/11/23", m.Incident)
 		if got := objectSHA256(t, root, "clips", dir+"/clip.mp4", minio.GetObjectOptions{}); got != m.Clip.SHA256 {
 			t.Errorf("%s: the bucket kept a corrupted clip: SHA-256 %s, want %s", m.Incident, got, m.Clip.SHA256)
@@ -274,9 +275,9 @@ func TestOutageResumesWithoutResendingParts(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
 	px := newProxy(t, srv.Endpoint)
-	outbox := t.TempDir()
+	box := t.TempDir()
 	const size = 4*5<<20 + 777 // five parts of 5 MiB, the last small
-	m := makeIncident(t, outbox, "20261123-233000-000001", size)
+	m := makeIncident(t, box, "20261123-233000-000001", size)
 	var once sync.Once
 	restarted := make(chan struct{})
 	px.after = func(part int) error {
@@ -292,7 +293,7 @@ func TestOutageResumesWithoutResendingParts(t *testing.T) {
 	}
 	st := srv.Storage("clips")
 	st.Endpoint = strings.TrimPrefix(px.URL, "http://")
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t),
 		Backoff: backoff.Backoff{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond}}
 	runUntil(t, u, func() bool { return u.Status().Shipped == 1 })
 	<-restarted

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/device"
-	"mamoru/uploader"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // BenchmarkUploadLatency records 60 s clips of 720p30 at 2.5 Mbit/s (30 s
@@ -54,7 +55,7 @@ secure = false
 		st, _ := device.GetStatus(c, stateDir)
 		return st
 	}
-	clips := uploader.Clips{Client: srv.Root(), Bucket: "clips"}
+	clips := bucket.Clips{Client: srv.Root(), Bucket: "clips"}
 	var total, worst time.Duration
 	for b.Loop() {
 		for status().BufferedSeconds < 30 {
@@ -64,7 +65,7 @@ secure = false
 		if err != nil {
 			b.Fatal(err)
 		}
-		var m uploader.Manifest
+		var m outbox.Manifest
 		for {
 			// The manifest is uploaded last: once it is listed, the
 			// incident is complete in the bucket.

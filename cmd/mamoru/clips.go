@@ -13,9 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mamoru/bucket"
 	"mamoru/config"
 	"mamoru/signing"
-	"mamoru/uploader"
 )
 
 const clipsHelp = `Usage: mamoru clips COMMAND [--config FILE] ...
@@ -56,7 +56,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 // storage configuration.
 // needConfig, if given, says from the arguments whether the bucket is
 // needed at all; when it is not, c is the zero Clips.
-func managerCommand(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet), needConfig ...func(rest []string) bool) (c uploader.Clips, loc *time.Location, rest []string, code int, ok bool) {
+func managerCommand(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet), needConfig ...func(rest []string) bool) (c bucket.Clips, loc *time.Location, rest []string, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -82,7 +82,7 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
 		return c, nil, nil, 2, false
 	}
-	client, err := uploader.NewClient(mc.Storage)
+	client, err := bucket.NewClient(mc.Storage)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: %v\n", err)
 		return c, nil, nil, 2, false
@@ -91,7 +91,7 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 	if err != nil {
 		loc = time.Local
 	}
-	return uploader.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix}, loc, rest, 0, true
+	return bucket.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix}, loc, rest, 0, true
 }
 
 func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -134,7 +134,7 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mamoru clips ls: unexpected argument %q\n", rest[0])
 		return 2
 	}
-	f := uploader.Filter{Store: store, Device: dev}
+	f := bucket.Filter{Store: store, Device: dev}
 	if since > 0 {
 		f.Since = time.Now().Add(-since)
 	}
@@ -267,7 +267,7 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		signed = ", manifest signed by the device"
 	}
 	if c.Client == nil { // a local path
-		m, err := uploader.VerifyLocal(id, pub)
+		m, err := bucket.VerifyLocal(id, pub)
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
 			return 1
@@ -341,12 +341,12 @@ func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "mamoru storage init: 'storage.endpoint' is not set in the configuration")
 		return 2
 	}
-	client, err := uploader.NewClient(cfg.Storage)
+	client, err := bucket.NewClient(cfg.Storage)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru storage init: %v\n", err)
 		return 2
 	}
-	steps, err := uploader.SetupBucket(ctx, client.Client, cfg.Storage, cfg.Policy)
+	steps, err := bucket.SetupBucket(ctx, client.Client, cfg.Storage, cfg.Policy)
 	for _, s := range steps {
 		fmt.Fprintln(stdout, "ok:", s)
 	}
@@ -354,6 +354,6 @@ func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "mamoru storage init: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "\nIAM policy for device %s/%s (write only, its own folder):\n%s\n", cfg.Device.Store, cfg.Device.ID, uploader.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
+	fmt.Fprintf(stdout, "\nIAM policy for device %s/%s (write only, its own folder):\n%s\n", cfg.Device.Store, cfg.Device.ID, bucket.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
 	return 0
 }

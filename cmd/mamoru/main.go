@@ -21,10 +21,12 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/audit"
+	"mamoru/bucket"
 	"mamoru/config"
 	"mamoru/device"
 	"mamoru/hardware"
-	"mamoru/uploader"
+	"mamoru/outbox"
 )
 
 // version is stamped by the Makefile from git.
@@ -195,14 +197,14 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if cfg.Hardware.Driver == config.DriverSim && cfg.Storage.Enabled() {
 		// On the simulated counter the person at the keyboard is also the
 		// manager: show them the clip in the bucket straight away.
-		rec.Uploaded = func(m uploader.Manifest, dir string) {
+		rec.Uploaded = func(m outbox.Manifest, dir string) {
 			fmt.Fprintf(stdout, "incident %s uploaded to s3://%s/%s/\n", m.Incident, cfg.Storage.Bucket, dir)
 			// A link is signed locally, so it is only shown if these keys
 			// may read the clip: a device's write-only keys would sign one
 			// that the server refuses.
-			if client, err := uploader.NewClient(cfg.Storage); err == nil {
-				clips := uploader.Clips{Client: client.Client, Bucket: cfg.Storage.Bucket, Prefix: cfg.Storage.Prefix}
-				e := uploader.Entry{Dir: dir, Manifest: m}
+			if client, err := bucket.NewClient(cfg.Storage); err == nil {
+				clips := bucket.Clips{Client: client.Client, Bucket: cfg.Storage.Bucket, Prefix: cfg.Storage.Prefix}
+				e := bucket.Entry{Dir: dir, Manifest: m}
 				if _, err := client.StatObject(ctx, cfg.Storage.Bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
 					if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
 						fmt.Fprintf(stdout, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
@@ -328,7 +330,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	path := filepath.Join(cfg.Device.StateDir, "audit.log")
-	n, err := device.VerifyAudit(path)
+	n, err := audit.Verify(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru audit: %s: %v\n", path, err)
 		return 1

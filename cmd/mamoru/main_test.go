@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mamoru/device"
+	"mamoru/outbox"
 	"mamoru/uploader"
 )
 
@@ -285,12 +286,12 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("mamoru trigger printed %q, want the incident and its clip", out)
 	}
 	cliID, clip := m[1], m[2]
-	if want := filepath.Join(stateDir, "incidents", cliID, uploader.ClipFile); clip != want {
+	if want := filepath.Join(stateDir, "incidents", cliID, outbox.ClipFile); clip != want {
 		t.Errorf("mamoru trigger named the clip %s, want %s", clip, want)
 	}
 	st = status("the triggered incident to complete", func(s device.Status) bool {
 		in, ok := incident(s, cliID)
-		return ok && in.State == uploader.StateComplete
+		return ok && in.State == outbox.StateComplete
 	})
 	if in, _ := incident(st, cliID); in.Trigger != "cli" || in.Clip != clip || in.Size == 0 {
 		t.Errorf("status of incident %s = %+v, want trigger cli, clip %s, a size", cliID, in, clip)
@@ -303,14 +304,14 @@ func TestRunEndToEnd(t *testing.T) {
 	var simID string
 	status("an incident from the button to complete", func(s device.Status) bool {
 		for _, in := range s.Incidents {
-			if in.ID != cliID && in.State == uploader.StateComplete {
+			if in.ID != cliID && in.State == outbox.StateComplete {
 				simID = in.ID
 				return true
 			}
 		}
 		return false
 	})
-	man, err := uploader.ReadManifest(filepath.Join(stateDir, "incidents", simID))
+	man, err := outbox.ReadManifest(filepath.Join(stateDir, "incidents", simID))
 	if err != nil {
 		t.Fatal(err)
 	}

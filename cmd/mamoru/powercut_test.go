@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket/s3test"
 	"mamoru/capture/cliptest"
 	"mamoru/device"
-	"mamoru/uploader"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // TestRecorderChild is the recorder TestPowerCuts kills. It does nothing
@@ -176,14 +176,14 @@ func TestPowerCuts(t *testing.T) {
 			t.Errorf("incident %s, cut in its post window: %s%s", c.id, out, errOut)
 			continue
 		}
-		m, err := uploader.ReadManifest(filepath.Join(dir, c.id))
+		m, err := outbox.ReadManifest(filepath.Join(dir, c.id))
 		if err != nil {
 			t.Error(err)
 			continue
 		}
 		lost := c.at.Sub(m.ClipEnd)
 		worst = max(worst, lost)
-		if m.State != uploader.StateRecovered || lost > time.Second {
+		if m.State != outbox.StateRecovered || lost > time.Second {
 			t.Errorf("incident %s, cut in its post window at %s: state %q, clip ends %v before the cut; want recovered, at most 1 s",
 				c.id, c.at.Format(time.StampMilli), m.State, lost)
 		}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket/s3test"
 	"mamoru/device"
-	"mamoru/uploader/s3test"
 )
 
 // TestProvisionSignsManifests provisions a device, runs it (on the

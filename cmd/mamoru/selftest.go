@@ -9,8 +9,8 @@ import (
 	"log/slog"
 
 	"mamoru/config"
-	"mamoru/device"
 	"mamoru/hardware"
+	"mamoru/selftest"
 )
 
 const selftestHelp = `Usage: mamoru selftest --config FILE [--quick]
@@ -32,7 +32,7 @@ func cmdSelftest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return code
 	}
 	in := bufio.NewReader(stdin)
-	st := &device.SelfTest{Config: cfg, In: in, Out: stdout, Quick: quick,
+	st := &selftest.Test{Config: cfg, In: in, Out: stdout, Quick: quick,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	switch cfg.Hardware.Driver {
 	case config.DriverSim:

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
 	"mamoru/capture/synctest"
-	"mamoru/uploader"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // procSample is the recorder process's resources at one moment.
@@ -163,8 +164,8 @@ secure = false
 			t.Errorf("%s: %s%s", id, out, errOut)
 			continue
 		}
-		clip := filepath.Join(dl, id, uploader.ClipFile)
-		m, err := uploader.VerifyLocal(filepath.Join(dl, id), nil)
+		clip := filepath.Join(dl, id, outbox.ClipFile)
+		m, err := bucket.VerifyLocal(filepath.Join(dl, id), nil)
 		if err != nil {
 			t.Errorf("%s: %v", id, err)
 			continue

@@ -18,8 +18,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"mamoru/bucket/s3test"
 	"mamoru/device"
-	"mamoru/uploader/s3test"
 )
 
 // keyFiles writes an access and a secret key into files of mode 0600 and

@@ -1,11 +1,11 @@
-package device
+package clock
 
 import "syscall"
 
-// clockSynced asks the kernel whether NTP has synchronised the clock: the
+// Synced asks the kernel whether NTP has synchronised the clock: the
 // STA_UNSYNC flag, which the kernel clears while an NTP daemon (timesyncd,
 // chrony) keeps the clock disciplined.
-func clockSynced() bool {
+func Synced() bool {
 	var tx syscall.Timex
 	state, err := syscall.Adjtimex(&tx)
 	const timeError, staUnsync = 5, 0x0040

@@ -1,4 +1,4 @@
-package uploader
+package bucket
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/uploader/s3test"
+	"mamoru/bucket/s3test"
+	"mamoru/outbox"
 )
 
 // A manager lists the incidents of every store and device, newest first,
@@ -20,9 +21,9 @@ func TestClipsList(t *testing.T) {
 	root := srv.Root()
 	now := time.Now().In(tokyo)
 	put := func(store, device, id string, pressed time.Time) {
-		m := Manifest{Version: 1, Store: store, Device: device, Incident: id, State: StateComplete, PressTime: pressed}
+		m := outbox.Manifest{Version: 1, Store: store, Device: device, Incident: id, State: outbox.StateComplete, PressTime: pressed}
 		b, _ := json.Marshal(m)
-		object := ObjectDir("mamoru", m, tokyo) + "/" + ManifestFile
+		object := ObjectDir("mamoru", m, tokyo) + "/" + outbox.ManifestFile
 		if _, err := root.PutObject(t.Context(), "clips", object, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -66,35 +67,4 @@ func TestClipsList(t *testing.T) {
 	}
 }
 
-// max_bandwidth_kbps holds an upload to the shop's share of its uplink: a
-// clip cannot arrive faster than the cap allows, and still arrives whole.
-func TestBandwidthCap(t *testing.T) {
-	srv := s3test.Start(t, s3test.Options{})
-	srv.Bucket("clips")
-	outbox := t.TempDir()
-	const size = 300 << 10
-	m := makeIncident(t, outbox, "20261123-083000-000001", size)
-	st := srv.Storage("clips")
-	st.MaxBandwidthKbps = 800 // 100 kB/s: the clip takes at least 3 s
-	shipped := make(chan struct{})
-	u := &Uploader{Outbox: Outbox{Dir: outbox}, Storage: st, Location: tokyo, Log: testLog(t),
-		Shipped: func(Manifest, string) { close(shipped) }}
-	started := time.Now()
-	runUntil(t, u, func() bool {
-		select {
-		case <-shipped:
-			return true
-		default:
-			return false
-		}
-	})
-	took := time.Since(started)
-	if least := time.Duration(float64(size) / 100e3 * float64(time.Second)); took < least*9/10 {
-		t.Errorf("a %d-byte clip capped at 800 kbit/s arrived in %v, want at least %v", size, took.Round(time.Millisecond), least)
-	}
-	got := objectSHA256(t, srv.Root(), "clips", ObjectDir("", m, tokyo)+"/"+ClipFile, minio.GetObjectOptions{})
-	if got != m.Clip.SHA256 {
-		t.Errorf("the capped clip arrived with SHA-256 %s, want %s", got, m.Clip.SHA256)
-	}
-	t.Logf("%d bytes at 800 kbit/s: %v", size, took.Round(time.Millisecond))
-}
+var tokyo, _ = time.LoadLocation("Asia/Tokyo")

@@ -1,4 +1,4 @@
-package uploader
+package bucket
 
 import (
 	"context"
@@ -24,11 +24,11 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 	lock := rules.ObjectLockDays > 0
 	exists, err := c.BucketExists(ctx, s.Bucket)
 	if err != nil {
-		return done, fmt.Errorf("check bucket %s: %w", s.Bucket, classify(err))
+		return done, fmt.Errorf("check bucket %s: %w", s.Bucket, Classify(err))
 	}
 	if !exists {
 		if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: lock}); err != nil {
-			return done, fmt.Errorf("create bucket %s: %w", s.Bucket, classify(err))
+			return done, fmt.Errorf("create bucket %s: %w", s.Bucket, Classify(err))
 		}
 		done = append(done, fmt.Sprintf("created bucket %s (object lock %s)", s.Bucket, onOff(lock)))
 	} else {
@@ -42,7 +42,7 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		}
 		mode, days, unit := minio.Compliance, uint(rules.ObjectLockDays), minio.Days
 		if err := c.SetObjectLockConfig(ctx, s.Bucket, &mode, &days, &unit); err != nil {
-			return done, fmt.Errorf("set object lock on %s: %w", s.Bucket, classify(err))
+			return done, fmt.Errorf("set object lock on %s: %w", s.Bucket, Classify(err))
 		}
 		done = append(done, fmt.Sprintf("every new clip is locked (compliance mode) for %d days: no one, not even the root user, can delete it before then", rules.ObjectLockDays))
 	}
@@ -70,7 +70,7 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
 	}
 	if err := c.SetBucketLifecycle(ctx, s.Bucket, cfg); err != nil {
-		return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, classify(err))
+		return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
 	}
 	return done, nil
 }
@@ -117,10 +117,10 @@ func Probe(ctx context.Context, c *minio.Core, s config.Storage, store, device s
 	object := path.Join(s.Prefix, store, device, selfTestDir, time.Now().UTC().Format("20060102T150405.000Z")+".txt")
 	body := "mamoru self-test: this object is deleted at once\n"
 	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
-		return object, fmt.Errorf("write %s: %w", object, classify(err))
+		return object, fmt.Errorf("write %s: %w", object, Classify(err))
 	}
 	if err := c.Client.RemoveObject(ctx, s.Bucket, object, minio.RemoveObjectOptions{}); err != nil {
-		return object, fmt.Errorf("wrote %s but cannot delete it: %w", object, classify(err))
+		return object, fmt.Errorf("wrote %s but cannot delete it: %w", object, Classify(err))
 	}
 	return object, nil
 }

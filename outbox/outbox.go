@@ -1,8 +1,9 @@
-// Package uploader owns the outbox: the incident directories on disk, each
-// holding clip.mp4 and manifest.json, waiting to be shipped to S3-compatible
-// storage. A directory's manifest says whether its clip is still being
-// recorded or is final.
-package uploader
+// Package outbox is the incident directories on disk, each holding clip.mp4
+// and manifest.json (and, once signed, manifest.sig), waiting to be shipped
+// to the bucket. A directory's manifest says whether its clip is still being
+// recorded or is final. Files are written whole or not at all: a temporary
+// file, fsynced, renamed over the old one, and the directory fsynced.
+package outbox
 
 import (
 	"encoding/json"
@@ -104,7 +105,7 @@ type Incident struct {
 
 // ErrBadManifest means an incident directory's manifest is missing or
 // unreadable.
-var ErrBadManifest = errors.New("uploader: bad manifest")
+var ErrBadManifest = errors.New("outbox: bad manifest")
 
 // ReadManifest reads dir's manifest.
 func ReadManifest(dir string) (Manifest, error) {
@@ -175,7 +176,7 @@ func (o Outbox) List() (incidents []Incident, bad []string, err error) {
 		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("uploader: list outbox: %w", err)
+		return nil, nil, fmt.Errorf("outbox: list: %w", err)
 	}
 	for _, e := range entries {
 		if !e.IsDir() || e.Name()[0] == '.' {

@@ -1,4 +1,4 @@
-package device
+package selftest
 
 import (
 	"bufio"
@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
+	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/uploader"
-	"mamoru/uploader/s3test"
 )
 
 func TestSelfTest(t *testing.T) {
@@ -19,14 +20,14 @@ func TestSelfTest(t *testing.T) {
 	cfg.Storage = srv.Storage("clips")
 	// The device's own write-only user: the self-test's probe is the one
 	// object it may delete.
-	srv.AddUser("test-counter", "test-counter-secret", uploader.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
+	srv.AddUser("test-counter", "test-counter-secret", bucket.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
 	cfg.Storage.AccessKey, cfg.Storage.SecretKey = "test-counter", "test-counter-secret"
 
 	run := func(answers string, synced bool) (map[string]Check, string) {
 		in := bufio.NewReader(strings.NewReader(answers))
 		var out strings.Builder
 		sim := &hardware.Sim{In: in, Out: &out}
-		st := &SelfTest{Config: cfg, Indicator: sim, Button: sim, In: in, Out: &out,
+		st := &Test{Config: cfg, Indicator: sim, Button: sim, In: in, Out: &out,
 			ButtonTimeout: 2 * time.Second, Measure: 2 * time.Second, ClockSynced: func() bool { return synced }}
 		got := map[string]Check{}
 		for _, c := range st.Run(context.Background()) {
@@ -55,4 +56,20 @@ func TestSelfTest(t *testing.T) {
 			t.Errorf("%s: %+v, want FAIL\n%s", name, got[name], out)
 		}
 	}
+}
+
+// testConfig is a device with the test pattern camera and the null
+// microphone.
+func testConfig(t testing.TB) config.Config {
+	c := config.Default()
+	c.Device.ID, c.Device.Store = "test-counter", "test-store"
+	c.Device.StateDir = t.TempDir()
+	c.Video.Source = config.SourceTestsrc
+	c.Video.Width, c.Video.Height, c.Video.FPS = 320, 240, 30
+	c.Video.BitrateKbps, c.Video.KeyframeInterval = 500, 15
+	c.Audio.Backend = config.BackendNull
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

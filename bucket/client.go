@@ -1,4 +1,9 @@
-package uploader
+// Package bucket is everything that reads or sets up a bucket: the S3 client
+// a configuration describes, where an incident's objects live in it, the
+// error classes that say what a person must fix, bucket setup and the device's
+// least-privilege policy for installers, and the managers' clips (list, get,
+// verify, share).
+package bucket
 
 import (
 	"crypto/tls"
@@ -15,6 +20,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"mamoru/config"
+	"mamoru/outbox"
 )
 
 // NewClient connects to the bucket's server as the configuration says. It
@@ -33,7 +39,7 @@ func NewClient(s config.Storage) (*minio.Core, error) {
 		MaxRetries: 1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("uploader: storage.endpoint %q: %w", s.Endpoint, err)
+		return nil, fmt.Errorf("bucket: storage.endpoint %q: %w", s.Endpoint, err)
 	}
 	return c, nil
 }
@@ -54,14 +60,14 @@ func transport(s config.Storage) (http.RoundTripper, error) {
 		if s.CAFile != "" {
 			pem, err := os.ReadFile(s.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("uploader: storage.ca_file: %w", err)
+				return nil, fmt.Errorf("bucket: storage.ca_file: %w", err)
 			}
 			pool, err := x509.SystemCertPool()
 			if err != nil {
 				pool = x509.NewCertPool()
 			}
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("uploader: storage.ca_file %s holds no PEM certificate", s.CAFile)
+				return nil, fmt.Errorf("bucket: storage.ca_file %s holds no PEM certificate", s.CAFile)
 			}
 			tr.TLSClientConfig.RootCAs = pool
 		}
@@ -73,7 +79,7 @@ func transport(s config.Storage) (http.RoundTripper, error) {
 // <prefix>/<store>/<device>/<YYYY>/<MM>/<DD>/<incident-id>, the date being
 // the press's in the device's time zone, so managers browsing the bucket
 // find a day's incidents together.
-func ObjectDir(prefix string, m Manifest, loc *time.Location) string {
+func ObjectDir(prefix string, m outbox.Manifest, loc *time.Location) string {
 	return path.Join(prefix, m.Store, m.Device, m.PressTime.In(loc).Format("2006/01/02"), m.Incident)
 }
 
@@ -100,9 +106,9 @@ var fixes = map[string]string{
 	"InvalidRegion":                "check storage.region",
 }
 
-// classify turns an error from the server into a *Problem when retrying
+// Classify turns an error from the server into a *Problem when retrying
 // cannot help, and returns other errors (network, 5xx) as they are.
-func classify(err error) error {
+func Classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -139,10 +145,10 @@ func errorCode(err error) string {
 	return ""
 }
 
-// isNotFound reports whether err says the object or upload does not exist.
-func isNotFound(err error) bool {
+// IsNotFound reports whether err says the object or upload does not exist.
+func IsNotFound(err error) bool {
 	code := errorCode(err)
 	return code == "NoSuchKey" || code == "NoSuchUpload" || code == "NotFound"
 }
 
-func isAccessDenied(err error) bool { return errorCode(err) == "AccessDenied" }
+func IsAccessDenied(err error) bool { return errorCode(err) == "AccessDenied" }

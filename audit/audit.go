@@ -1,4 +1,7 @@
-package device
+// Package audit is the hash-chained log of everything that bears on the
+// operating rules: the indicator, capture, presses, incidents and uploads.
+// Verify checks a whole log; Open continues one, cutting a torn last line.
+package audit
 
 import (
 	"bufio"
@@ -14,12 +17,12 @@ import (
 	"time"
 )
 
-// Audit is the append-only, hash-chained log of every indicator and
+// Log is the append-only, hash-chained log of every indicator and
 // capture state change. Each line is a JSON entry whose hash covers the
 // previous entry's hash, so a line removed or edited later breaks the chain
 // from that line on. It is the evidence that nothing was captured while the
 // indicator was off.
-type Audit struct {
+type Log struct {
 	mu   sync.Mutex // guards f, seq and prev
 	f    *os.File
 	seq  uint64
@@ -27,8 +30,8 @@ type Audit struct {
 	now  func() time.Time
 }
 
-// AuditEntry is one line of the audit log.
-type AuditEntry struct {
+// Entry is one line of the audit log.
+type Entry struct {
 	Seq    uint64            `json:"seq"`
 	Time   time.Time         `json:"time"`
 	Event  string            `json:"event"`
@@ -37,48 +40,48 @@ type AuditEntry struct {
 	Hash   string            `json:"hash"`
 }
 
-// ErrAuditChain means the audit log was altered.
-var ErrAuditChain = errors.New("device: audit log chain broken")
+// ErrChain means the audit log was altered.
+var ErrChain = errors.New("audit: log chain broken")
 
-// OpenAudit opens (creating) the log at path and continues its chain. A torn
+// Open opens (creating) the log at path and continues its chain. A torn
 // last line, left by a power cut in the middle of a write, is cut off and
 // the chain continues from the line before.
-func OpenAudit(path string, now func() time.Time) (*Audit, error) {
+func Open(path string, now func() time.Time) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("device: open audit log: %w", err)
+		return nil, fmt.Errorf("audit: open audit log: %w", err)
 	}
-	last, good, err := scanAudit(f)
+	last, good, err := scan(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("device: audit log %s: %w", path, err)
+		return nil, fmt.Errorf("audit: audit log %s: %w", path, err)
 	}
 	if err := f.Truncate(good); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("device: audit log %s: %w", path, err)
+		return nil, fmt.Errorf("audit: audit log %s: %w", path, err)
 	}
-	a := &Audit{f: f, now: now}
+	a := &Log{f: f, now: now}
 	if last != nil {
 		a.seq, a.prev = last.Seq+1, last.Hash
 	}
 	return a, nil
 }
 
-// scanAudit verifies the chain and returns the last entry and the length of
+// scan verifies the chain and returns the last entry and the length of
 // the intact prefix. Only a torn final line is forgiven.
-func scanAudit(r io.Reader) (last *AuditEntry, good int64, err error) {
+func scan(r io.Reader) (last *Entry, good int64, err error) {
 	br := bufio.NewReader(r)
 	prev := ""
 	var seq uint64
 	for {
 		line, rerr := br.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' {
-			var e AuditEntry
+			var e Entry
 			if err := json.Unmarshal(line, &e); err != nil {
-				return last, good, fmt.Errorf("%w: entry %d is not JSON", ErrAuditChain, seq)
+				return last, good, fmt.Errorf("%w: entry %d is not JSON", ErrChain, seq)
 			}
 			if e.Seq != seq || e.Prev != prev || e.Hash != e.digest() {
-				return last, good, fmt.Errorf("%w at entry %d", ErrAuditChain, seq)
+				return last, good, fmt.Errorf("%w at entry %d", ErrChain, seq)
 			}
 			last, prev = &e, e.Hash
 			seq++
@@ -93,19 +96,19 @@ func scanAudit(r io.Reader) (last *AuditEntry, good int64, err error) {
 	}
 }
 
-// VerifyAudit checks a whole audit log and returns how many entries it has.
-func VerifyAudit(path string) (int, error) {
+// Verify checks a whole audit log and returns how many entries it has.
+func Verify(path string) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	last, good, err := scanAudit(f)
+	last, good, err := scan(f)
 	if err != nil {
 		return 0, err
 	}
 	if st, err := f.Stat(); err == nil && st.Size() != good {
-		return 0, fmt.Errorf("%w: %d bytes after the last whole entry", ErrAuditChain, st.Size()-good)
+		return 0, fmt.Errorf("%w: %d bytes after the last whole entry", ErrChain, st.Size()-good)
 	}
 	if last == nil {
 		return 0, nil
@@ -113,7 +116,7 @@ func VerifyAudit(path string) (int, error) {
 	return int(last.Seq) + 1, nil
 }
 
-func (e *AuditEntry) digest() string {
+func (e *Entry) digest() string {
 	c := *e
 	c.Hash = ""
 	b, _ := json.Marshal(c)
@@ -123,10 +126,10 @@ func (e *AuditEntry) digest() string {
 
 // Log appends an entry and syncs it to disk. kv are alternating keys and
 // values.
-func (a *Audit) Log(event string, kv ...string) error {
+func (a *Log) Record(event string, kv ...string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e := AuditEntry{Seq: a.seq, Time: a.now().Round(0), Event: event, Prev: a.prev}
+	e := Entry{Seq: a.seq, Time: a.now().Round(0), Event: event, Prev: a.prev}
 	if len(kv) > 0 {
 		e.Fields = make(map[string]string, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -140,10 +143,10 @@ func (a *Audit) Log(event string, kv ...string) error {
 	}
 	b = append(b, '\n')
 	if _, err := a.f.Write(b); err != nil {
-		return fmt.Errorf("device: audit log: %w", err)
+		return fmt.Errorf("audit: audit log: %w", err)
 	}
 	if err := a.f.Sync(); err != nil {
-		return fmt.Errorf("device: audit log: %w", err)
+		return fmt.Errorf("audit: audit log: %w", err)
 	}
 	a.seq++
 	a.prev = e.Hash
@@ -151,21 +154,21 @@ func (a *Audit) Log(event string, kv ...string) error {
 }
 
 // Close closes the log.
-func (a *Audit) Close() error {
+func (a *Log) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.f.Close()
 }
 
-// readAudit returns every entry; for tests and tools.
-func readAudit(path string) ([]AuditEntry, error) {
+// ReadAll returns every entry; for tests and tools.
+func ReadAll(path string) ([]Entry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []AuditEntry
+	var out []Entry
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		var e AuditEntry
+		var e Entry
 		if err := json.Unmarshal(line, &e); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package uploader
+package bucket
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mamoru/outbox"
 	"net/url"
 	"os"
 	"path"
@@ -33,12 +34,12 @@ type Clips struct {
 // Entry is one incident in the bucket.
 type Entry struct {
 	Dir      string // the incident's directory in the bucket
-	Manifest Manifest
+	Manifest outbox.Manifest
 	Raw      []byte // manifest.json as stored: its signature is over these bytes
 }
 
 // Clip is the clip's object name.
-func (e Entry) Clip() string { return path.Join(e.Dir, ClipFile) }
+func (e Entry) Clip() string { return path.Join(e.Dir, outbox.ClipFile) }
 
 // Filter narrows List.
 type Filter struct {
@@ -67,9 +68,9 @@ func (c Clips) List(ctx context.Context, f Filter) ([]Entry, error) {
 	var dirs []string
 	for o := range c.Client.ListObjects(ctx, c.Bucket, minio.ListObjectsOptions{Prefix: root, Recursive: true}) {
 		if o.Err != nil {
-			return nil, classify(o.Err)
+			return nil, Classify(o.Err)
 		}
-		if path.Base(o.Key) != ManifestFile {
+		if path.Base(o.Key) != outbox.ManifestFile {
 			continue
 		}
 		dir := path.Dir(o.Key)
@@ -122,14 +123,14 @@ func dayMayHold(dir string, since time.Time) bool {
 	return !day.Add(48 * time.Hour).Before(since)
 }
 
-func (c Clips) manifest(ctx context.Context, dir string) (Manifest, []byte, error) {
-	var m Manifest
-	raw, err := c.small(ctx, path.Join(dir, ManifestFile))
+func (c Clips) manifest(ctx context.Context, dir string) (outbox.Manifest, []byte, error) {
+	var m outbox.Manifest
+	raw, err := c.small(ctx, path.Join(dir, outbox.ManifestFile))
 	if err != nil {
 		return m, nil, err
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return m, nil, fmt.Errorf("%s: %w", path.Join(dir, ManifestFile), err)
+		return m, nil, fmt.Errorf("%s: %w", path.Join(dir, outbox.ManifestFile), err)
 	}
 	return m, raw, nil
 }
@@ -138,20 +139,20 @@ func (c Clips) manifest(ctx context.Context, dir string) (Manifest, []byte, erro
 func (c Clips) small(ctx context.Context, object string) ([]byte, error) {
 	o, err := c.Client.GetObject(ctx, c.Bucket, object, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, classify(err)
+		return nil, Classify(err)
 	}
 	defer o.Close()
 	b, err := io.ReadAll(io.LimitReader(o, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", object, classify(err))
+		return nil, fmt.Errorf("%s: %w", object, Classify(err))
 	}
 	return b, nil
 }
 
 // signature reads the incident's manifest.sig, or nil if it has none.
 func (c Clips) signature(ctx context.Context, e Entry) ([]byte, error) {
-	b, err := c.small(ctx, path.Join(e.Dir, SignatureFile))
-	if isNotFound(err) {
+	b, err := c.small(ctx, path.Join(e.Dir, outbox.SignatureFile))
+	if IsNotFound(err) {
 		return nil, nil
 	}
 	return b, err
@@ -164,11 +165,11 @@ var ErrBadSignature = errors.New("SIGNATURE NOT VERIFIED")
 // checkSignature verifies sig (manifest.sig's content) over raw with pub.
 func checkSignature(raw, sig []byte, pub ed25519.PublicKey) error {
 	if sig == nil {
-		return fmt.Errorf("%w: the incident has no %s", ErrBadSignature, SignatureFile)
+		return fmt.Errorf("%w: the incident has no %s", ErrBadSignature, outbox.SignatureFile)
 	}
 	s, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
 	if err != nil || !ed25519.Verify(pub, raw, s) {
-		return fmt.Errorf("%w: %s does not match manifest.json and this device's public key: the manifest was altered, or another device signed it", ErrBadSignature, SignatureFile)
+		return fmt.Errorf("%w: %s does not match manifest.json and this device's public key: the manifest was altered, or another device signed it", ErrBadSignature, outbox.SignatureFile)
 	}
 	return nil
 }
@@ -196,10 +197,10 @@ func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done,
 	}
 	o, err := c.Client.GetObject(ctx, c.Bucket, e.Clip(), minio.GetObjectOptions{})
 	if err != nil {
-		return "", classify(err)
+		return "", Classify(err)
 	}
 	defer o.Close()
-	tmp := filepath.Join(out, ClipFile+".part")
+	tmp := filepath.Join(out, outbox.ClipFile+".part")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return "", err
@@ -212,15 +213,15 @@ func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done,
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("download %s: %w", e.Clip(), classify(err))
+		return "", fmt.Errorf("download %s: %w", e.Clip(), Classify(err))
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.Manifest.Clip.SHA256 {
 		return "", fmt.Errorf("%w: downloaded clip has SHA-256 %s, the manifest says %s", ErrNotVerified, got, e.Manifest.Clip.SHA256)
 	}
-	if err := os.Rename(tmp, filepath.Join(out, ClipFile)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(out, outbox.ClipFile)); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(out, ManifestFile), e.Raw, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(out, outbox.ManifestFile), e.Raw, 0o640); err != nil {
 		return "", err
 	}
 	sig, err := c.signature(ctx, e)
@@ -228,7 +229,7 @@ func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done,
 		return "", err
 	}
 	if sig != nil {
-		if err := os.WriteFile(filepath.Join(out, SignatureFile), sig, 0o640); err != nil {
+		if err := os.WriteFile(filepath.Join(out, outbox.SignatureFile), sig, 0o640); err != nil {
 			return "", err
 		}
 	}
@@ -269,13 +270,13 @@ func (c Clips) VerifyObject(ctx context.Context, e Entry, pub ed25519.PublicKey)
 	}
 	o, err := c.Client.GetObject(ctx, c.Bucket, e.Clip(), minio.GetObjectOptions{})
 	if err != nil {
-		return classify(err)
+		return Classify(err)
 	}
 	defer o.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, o)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", e.Clip(), classify(err))
+		return fmt.Errorf("read %s: %w", e.Clip(), Classify(err))
 	}
 	return compare(e.Manifest, hex.EncodeToString(h.Sum(nil)), n)
 }
@@ -283,21 +284,21 @@ func (c Clips) VerifyObject(ctx context.Context, e Entry, pub ed25519.PublicKey)
 // VerifyLocal checks a downloaded incident: p is its directory, or its
 // clip.mp4 with manifest.json beside it. With pub, manifest.sig must be a
 // signature of manifest.json by that device's key.
-func VerifyLocal(p string, pub ed25519.PublicKey) (Manifest, error) {
+func VerifyLocal(p string, pub ed25519.PublicKey) (outbox.Manifest, error) {
 	dir := p
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(p)
 	}
-	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	var m outbox.Manifest
+	b, err := os.ReadFile(filepath.Join(dir, outbox.ManifestFile))
 	if err != nil {
-		return m, fmt.Errorf("%w: %v", ErrBadManifest, err)
+		return m, fmt.Errorf("%w: %v", outbox.ErrBadManifest, err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%w: %s: %v", ErrBadManifest, filepath.Join(dir, ManifestFile), err)
+		return m, fmt.Errorf("%w: %s: %v", outbox.ErrBadManifest, filepath.Join(dir, outbox.ManifestFile), err)
 	}
 	if pub != nil {
-		sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+		sig, err := os.ReadFile(filepath.Join(dir, outbox.SignatureFile))
 		if errors.Is(err, os.ErrNotExist) {
 			sig, err = nil, nil
 		}
@@ -308,7 +309,7 @@ func VerifyLocal(p string, pub ed25519.PublicKey) (Manifest, error) {
 			return m, err
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, ClipFile))
+	f, err := os.Open(filepath.Join(dir, outbox.ClipFile))
 	if err != nil {
 		return m, err
 	}
@@ -321,7 +322,7 @@ func VerifyLocal(p string, pub ed25519.PublicKey) (Manifest, error) {
 	return m, compare(m, hex.EncodeToString(h.Sum(nil)), n)
 }
 
-func compare(m Manifest, sum string, size int64) error {
+func compare(m outbox.Manifest, sum string, size int64) error {
 	if sum != m.Clip.SHA256 || size != m.Clip.Size {
 		return fmt.Errorf("%w: clip has SHA-256 %s (%d bytes), the manifest says %s (%d bytes)", ErrNotVerified, sum, size, m.Clip.SHA256, m.Clip.Size)
 	}
@@ -338,5 +339,5 @@ func (c Clips) Share(ctx context.Context, e Entry, expires time.Duration) (*url.
 	params.Set("response-content-type", "video/mp4")
 	params.Set("response-content-disposition", fmt.Sprintf("inline; filename=%q", e.Manifest.Incident+".mp4"))
 	u, err := c.Client.PresignedGetObject(ctx, c.Bucket, e.Clip(), expires, params)
-	return u, classify(err)
+	return u, Classify(err)
 }

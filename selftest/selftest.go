@@ -1,4 +1,7 @@
-package device
+// Package selftest is the installer's check of a device: the indicator, the
+// button, the microphone, the camera, the clock and the storage, each PASS,
+// FAIL or SKIP in a table.
+package selftest
 
 import (
 	"bufio"
@@ -13,17 +16,18 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mamoru/bucket"
 	"mamoru/capture"
 	"mamoru/capture/h264"
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/hardware"
-	"mamoru/uploader"
 )
 
-// SelfTest checks a device as an installer sets it up: the indicator, the
+// Test checks a device as an installer sets it up: the indicator, the
 // button, the microphone, the camera, the clock and the storage. Set the
 // fields, then call Run.
-type SelfTest struct {
+type Test struct {
 	Config    config.Config
 	Indicator hardware.Indicator
 	Button    hardware.Button // may be nil: the button step fails
@@ -53,7 +57,7 @@ type Check struct {
 
 // Run runs every step, prints the table, and returns the checks; any FAIL
 // means the device is not ready.
-func (st *SelfTest) Run(ctx context.Context) []Check {
+func (st *Test) Run(ctx context.Context) []Check {
 	if st.Log == nil {
 		st.Log = slog.New(slog.DiscardHandler)
 	}
@@ -102,7 +106,7 @@ func (st *SelfTest) Run(ctx context.Context) []Check {
 var errSkip = errors.New("skipped")
 
 // ask asks the installer a yes/no question.
-func (st *SelfTest) ask(q string) (bool, error) {
+func (st *Test) ask(q string) (bool, error) {
 	fmt.Fprintf(st.Out, "%s [y/N] ", q)
 	line, err := st.In.ReadString('\n')
 	if err != nil && line == "" {
@@ -114,7 +118,7 @@ func (st *SelfTest) ask(q string) (bool, error) {
 
 // indicator blinks the indicator three times, reading it back each time,
 // and asks the installer whether they saw it.
-func (st *SelfTest) indicator(ctx context.Context) (string, error) {
+func (st *Test) indicator(ctx context.Context) (string, error) {
 	defer st.Indicator.Set(false)
 	for range 3 {
 		for _, on := range []bool{true, false} {
@@ -146,7 +150,7 @@ func (st *SelfTest) indicator(ctx context.Context) (string, error) {
 }
 
 // button waits for a press.
-func (st *SelfTest) button(ctx context.Context) (string, error) {
+func (st *Test) button(ctx context.Context) (string, error) {
 	if st.Button == nil {
 		return "", errors.New("no button configured")
 	}
@@ -174,7 +178,7 @@ func (st *SelfTest) button(ctx context.Context) (string, error) {
 }
 
 // microphone shows a level meter for st.Measure.
-func (st *SelfTest) microphone(ctx context.Context) (string, error) {
+func (st *Test) microphone(ctx context.Context) (string, error) {
 	cfg := st.Config
 	if !cfg.Audio.Enabled {
 		return "audio.enabled = false", errSkip
@@ -216,7 +220,7 @@ func (st *SelfTest) microphone(ctx context.Context) (string, error) {
 }
 
 // camera grabs frames for st.Measure and reports their rate and size.
-func (st *SelfTest) camera(ctx context.Context) (string, error) {
+func (st *Test) camera(ctx context.Context) (string, error) {
 	cfg := st.Config
 	if !cfg.Video.Enabled {
 		return "video.enabled = false", errSkip
@@ -300,10 +304,10 @@ func frameSize(ring *capture.Ring) (int, int, error) {
 }
 
 // clock checks that NTP has set the clock.
-func (st *SelfTest) clock(context.Context) (string, error) {
+func (st *Test) clock(context.Context) (string, error) {
 	synced := st.ClockSynced
 	if synced == nil {
-		synced = clockSynced
+		synced = clock.Synced
 	}
 	now := time.Now().In(st.Config.Location())
 	if !synced() {
@@ -314,16 +318,16 @@ func (st *SelfTest) clock(context.Context) (string, error) {
 
 // storage writes a test object into the device's own folder and deletes
 // it.
-func (st *SelfTest) storage(ctx context.Context) (string, error) {
+func (st *Test) storage(ctx context.Context) (string, error) {
 	s := st.Config.Storage
 	if !s.Enabled() {
 		return "no storage.endpoint: clips stay on the device", errSkip
 	}
-	c, err := uploader.NewClient(s)
+	c, err := bucket.NewClient(s)
 	if err != nil {
 		return "", err
 	}
-	object, err := uploader.Probe(ctx, c, s, st.Config.Device.Store, st.Config.Device.ID)
+	object, err := bucket.Probe(ctx, c, s, st.Config.Device.Store, st.Config.Device.ID)
 	if err != nil {
 		return "", err
 	}

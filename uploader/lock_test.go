@@ -9,8 +9,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/config"
-	"mamoru/uploader/s3test"
+	"mamoru/outbox"
 )
 
 // TestObjectLock prepares a bucket with object lock, ships a clip into it,
@@ -19,7 +21,7 @@ func TestObjectLock(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	st := srv.Storage("locked")
 	root := srv.Root()
-	steps, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7})
+	steps, err := bucket.SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7})
 	if err != nil {
 		t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 	}
@@ -27,18 +29,18 @@ func TestObjectLock(t *testing.T) {
 		t.Errorf("steps: %s", got)
 	}
 	// Running it again is harmless.
-	if _, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err != nil {
+	if _, err := bucket.SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err != nil {
 		t.Errorf("SetupBucket again: %v", err)
 	}
 
-	outbox := t.TempDir()
+	box := t.TempDir()
 	for i, size := range []int{100 << 10, 11 << 20} { // one PUT, and multipart
-		m := makeIncident(t, outbox, "20261123-233000-00000"+string(rune('1'+i)), size)
+		m := makeIncident(t, box, "20261123-233000-00000"+string(rune('1'+i)), size)
 		u := &Uploader{Storage: st, Location: tokyo, Log: testLog(t), Client: mustClient(t, st)}
-		if err := u.ship(t.Context(), Incident{Dir: filepath.Join(outbox, m.Incident), Manifest: m}, nil); err != nil {
+		if err := u.ship(t.Context(), outbox.Incident{Dir: filepath.Join(box, m.Incident), Manifest: m}, nil); err != nil {
 			t.Fatalf("ship %d bytes into a locked bucket: %v", size, err)
 		}
-		object := path.Join(ObjectDir("", m, tokyo), ClipFile)
+		object := path.Join(bucket.ObjectDir("", m, tokyo), outbox.ClipFile)
 		info, err := root.StatObject(t.Context(), "locked", object, minio.StatObjectOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -55,13 +57,13 @@ func TestObjectLock(t *testing.T) {
 	// A bucket made without lock cannot get it later: say so.
 	srv.Bucket("plain")
 	st.Bucket = "plain"
-	if _, err := SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err == nil || !strings.Contains(err.Error(), "created without object lock") {
+	if _, err := bucket.SetupBucket(t.Context(), root, st, config.Policy{RetentionDays: 30, ObjectLockDays: 7}); err == nil || !strings.Contains(err.Error(), "created without object lock") {
 		t.Errorf("SetupBucket on a bucket without lock: %v", err)
 	}
 }
 
 func mustClient(t testing.TB, st config.Storage) *minio.Core {
-	c, err := NewClient(st)
+	c, err := bucket.NewClient(st)
 	if err != nil {
 		t.Fatal(err)
 	}
