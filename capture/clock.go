@@ -1,46 +1,43 @@
 package capture
 
-import "time"
+import (
+	"time"
 
-// Clock tells the time. Tests give a fake one.
-type Clock interface {
-	Now() time.Time
-}
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
+	"mamoru/clock"
+)
 
 // Timeline is the one clock that audio and video are stamped on: a media
-// time is the monotonic time since the Timeline began, so a wall-clock jump
-// (NTP setting the Pi's clock after boot) never moves media against each
-// other.
+// time is the time on a monotonic clock since the Timeline began, so a
+// wall-clock jump (NTP setting the Pi's clock after boot) never moves media
+// against each other.
 type Timeline struct {
-	clock Clock
+	clock clock.Clock // measures media time; never jumps
+	wall  clock.Clock // tells the time of day a media time happened at
 	start time.Time
 }
 
-// NewTimeline starts a timeline now.
-func NewTimeline(c Clock) *Timeline {
-	return &Timeline{clock: c, start: c.Now()}
+// NewTimeline starts a timeline now on c. wall is read only to say when a
+// media time happened; nil is c.
+func NewTimeline(c, wall clock.Clock) *Timeline {
+	if wall == nil {
+		wall = c
+	}
+	return &Timeline{clock: c, wall: wall, start: c.Now()}
 }
 
 // Now returns the current media time.
 func (tl *Timeline) Now() time.Duration {
-	return tl.clock.Now().Sub(tl.start)
+	return tl.clock.Since(tl.start)
 }
 
 // Wall converts media time d to the wall-clock time it happened at, as the
 // wall clock reads now.
 func (tl *Timeline) Wall(d time.Duration) time.Time {
-	now := tl.clock.Now()
-	return now.Add(d - now.Sub(tl.start)).Round(0)
+	return tl.wall.Now().Add(d - tl.Now()).Round(0)
 }
 
-// Of returns the media time of a wall-clock reading taken from the same
-// Clock (one that carries a monotonic reading).
+// Of returns the media time of a reading taken from the Timeline's clock,
+// such as a button press's time.
 func (tl *Timeline) Of(t time.Time) time.Duration {
 	return t.Sub(tl.start)
 }

@@ -14,6 +14,7 @@ import (
 
 	"mamoru/backoff"
 	"mamoru/capture/h264"
+	"mamoru/clock"
 	"mamoru/config"
 )
 
@@ -24,7 +25,7 @@ func runVideo(t *testing.T, command string, cond func(Health) bool) (Health, *Ri
 	cfg.Source, cfg.Command = config.SourceCommand, command
 	ring := NewRing(4<<20, 10*time.Second, 4096)
 	v := &VideoSource{
-		Config: cfg, Timeline: NewTimeline(SystemClock{}), Ring: ring,
+		Config: cfg, Timeline: NewTimeline(clock.Real(), nil), Ring: ring,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Backoff:  backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		FirstIDR: 700 * time.Millisecond, Stall: 700 * time.Millisecond,
@@ -105,7 +106,7 @@ func TestVideoSourceStopsAStubbornCommand(t *testing.T) {
 	// The child is a sleep with a duration no other test uses, to find it.
 	cfg.Command = `trap '' TERM; sleep 86399 & exec ffmpeg -nostdin -v error -re -f lavfi -i testsrc2=size=64x64:rate=30 -c:v libx264 -bf 0 -g 15 -f h264 -`
 	v := &VideoSource{
-		Config: cfg, Timeline: NewTimeline(SystemClock{}), Ring: NewRing(4<<20, 10*time.Second, 4096),
+		Config: cfg, Timeline: NewTimeline(clock.Real(), nil), Ring: NewRing(4<<20, 10*time.Second, 4096),
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Backoff: backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 	}

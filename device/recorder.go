@@ -27,7 +27,7 @@ import (
 	"mamoru/audit"
 	"mamoru/backoff"
 	"mamoru/capture"
-	"mamoru/clock"
+	clockpkg "mamoru/clock"
 	"mamoru/config"
 	"mamoru/hardware"
 	"mamoru/outbox"
@@ -47,7 +47,7 @@ type Recorder struct {
 	Config    config.Config
 	Indicator hardware.Indicator
 	Button    hardware.Button // may be nil: presses come only from the control socket
-	Clock     capture.Clock   // nil means the system clock
+	Clock     clockpkg.Clock  // nil means the system clock
 	Log       *slog.Logger
 	Version   string
 	// Out, if set, gets one plain line per incident for the person at the
@@ -264,7 +264,7 @@ func (h *indicatorHistory) between(from, to time.Time) []outbox.IndicatorLog {
 func (r *Recorder) Run(ctx context.Context) error {
 	clock := r.Clock
 	if clock == nil {
-		clock = capture.SystemClock{}
+		clock = clockpkg.Real()
 	}
 	cfg := r.Config
 	state := cfg.Device.StateDir
@@ -275,7 +275,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r:      r,
 		log:    r.Log,
 		loc:    cfg.Location(),
-		tl:     capture.NewTimeline(clock),
+		tl:     capture.NewTimeline(clock, nil),
 		outbox: outbox.Outbox{Dir: filepath.Join(state, incidentsDir)},
 		state:  StateIdle,
 	}
@@ -469,7 +469,7 @@ func (ru *run) clockSynced() bool {
 	if ru.r.ClockSynced != nil {
 		return ru.r.ClockSynced()
 	}
-	return clock.Synced()
+	return clockpkg.Synced()
 }
 
 // applyHours starts or stops capture as the recording hours say, and
@@ -523,7 +523,7 @@ func ringFrames(cfg config.Config) int {
 	return 2 * perSecond * int(cfg.RingSpan()/time.Second+1)
 }
 
-func (ru *run) openAudit(clock capture.Clock) (*audit.Log, error) {
+func (ru *run) openAudit(clock clockpkg.Clock) (*audit.Log, error) {
 	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
 	a, err := audit.Open(path, clock.Now)
 	if !errors.Is(err, audit.ErrChain) {

@@ -184,7 +184,7 @@ func (st *Test) microphone(ctx context.Context) (string, error) {
 		return "audio.enabled = false", errSkip
 	}
 	ring := capture.NewRing(4<<20, 10*time.Second, 1024)
-	src := &capture.AudioSource{Config: cfg.Audio, Timeline: capture.NewTimeline(capture.SystemClock{}), Ring: ring, Log: st.Log}
+	src := &capture.AudioSource{Config: cfg.Audio, Timeline: capture.NewTimeline(clock.Real(), nil), Ring: ring, Log: st.Log}
 	ctx, cancel := context.WithTimeout(ctx, st.Measure)
 	defer cancel()
 	done := make(chan struct{})
@@ -226,7 +226,7 @@ func (st *Test) camera(ctx context.Context) (string, error) {
 		return "video.enabled = false", errSkip
 	}
 	ring := capture.NewRing(64<<20, 10*time.Second, 1024)
-	src := &capture.VideoSource{Config: cfg.Video, Timeline: capture.NewTimeline(capture.SystemClock{}), Ring: ring, Log: st.Log}
+	src := &capture.VideoSource{Config: cfg.Video, Timeline: capture.NewTimeline(clock.Real(), nil), Ring: ring, Log: st.Log}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
