@@ -113,7 +113,7 @@ soak: $(MINIO)
 
 ## sync-long: the A/V sync proof on a 10-minute clip (make test does 30 s)
 sync-long: $(MINIO)
-	MAMORU_SYNC_SECONDS=600 $(GO) test -count=1 -timeout 30m -run '^TestSoundAndPictureInSync$$' -v ./device
+	MAMORU_SYNC_SECONDS=600 $(GO) test -count=1 -timeout 30m -run '^TestSoundAndPictureInSync$$' -v ./e2e
 
 ## powercut: SIGKILL the whole recorder 100 times (make test does 10)
 powercut: $(MINIO)
@@ -126,6 +126,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime $(FUZZTIME) ./capture/h264
 	$(GO) test -run '^$$' -fuzz FuzzParseSPS -fuzztime $(FUZZTIME) ./capture/h264
 	$(GO) test -run '^$$' -fuzz FuzzRecover -fuzztime $(FUZZTIME) ./capture/mp4
+	$(GO) test -run '^$$' -fuzz FuzzReadManifest -fuzztime $(FUZZTIME) ./outbox
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./audit
+	$(GO) test -run '^$$' -fuzz FuzzTamper -fuzztime $(FUZZTIME) ./audit
+	$(GO) test -run '^$$' -fuzz FuzzReadProgress -fuzztime $(FUZZTIME) ./uploader
+	$(GO) test -run '^$$' -fuzz FuzzCheckSignature -fuzztime $(FUZZTIME) ./bucket
 
 clean:
 	rm -rf bin $(DEMO_STATE)

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mamoru/clock"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,7 +29,7 @@ type Log struct {
 	f    *os.File
 	seq  uint64
 	prev string
-	now  func() time.Time
+	wall clock.Clock // stamps entries: the time of day is the point
 }
 
 // Entry is one line of the audit log.
@@ -45,8 +47,9 @@ var ErrChain = errors.New("audit: log chain broken")
 
 // Open opens (creating) the log at path and continues its chain. A torn
 // last line, left by a power cut in the middle of a write, is cut off and
-// the chain continues from the line before.
-func Open(path string, now func() time.Time) (*Log, error) {
+// the chain continues from the line before. Entries are stamped with the
+// wall clock.
+func Open(path string, wall clock.Clock) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open audit log: %w", err)
@@ -60,7 +63,7 @@ func Open(path string, now func() time.Time) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: audit log %s: %w", path, err)
 	}
-	a := &Log{f: f, now: now}
+	a := &Log{f: f, wall: wall}
 	if last != nil {
 		a.seq, a.prev = last.Seq+1, last.Hash
 	}
@@ -82,6 +85,12 @@ func scan(r io.Reader) (last *Entry, good int64, err error) {
 			}
 			if e.Seq != seq || e.Prev != prev || e.Hash != e.digest() {
 				return last, good, fmt.Errorf("%w at entry %d", ErrChain, seq)
+			}
+			// The hash covers the entry's values, not its bytes, and
+			// json.Unmarshal ignores some changes (a key's case): the line
+			// must be the bytes Record wrote for those values.
+			if b, _ := json.Marshal(e); !bytes.Equal(b, line[:len(line)-1]) {
+				return last, good, fmt.Errorf("%w at entry %d: not as written", ErrChain, seq)
 			}
 			last, prev = &e, e.Hash
 			seq++
@@ -129,11 +138,13 @@ func (e *Entry) digest() string {
 func (a *Log) Record(event string, kv ...string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e := Entry{Seq: a.seq, Time: a.now().Round(0), Event: event, Prev: a.prev}
+	// JSON holds only valid UTF-8: the entry is hashed as it will read back.
+	valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	e := Entry{Seq: a.seq, Time: a.wall.Now().Round(0), Event: valid(event), Prev: a.prev}
 	if len(kv) > 0 {
 		e.Fields = make(map[string]string, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
-			e.Fields[kv[i]] = kv[i+1]
+			e.Fields[valid(kv[i])] = valid(kv[i+1])
 		}
 	}
 	e.Hash = e.digest()

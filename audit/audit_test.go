@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 func TestAuditChain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	now := func() time.Time { return time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC) }
+	now := clockwork.NewFakeClockAt(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	a, err := Open(path, now)
 	if err != nil {
 		t.Fatal(err)

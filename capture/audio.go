@@ -3,13 +3,13 @@ package capture
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
 
 	"mamoru/backoff"
+	"mamoru/clock"
 	"mamoru/config"
 )
 
@@ -18,15 +18,31 @@ import (
 // its video.
 const AudioBlock = 20 * time.Millisecond
 
+// ErrNoMicrophone means this build of mamoru cannot capture audio: the
+// microphone is driven by miniaudio, a C library, and the build had no cgo.
+var ErrNoMicrophone = errors.New("capture: this build has no microphone support (built without cgo); run the Raspberry Pi's build")
+
 // AudioSource captures the microphone through miniaudio (malgo), encodes it
 // to FLAC in 20 ms blocks and writes the blocks to Ring, stamped on
-// Timeline. Run opens the device and closes it before it returns.
+// Timeline. Run opens the device and closes it before it returns. In a
+// build without cgo, Run returns ErrNoMicrophone.
 type AudioSource struct {
 	Config   config.Audio
-	Timeline *Timeline
-	Ring     *Ring
+	Timeline *Timeline // required
+	Ring     *Ring     // required
 	Log      *slog.Logger
 	Backoff  backoff.Backoff
+	// Clock runs the restart backoff and the silence limits; nil is
+	// clock.Real().
+	Clock clock.Clock
+	// PCM, if set, is called with each 20 ms block of samples, interleaved
+	// (Config.Channels channels at Config.SampleRate), and the media time of
+	// its first sample, before the block is encoded; for a loudness meter.
+	// It is called on the goroutine that runs Run. Implementations must not
+	// retain pcm, which is reused for the next block, and must return
+	// quickly: while PCM runs nothing is encoded, and a PCM that takes
+	// longer than the blocks last makes the source drop samples.
+	PCM func(t time.Duration, pcm []int16)
 
 	health healthBox
 	peak   atomic.Int32 // the loudest sample since Peak was last called
@@ -75,27 +91,14 @@ func (s *AudioSource) blockSamples() int {
 	return s.Config.SampleRate * int(AudioBlock/time.Millisecond) / 1000
 }
 
-// Run captures until ctx ends, reopening the device with backoff when it
-// fails. It returns nil after ctx ends, once the device is closed.
+// Run captures until ctx ends, as Source says.
 func (s *AudioSource) Run(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		err := s.session(ctx)
-		if ctx.Err() != nil {
-			s.health.running(false)
-			return nil
-		}
-		if err == nil {
-			err = errors.New("audio device stopped")
-		}
-		s.health.failed(err)
-		wait := s.Backoff.Delay(attempt)
-		s.Log.Error("audio source failed; reopening", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
+	if s.Timeline == nil || s.Ring == nil {
+		return errors.New("capture: an AudioSource needs a Timeline and a Ring")
 	}
+	r := &restarter{clock: orReal(s.Clock), backoff: s.Backoff, health: &s.health,
+		log: orDefault(s.Log).With("backend", s.Config.Backend, "device", s.Config.Device), what: "audio source"}
+	return r.run(ctx, func(ctx context.Context) error { return s.session(ctx, r.clock, r.log) })
 }
 
 // blocks cuts PCM into fixed blocks, stamps and encodes them. It is fed by
@@ -109,6 +112,7 @@ type blocks struct {
 	startAt time.Duration
 	st      *stamper
 	write   func(Frame) error
+	onPCM   func(time.Duration, []int16) // AudioSource.PCM
 	onFrame func(time.Duration)
 }
 
@@ -148,6 +152,9 @@ func (b *blocks) add(at time.Duration, pcm []int16) error {
 		}
 		b.fill = 0
 		t, _ := b.st.stamp(b.startAt)
+		if b.onPCM != nil {
+			b.onPCM(t, b.pcm)
+		}
 		data, err := b.enc.Encode(b.pcm)
 		if err != nil {
 			return err
@@ -160,14 +167,4 @@ func (b *blocks) add(at time.Duration, pcm []int16) error {
 		}
 	}
 	return nil
-}
-
-// chunk carries PCM from miniaudio's callback thread to the encoder.
-type chunk struct {
-	at  time.Duration
-	pcm []int16
-}
-
-func errNoAudio(d time.Duration) error {
-	return fmt.Errorf("no audio from the device for %v", d)
 }

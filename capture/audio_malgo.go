@@ -1,15 +1,19 @@
+//go:build cgo
+
 package capture
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gen2brain/malgo"
 
+	"mamoru/clock"
 	"mamoru/config"
 )
 
@@ -49,7 +53,7 @@ func Devices(cfg config.Audio) ([]string, error) {
 
 // session opens the device, captures until ctx ends or the device fails,
 // and closes the device.
-func (s *AudioSource) session(ctx context.Context) error {
+func (s *AudioSource) session(ctx context.Context, clk clock.Clock, log *slog.Logger) error {
 	cfg := s.Config
 	mctx, err := malgo.InitContext(backends(cfg.Backend), malgo.ContextConfig{}, nil)
 	if err != nil {
@@ -98,7 +102,7 @@ func (s *AudioSource) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.onFrame = s.health.frame
+	b.onPCM, b.onFrame = s.PCM, s.health.frame
 
 	// The callback runs on miniaudio's thread: it only copies samples into
 	// a free chunk and hands it over, so encoding and GC never stall capture.
@@ -111,13 +115,16 @@ func (s *AudioSource) session(ctx context.Context) error {
 		free <- &chunk{pcm: make([]int16, 0, cfg.SampleRate*cfg.Channels/50)}
 	}
 	var dropped atomic.Int64
+	// lastCallback is when miniaudio last called, as time since opened on
+	// clk: the silence limits run on the source's clock, the stamps on the
+	// Timeline.
 	var lastCallback atomic.Int64
+	opened := clk.Now()
 	stopped := make(chan struct{}, 1)
 	rate := time.Duration(cfg.SampleRate)
 	onData := func(_, in []byte, frames uint32) {
-		now := s.Timeline.Now()
-		lastCallback.Store(int64(now))
-		at := now - time.Duration(frames)*time.Second/rate
+		lastCallback.Store(int64(clk.Since(opened)))
+		at := s.Timeline.Now() - time.Duration(frames)*time.Second/rate
 		for len(in) > 0 {
 			var c *chunk
 			select {
@@ -151,26 +158,26 @@ func (s *AudioSource) session(ctx context.Context) error {
 	if got := dev.SampleRate(); got != uint32(cfg.SampleRate) {
 		return fmt.Errorf("audio device runs at %d Hz, want %d ('audio.sample_rate')", got, cfg.SampleRate)
 	}
-	lastCallback.Store(int64(s.Timeline.Now()))
+	lastCallback.Store(int64(clk.Since(opened)))
 	if err := dev.Start(); err != nil {
 		return fmt.Errorf("start audio device: %w", err)
 	}
 	defer dev.Stop()
 	s.health.running(true)
-	s.Log.Info("audio capture open", "backend", cfg.Backend, "device", cfg.Device, "rate", cfg.SampleRate, "channels", cfg.Channels)
+	log.Info("audio capture open", "rate", cfg.SampleRate, "channels", cfg.Channels)
 
 	// A new PulseAudio stream may deliver its first samples seconds late;
 	// after that, silence from the device for this long is a failure.
 	const firstGrace, silence = 10 * time.Second, 3 * time.Second
 	started := false
-	tick := time.NewTicker(time.Second)
+	tick := clk.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-stopped:
-			return fmt.Errorf("audio device stopped")
+			return errSessionEnded
 		case c := <-full:
 			started = true
 			s.measure(c.pcm)
@@ -179,17 +186,27 @@ func (s *AudioSource) session(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-		case <-tick.C:
+		case <-tick.Chan():
 			if n := dropped.Swap(0); n > 0 {
-				s.Log.Warn("audio samples dropped: the encoder fell behind", "samples", n)
+				log.Warn("audio samples dropped: the encoder fell behind", "samples", n)
 			}
 			limit := silence
 			if !started {
 				limit = firstGrace
 			}
-			if idle := s.Timeline.Now() - time.Duration(lastCallback.Load()); idle > limit {
+			if idle := clk.Since(opened) - time.Duration(lastCallback.Load()); idle > limit {
 				return errNoAudio(idle.Round(time.Second))
 			}
 		}
 	}
+}
+
+// chunk carries PCM from miniaudio's callback thread to the encoder.
+type chunk struct {
+	at  time.Duration
+	pcm []int16
+}
+
+func errNoAudio(d time.Duration) error {
+	return fmt.Errorf("no audio from the device for %v", d)
 }

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -283,22 +282,23 @@ func (c *Clip) start() error {
 	return nil
 }
 
-// parameterSets returns the SPS and PPS NAL units inside an AVCC access
-// unit, aliasing it.
+// parameterSets returns the first SPS and PPS NAL units inside an AVCC
+// access unit, aliasing it.
 func parameterSets(au []byte) (sps, pps []byte) {
-	for len(au) >= 4 {
-		n := int(binary.BigEndian.Uint32(au))
-		if n == 0 || n > len(au)-4 {
-			return sps, pps
+	for nal, err := range h264.AVCCUnits(au) {
+		if err != nil {
+			break
 		}
-		nal := au[4 : 4+n]
-		switch nal[0] & 0x1f {
+		switch h264.NALType(nal) {
 		case h264.NALSPS:
-			sps = nal
+			if sps == nil {
+				sps = nal
+			}
 		case h264.NALPPS:
-			pps = nal
+			if pps == nil {
+				pps = nal
+			}
 		}
-		au = au[4+n:]
 	}
 	return sps, pps
 }

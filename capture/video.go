@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"mamoru/backoff"
 	"mamoru/capture/h264"
+	"mamoru/clock"
 	"mamoru/config"
 )
 
@@ -24,12 +24,20 @@ import (
 // and writes them to Ring. A child that exits, stalls, sends garbage or
 // never sends an IDR frame is killed and restarted with backoff, and the log
 // says why.
+//
+// The child runs in a process group of its own, and the whole group is
+// killed when a session ends, so that nothing a camera command started can
+// hold the camera. Where there are no process groups (Windows), only the
+// child itself is killed.
 type VideoSource struct {
 	Config   config.Video
-	Timeline *Timeline
-	Ring     *Ring
+	Timeline *Timeline // required
+	Ring     *Ring     // required
 	Log      *slog.Logger
 	Backoff  backoff.Backoff
+	// Clock runs the restart backoff and the watchdog's limits; nil is
+	// clock.Real().
+	Clock clock.Clock
 	// FirstIDR is how long a new child may take to send its first IDR frame
 	// (0: 10 s or three key frame intervals, whichever is longer); Stall is
 	// how long the stream may then pause (0: 5 s or ten frames).
@@ -42,28 +50,14 @@ type VideoSource struct {
 // Health returns the source's state.
 func (v *VideoSource) Health() Health { return v.health.get() }
 
-// Run captures until ctx ends. It returns nil after ctx ends, once the child
-// has exited.
+// Run captures until ctx ends, as Source says.
 func (v *VideoSource) Run(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		began := time.Now()
-		err := v.session(ctx)
-		if ctx.Err() != nil {
-			v.health.running(false)
-			return nil
-		}
-		if time.Since(began) > time.Minute {
-			attempt = 0 // it ran well for a while: this is a new failure
-		}
-		v.health.failed(err)
-		wait := v.Backoff.Delay(attempt)
-		v.Log.Error("video source died; restarting", "source", v.Config.Source, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
+	if v.Timeline == nil || v.Ring == nil {
+		return errors.New("capture: a VideoSource needs a Timeline and a Ring")
 	}
+	r := &restarter{clock: orReal(v.Clock), backoff: v.Backoff, health: &v.health,
+		log: orDefault(v.Log).With("source", v.Config.Source), what: "video source"}
+	return r.run(ctx, func(ctx context.Context) error { return v.session(ctx, r.clock, r.log) })
 }
 
 // Errors a session ends with.
@@ -72,19 +66,28 @@ var (
 	ErrStalled = errors.New("no frame")
 )
 
-func (v *VideoSource) session(ctx context.Context) error {
+const (
+	// watchdogTick is how often a session checks the stream's limits.
+	watchdogTick = 250 * time.Millisecond
+	// stopGrace is how long a stopped child may take to exit after SIGTERM
+	// before its process group is killed.
+	stopGrace = 3 * time.Second
+)
+
+func (v *VideoSource) session(ctx context.Context, clk clock.Clock, log *slog.Logger) error {
 	argv, err := VideoCommand(v.Config)
 	if err != nil {
-		return err
+		return fatalError{err}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	// The encoder must never outlive mamoru: if mamoru dies, the indicator
-	// may go dark, so the camera must stop with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
+	// Stopping sends SIGTERM to the child's process group; the encoder must
+	// never outlive mamoru either (see startInGroup).
+	startInGroup(cmd)
+	// exec's own deadline for the child to exit and its pipes to close is
+	// real time: the kernel knows no other.
+	cmd.WaitDelay = stopGrace
 	stderr := &tail{max: 2048}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -95,27 +98,33 @@ func (v *VideoSource) session(ctx context.Context) error {
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	v.health.running(true)
-	v.Log.Info("video source started", "source", v.Config.Source, "pid", cmd.Process.Pid)
+	log.Info("video source started", "pid", cmd.Process.Pid)
 
-	// Stopping sends SIGTERM to the process group (cmd.Cancel), and after
-	// WaitDelay os/exec kills the command and closes the pipe; but a child
-	// of it that ignored SIGTERM (the encoder of a "command" run by a
-	// shell) would live on, holding the camera, and the next session's
-	// encoder would find it busy. So the whole group gets SIGKILL then.
+	// Both goroutines below end before the session returns: the watchdog
+	// when done closes (or when it has cancelled the session), the killer
+	// when ended closes.
+	var wg sync.WaitGroup
 	ended := make(chan struct{})
+	defer wg.Wait()
 	defer close(ended)
-	go func() {
+	// After WaitDelay os/exec kills the child it started, but a process of
+	// its group that ignored SIGTERM and holds stdout (the encoder of a
+	// "command" run by a shell) would keep the reader below waiting for the
+	// end of the stream. So the whole group gets SIGKILL then.
+	wg.Go(func() {
 		select {
 		case <-ended:
 			return
 		case <-ctx.Done():
 		}
+		t := clk.NewTimer(cmd.WaitDelay)
+		defer t.Stop()
 		select {
 		case <-ended:
-		case <-time.After(cmd.WaitDelay):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-t.Chan():
+			killGroup(cmd)
 		}
-	}()
+	})
 
 	period := time.Second / time.Duration(v.Config.FPS)
 	gop := time.Duration(v.Config.KeyframeInterval) * period
@@ -128,35 +137,35 @@ func (v *VideoSource) session(ctx context.Context) error {
 	}
 
 	var mu sync.Mutex // guards lastFrame, sawIDR and bareIDR between the reader and the watchdog
-	started := v.Timeline.Now()
+	started := clk.Now()
 	lastFrame, sawIDR, bareIDR := started, false, false
 	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(250 * time.Millisecond)
+	wg.Go(func() {
+		tick := clk.NewTicker(watchdogTick)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-tick.C:
+			case <-tick.Chan():
 			}
-			now := v.Timeline.Now()
+			now := clk.Now()
 			mu.Lock()
 			last, idr, bare := lastFrame, sawIDR, bareIDR
 			mu.Unlock()
 			switch {
-			case !idr && bare && now-started > firstIDR:
+			case !idr && bare && now.Sub(started) > firstIDR:
 				cancel(fmt.Errorf("%w within %v of starting: its IDR frames came without an SPS and PPS, which the encoder must send in the stream", ErrNoIDR, firstIDR))
 				return
-			case !idr && now-started > firstIDR:
+			case !idr && now.Sub(started) > firstIDR:
 				cancel(fmt.Errorf("%w within %v of starting", ErrNoIDR, firstIDR))
 				return
-			case idr && now-last > stallAfter:
+			case idr && now.Sub(last) > stallAfter:
 				cancel(fmt.Errorf("%w for %v", ErrStalled, stallAfter))
 				return
 			}
 		}
-	}()
+	})
 
 	p := h264.NewParser(out)
 	// One stamper for the source's whole life, so a restarted camera's
@@ -178,7 +187,7 @@ func (v *VideoSource) session(ctx context.Context) error {
 		}
 		if au.HasBSlice && !warnedB {
 			warnedB = true
-			v.Log.Warn("video stream has B-frames: clip timing needs an encoder without B-frames", "source", v.Config.Source)
+			log.Warn("video stream has B-frames: clip timing needs an encoder without B-frames")
 		}
 		params.Update(au)
 		var key bool
@@ -195,14 +204,14 @@ func (v *VideoSource) session(ctx context.Context) error {
 		// period after it arrived itself.
 		t, jumped := st.stamp(v.Timeline.Now() - period)
 		if jumped {
-			v.Log.Warn("video frames arrived late; timeline resynchronised", "at", t)
+			log.Warn("video frames arrived late; timeline resynchronised", "at", t)
 		}
 		if err := v.Ring.Write(Frame{Track: Video, Time: t, Key: key, Data: buf}); err != nil {
 			readErr = err
 			break
 		}
 		mu.Lock()
-		lastFrame = v.Timeline.Now()
+		lastFrame = clk.Now()
 		mu.Unlock()
 		v.health.frame(t)
 	}
@@ -211,6 +220,13 @@ func (v *VideoSource) session(ctx context.Context) error {
 		cancel(fmt.Errorf("bad H.264 stream: %w", readErr))
 	}
 	waitErr := cmd.Wait()
+	// The child has exited, but what it started may not have: a process
+	// that ignored SIGTERM and let go of stdout, or one started by a child
+	// that died by itself. Left running, it could hold the camera, and the
+	// next session's encoder would find it busy.
+	if err := reapGroup(cmd); err != nil {
+		log.Error("a process of the video command outlived it", "err", err)
+	}
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 		if errors.Is(cause, context.Canceled) {
 			return nil

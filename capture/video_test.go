@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"mamoru/backoff"
 	"mamoru/capture/h264"
@@ -98,43 +101,6 @@ func quoteAll(argv []string) []string {
 	return out
 }
 
-// A command whose child ignores SIGTERM leaves nothing behind when it is
-// stopped: a child left running could hold the camera.
-func TestVideoSourceStopsAStubbornCommand(t *testing.T) {
-	cfg := config.Default().Video
-	cfg.Source = config.SourceCommand
-	// The child is a sleep with a duration no other test uses, to find it.
-	cfg.Command = `trap '' TERM; sleep 86399 & exec ffmpeg -nostdin -v error -re -f lavfi -i testsrc2=size=64x64:rate=30 -c:v libx264 -bf 0 -g 15 -f h264 -`
-	v := &VideoSource{
-		Config: cfg, Timeline: NewTimeline(clock.Real(), nil), Ring: NewRing(4<<20, 10*time.Second, 4096),
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Backoff: backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	for deadline := time.Now().Add(30 * time.Second); v.Health().Frames < 30; {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no frames from the command: %+v", v.Health())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return within 15 s of the end of its context")
-	}
-	if out, err := exec.Command("pgrep", "-f", "sleep 86399").Output(); err == nil {
-		exec.Command("pkill", "-KILL", "-f", "sleep 86399").Run() // it ignores SIGTERM
-		t.Errorf("the command's child outlived it: pid %s", strings.TrimSpace(string(out)))
-	}
-}
-
 // An encoder that sends its SPS and PPS once, at the start (h264_v4l2m2m,
 // many USB cameras), still gives key frames a clip can start from: each
 // IDR in the ring carries them.
@@ -153,7 +119,7 @@ func TestVideoSourceCompletesKeyFrames(t *testing.T) {
 			break
 		}
 		for _, nal := range au.NALUs {
-			if typ := nal[0] & 0x1f; !first && (typ == h264.NALSPS || typ == h264.NALPPS) {
+			if typ := h264.NALType(nal); !first && (typ == h264.NALSPS || typ == h264.NALPPS) {
 				continue
 			}
 			stream = append(append(stream, 0, 0, 0, 1), nal...)
@@ -237,5 +203,87 @@ func TestCameraCommands(t *testing.T) {
 	cfg.Source = "webcam"
 	if _, err := VideoCommand(cfg); err == nil || !strings.Contains(err.Error(), "'video.source'") {
 		t.Errorf("an unknown source: %v, want an error naming video.source", err)
+	}
+}
+
+// The watchdog and the restart run on the source's clock: a camera that
+// sends nothing fails when the clock has passed FirstIDR, and is restarted
+// when it has passed the backoff, however little real time went by.
+func TestVideoSourceRunsOnItsClock(t *testing.T) {
+	cfg := config.Default().Video
+	cfg.Source, cfg.Command = config.SourceCommand, "exec sleep 600"
+	fc := clockwork.NewFakeClock()
+	records := make(logTap, 64)
+	v := &VideoSource{
+		Config: cfg, Timeline: NewTimeline(fc, nil), Ring: NewRing(1<<20, 10*time.Second, 256),
+		Log:     slog.New(records),
+		Backoff: backoff.Backoff{Min: time.Minute, Max: time.Minute},
+		Clock:   fc, FirstIDR: 5 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gctx, gcancel := context.WithTimeout(context.Background(), guard)
+	defer gcancel()
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+
+	records.await(t, gctx, "video source started")
+	if err := fc.BlockUntilContext(gctx, 1); err != nil { // the watchdog's ticker
+		t.Fatal("the watchdog does not tick on the source's clock")
+	}
+	fc.Advance(5*time.Second + watchdogTick)
+	failure := records.await(t, gctx, "video source failed; restarting")
+	if err := failure["err"].(error); !errors.Is(err, ErrNoIDR) {
+		t.Errorf("the session failed with %v, want ErrNoIDR", err)
+	}
+	if err := fc.BlockUntilContext(gctx, 1); err != nil { // the backoff
+		t.Fatal("the restart does not wait on the source's clock")
+	}
+	if h := v.Health(); h.Restarts != 1 || h.Running {
+		t.Errorf("Health() = %+v, want 1 restart, not running", h)
+	}
+	fc.Advance(time.Minute)
+	records.await(t, gctx, "video source started")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-gctx.Done():
+		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// logTap is a slog.Handler that hands each record's message and attributes
+// to the test.
+type logTap chan map[string]any
+
+func (c logTap) Enabled(context.Context, slog.Level) bool { return true }
+func (c logTap) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c logTap) WithGroup(string) slog.Handler            { return c }
+
+func (c logTap) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]any{"msg": r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.Any()
+		return true
+	})
+	c <- m
+	return nil
+}
+
+// await returns the attributes of the next record with message msg.
+func (c logTap) await(t *testing.T, ctx context.Context, msg string) map[string]any {
+	t.Helper()
+	for {
+		select {
+		case m := <-c:
+			if m["msg"] == msg {
+				return m
+			}
+		case <-ctx.Done():
+			t.Fatalf("never logged %q", msg)
+		}
 	}
 }

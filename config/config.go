@@ -6,9 +6,10 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"mamoru/signing"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"mamoru/signing"
 )
 
 // Config is the whole configuration of one device. Its zero value is not
@@ -30,6 +33,8 @@ type Config struct {
 	Hardware Hardware `toml:"hardware"`
 	Storage  Storage  `toml:"storage"`
 	Policy   Policy   `toml:"policy"`
+
+	origin *origin // nil unless from Load or Parse
 }
 
 // Device names the device and where it keeps its state.
@@ -43,7 +48,7 @@ type Device struct {
 	// it. "" signs nothing.
 	SigningKeyFile string `toml:"signing_key_file"`
 
-	// SigningKey is read from SigningKeyFile.
+	// SigningKey is read from SigningKeyFile by LoadSecrets.
 	SigningKey signing.Key `toml:"-"`
 }
 
@@ -156,6 +161,9 @@ type Error struct {
 	Line int    // 1-based; 0 when the key is not in the file
 	Key  string // dotted, e.g. "capture.post_seconds"
 	Msg  string
+	// Err is the cause, when there is one to test with errors.Is: a key
+	// file's fs.ErrNotExist or fs.ErrPermission.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -172,6 +180,8 @@ func (e *Error) Error() string {
 	}
 	return where + ": " + msg
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errors is every error found in one configuration, in file order.
 type Errors []*Error
@@ -197,52 +207,147 @@ func (es Errors) Unwrap() []error {
 // MAMORU_CAPTURE_POST_SECONDS overrides capture.post_seconds.
 const EnvPrefix = "MAMORU_"
 
+// origin is where a configuration was read from, kept so that errors found
+// after loading (LoadSecrets, Render) can name the key's line too.
+type origin struct {
+	name    string
+	src     []byte
+	fromEnv map[string]string // dotted key → the variable that set it
+}
+
+// place says where each error's key was set: the environment variable, or
+// the file and its line. Errors already placed are left alone. They are
+// then sorted into file order; those not on a line of the file come last.
+func (o *origin) place(errs Errors) {
+	if o == nil {
+		return
+	}
+	for _, e := range errs {
+		if e.File != "" {
+			continue
+		}
+		if v, ok := o.fromEnv[e.Key]; ok {
+			e.File = v
+			continue
+		}
+		e.File = o.name
+		e.Line = lineOf(o.src, e.Key)
+	}
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		return cmp.Compare(o.rank(a), o.rank(b))
+	})
+}
+
+func (o *origin) rank(e *Error) int {
+	if e.File == o.name && e.Line > 0 {
+		return e.Line
+	}
+	return math.MaxInt
+}
+
 // Load reads the configuration: Default, then the file at path, then the
-// environment (as returned by os.Environ), then Validate. Its errors are
-// Errors, each naming the key.
+// environment (as returned by os.Environ), then Validate. It reads no
+// secret (LoadSecrets does), so the commands that neither talk to the
+// bucket nor sign work for a person who may not read the device's 0600 key
+// files. Its errors are Errors, each naming the key.
 func Load(path string, environ []string) (Config, error) {
-	src, err := os.ReadFile(path)
+	src, err := readConfig(path)
 	if err != nil {
-		return Config{}, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", errors.Unwrap(err))}}
+		return Config{}, err
 	}
 	return Parse(path, src, environ)
 }
 
+// LoadWithSecrets is Load and then LoadSecrets, for the commands that talk
+// to the bucket or sign. It reports the problems of both in one Errors: a
+// key file that cannot be read along with a bad value elsewhere.
+func LoadWithSecrets(path string, environ []string) (Config, error) {
+	src, err := readConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, errs, decoded := parse(path, src, environ)
+	if decoded {
+		errs = append(errs, c.loadSecrets(environ)...)
+	}
+	return result(c, errs)
+}
+
+func readConfig(path string) ([]byte, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", errors.Unwrap(err)), Err: err}}
+	}
+	return src, nil
+}
+
 // Parse is Load for a file already read; name is used in errors.
 func Parse(name string, src []byte, environ []string) (Config, error) {
-	c := Default()
+	c, errs, _ := parse(name, src, environ)
+	return result(c, errs)
+}
+
+// parse decodes src over Default, applies the environment and validates.
+// decoded is false after a syntax or type error: go-toml stops there, so
+// nothing else can be judged. An unknown key does not stop it: go-toml
+// skips the key and decodes the rest, so the known keys are judged too.
+func parse(name string, src []byte, environ []string) (c Config, errs Errors, decoded bool) {
+	c = Default()
 	dec := toml.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, decodeErrors(name, err)
+		var strict *toml.StrictMissingError
+		if !errors.As(err, &strict) {
+			return Config{}, decodeErrors(name, err), false
+		}
+		errs = decodeErrors(name, err)
 	}
-	if err := applyEnvTo(&c, environ); err != nil {
-		return Config{}, err
+	fromEnv, envErrs := applyEnvTo(&c, environ)
+	c.origin = &origin{name: name, src: src, fromEnv: fromEnv}
+	errs = append(errs, envErrs...)
+	errs = append(errs, c.validate()...)
+	return c, errs, true
+}
+
+// result places errs and returns c, or errs if there are any.
+func result(c Config, errs Errors) (Config, error) {
+	if len(errs) > 0 {
+		c.origin.place(errs)
+		return Config{}, errs
 	}
-	errs := c.validate()
-	if len(errs) == 0 {
-		errs = c.Storage.loadCredentials(environ)
+	return c, nil
+}
+
+// LoadSecrets reads the secrets c names: the storage credentials, from
+// storage.access_key_file and storage.secret_key_file (each of mode 0600)
+// or else from MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY in environ,
+// and the signing key from device.signing_key_file. It is the step, apart
+// from Load, for the commands that talk to the bucket or sign: run,
+// selftest, storage init, check. Its errors are Errors naming the key and,
+// for a Config from Load or Parse, its line.
+func (c *Config) LoadSecrets(environ []string) error {
+	errs := c.loadSecrets(environ)
+	if len(errs) > 0 {
+		c.origin.place(errs)
+		return errs
 	}
-	if len(errs) == 0 && c.Device.SigningKeyFile != "" {
+	return nil
+}
+
+func (c *Config) loadSecrets(environ []string) Errors {
+	errs := c.Storage.loadCredentials(environ)
+	c.Device.SigningKey = signing.Key{}
+	if c.Device.SigningKeyFile != "" {
 		key, err := signing.ReadKey(c.Device.SigningKeyFile)
 		if err != nil {
 			errs = append(errs, &Error{Key: "device.signing_key_file", Msg: err.Error()})
 		}
 		c.Device.SigningKey = key
 	}
-	for _, e := range errs {
-		if e.File == "" {
-			e.File = name
-			e.Line = lineOf(src, e.Key)
-		}
-	}
-	if len(errs) > 0 {
-		return Config{}, errs
-	}
-	return c, nil
+	return errs
 }
 
-func decodeErrors(name string, err error) error {
+func decodeErrors(name string, err error) Errors {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		var out Errors
@@ -270,11 +375,15 @@ var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field con
 var tomlType = map[string]string{"int": "integer", "string": "string", "bool": "boolean"}
 
 // applyEnvTo overrides keys of c, a pointer to a struct of TOML tables,
-// from MAMORU_TABLE_KEY variables.
-func applyEnvTo(c any, environ []string) error {
-	var errs Errors
+// from MAMORU_TABLE_KEY variables, and returns the variable that set each
+// dotted key.
+func applyEnvTo(c any, environ []string) (fromEnv map[string]string, errs Errors) {
+	fromEnv = map[string]string{}
 	v := reflect.ValueOf(c).Elem()
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
 		sec := v.Type().Field(i).Tag.Get("toml")
 		sv := v.Field(i)
 		for j := range sv.NumField() {
@@ -287,6 +396,7 @@ func applyEnvTo(c any, environ []string) error {
 			if !ok {
 				continue
 			}
+			fromEnv[sec+"."+key] = name
 			f := sv.Field(j)
 			switch f.Kind() {
 			case reflect.String:
@@ -310,10 +420,7 @@ func applyEnvTo(c any, environ []string) error {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
+	return fromEnv, errs
 }
 
 func lookup(environ []string, name string) (string, bool) {

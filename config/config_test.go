@@ -23,6 +23,7 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Device.ID, want.Device.Store = "counter-1", "shibuya"
+	c.origin = nil // where it came from, for errors found later
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
@@ -40,6 +41,17 @@ func TestParseErrors(t *testing.T) {
 			[]string{"m.toml:7: 'capture.pre_second' is not a known key"}},
 		{"unknown table", minimal + "[camera]\nfps = 10\n",
 			[]string{"m.toml:6: 'camera' is not a known key"}},
+		{"unknown key and bad value", minimal + "[capture]\npre_second = 10\npost_seconds = 0\n",
+			[]string{
+				"m.toml:7: 'capture.pre_second' is not a known key",
+				"m.toml:8: 'capture.post_seconds' must be between 1 and 600 (got 0)",
+			}},
+		{"bad value and unknown table", minimal + "[capture]\npost_seconds = 0\n[camera]\nfps = 10\n[video]\nfps = 500\n",
+			[]string{
+				"m.toml:7: 'capture.post_seconds' must be between 1 and 600 (got 0)",
+				"m.toml:8: 'camera' is not a known key",
+				"m.toml:11: 'video.fps' must be between 1 and 120 (got 500)",
+			}},
 		{"wrong type", minimal + "[capture]\npre_seconds = \"ten\"\n",
 			[]string{"m.toml:7: 'capture.pre_seconds' must be of type integer, not string"}},
 		{"out of range", minimal + "[capture]\npost_seconds = 0\n",
@@ -86,9 +98,19 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if c.Capture.PostSeconds != 5 || c.Audio.Enabled || c.Video.Source != SourceTestsrc {
 		t.Errorf("got post=%d audio=%v source=%q, want 5 false testsrc", c.Capture.PostSeconds, c.Audio.Enabled, c.Video.Source)
 	}
-	_, err = Parse("m.toml", []byte(minimal), []string{"MAMORU_CAPTURE_PRE_SECONDS=lots"})
-	if got, want := err.Error(), `MAMORU_CAPTURE_PRE_SECONDS: 'capture.pre_seconds' must be a whole number (got "lots")`; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"MAMORU_CAPTURE_PRE_SECONDS=lots"}, `MAMORU_CAPTURE_PRE_SECONDS: 'capture.pre_seconds' must be a whole number (got "lots")`},
+		// A bad value set by the environment is named by its variable, not
+		// by the file's line it overrides.
+		{[]string{"MAMORU_CAPTURE_POST_SECONDS=0"}, `MAMORU_CAPTURE_POST_SECONDS: 'capture.post_seconds' must be between 1 and 600 (got 0)`},
+	} {
+		_, err = Parse("m.toml", []byte(minimal+"[capture]\npost_seconds = 10\n"), tc.env)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("environment %q: got %v, want %q", tc.env, err, tc.want)
+		}
 	}
 }
 

@@ -85,7 +85,7 @@ func TestRenderSaysWhatTheDeviceDoes(t *testing.T) {
 		t.Error("Render accepted --lang fr")
 	}
 	c.Policy.OperatorName = ""
-	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), "'policy.operator_name' is required") {
+	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.HasPrefix(err.Error(), "m.toml:13: 'policy.operator_name' is required") {
 		t.Errorf("Render without an operator: %v", err)
 	}
 }

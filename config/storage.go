@@ -154,7 +154,7 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 		}
 		fi, err := os.Stat(path)
 		if err != nil {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err))})
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err})
 			return ""
 		}
 		if fi.Mode().Perm() != 0o600 {
@@ -163,7 +163,7 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err))})
+			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err})
 			return ""
 		}
 		v := strings.TrimSpace(string(b))
@@ -204,23 +204,19 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 	var f managerFile
 	f.Storage = defaultStorage()
 	f.Device.Timezone = "Asia/Tokyo"
-	name := "environment"
-	var src []byte
+	o := &origin{name: "environment"}
 	if path != "" {
-		var err error
-		src, err = os.ReadFile(path)
+		src, err := readConfig(path)
 		if err != nil {
-			return ManagerConfig{}, Errors{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", errors.Unwrap(err))}}
+			return ManagerConfig{}, err
 		}
 		if err := toml.NewDecoder(bytes.NewReader(src)).Decode(&f); err != nil {
 			return ManagerConfig{}, decodeErrors(path, err)
 		}
-		name = path
+		o.name, o.src = path, src
 	}
-	if err := applyEnvTo(&f, environ); err != nil {
-		return ManagerConfig{}, err
-	}
-	var errs Errors
+	fromEnv, errs := applyEnvTo(&f, environ)
+	o.fromEnv = fromEnv
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -229,13 +225,8 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 	}
 	f.Storage.validate(bad)
 	errs = append(errs, f.Storage.loadCredentials(environ)...)
-	for _, e := range errs {
-		if e.File == "" {
-			e.File = name
-			e.Line = lineOf(src, e.Key)
-		}
-	}
 	if len(errs) > 0 {
+		o.place(errs)
 		return ManagerConfig{}, errs
 	}
 	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone}, nil

@@ -31,6 +31,12 @@ func TestStorageCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Storage.AccessKey != "" || c.Storage.SecretKey != "" {
+		t.Errorf("Parse read the key files; only LoadSecrets may")
+	}
+	if err := c.LoadSecrets(nil); err != nil {
+		t.Fatal(err)
+	}
 	if c.Storage.AccessKey.Reveal() != "AKIA-device" || c.Storage.SecretKey.Reveal() != "s3cr3t" {
 		t.Errorf("keys read as %q, %q", c.Storage.AccessKey.Reveal(), c.Storage.SecretKey.Reveal())
 	}
@@ -38,18 +44,28 @@ func TestStorageCredentials(t *testing.T) {
 		t.Errorf("printing the configuration shows the secret: %s", s)
 	}
 
-	_, err = Parse("m.toml", []byte(storage(good, loose)), nil)
+	c, err = Parse("m.toml", []byte(storage(good, loose)), nil)
+	if err != nil {
+		t.Fatalf("Parse of a configuration naming a key file readable by others: %v; want no error until LoadSecrets", err)
+	}
+	err = c.LoadSecrets(nil)
 	if err == nil || !strings.Contains(err.Error(), "m.toml:10: 'storage.secret_key_file'") || !strings.Contains(err.Error(), "mode 0600") {
 		t.Errorf("a key file readable by others: %v; want an error naming storage.secret_key_file, its line and mode 0600", err)
 	}
 
 	env := []string{EnvAccessKey + "=from-env", EnvSecretKey + "=env-secret"}
 	c, err = Parse("m.toml", []byte(minimal+"[storage]\nendpoint = \"s3.example.com:9000\"\nbucket = \"clips\"\n"), env)
+	if err == nil {
+		err = c.LoadSecrets(env)
+	}
 	if err != nil || c.Storage.AccessKey.Reveal() != "from-env" || c.Storage.SecretKey.Reveal() != "env-secret" {
 		t.Errorf("keys from the environment: %v, %q", err, c.Storage.AccessKey.Reveal())
 	}
-	_, err = Parse("m.toml", []byte(minimal+"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), EnvAccessKey) {
+	c, err = Parse("m.toml", []byte(minimal+"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\n"), nil)
+	if err != nil {
+		t.Fatalf("Parse with no keys at all: %v; want no error until LoadSecrets", err)
+	}
+	if err := c.LoadSecrets(nil); err == nil || !strings.Contains(err.Error(), EnvAccessKey) {
 		t.Errorf("no keys at all: %v; want an error naming where keys come from", err)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mamoru/clock"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,17 +18,71 @@ import (
 // The control socket lets `mamoru trigger` and `mamoru status` talk to the
 // running recorder: one JSON request line, one JSON response line.
 type control struct {
-	ln   net.Listener
-	reqs chan<- request
-	log  *slog.Logger
+	ln    net.Listener
+	reqs  chan<- request
+	clock clock.Clock // stamps presses, as the button does
+	log   *slog.Logger
 }
+
+// The requests the control socket takes.
+const (
+	opTrigger = "trigger"
+	opStatus  = "status"
+)
 
 type wireRequest struct {
 	Op     string `json:"op"`
 	Source string `json:"source,omitempty"`
 }
 
-func listenControl(path string, reqs chan<- request, log *slog.Logger) (*control, error) {
+// request is a command from the control socket, answered on reply.
+type request struct {
+	op     string
+	source string
+	at     time.Time // the recorder's Clock when the request arrived
+	reply  chan response
+}
+
+type response struct {
+	Status  *Status        `json:"status,omitempty"`
+	Trigger *TriggerResult `json:"trigger,omitempty"`
+	Error   string         `json:"error,omitempty"`
+	// Code names the refusal Error is, so that the caller's error wraps
+	// the same sentinel (refusalCodes).
+	Code string `json:"code,omitempty"`
+}
+
+// refusalCodes name each refusal on the wire.
+var refusalCodes = map[string]error{
+	"outside_hours": ErrOutsideHours,
+	"not_recording": ErrNotRecording,
+	"fault":         ErrFault,
+	"spool_full":    ErrSpoolFull,
+}
+
+// errorResponse carries err, and its refusal's code if it is one.
+func errorResponse(err error) response {
+	resp := response{Error: err.Error()}
+	for code, sentinel := range refusalCodes {
+		if errors.Is(err, sentinel) {
+			resp.Code = code
+		}
+	}
+	return resp
+}
+
+// err returns the response's error, wrapping the refusal its code names.
+func (r response) err() error {
+	if r.Error == "" {
+		return nil
+	}
+	if sentinel, ok := refusalCodes[r.Code]; ok {
+		return &refusal{reason: sentinel, msg: r.Error}
+	}
+	return errors.New(r.Error)
+}
+
+func listenControl(path string, reqs chan<- request, c clock.Clock, log *slog.Logger) (*control, error) {
 	// The state directory is locked, so a socket already there was left by
 	// a recorder that died.
 	os.Remove(path)
@@ -35,7 +91,7 @@ func listenControl(path string, reqs chan<- request, log *slog.Logger) (*control
 		return nil, fmt.Errorf("device: control socket: %w", err)
 	}
 	os.Chmod(path, 0o660)
-	return &control{ln: ln, reqs: reqs, log: log}, nil
+	return &control{ln: ln, reqs: reqs, clock: c, log: log}, nil
 }
 
 func (c *control) close() { c.ln.Close() }
@@ -52,22 +108,15 @@ func (c *control) serve(ctx context.Context) {
 
 func (c *control) handle(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	// The deadline is the kernel's, on real time.
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	at := time.Now()
-	var wr wireRequest
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err == nil {
-		err = json.Unmarshal(line, &wr)
-	}
+	at := c.clock.Now()
+	wr, err := readRequest(conn)
 	var resp response
 	if err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else {
-		src := wr.Source
-		if src == "" {
-			src = "cli"
-		}
-		q := request{op: wr.Op, source: src, at: at, reply: make(chan response, 1)}
+		q := request{op: wr.Op, source: wr.Source, at: at, reply: make(chan response, 1)}
 		select {
 		case c.reqs <- q:
 			resp = <-q.reply
@@ -76,6 +125,33 @@ func (c *control) handle(ctx context.Context, conn net.Conn) {
 		}
 	}
 	json.NewEncoder(conn).Encode(resp)
+}
+
+// maxRequest bounds a request line: a client cannot make the recorder
+// hold more than this in memory.
+const maxRequest = 4096
+
+// readRequest reads one request line. A request with no source is the
+// command line's ("cli").
+func readRequest(r io.Reader) (wireRequest, error) {
+	var wr wireRequest
+	line, err := bufio.NewReader(io.LimitReader(r, maxRequest+1)).ReadBytes('\n')
+	if len(line) > maxRequest {
+		return wr, fmt.Errorf("request longer than %d bytes", maxRequest)
+	}
+	if err != nil {
+		return wr, err
+	}
+	if err := json.Unmarshal(line, &wr); err != nil {
+		return wr, err
+	}
+	if wr.Op != opTrigger && wr.Op != opStatus {
+		return wr, fmt.Errorf("unknown request %q", wr.Op)
+	}
+	if wr.Source == "" {
+		wr.Source = "cli"
+	}
+	return wr, nil
 }
 
 // ErrNotRunning means no recorder answers on the state directory's socket.
@@ -99,16 +175,13 @@ func call(ctx context.Context, stateDir string, wr wireRequest) (response, error
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		return response{}, fmt.Errorf("read reply from %s: %w", path, err)
 	}
-	if resp.Error != "" {
-		return resp, errors.New(resp.Error)
-	}
-	return resp, nil
+	return resp, resp.err()
 }
 
 // Trigger raises an incident on the recorder running on stateDir, as the
 // button does, recorded with the given source.
 func Trigger(ctx context.Context, stateDir, source string) (TriggerResult, error) {
-	resp, err := call(ctx, stateDir, wireRequest{Op: "trigger", Source: source})
+	resp, err := call(ctx, stateDir, wireRequest{Op: opTrigger, Source: source})
 	if err != nil {
 		return TriggerResult{}, err
 	}
@@ -117,7 +190,7 @@ func Trigger(ctx context.Context, stateDir, source string) (TriggerResult, error
 
 // GetStatus asks the recorder running on stateDir for its status.
 func GetStatus(ctx context.Context, stateDir string) (Status, error) {
-	resp, err := call(ctx, stateDir, wireRequest{Op: "status"})
+	resp, err := call(ctx, stateDir, wireRequest{Op: opStatus})
 	if err != nil {
 		return Status{}, err
 	}

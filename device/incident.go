@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"mamoru/capture"
 	"mamoru/capture/mp4"
+	"mamoru/clock"
 	"mamoru/outbox"
 )
 
@@ -28,6 +30,7 @@ type incident struct {
 	dir    string
 	ring   *capture.Ring
 	tl     *capture.Timeline
+	clock  clock.Clock // runs the fragment ticker
 	log    *slog.Logger
 	params capture.ClipParams
 	post   time.Duration
@@ -137,7 +140,7 @@ func (in *incident) begin(pressed time.Duration) error {
 
 func (in *incident) record(ctx context.Context, indicator func(from, to time.Time) []outbox.IndicatorLog) error {
 	clip := in.clip
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := in.clock.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		newest, err := clip.Pull()
@@ -168,7 +171,7 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 			in.stop(in.tl.Now())
 		case <-in.params.Ring.Written():
 		case <-in.wake:
-		case <-tick.C:
+		case <-tick.Chan():
 		}
 	}
 }
@@ -246,4 +249,102 @@ func (g incidentIDs) next(t time.Time) (string, error) {
 		return "", fmt.Errorf("incident counter: %w", err)
 	}
 	return fmt.Sprintf("%s-%06d", t.In(g.loc).Format("20060102-150405"), n), nil
+}
+
+func (ru *run) incidentDone() {
+	in := ru.cur
+	ru.cur = nil
+	if ru.state == StateIncident {
+		ru.state = StateBuffering
+	}
+	_, m := in.state()
+	if in.err != nil {
+		// Keep what was written: cut the clip after its last complete
+		// fragment now, rather than at the next start.
+		ru.incidentErr = fmt.Sprintf("incident %s: %v", in.id, in.err)
+		ru.log.Error("incident clip failed; keeping what was written", "id", in.id, "err", in.err)
+		u := unfinished{dir: in.dir, m: m, why: "writing the clip failed: " + in.err.Error()}
+		if rerr := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); rerr != nil {
+			// Left in state recording, it is not uploaded as it is.
+			ru.log.Error("cannot finalize the partial clip; trying again every 5 s", "id", in.id, "err", rerr)
+			ru.emit(Event{Kind: EventIncident, Incident: in.id, State: IncidentFailed, Err: in.err})
+			ru.unfinished = append(ru.unfinished, u)
+			return
+		}
+	}
+	ru.saved(in.params.Path, m)
+}
+
+// IncidentFailed is the state status shows for an incident whose clip
+// failed and could not be finalized yet.
+const IncidentFailed = "failed"
+
+// unfinished is an incident to finalize once the disk allows.
+type unfinished struct {
+	dir string
+	m   outbox.Manifest // as it was when the clip failed
+	why string
+}
+
+// finishUnfinished tries again to finalize the clips that could not be.
+func (ru *run) finishUnfinished() {
+	left := ru.unfinished[:0]
+	for _, u := range ru.unfinished {
+		m := u.m
+		m.Notes = slices.Clone(m.Notes)
+		if err := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); err != nil {
+			left = append(left, u)
+			continue
+		}
+		ru.log.Info("finalized a clip that had failed", "id", m.Incident)
+		ru.saved(filepath.Join(u.dir, outbox.ClipFile), m)
+	}
+	ru.unfinished = left
+}
+
+// saved records that an incident's clip is final and can be uploaded.
+func (ru *run) saved(clip string, m outbox.Manifest) {
+	ru.emit(Event{Kind: EventIncident, Incident: m.Incident, State: m.State, SHA256: m.Clip.SHA256, Clip: clip, Manifest: &m})
+	if ru.r.Uploader != nil {
+		ru.r.Uploader.Poke()
+	}
+	ru.log.Info("incident saved", "id", m.Incident, "state", m.State, "clip", clip, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds), "bytes", m.Clip.Size)
+}
+
+// indicatorHistory remembers the indicator's changes for the manifests. It
+// is read by incident goroutines.
+type indicatorHistory struct {
+	mu      sync.Mutex // guards changes
+	changes []outbox.IndicatorLog
+}
+
+func (h *indicatorHistory) add(t time.Time, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changes = append(h.changes, outbox.IndicatorLog{Time: t, On: on})
+	if len(h.changes) > 1000 {
+		h.changes = append(h.changes[:0], h.changes[len(h.changes)-500:]...)
+	}
+}
+
+func (h *indicatorHistory) now() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.changes) > 0 && h.changes[len(h.changes)-1].On
+}
+
+// between returns the state at from and every change up to to.
+func (h *indicatorHistory) between(from, to time.Time) []outbox.IndicatorLog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := []outbox.IndicatorLog{{Time: from, On: false}}
+	for _, c := range h.changes {
+		switch {
+		case !c.Time.After(from):
+			out[0].On = c.On
+		case !c.Time.After(to):
+			out = append(out, c)
+		}
+	}
+	return out
 }

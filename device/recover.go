@@ -42,7 +42,7 @@ func (ru *run) recoverIncidents() {
 			continue
 		}
 		ru.log.Warn("recovered an incident cut short", "id", m.Incident, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds))
-		ru.audit.Record("incident", "id", m.Incident, "state", m.State, "sha256", m.Clip.SHA256)
+		ru.emit(Event{Kind: EventIncident, Incident: m.Incident, State: m.State, SHA256: m.Clip.SHA256, Manifest: &m})
 	}
 }
 
@@ -92,5 +92,5 @@ func (ru *run) putAside(dir string, why error) {
 	}
 	ru.setAside = append(ru.setAside, to)
 	ru.log.Error("incident directory set aside", "dir", dir, "moved_to", to, "why", why)
-	ru.audit.Record("incident_set_aside", "dir", filepath.Base(dir), "why", why.Error())
+	ru.emit(Event{Kind: EventSetAside, Dir: filepath.Base(dir), Err: why})
 }

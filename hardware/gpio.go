@@ -3,10 +3,10 @@ package hardware
 import (
 	"context"
 	"fmt"
+	"mamoru/clock"
 	"sync"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -41,7 +41,7 @@ type GPIOIndicator struct {
 	LED    Output
 	Sign   Output
 	Buzzer Output
-	Clock  clockwork.Clock // nil: the real clock
+	Clock  clock.Clock // nil: the real clock
 
 	mu      sync.Mutex    // guards the fields below
 	on      bool          // capturing: the steady state
@@ -52,9 +52,9 @@ type GPIOIndicator struct {
 	done    chan struct{} // closed when it has stopped
 }
 
-func (g *GPIOIndicator) clock() clockwork.Clock {
+func (g *GPIOIndicator) clock() clock.Clock {
 	if g.Clock == nil {
-		return clockwork.NewRealClock()
+		return clock.Real()
 	}
 	return g.Clock
 }
@@ -201,14 +201,14 @@ type GPIOButton struct {
 	Debounce  time.Duration
 	LongPress time.Duration
 	Stuck     time.Duration
-	Clock     clockwork.Clock // nil: the real clock
+	Clock     clock.Clock // nil: the real clock
 }
 
 // Run reports presses until ctx ends.
 func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
-	clock := b.Clock
-	if clock == nil {
-		clock = clockwork.NewRealClock()
+	clk := b.Clock
+	if clk == nil {
+		clk = clock.Real()
 	}
 	debounce, long, stuck := b.Debounce, b.LongPress, b.Stuck
 	if debounce <= 0 {
@@ -247,12 +247,12 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 		// stuck; at least once a second to notice ctx.
 		wait := time.Second
 		if down && !longSent {
-			wait = min(wait, downAt.Add(long).Sub(clock.Now()))
+			wait = min(wait, downAt.Add(long).Sub(clk.Now()))
 		} else if down && !stuckSent {
-			wait = min(wait, downAt.Add(stuck).Sub(clock.Now()))
+			wait = min(wait, downAt.Add(stuck).Sub(clk.Now()))
 		}
 		if wait > 0 && !b.Pin.WaitForEdge(wait) || wait <= 0 {
-			now := clock.Now()
+			now := clk.Now()
 			switch {
 			case down && !longSent && !now.Before(downAt.Add(long)):
 				longSent = true
@@ -267,7 +267,7 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 			}
 			continue
 		}
-		at := clock.Now()
+		at := clk.Now()
 		if !down && b.Pin.Read() == pressed {
 			down, downAt, longSent, stuckSent, stuckReported = true, at, false, false, false
 			if !send(Press{Time: at, Source: "button"}) {
@@ -276,12 +276,12 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 		}
 		// Let the contact settle, swallowing its bounce, then believe the
 		// level.
-		for settle := at.Add(debounce); clock.Now().Before(settle) && ctx.Err() == nil; {
-			b.Pin.WaitForEdge(settle.Sub(clock.Now()))
+		for settle := at.Add(debounce); clk.Now().Before(settle) && ctx.Err() == nil; {
+			b.Pin.WaitForEdge(settle.Sub(clk.Now()))
 		}
 		if down && b.Pin.Read() != pressed {
 			down = false
-			if stuckReported && !send(Press{Time: clock.Now(), Source: "button", Kind: PressReleased}) {
+			if stuckReported && !send(Press{Time: clk.Now(), Source: "button", Kind: PressReleased}) {
 				return nil
 			}
 		}

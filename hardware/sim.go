@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mamoru/clock"
 	"sync"
-	"time"
 )
 
 // Sim is the simulated counter: an indicator drawn on a terminal and a
@@ -15,7 +15,9 @@ import (
 type Sim struct {
 	In  io.Reader // Enter on In is a press; nil means no button
 	Out io.Writer // the indicator is drawn here; nil draws nothing
-	Now func() time.Time
+	// Clock stamps the presses; it must be the recorder's. nil is the
+	// system clock.
+	Clock clock.Clock
 
 	mu   sync.Mutex // guards lit and fail
 	lit  bool
@@ -80,9 +82,9 @@ func (s *Sim) Run(ctx context.Context, presses chan<- Press) error {
 		<-ctx.Done()
 		return nil
 	}
-	now := s.Now
-	if now == nil {
-		now = time.Now
+	c := s.Clock
+	if c == nil {
+		c = clock.Real()
 	}
 	lines := make(chan struct{})
 	go func() {
@@ -106,7 +108,7 @@ func (s *Sim) Run(ctx context.Context, presses chan<- Press) error {
 				return nil
 			}
 			select {
-			case presses <- Press{Time: now(), Source: "sim"}:
+			case presses <- Press{Time: c.Now(), Source: "sim"}:
 			case <-ctx.Done():
 				return nil
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 func TestSimIndicator(t *testing.T) {
@@ -41,7 +43,7 @@ func TestSimIndicator(t *testing.T) {
 func TestSimButton(t *testing.T) {
 	pr, pw := io.Pipe()
 	fixed := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	s := &Sim{In: pr, Now: func() time.Time { return fixed }}
+	s := &Sim{In: pr, Clock: clockwork.NewFakeClockAt(fixed)}
 	ctx, cancel := context.WithCancel(context.Background())
 	presses := make(chan Press)
 	done := make(chan error)

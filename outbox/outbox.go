@@ -59,6 +59,10 @@ type Manifest struct {
 	Notes           []string `json:"notes,omitempty"`
 }
 
+// Finished reports whether the clip is final (any state but
+// StateRecording): the incident waits to be shipped.
+func (m Manifest) Finished() bool { return m.State != StateRecording }
+
 // Press is one press that raised or extended the incident.
 type Press struct {
 	Time   time.Time `json:"time"`
@@ -192,6 +196,26 @@ func (o Outbox) List() (incidents []Incident, bad []string, err error) {
 	}
 	slices.SortFunc(incidents, func(a, b Incident) int { return strings.Compare(a.Manifest.Incident, b.Manifest.Incident) })
 	return incidents, bad, nil
+}
+
+// Pending counts the incidents waiting to be shipped, those whose clip is
+// finished, and their clips' bytes. An incident whose manifest cannot be
+// read is not counted; err is List's.
+func (o Outbox) Pending() (n int, bytes int64, err error) {
+	incidents, _, err := o.List()
+	n, bytes = CountPending(incidents)
+	return n, bytes, err
+}
+
+// CountPending is Pending for incidents already listed.
+func CountPending(incidents []Incident) (n int, bytes int64) {
+	for _, in := range incidents {
+		if in.Manifest.Finished() {
+			n++
+			bytes += in.Manifest.Clip.Size
+		}
+	}
+	return n, bytes
 }
 
 // Bytes is the size of everything in the outbox's incident directories.

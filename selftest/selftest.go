@@ -6,7 +6,6 @@ package selftest
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"mamoru/capture/h264"
 	"mamoru/clock"
 	"mamoru/config"
+	"mamoru/device"
 	"mamoru/hardware"
 )
 
@@ -132,10 +132,8 @@ func (st *Test) indicator(ctx context.Context) (string, error) {
 			if lit != on {
 				return "", fmt.Errorf("%w: set %v, reads back %v", hardware.ErrIndicatorFault, on, lit)
 			}
-			select {
-			case <-ctx.Done():
+			if !clock.Sleep(ctx, clock.Real(), 400*time.Millisecond) {
 				return "", ctx.Err()
-			case <-time.After(400 * time.Millisecond):
 			}
 		}
 	}
@@ -185,10 +183,12 @@ func (st *Test) microphone(ctx context.Context) (string, error) {
 	}
 	ring := capture.NewRing(4<<20, 10*time.Second, 1024)
 	src := &capture.AudioSource{Config: cfg.Audio, Timeline: capture.NewTimeline(clock.Real(), nil), Ring: ring, Log: st.Log}
+	stop, err := st.open(ctx, device.SourceMicrophone, src)
+	if err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, st.Measure)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); src.Run(ctx) }()
 	loudest := math.Inf(-1)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -206,7 +206,7 @@ func (st *Test) microphone(ctx context.Context) (string, error) {
 			fmt.Fprintf(st.Out, "\rmic [%-40s] %6.1f dBFS ", strings.Repeat("#", n), db)
 		}
 	}
-	<-done
+	stop()
 	fmt.Fprintln(st.Out)
 	h := src.Health()
 	if h.Frames == 0 {
@@ -227,11 +227,11 @@ func (st *Test) camera(ctx context.Context) (string, error) {
 	}
 	ring := capture.NewRing(64<<20, 10*time.Second, 1024)
 	src := &capture.VideoSource{Config: cfg.Video, Timeline: capture.NewTimeline(clock.Real(), nil), Ring: ring, Log: st.Log}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); src.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop, err := st.open(ctx, device.SourceCamera, src)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
 	// Measure from the first frame on, so the camera's start-up is not
 	// counted against its rate.
 	deadline := time.Now().Add(15 * time.Second)
@@ -266,6 +266,21 @@ func (st *Test) camera(ctx context.Context) (string, error) {
 	return detail, nil
 }
 
+// open starts src behind the indicator, as the recorder does: the
+// indicator is lit and read back before src opens, and stop closes src
+// before the indicator goes off.
+func (st *Test) open(ctx context.Context, name string, src capture.Source) (stop func(), err error) {
+	l := &device.Interlock{Indicator: st.Indicator, Sources: map[string]capture.Source{name: src}, Clock: clock.Real()}
+	if err := l.Start(ctx); err != nil {
+		return nil, fmt.Errorf("the %s was not opened: the indicator is not confirmed lit (%w)", name, err)
+	}
+	return func() {
+		if err := l.Stop("self-test"); err != nil {
+			st.Log.Error("the self-test could not stop capture", "source", name, "err", err)
+		}
+	}, nil
+}
+
 // frameSize reads the picture size from the first SPS in the ring.
 func frameSize(ring *capture.Ring) (int, int, error) {
 	frames := make([]capture.Frame, 64)
@@ -283,20 +298,17 @@ func frameSize(ring *capture.Ring) (int, int, error) {
 			if f.Track != capture.Video || !f.Key {
 				continue
 			}
-			for b := f.Data; len(b) > 4; {
-				size := int(binary.BigEndian.Uint32(b))
-				if size > len(b)-4 {
+			for nal, err := range h264.AVCCUnits(f.Data) {
+				if err != nil {
 					break
 				}
-				nal := b[4 : 4+size]
-				if len(nal) > 0 && nal[0]&0x1f == 7 {
+				if h264.NALType(nal) == h264.NALSPS {
 					sps, err := h264.ParseSPS(nal)
 					if err != nil {
 						return 0, 0, err
 					}
 					return sps.Width, sps.Height, nil
 				}
-				b = b[4+size:]
 			}
 		}
 		seq = next

@@ -3,6 +3,9 @@ package selftest
 import (
 	"bufio"
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +75,31 @@ func testConfig(t testing.TB) config.Config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// The self-test opens the microphone and camera only behind the indicator,
+// as the recorder does: with a dead indicator they fail, saying why, and
+// the camera's encoder never starts.
+func TestSelfTestCaptureBehindTheIndicator(t *testing.T) {
+	cfg := testConfig(t)
+	started := filepath.Join(t.TempDir(), "camera-started")
+	cfg.Video.Source = config.SourceCommand
+	cfg.Video.Command = "touch " + started + "; exec sleep 60"
+	sim := &hardware.Sim{}
+	sim.Fail(errors.New("LED driver unplugged"))
+	var out strings.Builder
+	st := &Test{Config: cfg, Indicator: sim, In: bufio.NewReader(strings.NewReader("")), Out: &out, Quick: true,
+		Measure: 100 * time.Millisecond, ClockSynced: func() bool { return true }}
+	got := map[string]Check{}
+	for _, c := range st.Run(context.Background()) {
+		got[c.Name] = c
+	}
+	for _, name := range []string{"microphone", "camera"} {
+		if c := got[name]; c.Result != "FAIL" || !strings.Contains(c.Details, "indicator is not confirmed lit") {
+			t.Errorf("%s: %+v, want FAIL for the dead indicator", name, c)
+		}
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Error("the camera started with the indicator dead")
+	}
 }

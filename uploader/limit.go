@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"mamoru/clock"
 )
 
 // Limiter caps the rate of the bytes read through its readers, so that a
@@ -12,28 +14,23 @@ import (
 type Limiter struct {
 	bytesPerSecond float64
 	ctx            context.Context
+	clock          clock.Clock
 
-	mu    sync.Mutex // guards next
-	next  time.Time  // when the bytes granted so far have been paid for
-	sleep func(context.Context, time.Duration)
+	mu   sync.Mutex // guards next
+	next time.Time  // when the bytes granted so far have been paid for
 }
 
-// NewLimiter returns a Limiter for kbps kilobits per second, or nil for 0.
-// Its readers stop waiting when ctx ends.
-func NewLimiter(ctx context.Context, kbps int) *Limiter {
+// NewLimiter returns a Limiter for kbps kilobits per second on c
+// (clock.Real() if nil), or nil for 0. Its readers stop waiting when ctx
+// ends.
+func NewLimiter(ctx context.Context, c clock.Clock, kbps int) *Limiter {
 	if kbps <= 0 {
 		return nil
 	}
-	return &Limiter{bytesPerSecond: float64(kbps) * 1000 / 8, ctx: ctx, sleep: sleepCtx}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+	if c == nil {
+		c = clock.Real()
 	}
+	return &Limiter{bytesPerSecond: float64(kbps) * 1000 / 8, ctx: ctx, clock: c}
 }
 
 // Reader returns r, limited.
@@ -47,16 +44,14 @@ func (l *Limiter) Reader(r io.Reader) io.Reader {
 // wait blocks until n more bytes may pass.
 func (l *Limiter) wait(n int) error {
 	l.mu.Lock()
-	now := time.Now()
+	now := l.clock.Now()
 	if l.next.Before(now) {
 		l.next = now
 	}
 	l.next = l.next.Add(time.Duration(float64(n) / l.bytesPerSecond * float64(time.Second)))
 	d := l.next.Sub(now)
 	l.mu.Unlock()
-	if d > 0 {
-		l.sleep(l.ctx, d)
-	}
+	clock.Sleep(l.ctx, l.clock, d)
 	return l.ctx.Err()
 }
 

@@ -81,7 +81,9 @@ type shipper struct {
 }
 
 // readProgress returns the saved progress if it is for this clip and this
-// part size, or a fresh one.
+// part size and its parts can be parts of it, or a fresh one. The file is
+// only ever written whole, but a card can still corrupt it, and an upload
+// completed from parts that are not the clip's would fail for ever.
 func (s *shipper) readProgress() progress {
 	fresh := progress{Object: path.Join(s.object, outbox.ClipFile), ClipHash: s.manifest.Clip.SHA256, PartSize: s.partSize}
 	b, err := os.ReadFile(filepath.Join(s.dir, ProgressFile))
@@ -89,10 +91,35 @@ func (s *shipper) readProgress() progress {
 		return fresh
 	}
 	var p progress
-	if json.Unmarshal(b, &p) != nil || p.Object != fresh.Object || p.ClipHash != fresh.ClipHash || p.PartSize != fresh.PartSize {
+	if json.Unmarshal(b, &p) != nil || p.Object != fresh.Object || p.ClipHash != fresh.ClipHash || p.PartSize != fresh.PartSize ||
+		!s.partsFit(p) {
 		return fresh
 	}
 	return p
+}
+
+// partsFit reports whether p's parts can be the clip's: each numbered
+// within the clip, once, of the size that part must have, with an ETag,
+// and only with an upload to belong to. (Their SHA-256s are checked
+// against the clip when it is read.)
+func (s *shipper) partsFit(p progress) bool {
+	if len(p.Parts) > 0 && p.UploadID == "" {
+		return false
+	}
+	size := s.manifest.Clip.Size
+	n := int64(0)
+	if s.partSize > 0 {
+		n = (size + s.partSize - 1) / s.partSize
+	}
+	seen := map[int]bool{}
+	for _, pt := range p.Parts {
+		if pt.Number < 1 || int64(pt.Number) > n || seen[pt.Number] || pt.ETag == "" ||
+			pt.Size != min(s.partSize, size-int64(pt.Number-1)*s.partSize) {
+			return false
+		}
+		seen[pt.Number] = true
+	}
+	return true
 }
 
 func (s *shipper) saveProgress(p progress) error {
@@ -201,6 +228,13 @@ func (s *shipper) putClip(ctx context.Context, f *os.File) error {
 // finished part durably before the next.
 func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes [][]byte) error {
 	object := path.Join(s.object, outbox.ClipFile)
+	for _, pt := range p.Parts {
+		if pt.SHA256 != base64.StdEncoding.EncodeToString(hashes[pt.Number-1]) {
+			// Saved parts that are not the clip's cannot complete it.
+			p.UploadID, p.Parts = "", nil
+			break
+		}
+	}
 	if p.UploadID == "" {
 		opts := s.putOptions("video/mp4")
 		opts.UserMetadata["X-Amz-Checksum-Algorithm"] = "SHA256"

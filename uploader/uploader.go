@@ -22,6 +22,7 @@ import (
 
 	"mamoru/backoff"
 	"mamoru/bucket"
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/outbox"
 	"mamoru/signing"
@@ -49,6 +50,9 @@ type Uploader struct {
 	// Shipped, if set, is called on Run's goroutine after an incident is in
 	// the bucket and its local copy is gone.
 	Shipped func(m outbox.Manifest, object string)
+	// Clock times every wait (retries, the bandwidth limit, the idle poll)
+	// and the times Status shows: clock.Real() if nil.
+	Clock clock.Clock
 
 	once sync.Once
 	wake chan struct{}
@@ -70,6 +74,13 @@ type Status struct {
 	LastSuccess   string    `json:"last_success,omitempty"`
 	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
 	Shipped       int       `json:"shipped"` // incidents shipped since start
+}
+
+func (u *Uploader) clock() clock.Clock {
+	if u.Clock == nil {
+		return clock.Real()
+	}
+	return u.Clock
 }
 
 func (u *Uploader) init() {
@@ -119,14 +130,15 @@ func (u *Uploader) Run(ctx context.Context) error {
 	if u.Location == nil {
 		u.Location = time.UTC
 	}
+	c := u.clock()
 	u.removeShipped()
-	limit := NewLimiter(ctx, u.Storage.MaxBandwidthKbps)
+	limit := NewLimiter(ctx, c, u.Storage.MaxBandwidthKbps)
 	attempt := 0
 	skip := map[string]error{} // clips that no longer match their manifest
 	for {
 		next, ok := u.next(skip)
 		if !ok {
-			if !u.sleep(ctx, 30*time.Second, true) {
+			if !u.idle(ctx, c, 30*time.Second) {
 				return nil
 			}
 			continue
@@ -147,7 +159,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			isProblem = true
 		}
 		u.update(func(s *Status) {
-			s.LastError, s.LastErrorAt, s.Problem = fmt.Sprintf("incident %s: %v", next.Manifest.Incident, err), time.Now(), isProblem
+			s.LastError, s.LastErrorAt, s.Problem = fmt.Sprintf("incident %s: %v", next.Manifest.Incident, err), c.Now(), isProblem
 			s.Uploading, s.SentBytes = "", 0
 		})
 		var wait time.Duration
@@ -162,26 +174,24 @@ func (u *Uploader) Run(ctx context.Context) error {
 			u.Log.Error("clip no longer matches its manifest; kept on disk, not uploaded", "incident", next.Manifest.Incident, "err", err)
 			continue
 		}
-		if !u.sleep(ctx, wait, false) {
+		// A poke (another incident ready) does not cut a retry's wait
+		// short: the server failed, not the incident.
+		if !clock.Sleep(ctx, c, wait) {
 			return nil
 		}
 	}
 }
 
-// sleep waits d, or until ctx ends; a poke ends it early when pokeable.
-// It reports whether to go on.
-func (u *Uploader) sleep(ctx context.Context, d time.Duration, pokeable bool) bool {
-	t := time.NewTimer(d)
+// idle waits d on c for an incident to be ready, or less if poked. It
+// reports false if ctx ended.
+func (u *Uploader) idle(ctx context.Context, c clock.Clock, d time.Duration) bool {
+	t := c.NewTimer(d)
 	defer t.Stop()
-	var wake <-chan struct{}
-	if pokeable {
-		wake = u.wake
-	}
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
-	case <-wake:
+	case <-t.Chan():
+	case <-u.wake:
 	}
 	return true
 }
@@ -193,23 +203,14 @@ func (u *Uploader) next(skip map[string]error) (outbox.Incident, bool) {
 	if err != nil {
 		u.Log.Error("cannot list the outbox", "err", err)
 	}
-	var first *outbox.Incident
-	pending, bytes := 0, int64(0)
-	for i, in := range incidents {
-		if in.Manifest.State == outbox.StateRecording {
-			continue
-		}
-		pending++
-		bytes += in.Manifest.Clip.Size
-		if _, bad := skip[in.Manifest.Incident]; !bad && first == nil {
-			first = &incidents[i]
-		}
-	}
+	pending, bytes := outbox.CountPending(incidents)
 	u.update(func(s *Status) { s.Pending, s.PendingBytes = pending, bytes })
-	if first == nil {
-		return outbox.Incident{}, false
+	for _, in := range incidents {
+		if _, bad := skip[in.Manifest.Incident]; in.Manifest.Finished() && !bad {
+			return in, true
+		}
 	}
-	return *first, true
+	return outbox.Incident{}, false
 }
 
 // ship uploads one incident and deletes it locally.
@@ -217,7 +218,8 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	m := in.Manifest
 	dir := bucket.ObjectDir(u.Storage.Prefix, m, u.Location)
 	u.update(func(s *Status) { s.Uploading, s.SentBytes = m.Incident, 0 })
-	started := time.Now()
+	c := u.clock()
+	started := c.Now()
 	sh := &shipper{
 		client: u.Client, bucket: u.Storage.Bucket, dir: in.Dir, object: dir, manifest: m,
 		partSize: int64(u.Storage.PartSizeMB) << 20, limit: limit, key: u.SigningKey,
@@ -234,9 +236,9 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	outbox.SyncDir(filepath.Dir(in.Dir))
 	os.RemoveAll(gone)
 	u.Log.Info("incident uploaded", "incident", m.Incident, "object", path.Join(dir, outbox.ClipFile), "bytes", m.Clip.Size,
-		"checked", sh.checked, "took", time.Since(started).Round(time.Millisecond))
+		"checked", sh.checked, "took", c.Since(started).Round(time.Millisecond))
 	u.update(func(s *Status) {
-		s.LastSuccess, s.LastSuccessAt = m.Incident, time.Now()
+		s.LastSuccess, s.LastSuccessAt = m.Incident, c.Now()
 		s.Uploading, s.SentBytes, s.LastError, s.LastErrorAt, s.Problem = "", 0, "", time.Time{}, false
 		s.Shipped++
 	})

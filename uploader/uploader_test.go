@@ -161,11 +161,12 @@ func TestShipsOldestFirstAndDeletesOnlyAfterwards(t *testing.T) {
 // each part number and letting a test break requests.
 type proxy struct {
 	*httptest.Server
-	mu    sync.Mutex           // guards the fields below
-	bytes map[int]int64        // body bytes the server accepted, per part number (0: single PUTs)
-	sent  map[int]int          // requests per part number, accepted or not
-	after func(part int) error // called after each part's response; an error fails the request
-	alter func(part int, body []byte) []byte
+	mu       sync.Mutex           // guards the fields below
+	requests int                  // every request, of any kind
+	bytes    map[int]int64        // body bytes the server accepted, per part number (0: single PUTs)
+	sent     map[int]int          // requests per part number, accepted or not
+	after    func(part int) error // called after each part's response; an error fails the request
+	alter    func(part int, body []byte) []byte
 }
 
 func newProxy(t testing.TB, target string) *proxy {
@@ -176,6 +177,9 @@ func newProxy(t testing.TB, target string) *proxy {
 		r.Out.Host = r.In.Host // the signature covers the host the client saw
 	}}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.requests++
+		p.mu.Unlock()
 		part, _ := strconv.Atoi(r.URL.Query().Get("partNumber"))
 		size := int64(0)
 		if r.Method == http.MethodPut && r.URL.Query().Get("uploadId") != "" || r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, outbox.ClipFile) {
@@ -217,6 +221,13 @@ func newProxy(t testing.TB, target string) *proxy {
 	}))
 	t.Cleanup(p.Close)
 	return p
+}
+
+// requestCount is the number of requests the proxy has seen.
+func (p *proxy) requestCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests
 }
 
 func (p *proxy) counts() (map[int]int64, map[int]int) {

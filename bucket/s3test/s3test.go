@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package s3test runs a real MinIO server for tests: in a temporary
 // directory, on a free loopback port, optionally with TLS from a CA made for
 // the test. It can be stopped and started again on the same port and data,

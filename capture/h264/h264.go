@@ -1,6 +1,7 @@
 // Package h264 cuts a live H.264 Annex B byte stream (ITU-T H.264 Annex B), as
 // an encoder writes it to a pipe, into access units, turns an access unit into
-// an MP4 sample, and reads the sequence parameter set.
+// an MP4 sample and walks a sample's NAL units back, and reads the sequence
+// parameter set.
 //
 // Everything here reads bytes from outside the program: no input makes it
 // panic, and memory stays bounded whatever the stream holds. A Parser does not
@@ -11,10 +12,12 @@ package h264
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"iter"
 )
 
-// NAL unit types (ITU-T H.264 Table 7-1) that callers look for. The type is
-// the low five bits of a NAL unit's first byte: nal[0] & 0x1f.
+// NAL unit types (ITU-T H.264 Table 7-1) that callers look for, as NALType
+// returns them.
 const (
 	NALSlice  = 1  // coded slice of a non-IDR picture
 	NALIDR    = 5  // coded slice of an IDR picture
@@ -24,6 +27,15 @@ const (
 	NALAUD    = 9  // access unit delimiter
 	NALFiller = 12 // filler data
 )
+
+// NALType returns the type of NAL unit nal, the low five bits of its first
+// byte, or 0 (unspecified) if nal is empty.
+func NALType(nal []byte) byte {
+	if len(nal) == 0 {
+		return 0
+	}
+	return nal[0] & 0x1f
+}
 
 // nalPartitionA is a coded slice data partition A: it carries the slice
 // header, so it can begin a picture as types 1 and 5 can.
@@ -40,6 +52,9 @@ var (
 	// ErrInvalidSPS means ParseSPS was given bytes that are not a sequence
 	// parameter set it can read.
 	ErrInvalidSPS = errors.New("h264: invalid SPS")
+	// ErrInvalidAVCC means AVCCUnits was given bytes that are not a whole
+	// AVCC sample: a NAL unit length that is zero or runs past the end.
+	ErrInvalidAVCC = errors.New("h264: invalid AVCC sample")
 )
 
 // An AccessUnit is the NAL units of one coded picture, with what callers need
@@ -76,7 +91,7 @@ func appendNALs(dst []byte, nals [][]byte, dropParams bool) []byte {
 		if len(nal) == 0 {
 			continue
 		}
-		switch nal[0] & 0x1f {
+		switch NALType(nal) {
 		case NALAUD, NALFiller:
 			continue
 		case NALSPS, NALPPS:
@@ -93,4 +108,31 @@ func appendNALs(dst []byte, nals [][]byte, dropParams bool) []byte {
 func appendAVCCNAL(dst, nal []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(nal)))
 	return append(dst, nal...)
+}
+
+// AVCCUnits returns an iterator over the NAL units of sample, an access unit
+// as AppendAVCC writes it (each NAL unit a 4-byte big-endian length, then its
+// bytes). Each NAL unit is yielded with a nil error and aliases sample. If
+// sample does not end exactly after a NAL unit (a length of zero, or one that
+// runs past the end), the iterator yields nil and an error wrapping
+// ErrInvalidAVCC, and stops. It does not allocate when sample is whole.
+func AVCCUnits(sample []byte) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for off := 0; off < len(sample); {
+			rest := sample[off:]
+			if len(rest) < 4 {
+				yield(nil, fmt.Errorf("%w: %d stray bytes at offset %d", ErrInvalidAVCC, len(rest), off))
+				return
+			}
+			n := binary.BigEndian.Uint32(rest)
+			if n == 0 || uint64(n) > uint64(len(rest)-4) {
+				yield(nil, fmt.Errorf("%w: NAL unit length %d at offset %d, %d bytes left", ErrInvalidAVCC, n, off, len(rest)-4))
+				return
+			}
+			if !yield(rest[4:4+n:4+n], nil) {
+				return
+			}
+			off += 4 + int(n)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package h264
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math/rand/v2"
 	"os/exec"
 	"slices"
@@ -13,16 +12,11 @@ import (
 func avccNALs(t *testing.T, b []byte) [][]byte {
 	t.Helper()
 	var nals [][]byte
-	for len(b) > 0 {
-		if len(b) < 4 {
-			t.Fatalf("AVCC sample has %d stray bytes", len(b))
+	for nal, err := range AVCCUnits(b) {
+		if err != nil {
+			t.Fatal(err)
 		}
-		n := int(binary.BigEndian.Uint32(b))
-		if n > len(b)-4 {
-			t.Fatalf("AVCC NAL unit of %d bytes, %d left", n, len(b)-4)
-		}
-		nals = append(nals, b[4:4+n])
-		b = b[4+n:]
+		nals = append(nals, nal)
 	}
 	return nals
 }
@@ -81,7 +75,7 @@ func TestParamSetsDecodeFromALaterIDR(t *testing.T) {
 		if idrs > 0 && au.IDR {
 			// Take this IDR's parameter sets away, as such an encoder would
 			// never have sent them.
-			au.NALUs = slices.DeleteFunc(au.NALUs, func(n []byte) bool { t := n[0] & 0x1f; return t == NALSPS || t == NALPPS })
+			au.NALUs = slices.DeleteFunc(au.NALUs, func(n []byte) bool { t := NALType(n); return t == NALSPS || t == NALPPS })
 			au.SPS, au.PPS = nil, nil
 			stripped++
 		}

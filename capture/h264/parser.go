@@ -238,7 +238,7 @@ func (p *Parser) emit() AccessUnit {
 	for _, s := range p.spans {
 		nal := p.buf[s.start:s.end:s.end]
 		p.nalus = append(p.nalus, nal)
-		switch nal[0] & 0x1f {
+		switch NALType(nal) {
 		case NALIDR:
 			au.IDR = true
 			au.HasBSlice = au.HasBSlice || isBSlice(nal)

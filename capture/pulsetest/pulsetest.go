@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package pulsetest runs a real PulseAudio daemon for tests, with a null
 // sink named "counter" whose monitor the recorder captures from, so that
 // miniaudio's real capture path is used rather than its null backend.

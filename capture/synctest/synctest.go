@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package synctest is the sync rig for tests, with the instruments that
 // measure it and the judge of a clip recorded from it.
 //

@@ -15,6 +15,7 @@ import (
 
 	"mamoru/bucket"
 	"mamoru/config"
+	"mamoru/outbox"
 	"mamoru/signing"
 )
 
@@ -205,9 +206,9 @@ func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "mamoru clips get: %v\n", err)
 		return 1
 	}
-	bar := progressBar(stderr, id+"/clip.mp4")
-	out, err := c.Get(ctx, e, dir, bar)
-	fmt.Fprintln(stderr)
+	p := newProgress(stderr, id+"/"+outbox.ClipFile, e.Manifest.Clip.Size, isTerminal(stderr))
+	out, err := c.Get(ctx, e, dir, p.update)
+	p.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru clips get: %s: %v\n", id, err)
 		return 1
@@ -216,21 +217,68 @@ func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// progressBar draws a one-line progress bar on w, at most every 1% or so.
-func progressBar(w io.Writer, name string) func(done, total int64) {
-	last := -1
-	return func(done, total int64) {
-		pct := 100
-		if total > 0 {
-			pct = int(done * 100 / total)
-		}
-		if pct == last {
-			return
-		}
-		last = pct
-		n := pct / 5
-		fmt.Fprintf(w, "\r%s [%s%s] %3d%% %s", name, strings.Repeat("#", n), strings.Repeat(".", 20-n), pct, megabytes(done))
+// progress shows a download's progress on w. On a terminal it redraws one
+// bar in place, once a percent; anywhere else (a pipe, a log) a redrawn
+// line would be a line per percent, so it writes one line as the download
+// starts and one as it ends.
+type progress struct {
+	w        io.Writer
+	name     string
+	total    int64
+	terminal bool
+	done     int64
+	drawn    int // the percent last drawn on the terminal; -1 before any
+}
+
+// newProgress starts showing the download of name, total bytes, on w.
+func newProgress(w io.Writer, name string, total int64, terminal bool) *progress {
+	p := &progress{w: w, name: name, total: total, terminal: terminal, drawn: -1}
+	if !terminal {
+		fmt.Fprintf(w, "%s: downloading %s\n", name, megabytes(total))
 	}
+	return p
+}
+
+func (p *progress) percent() int {
+	if p.total <= 0 {
+		return 100
+	}
+	return int(p.done * 100 / p.total)
+}
+
+// update is called as bytes arrive: done of total so far.
+func (p *progress) update(done, total int64) {
+	p.done, p.total = done, total
+	if !p.terminal {
+		return
+	}
+	pct := p.percent()
+	if pct == p.drawn {
+		return
+	}
+	p.drawn = pct
+	n := min(pct, 100) / 5
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3d%% %s", p.name, strings.Repeat("#", n), strings.Repeat(".", 20-n), pct, megabytes(done))
+}
+
+// finish ends the line: the terminal's bar, or a line saying how much came.
+func (p *progress) finish() {
+	if p.terminal {
+		fmt.Fprintln(p.w)
+		return
+	}
+	fmt.Fprintf(p.w, "%s: %d%%, %s of %s\n", p.name, p.percent(), megabytes(p.done), megabytes(p.total))
+}
+
+// isTerminal reports whether w is a terminal: a file that is a character
+// device. (/dev/null is one too, where a bar does no harm.)
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {

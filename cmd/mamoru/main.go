@@ -91,9 +91,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // command parses a command's flags (always --config, plus what define
-// adds) and loads the configuration. ok is false when the command should
-// exit with code: 0 after --help, 2 for bad usage or configuration.
+// adds) and loads the configuration with its secrets: the storage
+// credentials and the signing key, which the commands that talk to the
+// bucket or sign need (run, selftest, storage init, check). ok is false
+// when the command should exit with code: 0 after --help, 2 for bad usage
+// or configuration.
 func command(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (cfg config.Config, code int, ok bool) {
+	return loadCommand(name, help, args, stderr, define, config.LoadWithSecrets)
+}
+
+// commandWithoutSecrets is command for the commands that neither talk to
+// the bucket nor sign (status, trigger, audit, policy render): it reads no
+// key file, so a person who may not read the device's 0600 keys can still
+// see its state.
+func commandWithoutSecrets(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet)) (cfg config.Config, code int, ok bool) {
+	return loadCommand(name, help, args, stderr, define, config.Load)
+}
+
+func loadCommand(name, help string, args []string, stderr io.Writer, define func(*flag.FlagSet), load func(path string, environ []string) (config.Config, error)) (cfg config.Config, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -118,7 +133,7 @@ func command(name, help string, args []string, stderr io.Writer, define func(*fl
 		fmt.Fprintln(stderr, "mamoru: --config FILE is required")
 		return cfg, 2, false
 	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := load(*path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
 		return cfg, 2, false
@@ -127,7 +142,7 @@ func command(name, help string, args []string, stderr io.Writer, define func(*fl
 }
 
 func cmdTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := command("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, nil)
+	cfg, code, ok := commandWithoutSecrets("trigger", "Usage: mamoru trigger --config FILE\n\nRaises an incident on the running recorder exactly as the button does,\nrecorded with trigger source \"cli\". A press during an incident extends it.", args, stderr, nil)
 	if !ok {
 		return code
 	}
@@ -148,7 +163,7 @@ func cmdTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
-	cfg, code, ok := command("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
+	cfg, code, ok := commandWithoutSecrets("status", "Usage: mamoru status --config FILE [--json]\n\nShows the running recorder's state, indicator, buffered seconds, recent\nincidents and pending uploads.", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if !ok {
@@ -229,7 +244,7 @@ func writeStatus(w io.Writer, st device.Status) {
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := command("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, nil)
+	cfg, code, ok := commandWithoutSecrets("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, nil)
 	if !ok {
 		return code
 	}

@@ -158,9 +158,12 @@ func TestConfigErrors(t *testing.T) {
 	if lines[6] != "post_seconds = 1" || lines[13] != "fps = 30" {
 		t.Fatalf("validConfig has moved: line 7 is %q, line 14 is %q", lines[6], lines[13])
 	}
-	replace := func(line int, with string) string {
+	// replace replaces the lines given by number.
+	replace := func(with map[int]string) string {
 		l := append([]string(nil), lines...)
-		l[line-1] = with
+		for n, line := range with {
+			l[n-1] = line
+		}
 		return strings.Join(l, "\n")
 	}
 	for _, tc := range []struct {
@@ -168,11 +171,14 @@ func TestConfigErrors(t *testing.T) {
 		src  string
 		want []string // each must be in stderr
 	}{
-		{"unknown key", replace(7, "post_secs = 1"), []string{"'capture.post_secs'", "f.toml:7", "not a known key"}},
-		{"unknown section", replace(14, "[camera]"), []string{"'camera'", "f.toml:14", "not a known key"}},
-		{"wrong type", replace(7, `post_seconds = "ten"`), []string{"'capture.post_seconds'", "f.toml:7", "integer"}},
-		{"out of range", replace(7, "post_seconds = 0"), []string{"'capture.post_seconds'", "f.toml:7", "between 1 and 600"}},
-		{"out of range later", replace(14, "fps = 1000"), []string{"'video.fps'", "f.toml:14", "between 1 and 120"}},
+		{"unknown key", replace(map[int]string{7: "post_secs = 1"}), []string{"'capture.post_secs'", "f.toml:7", "not a known key"}},
+		{"unknown section", replace(map[int]string{14: "[camera]"}), []string{"'camera'", "f.toml:14", "not a known key"}},
+		{"wrong type", replace(map[int]string{7: `post_seconds = "ten"`}), []string{"'capture.post_seconds'", "f.toml:7", "integer"}},
+		{"out of range", replace(map[int]string{7: "post_seconds = 0"}), []string{"'capture.post_seconds'", "f.toml:7", "between 1 and 600"}},
+		{"out of range later", replace(map[int]string{14: "fps = 1000"}), []string{"'video.fps'", "f.toml:14", "between 1 and 120"}},
+		// An unknown key does not hide a bad value elsewhere.
+		{"unknown key and out of range", replace(map[int]string{7: "post_secs = 1", 14: "fps = 1000"}),
+			[]string{"f.toml:7: 'capture.post_secs' is not a known key", "f.toml:14: 'video.fps' must be between 1 and 120"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, t.TempDir(), "f.toml", tc.src)

@@ -25,7 +25,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var lang, out string
-	cfg, code, ok := command("policy render", policyHelp, args[1:], stderr, func(fs *flag.FlagSet) {
+	cfg, code, ok := commandWithoutSecrets("policy render", policyHelp, args[1:], stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&lang, "lang", "ja", "language: ja or en")
 		fs.StringVar(&out, "out", ".", "write into `DIR`")
 	})

@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"mamoru/bucket"
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/device"
 	"mamoru/hardware"
 	"mamoru/outbox"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,11 +52,14 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	log := slog.New(handler)
 
+	// One clock for the recorder and every part that stamps or waits, and
+	// the wall clock apart from it.
+	clk, wall := clock.Real(), clock.Real()
 	var ind hardware.Indicator
 	var button hardware.Button
 	switch cfg.Hardware.Driver {
 	case config.DriverSim:
-		sim := &hardware.Sim{In: stdin, Out: stdout}
+		sim := &hardware.Sim{In: stdin, Out: stdout, Clock: clk}
 		ind, button = sim, sim
 		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
 	case config.DriverGPIO:
@@ -62,42 +68,43 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			fmt.Fprintf(stderr, "mamoru: %v\n", err)
 			return 1
 		}
+		gi.Clock, gb.Clock = clk, clk
 		ind, button = gi, gb
+	}
+	parts, err := device.NewCapture(cfg, clk, wall, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru: %v\n", err)
+		return 1
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sd := newNotifier()
+	shown := &counter{out: stdout, bucket: cfg.Storage.Bucket}
 	rec := &device.Recorder{
 		Config:    cfg,
 		Indicator: ind,
 		Button:    button,
+		Capture:   parts,
+		Clock:     clk,
+		Wall:      wall,
 		Log:       log,
 		Version:   version,
-		Out:       stdout,
+		Events:    shown.show,
 		Ready:     func() { sd.send("READY=1\nSTATUS=recording behind the indicator") },
 		Healthy:   func() { sd.send("WATCHDOG=1") },
 	}
 	defer sd.send("STOPPING=1")
-	if cfg.Hardware.Driver == config.DriverSim && cfg.Storage.Enabled() {
-		// On the simulated counter the person at the keyboard is also the
-		// manager: show them the clip in the bucket straight away.
-		rec.Uploaded = func(m outbox.Manifest, dir string) {
-			fmt.Fprintf(stdout, "incident %s uploaded to s3://%s/%s/\n", m.Incident, cfg.Storage.Bucket, dir)
-			// A link is signed locally, so it is only shown if these keys
-			// may read the clip: a device's write-only keys would sign one
-			// that the server refuses.
+	if cfg.Storage.Enabled() {
+		up := device.NewUploader(rec)
+		up.Clock = clk
+		rec.Uploader = up
+		if cfg.Hardware.Driver == config.DriverSim {
+			// On the simulated counter the person at the keyboard is also
+			// the manager: show them the clip in the bucket straight away.
 			if client, err := bucket.NewClient(cfg.Storage); err == nil {
-				clips := bucket.Clips{Client: client.Client, Bucket: cfg.Storage.Bucket, Prefix: cfg.Storage.Prefix}
-				e := bucket.Entry{Dir: dir, Manifest: m}
-				if _, err := client.StatObject(ctx, cfg.Storage.Bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
-					if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
-						fmt.Fprintf(stdout, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
-						return
-					}
-				}
+				shown.clips = client
 			}
-			fmt.Fprintf(stdout, "share with a manager's keys: mamoru clips share %s\n", m.Incident)
 		}
 	}
 	if err := rec.Run(ctx); err != nil {
@@ -105,4 +112,51 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return 1
 	}
 	return 0
+}
+
+// counter shows the person at the counter (or the journal) a line for each
+// incident saved or failed and each press refused for a full spool, and on
+// the simulated counter where each clip went in the bucket.
+type counter struct {
+	out    io.Writer
+	bucket string
+	// clips, if set, reads the bucket to offer a share link.
+	clips *minio.Core
+
+	mu sync.Mutex // guards out: the uploader reports from its own goroutine
+}
+
+func (c *counter) show(e device.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case e.Kind == device.EventPress && errors.Is(e.Err, device.ErrSpoolFull):
+		fmt.Fprintf(c.out, "%v\n", e.Err)
+	case e.Kind == device.EventIncident && e.Err != nil:
+		fmt.Fprintf(c.out, "incident %s: clip FAILED: %v\n", e.Incident, e.Err)
+	case e.Kind == device.EventIncident && e.Clip != "":
+		m := e.Manifest
+		fmt.Fprintf(c.out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", m.Incident, m.State, e.Clip, m.DurationSeconds, m.Clip.Size)
+	case e.Kind == device.EventUploaded && c.clips != nil:
+		c.uploaded(*e.Manifest, e.Object)
+	}
+}
+
+// uploaded says where the incident is in the bucket, with a link that
+// plays it. A link is signed locally, so it is only shown if these keys may
+// read the clip: a device's write-only keys would sign one that the server
+// refuses.
+func (c *counter) uploaded(m outbox.Manifest, dir string) {
+	fmt.Fprintf(c.out, "incident %s uploaded to s3://%s/%s/\n", m.Incident, c.bucket, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clips := bucket.Clips{Client: c.clips.Client, Bucket: c.bucket}
+	e := bucket.Entry{Dir: dir, Manifest: m}
+	if _, err := c.clips.StatObject(ctx, c.bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
+		if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
+			fmt.Fprintf(c.out, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
+			return
+		}
+	}
+	fmt.Fprintf(c.out, "share with a manager's keys: mamoru clips share %s\n", m.Incident)
 }

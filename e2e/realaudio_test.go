@@ -1,4 +1,4 @@
-package device
+package e2e
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
+	"mamoru/device"
 	"mamoru/outbox"
 )
 
@@ -64,15 +65,17 @@ func TestWordsAreInTheClip(t *testing.T) {
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 8, 1
 	start(t, cfg)
-	waitFor(t, cfg, "audio from PulseAudio", func(s Status) bool { return s.Sources["audio"].Frames > 100 && s.BufferedSeconds > 1 })
+	waitFor(t, cfg, "audio from PulseAudio", func(s device.Status) bool { return s.Sources["audio"].Frames > 100 && s.BufferedSeconds > 1 })
 
 	played := time.Now()
 	pulsetest.Play(t, speech)
-	res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	res, err := device.Trigger(context.Background(), cfg.Device.StateDir, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete })
+	waitFor(t, cfg, "the clip", func(s device.Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
+	})
 	m, err := outbox.ReadManifest(filepath.Dir(res.Clip))
 	if err != nil {
 		t.Fatal(err)

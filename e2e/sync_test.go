@@ -1,4 +1,4 @@
-package device
+package e2e
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"mamoru/capture/pulsetest"
 	"mamoru/capture/synctest"
 	"mamoru/config"
+	"mamoru/device"
 	"mamoru/outbox"
 )
 
@@ -36,14 +37,14 @@ func TestSoundAndPictureInSync(t *testing.T) {
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 10, seconds-10
 	start(t, cfg)
-	waitFor(t, cfg, "a full pre-roll", func(s Status) bool {
+	waitFor(t, cfg, "a full pre-roll", func(s device.Status) bool {
 		return s.BufferedSeconds >= 11 && s.Sources["audio"].Frames > 500
 	})
-	res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	res, err := device.Trigger(context.Background(), cfg.Device.StateDir, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitWithin(t, cfg, "the clip", time.Duration(seconds+60)*time.Second, func(s Status) bool {
+	waitWithin(t, cfg, "the clip", time.Duration(seconds+60)*time.Second, func(s device.Status) bool {
 		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	clip := filepath.Clean(res.Clip)

@@ -1,8 +1,7 @@
-package device
+package e2e
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"mamoru/audit"
 	"mamoru/capture/cliptest"
-	"mamoru/hardware"
+	"mamoru/device"
 	"mamoru/outbox"
 )
 
@@ -24,17 +22,17 @@ func TestDeadCameraAudioGoesOn(t *testing.T) {
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 1, 1
 	cfg.Video.Source, cfg.Video.Command = "command", "echo 'no camera on CSI port' >&2; exit 1"
 	start(t, cfg)
-	st := waitFor(t, cfg, "the camera to be restarted", func(s Status) bool {
+	st := waitFor(t, cfg, "the camera to be restarted", func(s device.Status) bool {
 		return s.Sources["video"].Restarts >= 1 && s.Sources["audio"].Frames > 100
 	})
 	if v := st.Sources["video"]; !strings.Contains(v.LastError, "no camera on CSI port") {
 		t.Errorf("video last error %q, want the camera's own words", v.LastError)
 	}
-	res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	res, err := device.Trigger(context.Background(), cfg.Device.StateDir, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool {
+	waitFor(t, cfg, "the clip", func(s device.Status) bool {
 		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	info := cliptest.Probe(t, res.Clip)
@@ -71,8 +69,8 @@ func TestDiskFullDuringIncident(t *testing.T) {
 			// clip does not.
 			cfg.Video.Width, cfg.Video.Height, cfg.Video.BitrateKbps = 640, 480, 2000
 			start(t, cfg)
-			waitFor(t, cfg, "a pre-roll", func(s Status) bool { return s.Sources["video"].Frames > 60 })
-			res, err := Trigger(context.Background(), state, "cli")
+			waitFor(t, cfg, "a pre-roll", func(s device.Status) bool { return s.Sources["video"].Frames > 60 })
+			res, err := device.Trigger(context.Background(), state, "cli")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,20 +78,20 @@ func TestDiskFullDuringIncident(t *testing.T) {
 				fill(t, filepath.Join(state, "fill"))
 				ballast = filepath.Join(state, "fill")
 			}
-			st := waitFor(t, cfg, "the incident to end", func(s Status) bool {
+			st := waitFor(t, cfg, "the incident to end", func(s device.Status) bool {
 				return len(s.Incidents) == 1 && s.Incidents[0].State != outbox.StateRecording
 			})
 			if !strings.Contains(st.IncidentError, "no space left on device") {
 				t.Errorf("status incident_error = %q, want it to say the disk is full", st.IncidentError)
 			}
-			if got := st.Incidents[0].State; tc.full && got != incidentFailed {
-				t.Errorf("on a full disk the incident ended %s, want %s", got, incidentFailed)
+			if got := st.Incidents[0].State; tc.full && got != device.IncidentFailed {
+				t.Errorf("on a full disk the incident ended %s, want %s", got, device.IncidentFailed)
 			}
 			t.Logf("the incident ended %s", st.Incidents[0].State)
 			if err := os.Remove(ballast); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, cfg, "the partial clip to be finalized", func(s Status) bool {
+			waitFor(t, cfg, "the partial clip to be finalized", func(s device.Status) bool {
 				return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateRecovered
 			})
 			m, err := outbox.ReadManifest(filepath.Dir(res.Clip))
@@ -109,7 +107,7 @@ func TestDiskFullDuringIncident(t *testing.T) {
 			if got := cliptest.Probe(t, res.Clip).Duration; got < m.DurationSeconds-0.1 {
 				t.Errorf("ffprobe duration %.2f, manifest says %.2f", got, m.DurationSeconds)
 			}
-			waitFor(t, cfg, "buffering to go on", func(s Status) bool { return s.State == StateBuffering && s.Indicator })
+			waitFor(t, cfg, "buffering to go on", func(s device.Status) bool { return s.State == device.StateBuffering && s.Indicator })
 		})
 	}
 }
@@ -137,56 +135,4 @@ func fill(t *testing.T, path string) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-}
-
-// A second recorder on the same state directory refuses to start, and
-// leaves the running one's clip, audit log and indicator alone.
-func TestSecondRecorderRefused(t *testing.T) {
-	cfg := testConfig(t)
-	s := start(t, cfg)
-	waitFor(t, cfg, "buffering", func(s Status) bool { return s.Sources["video"].Frames > 30 })
-	second := &Recorder{Config: cfg, Indicator: s.sim, Log: testLogger(t), Version: "test"}
-	err := second.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "another recorder is running") {
-		t.Fatalf("second Run = %v, want it refused", err)
-	}
-	if lit, _ := s.sim.Lit(); !lit {
-		t.Error("the second recorder turned the first one's indicator off")
-	}
-	s.shutdown(t)
-	if _, err := audit.Verify(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
-		t.Error(err)
-	}
-}
-
-// A camera or microphone that does not stop when told to cannot be shown to
-// have stopped: Run returns ErrCaptureStuck with the indicator still on,
-// and the audit log says so, never that the indicator went off.
-func TestCaptureThatWillNotStop(t *testing.T) {
-	cfg := testConfig(t)
-	sim := &hardware.Sim{}
-	// No source stops within a nanosecond.
-	rec := &Recorder{Config: cfg, Indicator: sim, Log: testLogger(t), Version: "test", StopTimeout: time.Nanosecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	waitFor(t, cfg, "buffering", func(s Status) bool { return s.State == StateBuffering && s.BufferedSeconds > 0.5 })
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrCaptureStuck) {
-			t.Errorf("Run = %v, want ErrCaptureStuck", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("Run did not return; its goroutines:\n%s", goroutines())
-	}
-	if lit, _ := sim.Lit(); !lit {
-		t.Error("the indicator went off while capture may still run")
-	}
-	auditOrder(t, cfg)
-	entries, _ := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
-	if last := entries[len(entries)-1]; last.Event != "capture" || last.Fields["state"] != "stuck" {
-		t.Errorf("the audit log ends with %s %v, want capture stuck", last.Event, last.Fields)
-	}
 }

@@ -1,4 +1,4 @@
-package device
+package e2e
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"mamoru/capture/cliptest"
 	"mamoru/capture/pulsetest"
 	"mamoru/config"
+	"mamoru/device"
 	"mamoru/outbox"
 )
 
@@ -66,12 +67,14 @@ func TestNothingIsMissing(t *testing.T) {
 	cfg.Audio.Backend, cfg.Audio.Device = "pulse", pulsetest.Monitor
 	cfg.Capture.PreSeconds, cfg.Capture.PostSeconds = 10, 20
 	start(t, cfg)
-	waitFor(t, cfg, "a full pre-roll", func(s Status) bool { return s.BufferedSeconds >= 11 && s.Sources["audio"].Frames > 500 })
-	res, err := Trigger(context.Background(), cfg.Device.StateDir, "cli")
+	waitFor(t, cfg, "a full pre-roll", func(s device.Status) bool { return s.BufferedSeconds >= 11 && s.Sources["audio"].Frames > 500 })
+	res, err := device.Trigger(context.Background(), cfg.Device.StateDir, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool { return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete })
+	waitFor(t, cfg, "the clip", func(s device.Status) bool {
+		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
+	})
 
 	nums := frameNumbers(t, res.Clip)
 	if len(nums) < 29*30 {

@@ -1,4 +1,4 @@
-package device
+package e2e
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"mamoru/audit"
 	"mamoru/capture/cliptest"
+	"mamoru/device"
 	"mamoru/outbox"
 )
 
@@ -23,18 +24,18 @@ import (
 // cannot be made sense of is moved aside, logged and reported.
 func TestRecoverIncidents(t *testing.T) {
 	cfg := testConfig(t)
-	incidents := filepath.Join(cfg.Device.StateDir, incidentsDir)
+	incidents := filepath.Join(cfg.Device.StateDir, "incidents")
 
 	// (a) A real clip, then cut as a power cut would leave it.
 	first := start(t, cfg)
-	waitFor(t, cfg, "a full pre-roll", func(s Status) bool {
-		return s.State == StateBuffering && s.BufferedSeconds >= float64(cfg.Capture.PreSeconds)
+	waitFor(t, cfg, "a full pre-roll", func(s device.Status) bool {
+		return s.State == device.StateBuffering && s.BufferedSeconds >= float64(cfg.Capture.PreSeconds)
 	})
-	res, err := Trigger(t.Context(), cfg.Device.StateDir, "cli")
+	res, err := device.Trigger(t.Context(), cfg.Device.StateDir, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cfg, "the clip", func(s Status) bool {
+	waitFor(t, cfg, "the clip", func(s device.Status) bool {
 		return len(s.Incidents) == 1 && s.Incidents[0].State == outbox.StateComplete
 	})
 	first.shutdown(t)
@@ -84,7 +85,7 @@ func TestRecoverIncidents(t *testing.T) {
 	}
 
 	second := start(t, cfg)
-	st := waitFor(t, cfg, "buffering after recovery", func(s Status) bool { return s.State == StateBuffering })
+	st := waitFor(t, cfg, "buffering after recovery", func(s device.Status) bool { return s.State == device.StateBuffering })
 
 	// (a) is recovered: cut after its last complete fragment, hashed and
 	// described.
@@ -138,7 +139,7 @@ func TestRecoverIncidents(t *testing.T) {
 	// (b), (c) and (d) are moved aside whole, and reported.
 	var want []string
 	for name, files := range broken {
-		to := filepath.Join(incidents, setAsideDir, name)
+		to := filepath.Join(incidents, ".set-aside", name)
 		want = append(want, to)
 		if _, err := os.Stat(filepath.Join(incidents, name)); !os.IsNotExist(err) {
 			t.Errorf("%s is still in the outbox (stat: %v)", name, err)
@@ -161,17 +162,17 @@ func TestRecoverIncidents(t *testing.T) {
 	// Once done, recovery leaves nothing for the next start to do.
 	second.shutdown(t)
 	third := start(t, cfg)
-	st = waitFor(t, cfg, "buffering once more", func(s Status) bool { return s.State == StateBuffering })
+	st = waitFor(t, cfg, "buffering once more", func(s device.Status) bool { return s.State == device.StateBuffering })
 	if len(st.SetAside) != 0 || len(st.Incidents) != 1 || st.Incidents[0].State != outbox.StateRecovered {
 		t.Errorf("third run: status set_aside %q, incidents %+v; want nothing set aside and the recovered incident", st.SetAside, st.Incidents)
 	}
 	third.shutdown(t)
 
 	// The audit log is intact and tells all of it, once.
-	if _, err := audit.Verify(filepath.Join(cfg.Device.StateDir, auditFile)); err != nil {
+	if _, err := audit.Verify(filepath.Join(cfg.Device.StateDir, "audit.log")); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
+	entries, err := audit.ReadAll(filepath.Join(cfg.Device.StateDir, "audit.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package device
+package e2e
 
 import (
 	"slices"
@@ -8,6 +8,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"mamoru/device"
 	"mamoru/hardware"
 )
 
@@ -39,9 +40,9 @@ func BenchmarkButtonToAckThroughTheRecorder(b *testing.B) {
 	led := ledWrites{&gpiotest.Pin{N: "GPIO17"}, make(chan time.Time, 1)}
 	ind := &hardware.GPIOIndicator{LED: hardware.Output{Pin: led}}
 	btn := &hardware.GPIOButton{Pin: btnPin, ActiveLow: true, Debounce: 50 * time.Microsecond, LongPress: time.Hour, Stuck: time.Hour}
-	rec := &Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(b), Version: "bench"}
+	rec := withParts(b, &device.Recorder{Config: cfg, Indicator: ind, Button: btn, Log: testLogger(b), Version: "bench"})
 	runRecorder(b, rec)
-	waitFor(b, cfg, "a pre-roll", func(s Status) bool { return s.BufferedSeconds >= 1.5 })
+	waitFor(b, cfg, "a pre-roll", func(s device.Status) bool { return s.BufferedSeconds >= 1.5 })
 	buttonReady(btnPin)
 	const n = 10_000
 	lat := make([]time.Duration, 0, n)
@@ -64,7 +65,7 @@ func BenchmarkButtonToAckThroughTheRecorder(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	st := waitFor(b, cfg, "one incident", func(s Status) bool { return len(s.Incidents) == 1 })
+	st := waitFor(b, cfg, "one incident", func(s device.Status) bool { return len(s.Incidents) == 1 })
 	if st.Incidents[0].State != "recording" {
 		b.Errorf("incident %+v; want the one incident, still recording", st.Incidents[0])
 	}
@@ -72,4 +73,14 @@ func BenchmarkButtonToAckThroughTheRecorder(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// buttonReady waits until a GPIO button has set its pin up (pulled up, as
+// active low): edges sent before that would be flushed.
+func buttonReady(pin *gpiotest.Pin) {
+	for ready := false; !ready; time.Sleep(time.Millisecond) {
+		pin.Lock()
+		ready = pin.P == gpio.PullUp
+		pin.Unlock()
+	}
 }

@@ -1,0 +1,50 @@
+package device
+
+// The real parts, for cmd and the end-to-end tests to hand to a Recorder.
+
+import (
+	"log/slog"
+	"time"
+
+	"mamoru/backoff"
+	"mamoru/capture"
+	"mamoru/clock"
+	"mamoru/config"
+	"mamoru/uploader"
+)
+
+// NewCapture builds the real capture parts the configuration describes:
+// the camera's encoder and the microphone as sources, the ring sized for
+// pre_seconds, and the timeline on c and wall. Nothing is opened until the
+// recorder starts capture behind the indicator.
+func NewCapture(cfg config.Config, c, wall clock.Clock, log *slog.Logger) (Capture, error) {
+	parts := Capture{
+		Timeline: capture.NewTimeline(c, wall),
+		Ring:     capture.NewRing(cfg.RingBytes(), cfg.RingSpan(), ringFrames(cfg)),
+	}
+	retry := backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
+	if cfg.Video.Enabled {
+		parts.Video = &capture.VideoSource{Config: cfg.Video, Timeline: parts.Timeline, Ring: parts.Ring, Clock: c, Log: log, Backoff: retry}
+	}
+	if cfg.Audio.Enabled {
+		audio := &capture.AudioSource{Config: cfg.Audio, Timeline: parts.Timeline, Ring: parts.Ring, Clock: c, Log: log, Backoff: retry}
+		f, err := audio.Format()
+		if err != nil {
+			return Capture{}, err
+		}
+		parts.Audio, parts.AudioFormat = audio, &f
+	}
+	return parts, nil
+}
+
+// NewUploader builds the uploader that ships rec's outbox to the bucket its
+// configuration names, reporting each incident shipped to rec.
+func NewUploader(rec *Recorder) *uploader.Uploader {
+	cfg := rec.Config
+	return &uploader.Uploader{
+		Outbox: Outbox(cfg.Device.StateDir), Storage: cfg.Storage, Location: cfg.Location(),
+		Log: rec.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
+		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
+		Shipped: rec.Shipped,
+	}
+}

@@ -1,0 +1,122 @@
+package device
+
+import (
+	"fmt"
+	"mamoru/capture"
+	"mamoru/outbox"
+	"mamoru/uploader"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Status is what `mamoru status` shows.
+type Status struct {
+	State           State            `json:"state"`
+	Indicator       bool             `json:"indicator"`
+	BufferedSeconds float64          `json:"buffered_seconds"`
+	Incidents       []IncidentStatus `json:"incidents"`
+	PendingUploads  int              `json:"pending_uploads"`
+	PendingBytes    int64            `json:"pending_bytes"`
+	// Storage is where clips go: "bucket at endpoint", or "local only".
+	Storage string           `json:"storage"`
+	Uploads *uploader.Status `json:"uploads,omitempty"`
+	// SpoolFull is set while clips waiting for upload fill
+	// storage.spool_max_mb: new presses are refused until they drain.
+	SpoolFull   bool                      `json:"spool_full,omitempty"`
+	SpoolBytes  int64                     `json:"spool_bytes"`
+	Fault       string                    `json:"fault,omitempty"`
+	Sources     map[string]capture.Health `json:"sources"`
+	SetAside    []string                  `json:"set_aside,omitempty"`
+	ButtonStuck bool                      `json:"button_stuck,omitempty"`
+	// Hours says whether this is within the recording hours, and until when.
+	Hours       string `json:"recording_hours"`
+	ClockSynced bool   `json:"clock_synced"`
+	// Closed says why the rules keep capture off now, if they do.
+	Closed        string `json:"closed,omitempty"`
+	IncidentError string `json:"incident_error,omitempty"`
+	Device        string `json:"device"`
+	Store         string `json:"store"`
+	Version       string `json:"version"`
+	RingBytes     int    `json:"ring_bytes"`
+	RingCapacity  int    `json:"ring_capacity"`
+}
+
+// IncidentStatus is one incident in the outbox.
+type IncidentStatus struct {
+	ID string `json:"id"`
+	// State is the manifest's (recording, complete, recovered), or failed
+	// for a clip that failed and cannot be finalized yet: the disk is
+	// full, and it is tried again every 5 s.
+	State           string    `json:"state"`
+	Trigger         string    `json:"trigger"`
+	PressTime       time.Time `json:"press_time"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Clip            string    `json:"clip"`
+	Size            int64     `json:"size"`
+}
+
+func (ru *run) status() Status {
+	cfg := ru.r.Config
+	rs := ru.ring.Stats()
+	st := Status{
+		State:           ru.state,
+		Indicator:       ru.lit.now(),
+		BufferedSeconds: rs.Buffered.Seconds(),
+		Incidents:       []IncidentStatus{},
+		Fault:           ru.fault,
+		Sources:         map[string]capture.Health{},
+		SetAside:        ru.setAside,
+		ButtonStuck:     ru.stuck,
+		Hours:           ru.schedule.Describe(ru.wall.Now()),
+		Closed:          ru.closed,
+		ClockSynced:     ru.clockSynced(),
+		IncidentError:   ru.incidentErr,
+		Device:          cfg.Device.ID,
+		Store:           cfg.Device.Store,
+		Version:         ru.r.Version,
+		RingBytes:       rs.Bytes,
+		RingCapacity:    rs.Capacity,
+	}
+	if v := ru.r.Capture.Video; v != nil {
+		st.Sources["video"] = v.Health()
+	}
+	if a := ru.r.Capture.Audio; a != nil {
+		st.Sources["audio"] = a.Health()
+	}
+	incidents, _, err := ru.outbox.List()
+	if err != nil {
+		ru.log.Error("cannot list incidents", "err", err)
+	}
+	for i := len(incidents) - 1; i >= 0 && len(st.Incidents) < 20; i-- {
+		m := incidents[i].Manifest
+		state := m.State
+		if slices.ContainsFunc(ru.unfinished, func(u unfinished) bool { return u.m.Incident == m.Incident }) {
+			state = IncidentFailed
+		}
+		st.Incidents = append(st.Incidents, IncidentStatus{ID: m.Incident, State: state, Trigger: m.Trigger, PressTime: m.PressTime,
+			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, outbox.ClipFile), Size: m.Clip.Size})
+	}
+	st.PendingUploads, st.PendingBytes = outbox.CountPending(incidents)
+	st.SpoolBytes, st.SpoolFull = ru.spool()
+	ru.spoolUsed = st.SpoolBytes
+	st.Storage = "local only"
+	if ru.r.Uploader != nil {
+		us := ru.r.Uploader.Status()
+		st.Uploads = &us
+		st.Storage = fmt.Sprintf("bucket %s at %s", cfg.Storage.Bucket, cfg.Storage.Endpoint)
+	}
+	return st
+}
+
+// spool returns the bytes the outbox holds and whether they fill
+// storage.spool_max_mb.
+func (ru *run) spool() (int64, bool) {
+	used := ru.outbox.Bytes()
+	return used, ru.spoolFull(used)
+}
+
+// spoolFull reports whether used bytes of clips fill storage.spool_max_mb.
+func (ru *run) spoolFull(used int64) bool {
+	return used >= int64(ru.r.Config.Storage.SpoolMaxMB)<<20
+}
