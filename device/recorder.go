@@ -170,44 +170,11 @@ type run struct {
 // Run records until ctx ends, then finishes any incident, closes capture,
 // turns the indicator off and returns.
 func (r *Recorder) Run(ctx context.Context) error {
-	clk, wall := r.Clock, r.Wall
-	if clk == nil {
-		clk = clock.Real()
+	ru, err := r.newRun()
+	if err != nil {
+		return err
 	}
-	if wall == nil {
-		wall = clock.Real()
-	}
-	cfg := r.Config
-	if r.Capture.Timeline == nil || r.Capture.Ring == nil {
-		return errors.New("device: Recorder.Capture needs a Timeline and a Ring (see NewCapture)")
-	}
-	if r.Capture.Audio != nil && r.Capture.AudioFormat == nil {
-		return errors.New("device: Recorder.Capture has audio but no AudioFormat")
-	}
-	state := cfg.Device.StateDir
-	if err := os.MkdirAll(filepath.Join(state, incidentsDir), 0o750); err != nil {
-		return fmt.Errorf("device: state directory: %w", err)
-	}
-	ru := &run{
-		r:      r,
-		log:    r.Log,
-		loc:    cfg.Location(),
-		clock:  clk,
-		wall:   wall,
-		tl:     r.Capture.Timeline,
-		ring:   r.Capture.Ring,
-		outbox: Outbox(state),
-		state:  StateIdle,
-	}
-	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
-	sources := map[string]capture.Source{}
-	if r.Capture.Video != nil {
-		sources[SourceCamera] = r.Capture.Video
-	}
-	if r.Capture.Audio != nil {
-		sources[SourceMicrophone] = r.Capture.Audio
-	}
-	ru.interlock = &Interlock{Indicator: r.Indicator, Sources: sources, Clock: clk, StopTimeout: r.StopTimeout, Note: ru.emit, Log: r.Log}
+	state := r.Config.Device.StateDir
 	// Claim the state directory before touching anything in it: a second
 	// recorder started by hand must not recover the first one's live clip,
 	// write into its audit log or turn off its indicator.
@@ -228,52 +195,100 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if err := r.Indicator.Set(false); err != nil {
 		ru.log.Error("cannot reset the indicator at start", "err", err)
 	}
-	ru.lit.add(wall.Now(), false)
-	ru.emit(Event{Kind: EventStart, Version: r.Version, Device: cfg.Device.ID})
+	ru.lit.add(ru.wall.Now(), false)
+	ru.emit(Event{Kind: EventStart, Version: r.Version, Device: r.Config.Device.ID})
 	ru.recoverIncidents()
 
 	if r.Uploader != nil {
-		upCtx, stopUp := context.WithCancel(ctx)
-		upDone := make(chan struct{})
-		go func() {
-			defer close(upDone)
-			if err := r.Uploader.Run(upCtx); err != nil {
+		defer goUntil(ctx, func(ctx context.Context) {
+			if err := r.Uploader.Run(ctx); err != nil {
 				r.Log.Error("uploader stopped", "err", err)
 			}
-		}()
-		defer func() { stopUp(); <-upDone }()
+		})()
 	}
-
 	reqs := make(chan request)
-	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, clk, r.Log)
+	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, ru.clock, r.Log)
 	if err != nil {
 		return err
 	}
-	ctlDone := make(chan struct{})
-	go func() { defer close(ctlDone); ctl.serve(ctx) }()
-	defer func() { ctl.close(); <-ctlDone }()
-
+	stopServing := goUntil(ctx, ctl.serve)
+	defer func() { ctl.close(); stopServing() }()
 	presses := make(chan hardware.Press)
-	buttonCtx, stopButton := context.WithCancel(ctx)
-	buttonDone := make(chan struct{})
-	go func() {
-		defer close(buttonDone)
-		if r.Button != nil {
-			if err := r.Button.Run(buttonCtx, presses); err != nil {
+	if r.Button != nil {
+		defer goUntil(ctx, func(ctx context.Context) {
+			if err := r.Button.Run(ctx, presses); err != nil {
 				r.Log.Error("button failed", "err", err)
 			}
-		}
-	}()
-	defer func() { stopButton(); <-buttonDone }()
+		})()
+	}
+	return ru.loop(ctx, reqs, presses)
+}
 
-	ru.schedule = cfg.Schedule()
+// newRun checks the parts r was handed and sets up the state of one Run.
+func (r *Recorder) newRun() (*run, error) {
+	clk, wall := r.Clock, r.Wall
+	if clk == nil {
+		clk = clock.Real()
+	}
+	if wall == nil {
+		wall = clock.Real()
+	}
+	if r.Capture.Timeline == nil || r.Capture.Ring == nil {
+		return nil, errors.New("device: Recorder.Capture needs a Timeline and a Ring (see NewCapture)")
+	}
+	if r.Capture.Audio != nil && r.Capture.AudioFormat == nil {
+		return nil, errors.New("device: Recorder.Capture has audio but no AudioFormat")
+	}
+	state := r.Config.Device.StateDir
+	if err := os.MkdirAll(filepath.Join(state, incidentsDir), 0o750); err != nil {
+		return nil, fmt.Errorf("device: state directory: %w", err)
+	}
+	ru := &run{
+		r:        r,
+		log:      r.Log,
+		loc:      r.Config.Location(),
+		clock:    clk,
+		wall:     wall,
+		tl:       r.Capture.Timeline,
+		ring:     r.Capture.Ring,
+		outbox:   Outbox(state),
+		schedule: r.Config.Schedule(),
+		state:    StateIdle,
+	}
+	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
+	sources := map[string]capture.Source{}
+	if r.Capture.Video != nil {
+		sources[SourceCamera] = r.Capture.Video
+	}
+	if r.Capture.Audio != nil {
+		sources[SourceMicrophone] = r.Capture.Audio
+	}
+	ru.interlock = &Interlock{Indicator: r.Indicator, Sources: sources, Clock: clk, StopTimeout: r.StopTimeout, Note: ru.emit, Log: r.Log}
+	return ru, nil
+}
+
+// goUntil runs f in a goroutine under a context derived from ctx, and
+// returns a func that ends that context and waits for f to return.
+func goUntil(ctx context.Context, f func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// loop is the state machine: it handles presses, requests, the end of an
+// incident and the clock's timers until ctx ends, then stops capture.
+func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan hardware.Press) error {
 	ru.spoolUsed, _ = ru.spool()
-	hours := clk.NewTimer(ru.applyHours(ctx))
+	hours := ru.clock.NewTimer(ru.applyHours(ctx))
 	defer hours.Stop()
 	ru.tellReady()
-	check := clk.NewTicker(time.Second)
+	check := ru.clock.NewTicker(time.Second)
 	defer check.Stop()
-	ru.lastRetry, ru.lastFinish = clk.Now(), clk.Now()
+	ru.lastRetry, ru.lastFinish = ru.clock.Now(), ru.clock.Now()
 	// timers handles what the clock says is due. It runs before a request
 	// is answered too, so that a status or a press sees every change the
 	// clock has already made due.
@@ -308,7 +323,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 				return ru.captureStuck
 			}
 			ru.emit(Event{Kind: EventStop})
-			if err := r.Indicator.Halt(); err != nil {
+			if err := ru.r.Indicator.Halt(); err != nil {
 				ru.log.Error("cannot halt the indicator", "err", err)
 			}
 			return nil

@@ -244,16 +244,22 @@ func writeStatus(w io.Writer, st device.Status) {
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := commandWithoutSecrets("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log.", args, stderr, nil)
+	cfg, code, ok := commandWithoutSecrets("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log, and that it shows the\nindicator lit whenever capture ran.", args, stderr, nil)
 	if !ok {
 		return code
 	}
 	path := filepath.Join(cfg.Device.StateDir, "audit.log")
 	n, err := audit.Verify(path)
+	if err == nil {
+		var entries []audit.Entry
+		if entries, err = audit.ReadAll(path); err == nil {
+			err = audit.CheckInterlock(entries)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru audit: %s: %v\n", path, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: %d entries, hash chain intact\n", path, n)
+	fmt.Fprintf(stdout, "%s: %d entries, hash chain intact, the indicator lit whenever capture ran\n", path, n)
 	return 0
 }
