@@ -12,11 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mamoru/clock"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"mamoru/clock"
 )
 
 // Log is the append-only, hash-chained log of every indicator and
@@ -133,7 +134,7 @@ func (e *Entry) digest() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Log appends an entry and syncs it to disk. kv are alternating keys and
+// Record appends an entry and syncs it to disk. kv are alternating keys and
 // values.
 func (a *Log) Record(event string, kv ...string) error {
 	a.mu.Lock()

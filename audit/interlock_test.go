@@ -18,6 +18,7 @@ func TestCheckInterlock(t *testing.T) {
 		{"capture with the indicator off", []Entry{capture("started"), capture("stopped")}, true},
 		{"off while capturing", []Entry{ind("true"), capture("started"), ind("false"), capture("stopped")}, true},
 		{"an unknown indicator state is not lit", []Entry{ind("unknown"), capture("started")}, true},
+		{"a run killed while capturing, the next one starting dark", []Entry{{Event: "start"}, ind("true"), capture("started"), {Event: "start"}, ind("false")}, false},
 	} {
 		err := CheckInterlock(tc.entries)
 		if got := errors.Is(err, ErrInterlock); got != tc.broken {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mamoru/outbox"
 	"net/url"
 	"os"
 	"path"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"mamoru/outbox"
 )
 
 // Clips is a manager's view of the bucket: the incidents every device has

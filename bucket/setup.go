@@ -114,6 +114,8 @@ const selfTestDir = ".selftest"
 // deletes it, proving the endpoint, the credentials and the bucket work
 // the way uploads will use them.
 func Probe(ctx context.Context, c *minio.Core, s config.Storage, store, device string) (string, error) {
+	// Named by the wall clock, for a person who finds one left behind by a
+	// failed delete to read when it was made.
 	object := path.Join(s.Prefix, store, device, selfTestDir, time.Now().UTC().Format("20060102T150405.000Z")+".txt")
 	body := "mamoru self-test: this object is deleted at once\n"
 	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {

@@ -1,7 +1,10 @@
-// Package clock is mamoru's one notion of time. Every part that reads the
-// time or waits is handed a Clock: the real one in production, a
+// Package clock is mamoru's one notion of time. The recorder and every part
+// it runs (the timeline, the sources, the uploader, the audit log, the GPIO
+// driver) are handed a Clock: the real one in production, a
 // clockwork.FakeClock in tests, which then decide exactly when a timer fires
-// and never sleep for real.
+// and never sleep for real. Only what measures the world as it is (the
+// installer's self-test timing a real camera, a probe object's name) reads
+// the system clock itself.
 //
 // Two clocks are kept apart. A Clock measures intervals and runs timers; it
 // never jumps. The wall clock (also a Clock, handed in separately) is read

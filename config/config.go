@@ -1,7 +1,10 @@
 // Package config holds mamoru's configuration: its defaults, how it is loaded
 // (defaults, then the TOML file, then MAMORU_* environment variables) and its
-// validation. Every error names the key it is about and, where the key is in
-// the file, the line.
+// validation; the recording hours it sets (Schedule); and the operating rules
+// and store notice rendered from it (Render). Every error names the key it is
+// about and, where the key is in the file, the line. Secrets (storage keys,
+// the signing key) are read only by LoadSecrets, for the commands that use
+// them.
 package config
 
 import (

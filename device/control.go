@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mamoru/clock"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"mamoru/clock"
 )
 
 // The control socket lets `mamoru trigger` and `mamoru status` talk to the

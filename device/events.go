@@ -13,18 +13,21 @@ type Kind string
 
 // The events a recorder reports, in the audit log's words.
 const (
-	EventStart     Kind = "start"     // the recorder started: Version
-	EventStop      Kind = "stop"      // it stopped, capture closed and the indicator off
-	EventIndicator Kind = "indicator" // the indicator was set: On, or Err if turning it off failed
-	EventCapture   Kind = "capture"   // capture changed: Capture says how, Reason why
-	EventFault     Kind = "fault"     // the indicator failed and capture stopped: Err
-	EventHours     Kind = "hours"     // the recording hours opened, or closed (Reason)
-	EventPress     Kind = "press"     // a press: Source, Result, Incident or Err (the refusal)
-	EventUrgent    Kind = "urgent"    // a long press marked Incident urgent
-	EventButton    Kind = "button"    // the button was reported stuck (Stuck) or released
-	EventIncident  Kind = "incident"  // Incident changed State (recording, complete, recovered, failed)
-	EventSetAside  Kind = "incident_set_aside"
-	EventUploaded  Kind = "uploaded" // Incident is in the bucket at Object
+	EventStart     Kind = "start"              // the recorder started: Version, Device
+	EventStop      Kind = "stop"               // it stopped, capture closed and the indicator off
+	EventIndicator Kind = "indicator"          // the indicator was set: On, or Err if turning it off failed
+	EventCapture   Kind = "capture"            // capture changed: Capture says how, Reason why
+	EventFault     Kind = "fault"              // the indicator failed and capture stopped: Err
+	EventHours     Kind = "hours"              // the recording hours opened, or closed (Reason)
+	EventPress     Kind = "press"              // a press: Source, Result, Incident or Err (the refusal)
+	EventUrgent    Kind = "urgent"             // a long press marked Incident urgent
+	EventButton    Kind = "button"             // the button was reported stuck (Stuck) or released
+	EventIncident  Kind = "incident"           // Incident changed State (recording, complete, recovered, failed)
+	EventSetAside  Kind = "incident_set_aside" // an incident directory made no sense: Dir, Err
+	// EventAuditBroken: the audit log's chain was broken; it was kept aside
+	// as Dir and this new chain begins with Err, why.
+	EventAuditBroken Kind = "audit_broken"
+	EventUploaded    Kind = "uploaded" // Incident is in the bucket at Object
 )
 
 // CaptureChange is what happened to capture in an EventCapture.
@@ -50,10 +53,13 @@ const (
 // An Event is one thing the recorder did or saw: every change of the
 // indicator, capture, the hours and the state, every press and what became
 // of it, every incident saved and uploaded. The audit log records each one;
-// Recorder.Events hands them to whoever else listens (alerts).
+// Recorder.Events hands them to whoever else listens (alerts). Events from
+// the recorder's goroutine come in order; an EventUploaded, from the
+// uploader's, may come between them.
 type Event struct {
 	Kind Kind
-	// Time is the wall clock's, as the audit log records it.
+	// Time is the wall clock's reading when it happened. (The audit log
+	// stamps its entry with its own reading, a moment later.)
 	Time time.Time
 
 	Incident string // the incident's id, where there is one
@@ -143,6 +149,8 @@ func (e Event) attrs() []string {
 		return []string{"id", e.Incident, "state", e.State}
 	case EventSetAside:
 		return []string{"dir", e.Dir, "why", errText()}
+	case EventAuditBroken:
+		return []string{"kept", e.Dir, "err", errText()}
 	case EventUploaded:
 		return []string{"id", e.Incident, "object", e.Object, "sha256", e.SHA256}
 	}

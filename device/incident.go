@@ -86,6 +86,13 @@ func (in *incident) poke() {
 	}
 }
 
+// ending returns the end and whether the incident was cut short there.
+func (in *incident) ending() (end time.Duration, stopped bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.end, in.stopped
+}
+
 func (in *incident) state() (end time.Duration, m outbox.Manifest) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -142,16 +149,19 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 	clip := in.clip
 	tick := in.clock.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	shutdown := ctx.Done()
 	for {
 		newest, err := clip.Pull()
 		if err != nil {
 			clip.Abort()
 			return err
 		}
-		end, _ := in.state()
-		// Done when every track has reached the end, or, if a track stalled,
-		// a moment after the end has passed on the clock.
-		finished := newest >= end+capture.AudioBlock || in.tl.Now() > end+2*time.Second
+		end, stopped := in.ending()
+		// Done when the newest media has reached the end (for a clip cut
+		// short, the moment it was cut: capture is about to close), or, if
+		// a track stalled, a moment after the end has passed on the clock.
+		reached := newest >= end+capture.AudioBlock || stopped && newest >= end
+		finished := reached || in.tl.Now() > end+2*time.Second
 		if finished {
 			info, err := clip.Close(end)
 			if err != nil {
@@ -166,9 +176,10 @@ func (in *incident) record(ctx context.Context, indicator func(from, to time.Tim
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-shutdown:
 			// Shutdown: keep what has been captured.
 			in.stop(in.tl.Now())
+			shutdown = nil
 		case <-in.params.Ring.Written():
 		case <-in.wake:
 		case <-tick.Chan():

@@ -27,8 +27,8 @@ var ErrCaptureStuck = errors.New("capture did not stop")
 //     the indicator off. A source that does not stop leaves the indicator on
 //     (capture may still be running) and Stop returns ErrCaptureStuck: the
 //     process must exit, which closes the devices.
-//   - Check reads the indicator back while capturing; if it is not lit,
-//     capture stops.
+//   - Check reads the indicator back while capturing; if it is not lit, it
+//     says so, and the caller must Stop.
 //
 // An Interlock is used from one goroutine.
 type Interlock struct {
@@ -36,7 +36,7 @@ type Interlock struct {
 	// Sources are started and stopped together, named for messages
 	// ("camera", "microphone").
 	Sources map[string]capture.Source
-	Clock   clock.Clock
+	Clock   clock.Clock // times StopTimeout; nil is the system clock
 	// StopTimeout is how long the sources may take to stop; 0 means 15 s.
 	StopTimeout time.Duration
 	// Note, if set, is told of every indicator and capture change.
@@ -52,7 +52,8 @@ type Interlock struct {
 func (l *Interlock) Capturing() bool { return l.cancel != nil }
 
 // Start lights the indicator, confirms it, then starts the sources under
-// ctx. An error wraps hardware.ErrIndicatorFault: nothing was started.
+// ctx. An error wraps hardware.ErrIndicatorFault: nothing was started, and
+// the indicator was told to go off again.
 func (l *Interlock) Start(ctx context.Context) error {
 	if l.Capturing() {
 		return nil
@@ -62,6 +63,7 @@ func (l *Interlock) Start(ctx context.Context) error {
 		err = l.confirmLit("set on, reads back off")
 	}
 	if err != nil {
+		l.Indicator.Set(false) // a light that is half on says nothing true
 		return err
 	}
 	l.note(Event{Kind: EventIndicator, On: true})
@@ -130,7 +132,11 @@ func (l *Interlock) stopSources() error {
 	if limit <= 0 {
 		limit = 15 * time.Second
 	}
-	timer := l.Clock.NewTimer(limit)
+	c := l.Clock
+	if c == nil {
+		c = clock.Real()
+	}
+	timer := c.NewTimer(limit)
 	defer timer.Stop()
 	expired := false
 	var stuck []string

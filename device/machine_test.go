@@ -40,16 +40,19 @@ type fakeSource struct {
 	running  bool
 	starts   int
 	stubborn chan struct{} // non-nil: Run ignores ctx until it is closed
-	// litAtStop records whether the indicator was lit each time Run
-	// returned, for the interlock's order.
-	litAtStop []bool
-	ind       *hardwaretest.Indicator
+	// litAtStart and litAtStop record whether the indicator was lit each
+	// time Run began and returned, for the interlock's order.
+	litAtStart, litAtStop []bool
+	ind                   *hardwaretest.Indicator
 }
 
 func (s *fakeSource) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.running = true
 	s.starts++
+	if s.ind != nil {
+		s.litAtStart = append(s.litAtStart, s.ind.IsLit())
+	}
 	stubborn := s.stubborn
 	s.mu.Unlock()
 	<-ctx.Done()
@@ -69,6 +72,16 @@ func (s *fakeSource) Health() capture.Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return capture.Health{Running: s.running}
+}
+
+// capture runs write while the source runs, and not once Run has
+// returned: a source writes nothing after it was told to stop and did.
+func (s *fakeSource) capture(write func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		write()
+	}
 }
 
 func (s *fakeSource) started() int {
@@ -133,7 +146,9 @@ func machineConfig(t *testing.T) config.Config {
 }
 
 // checkAudit fails t unless the audit log's chain holds and it shows the
-// indicator lit whenever capture ran.
+// indicator lit whenever capture ran, and the sources themselves found it
+// lit each time they started. (As they stop it may be dark: that is the
+// fault that stops them.)
 func (m *machine) checkAudit() {
 	m.t.Helper()
 	entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
@@ -142,6 +157,13 @@ func (m *machine) checkAudit() {
 	}
 	if err != nil {
 		m.t.Error(err)
+	}
+	for name, s := range map[string]*fakeSource{"camera": m.cam, "microphone": m.mic} {
+		s.mu.Lock()
+		if slices.Contains(s.litAtStart, false) {
+			m.t.Errorf("the %s started with the indicator dark: lit as it started %v", name, s.litAtStart)
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -266,18 +288,22 @@ func (m *machine) eventually(what string, cond func() bool) {
 func (m *machine) advance(d time.Duration) {
 	m.t.Helper()
 	for range d / capture.AudioBlock {
-		if m.mic.isRunning() && !m.stalled {
-			for ; m.next <= m.tl.Now(); m.next += capture.AudioBlock {
-				if err := m.ring.Write(capture.Frame{Track: capture.Audio, Time: m.next, Key: true, Data: flacBlock}); err != nil {
-					m.t.Fatal(err)
-				}
-			}
-		}
 		before := m.clk.Now()
 		// The wall first: the recorder reads it when the clock's timers
 		// fire.
 		m.wall.Advance(capture.AudioBlock)
 		m.clk.Advance(capture.AudioBlock)
+		// Then the block captured at this moment arrives, as a sound
+		// card's does: an incident cut short now finds it.
+		if !m.stalled {
+			m.mic.capture(func() {
+				for ; m.next <= m.tl.Now(); m.next += capture.AudioBlock {
+					if err := m.ring.Write(capture.Frame{Track: capture.Audio, Time: m.next, Key: true, Data: flacBlock}); err != nil {
+						m.t.Error(err)
+					}
+				}
+			})
+		}
 		if m.clk.Now().Truncate(time.Second) != before.Truncate(time.Second) {
 			m.sync()
 		}
@@ -658,9 +684,12 @@ func TestMachineCaptureThatWillNotStop(t *testing.T) {
 	})
 	m.advance(time.Second)
 	m.stop()
-	// The recorder waits for the microphone on the clock.
-	if err := m.clk.BlockUntilContext(context.Background(), 3); err != nil { // the hours timer, the check ticker, the stop timer
-		t.Fatal(err)
+	// The recorder waits for the microphone on the clock: the hours timer,
+	// the check ticker and the stop timer.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.clk.BlockUntilContext(ctx, 3); err != nil {
+		t.Fatalf("the recorder never waited on its stop timer: %v", err)
 	}
 	select {
 	case err := <-m.done:
@@ -668,8 +697,13 @@ func TestMachineCaptureThatWillNotStop(t *testing.T) {
 	default:
 	}
 	m.clk.Advance(3 * time.Second)
-	if err := <-m.done; !errors.Is(err, ErrCaptureStuck) || !strings.Contains(err.Error(), "microphone") {
-		t.Errorf("Run = %v, want ErrCaptureStuck naming the microphone", err)
+	select {
+	case err := <-m.done:
+		if !errors.Is(err, ErrCaptureStuck) || !strings.Contains(err.Error(), "microphone") {
+			t.Errorf("Run = %v, want ErrCaptureStuck naming the microphone", err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("Run did not return once the stop timeout passed; goroutines:\n%s", goroutines())
 	}
 	m.done <- nil
 	if !m.ind.IsLit() {
@@ -706,8 +740,8 @@ func TestInterlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]*fakeSource{"camera": cam, "microphone": mic} {
-		if s.starts != 1 || !slices.Equal(s.litAtStop, []bool{true}) {
-			t.Errorf("%s: started %d times, indicator lit as it stopped: %v; want once, lit", name, s.starts, s.litAtStop)
+		if s.starts != 1 || !slices.Equal(s.litAtStart, []bool{true}) || !slices.Equal(s.litAtStop, []bool{true}) {
+			t.Errorf("%s: started %d times, indicator lit as it started %v, as it stopped %v; want once, lit both times", name, s.starts, s.litAtStart, s.litAtStop)
 		}
 	}
 	if ind.IsLit() || l.Capturing() {
@@ -808,5 +842,74 @@ func TestMachineDeadGPIOIndicator(t *testing.T) {
 	}
 	if _, err := m.trigger(); !errors.Is(err, ErrFault) || !strings.Contains(err.Error(), "not recording") {
 		t.Errorf("a press with a dead indicator: %v, want it refused", err)
+	}
+}
+
+// An incident cut short by a fault or by closing time is saved whole up to
+// that moment, before capture closes.
+func TestMachineIncidentCutShort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  func(m *machine)
+		want State
+	}{
+		{"indicator fault", func(m *machine) { m.ind.Fail(errors.New("LED driver unplugged")) }, StateFault},
+		{"closing time", func(m *machine) { m.setWall(m.wall.Now().Add(time.Hour)) }, StateIdle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := machineConfig(t)
+			cfg.Policy.RecordingHours = []string{"daily 09:00-23:30"}
+			tokyo := cfg.Location()
+			cfg.Capture.PostSeconds = 30
+			m := newMachine(t, cfg, time.Date(2026, 11, 23, 23, 0, 0, 0, tokyo), nil)
+			m.advance(2 * time.Second)
+			r, err := m.trigger()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.advance(time.Second)
+			tc.cut(m)
+			m.advance(time.Second) // the check at 4 s cuts it
+			st := m.sync()
+			if st.State != tc.want || m.mic.isRunning() {
+				t.Errorf("state %s, microphone running %v; want %s and capture closed", st.State, m.mic.isRunning(), tc.want)
+			}
+			man := m.saved(r.Incident, time.Time{})
+			if man.State != outbox.StateComplete || man.DurationSeconds != 3 {
+				t.Errorf("manifest state %s, %v s; want complete, 3 s (1 s before the press to the cut)", man.State, man.DurationSeconds)
+			}
+			m.shutdown()
+			m.checkAudit()
+			entries, _ := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
+			var order []string
+			for _, e := range entries {
+				if e.Event == "incident" && e.Fields["state"] == outbox.StateComplete || e.Event == "capture" && e.Fields["state"] == "stopped" {
+					order = append(order, e.Event)
+				}
+			}
+			if len(order) < 2 || order[0] != "incident" {
+				t.Errorf("audit order %v, want the incident complete before capture stopped", order)
+			}
+		})
+	}
+}
+
+// The uploader's report that an incident is in the bucket goes into the
+// audit log and the event stream.
+func TestMachineShippedIsAudited(t *testing.T) {
+	m := newMachine(t, machineConfig(t), monday, nil)
+	man := outbox.Manifest{Incident: "20261123-230000-000001", Clip: outbox.ClipDigest{SHA256: "ab12"}}
+	m.rec.Shipped(man, "test-store/test-counter/2026/11/23/20261123-230000-000001")
+	if got := m.eventsOf(EventUploaded); len(got) != 1 || got[0].Incident != man.Incident || got[0].Manifest == nil {
+		t.Errorf("uploaded events %+v, want one for %s", got, man.Incident)
+	}
+	m.shutdown()
+	entries, _ := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+	found := false
+	for _, e := range entries {
+		found = found || e.Event == "uploaded" && e.Fields["id"] == man.Incident && e.Fields["sha256"] == "ab12" && strings.HasSuffix(e.Fields["object"], man.Incident)
+	}
+	if !found {
+		t.Error("the audit log has no uploaded entry for the incident")
 	}
 }

@@ -1,6 +1,7 @@
 package device
 
-// The real parts, for cmd and the end-to-end tests to hand to a Recorder.
+// The real parts, built for cmd and the end-to-end tests to hand to a
+// Recorder; Run itself builds none.
 
 import (
 	"log/slog"
@@ -38,13 +39,15 @@ func NewCapture(cfg config.Config, c, wall clock.Clock, log *slog.Logger) (Captu
 }
 
 // NewUploader builds the uploader that ships rec's outbox to the bucket its
-// configuration names, reporting each incident shipped to rec.
+// configuration names, on rec's Clock, reporting each incident shipped to
+// rec.
 func NewUploader(rec *Recorder) *uploader.Uploader {
 	cfg := rec.Config
 	return &uploader.Uploader{
 		Outbox: Outbox(cfg.Device.StateDir), Storage: cfg.Storage, Location: cfg.Location(),
 		Log: rec.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
 		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
+		Clock:   rec.Clock,
 		Shipped: rec.Shipped,
 	}
 }

@@ -66,6 +66,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	in, err := ru.newIncident(t, wall, pr)
 	if err != nil {
 		ru.signal(hardware.Refused) // takes back the acknowledgement
+		ru.emit(Event{Kind: EventPress, Source: source, Result: PressRefused, Err: err})
 		return TriggerResult{}, err
 	}
 	// The pre-roll is on disk, synced, before the press is acknowledged.

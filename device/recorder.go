@@ -12,10 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"mamoru/audit"
@@ -77,9 +77,6 @@ type Recorder struct {
 	Wall    clock.Clock
 	Log     *slog.Logger
 	Version string
-	// Out, if set, gets one plain line per incident for the person at the
-	// counter: where the clip is and how long it is.
-	Out io.Writer
 	// Events, if set, is told of every Event after the audit log has
 	// recorded it. It is called from the recorder's goroutine, and from the
 	// uploader's for EventUploaded, and must not block.
@@ -103,7 +100,8 @@ type Recorder struct {
 	// still on, and the process should exit: that closes them.
 	StopTimeout time.Duration
 
-	audit *audit.Log // set by Run before anything is reported
+	auditMu sync.Mutex // guards audit
+	audit   *audit.Log // the log while Run runs; nil before and after
 }
 
 // Paths inside the state directory.
@@ -183,20 +181,32 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	log, err := ru.openAudit()
+	log, broken, err := ru.openAudit()
 	if err != nil {
 		return err
 	}
+	r.auditMu.Lock()
 	r.audit = log
-	defer log.Close()
+	r.auditMu.Unlock()
+	defer func() {
+		r.auditMu.Lock()
+		defer r.auditMu.Unlock()
+		log.Close()
+		r.audit = nil
+	}()
 
+	ru.emit(Event{Kind: EventStart, Version: r.Version, Device: r.Config.Device.ID})
+	if broken != nil {
+		ru.emit(*broken)
+	}
 	// Whatever the last run left (a crash, SIGKILL), the indicator starts
 	// from a known state: off.
 	if err := r.Indicator.Set(false); err != nil {
 		ru.log.Error("cannot reset the indicator at start", "err", err)
+		ru.emit(Event{Kind: EventIndicator, Err: err})
+	} else {
+		ru.emit(Event{Kind: EventIndicator, On: false})
 	}
-	ru.lit.add(ru.wall.Now(), false)
-	ru.emit(Event{Kind: EventStart, Version: r.Version, Device: r.Config.Device.ID})
 	ru.recoverIncidents()
 
 	if r.Uploader != nil {
@@ -292,17 +302,21 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	// timers handles what the clock says is due. It runs before a request
 	// is answered too, so that a status or a press sees every change the
 	// clock has already made due.
+	onHours := func() { hours.Reset(ru.applyHours(ctx)) }
+	onSecond := func() {
+		// The hours every second too, in case the wall clock jumped (NTP
+		// setting it after boot) and the timer no longer points at the
+		// next change.
+		onHours()
+		ru.everySecond(ctx)
+	}
 	timers := func() {
 		for {
 			select {
 			case <-hours.Chan():
-				hours.Reset(ru.applyHours(ctx))
+				onHours()
 			case <-check.Chan():
-				// Every second too, in case the wall clock jumped (NTP
-				// setting it after boot) and the timer no longer points
-				// at the next change.
-				hours.Reset(ru.applyHours(ctx))
-				ru.everySecond(ctx)
+				onSecond()
 			default:
 				return
 			}
@@ -335,10 +349,9 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 		case <-curDone:
 			ru.incidentDone()
 		case <-hours.Chan():
-			hours.Reset(ru.applyHours(ctx))
+			onHours()
 		case <-check.Chan():
-			hours.Reset(ru.applyHours(ctx))
-			ru.everySecond(ctx)
+			onSecond()
 		}
 	}
 }
@@ -404,7 +417,16 @@ func (ru *run) emit(e Event) {
 // report records e in the audit log and hands it on. The uploader's
 // goroutine calls it too (Shipped).
 func (r *Recorder) report(e Event) {
-	if err := r.audit.Record(string(e.Kind), e.attrs()...); err != nil {
+	r.auditMu.Lock()
+	log := r.audit
+	var err error
+	if log == nil {
+		err = errors.New("the recorder is not running")
+	} else {
+		err = log.Record(string(e.Kind), e.attrs()...)
+	}
+	r.auditMu.Unlock()
+	if err != nil {
 		r.Log.Error("cannot write the audit log", "event", e.Kind, "err", err)
 	}
 	if r.Events != nil {
@@ -413,7 +435,9 @@ func (r *Recorder) report(e Event) {
 }
 
 // Shipped records that the uploader has put an incident in the bucket at
-// object. Hand it to uploader.Uploader.Shipped.
+// object. Hand it to uploader.Uploader.Shipped: the uploader runs inside
+// Run, so its reports reach the audit log; one made when the recorder is
+// not running is logged as an error.
 func (r *Recorder) Shipped(m outbox.Manifest, object string) {
 	wall := r.Wall
 	if wall == nil {
@@ -482,23 +506,22 @@ func (ru *run) applyHours(ctx context.Context) time.Duration {
 	return max(next.Sub(now), 10*time.Millisecond)
 }
 
-func (ru *run) openAudit() (*audit.Log, error) {
+// openAudit opens the audit log. A log whose chain is broken is kept
+// aside as evidence and a new chain begins; broken is then the event that
+// says so, for the new chain to record.
+func (ru *run) openAudit() (log *audit.Log, broken *Event, err error) {
 	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
-	a, err := audit.Open(path, ru.wall)
+	log, err = audit.Open(path, ru.wall)
 	if !errors.Is(err, audit.ErrChain) {
-		return a, err
+		return log, nil, err
 	}
-	// A broken chain is kept as evidence and a new chain begins that says so.
 	kept := fmt.Sprintf("%s.broken-%s", path, ru.wall.Now().UTC().Format("20060102T150405Z"))
 	if rerr := os.Rename(path, kept); rerr != nil {
-		return nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
+		return nil, nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
 	}
 	ru.log.Error("audit log chain broken; kept it aside and started a new one", "err", err, "kept", kept)
-	a, err2 := audit.Open(path, ru.wall)
-	if err2 == nil {
-		a.Record("audit_broken", "kept", filepath.Base(kept), "err", err.Error())
-	}
-	return a, err2
+	log, err2 := audit.Open(path, ru.wall)
+	return log, &Event{Kind: EventAuditBroken, Dir: filepath.Base(kept), Err: err}, err2
 }
 
 // startCapture opens the camera and microphone behind the indicator, or

@@ -2,12 +2,13 @@ package device
 
 import (
 	"fmt"
-	"mamoru/capture"
-	"mamoru/outbox"
-	"mamoru/uploader"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"mamoru/capture"
+	"mamoru/outbox"
+	"mamoru/uploader"
 )
 
 // Status is what `mamoru status` shows.

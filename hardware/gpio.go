@@ -3,11 +3,12 @@ package hardware
 import (
 	"context"
 	"fmt"
-	"mamoru/clock"
 	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"mamoru/clock"
 )
 
 // Output is one GPIO output: a pin and whether it is active low.

@@ -8,14 +8,16 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/host/v3"
 
+	"mamoru/clock"
 	"mamoru/config"
 )
 
 // OpenGPIO opens the counter's pins as h names them, through periph.io's
 // host drivers (the GPIO character device where the kernel has it). Every
 // output is forced off first: after a crash or SIGKILL the pins hold
-// whatever the last run left.
-func OpenGPIO(h config.Hardware) (*GPIOIndicator, *GPIOButton, error) {
+// whatever the last run left. Their patterns and the button's presses run
+// on c, which must be the recorder's clock.
+func OpenGPIO(h config.Hardware, c clock.Clock) (*GPIOIndicator, *GPIOButton, error) {
 	if _, err := host.Init(); err != nil {
 		return nil, nil, fmt.Errorf("hardware: GPIO drivers: %w", err)
 	}
@@ -49,10 +51,11 @@ func OpenGPIO(h config.Hardware) (*GPIOIndicator, *GPIOButton, error) {
 		LED:    Output{Pin: led, ActiveLow: h.IndicatorActiveLow},
 		Sign:   Output{Pin: sign, ActiveLow: h.SignActiveLow},
 		Buzzer: Output{Pin: buzzer},
+		Clock:  c,
 	}
 	if err := ind.Halt(); err != nil {
 		return nil, nil, err
 	}
-	btn := &GPIOButton{Pin: button, ActiveLow: h.ButtonActiveLow, LongPress: time.Duration(h.LongPressSeconds) * time.Second}
+	btn := &GPIOButton{Pin: button, ActiveLow: h.ButtonActiveLow, LongPress: time.Duration(h.LongPressSeconds) * time.Second, Clock: c}
 	return ind, btn, nil
 }

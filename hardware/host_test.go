@@ -8,6 +8,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"mamoru/clock"
 	"mamoru/config"
 )
 
@@ -27,7 +28,7 @@ func TestOpenGPIOForcesOutputsOff(t *testing.T) {
 	}
 	h := config.Default().Hardware
 	h.Driver, h.IndicatorPin, h.SignPin, h.SignActiveLow, h.BuzzerPin, h.ButtonPin = config.DriverGPIO, "TEST_LED", "TEST_SIGN", true, "TEST_BUZZER", "TEST_BUTTON"
-	ind, btn, err := OpenGPIO(h)
+	ind, btn, err := OpenGPIO(h, clock.Real())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestOpenGPIOForcesOutputsOff(t *testing.T) {
 	}
 
 	h.SignPin = "GPIO99"
-	if _, _, err := OpenGPIO(h); err == nil || !strings.Contains(err.Error(), "hardware.sign_pin") || !strings.Contains(err.Error(), "GPIO99") {
+	if _, _, err := OpenGPIO(h, clock.Real()); err == nil || !strings.Contains(err.Error(), "hardware.sign_pin") || !strings.Contains(err.Error(), "GPIO99") {
 		t.Errorf("a pin that does not exist: %v; want an error naming hardware.sign_pin and GPIO99", err)
 	}
 }

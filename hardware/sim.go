@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"mamoru/clock"
 	"sync"
+
+	"mamoru/clock"
 )
 
 // Sim is the simulated counter: an indicator drawn on a terminal and a

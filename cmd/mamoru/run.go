@@ -7,12 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mamoru/bucket"
-	"mamoru/clock"
-	"mamoru/config"
-	"mamoru/device"
-	"mamoru/hardware"
-	"mamoru/outbox"
 	"os"
 	"os/signal"
 	"sync"
@@ -20,6 +14,13 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"mamoru/bucket"
+	"mamoru/clock"
+	"mamoru/config"
+	"mamoru/device"
+	"mamoru/hardware"
+	"mamoru/outbox"
 )
 
 const runHelp = `Usage: mamoru run --config FILE
@@ -63,12 +64,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		ind, button = sim, sim
 		fmt.Fprintln(stdout, "[counter] simulated counter: press Enter to raise an incident, Ctrl-C to stop")
 	case config.DriverGPIO:
-		gi, gb, err := hardware.OpenGPIO(cfg.Hardware)
+		gi, gb, err := hardware.OpenGPIO(cfg.Hardware, clk)
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru: %v\n", err)
 			return 1
 		}
-		gi.Clock, gb.Clock = clk, clk
 		ind, button = gi, gb
 	}
 	parts, err := device.NewCapture(cfg, clk, wall, log)
@@ -80,7 +80,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sd := newNotifier()
-	shown := &counter{out: stdout, bucket: cfg.Storage.Bucket}
+	shown := &counter{ctx: ctx, out: stdout, bucket: cfg.Storage.Bucket}
 	rec := &device.Recorder{
 		Config:    cfg,
 		Indicator: ind,
@@ -96,15 +96,12 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	defer sd.send("STOPPING=1")
 	if cfg.Storage.Enabled() {
-		up := device.NewUploader(rec)
-		up.Clock = clk
-		rec.Uploader = up
-		if cfg.Hardware.Driver == config.DriverSim {
-			// On the simulated counter the person at the keyboard is also
-			// the manager: show them the clip in the bucket straight away.
-			if client, err := bucket.NewClient(cfg.Storage); err == nil {
-				shown.clips = client
-			}
+		rec.Uploader = device.NewUploader(rec)
+		// On the simulated counter the person at the keyboard is also the
+		// manager: show them the clip in the bucket straight away.
+		shown.uploads = cfg.Hardware.Driver == config.DriverSim
+		if client, err := bucket.NewClient(cfg.Storage); err == nil && shown.uploads {
+			shown.clips = client
 		}
 	}
 	if err := rec.Run(ctx); err != nil {
@@ -118,27 +115,37 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 // incident saved or failed and each press refused for a full spool, and on
 // the simulated counter where each clip went in the bucket.
 type counter struct {
-	out    io.Writer
-	bucket string
+	ctx     context.Context // the run's: a share link is not worth a shutdown's wait
+	out     io.Writer
+	bucket  string
+	uploads bool // say where each clip went in the bucket
 	// clips, if set, reads the bucket to offer a share link.
 	clips *minio.Core
 
 	mu sync.Mutex // guards out: the uploader reports from its own goroutine
 }
 
+// show prints e's line, if it has one. It never waits on the network while
+// holding the lock the recorder's own events take.
 func (c *counter) show(e device.Event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var line string
 	switch {
 	case e.Kind == device.EventPress && errors.Is(e.Err, device.ErrSpoolFull):
-		fmt.Fprintf(c.out, "%v\n", e.Err)
+		line = e.Err.Error() + "\n"
 	case e.Kind == device.EventIncident && e.Err != nil:
-		fmt.Fprintf(c.out, "incident %s: clip FAILED: %v\n", e.Incident, e.Err)
+		line = fmt.Sprintf("incident %s: clip FAILED: %v\n", e.Incident, e.Err)
 	case e.Kind == device.EventIncident && e.Clip != "":
 		m := e.Manifest
-		fmt.Fprintf(c.out, "incident %s saved (%s): %s (%.1f s, %d bytes)\n", m.Incident, m.State, e.Clip, m.DurationSeconds, m.Clip.Size)
-	case e.Kind == device.EventUploaded && c.clips != nil:
-		c.uploaded(*e.Manifest, e.Object)
+		line = fmt.Sprintf("incident %s saved (%s): %s (%.1f s, %d bytes)\n", m.Incident, m.State, e.Clip, m.DurationSeconds, m.Clip.Size)
+	case e.Kind == device.EventUploaded && c.uploads:
+		// Shipped runs on the uploader's goroutine: the lookup holds up
+		// only the next upload, never the recorder.
+		line = c.uploaded(*e.Manifest, e.Object)
+	}
+	if line != "" {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		fmt.Fprint(c.out, line)
 	}
 }
 
@@ -146,17 +153,18 @@ func (c *counter) show(e device.Event) {
 // plays it. A link is signed locally, so it is only shown if these keys may
 // read the clip: a device's write-only keys would sign one that the server
 // refuses.
-func (c *counter) uploaded(m outbox.Manifest, dir string) {
-	fmt.Fprintf(c.out, "incident %s uploaded to s3://%s/%s/\n", m.Incident, c.bucket, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	clips := bucket.Clips{Client: c.clips.Client, Bucket: c.bucket}
-	e := bucket.Entry{Dir: dir, Manifest: m}
-	if _, err := c.clips.StatObject(ctx, c.bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
-		if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
-			fmt.Fprintf(c.out, "share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
-			return
+func (c *counter) uploaded(m outbox.Manifest, dir string) string {
+	where := fmt.Sprintf("incident %s uploaded to s3://%s/%s/\n", m.Incident, c.bucket, dir)
+	if c.clips != nil {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		clips := bucket.Clips{Client: c.clips.Client, Bucket: c.bucket}
+		e := bucket.Entry{Dir: dir, Manifest: m}
+		if _, err := c.clips.StatObject(ctx, c.bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
+			if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
+				return where + fmt.Sprintf("share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
+			}
 		}
 	}
-	fmt.Fprintf(c.out, "share with a manager's keys: mamoru clips share %s\n", m.Incident)
+	return where + fmt.Sprintf("share with a manager's keys: mamoru clips share %s\n", m.Incident)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/hardware"
 	"mamoru/selftest"
@@ -39,7 +40,7 @@ func cmdSelftest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		sim := &hardware.Sim{In: in, Out: stdout}
 		st.Indicator, st.Button = sim, sim
 	case config.DriverGPIO:
-		ind, btn, err := hardware.OpenGPIO(cfg.Hardware)
+		ind, btn, err := hardware.OpenGPIO(cfg.Hardware, clock.Real())
 		if err != nil {
 			fmt.Fprintf(stderr, "mamoru selftest: %v\n", err)
 			return 1
