@@ -17,6 +17,10 @@ import (
 	"mamoru/config"
 )
 
+// HasMicrophone reports whether this build can capture audio: it can,
+// through miniaudio.
+const HasMicrophone = true
+
 // backendNull is miniaudio's null backend. malgo v0.11.24 gives
 // malgo.BackendNull the value 13, which is miniaudio's custom backend.
 const backendNull malgo.Backend = 14

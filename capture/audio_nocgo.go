@@ -10,6 +10,10 @@ import (
 	"mamoru/config"
 )
 
+// HasMicrophone reports whether this build can capture audio: not without
+// cgo, which miniaudio needs.
+const HasMicrophone = false
+
 // Devices returns ErrNoMicrophone: this build cannot reach miniaudio.
 func Devices(config.Audio) ([]string, error) { return nil, ErrNoMicrophone }
 

@@ -4,6 +4,7 @@ package device
 // Recorder; Run itself builds none.
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -26,6 +27,9 @@ func NewCapture(cfg config.Config, c, wall clock.Clock, log *slog.Logger) (Captu
 	retry := backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
 	if cfg.Video.Enabled {
 		parts.Video = &capture.VideoSource{Config: cfg.Video, Timeline: parts.Timeline, Ring: parts.Ring, Clock: c, Log: log, Backoff: retry}
+	}
+	if cfg.Audio.Enabled && !capture.HasMicrophone {
+		return Capture{}, fmt.Errorf("device: audio.enabled = true, but %w (or set audio.enabled = false)", capture.ErrNoMicrophone)
 	}
 	if cfg.Audio.Enabled {
 		audio := &capture.AudioSource{Config: cfg.Audio, Timeline: parts.Timeline, Ring: parts.Ring, Clock: c, Log: log, Backoff: retry}
