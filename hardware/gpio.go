@@ -205,7 +205,14 @@ type GPIOButton struct {
 	Clock     clock.Clock // nil: the real clock
 }
 
-// Run reports presses until ctx ends.
+// edgePoll is how long the edge watcher waits on the pin before it looks at
+// ctx again, so how late Run may return after ctx ends. It is the kernel's
+// wait, in real time, whatever the button's Clock.
+const edgePoll = 100 * time.Millisecond
+
+// Run reports presses until ctx ends. The debounce, the long press and the
+// stuck report are timers on b.Clock; only the wait for the pin's next edge
+// is the kernel's.
 func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 	clk := b.Clock
 	if clk == nil {
@@ -228,8 +235,18 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 	if err := b.Pin.In(pull, gpio.BothEdges); err != nil {
 		return fmt.Errorf("hardware: button %s: %w", b.Pin, err)
 	}
-	defer b.Pin.Halt()
+	defer b.Pin.Halt() // deferred first: runs once the watcher has ended
 	pressed := gpio.Level(!b.ActiveLow)
+	down := b.Pin.Read() == pressed
+
+	ctx, cancel := context.WithCancel(ctx)
+	edges, watched := make(chan struct{}), make(chan struct{})
+	go b.watch(ctx, edges, watched)
+	defer func() {
+		cancel()
+		<-watched
+	}()
+
 	send := func(p Press) bool {
 		select {
 		case presses <- p:
@@ -238,54 +255,114 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 			return false
 		}
 	}
-	down := b.Pin.Read() == pressed
-	var downAt time.Time
-	// longSent and stuckSent say what this press has reported; a button
-	// held when Run starts reports nothing until it has been released.
-	longSent, stuckSent, stuckReported := down, down, false
-	for ctx.Err() == nil {
-		// Wake for the next edge, or when a held press turns long or
-		// stuck; at least once a second to notice ctx.
-		wait := time.Second
-		if down && !longSent {
-			wait = min(wait, downAt.Add(long).Sub(clk.Now()))
-		} else if down && !stuckSent {
-			wait = min(wait, downAt.Add(stuck).Sub(clk.Now()))
+	var (
+		downAt time.Time
+		// settleAt is when the contact has settled after the last edge
+		// taken; zero when it has.
+		settleAt time.Time
+		// longSent and stuckSent say what this press has reported; a
+		// button held when Run starts reports nothing until it has been
+		// released.
+		longSent, stuckSent, stuckReported = down, down, false
+	)
+	wake := alarm{clk: clk} // the next deadline
+	defer wake.clear()
+	for {
+		// While the contact settles its level is not believed, so a held
+		// press turns long or stuck only once it has settled.
+		var next time.Time
+		switch {
+		case !settleAt.IsZero():
+			next = settleAt
+		case down && !longSent:
+			next = downAt.Add(long)
+		case down && !stuckSent:
+			next = downAt.Add(stuck)
 		}
-		if wait > 0 && !b.Pin.WaitForEdge(wait) || wait <= 0 {
+		wake.set(next)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-edges:
+			if !settleAt.IsZero() {
+				continue // the contact's bounce
+			}
+			at := clk.Now()
+			if !down && b.Pin.Read() == pressed {
+				down, downAt, longSent, stuckSent, stuckReported = true, at, false, false, false
+				if !send(Press{Time: at, Source: "button"}) {
+					return nil
+				}
+			}
+			settleAt = at.Add(debounce)
+		case <-wake.c:
+			wake.clear()
 			now := clk.Now()
 			switch {
-			case down && !longSent && !now.Before(downAt.Add(long)):
+			case !settleAt.IsZero():
+				settleAt = time.Time{}
+				if down && b.Pin.Read() != pressed {
+					down = false
+					if stuckReported && !send(Press{Time: now, Source: "button", Kind: PressReleased}) {
+						return nil
+					}
+				}
+			case down && !longSent:
 				longSent = true
 				if !send(Press{Time: now, Source: "button", Kind: PressLong}) {
 					return nil
 				}
-			case down && !stuckSent && !now.Before(downAt.Add(stuck)):
+			case down && !stuckSent:
 				stuckSent, stuckReported = true, true
 				if !send(Press{Time: now, Source: "button", Kind: PressStuck}) {
 					return nil
 				}
 			}
-			continue
-		}
-		at := clk.Now()
-		if !down && b.Pin.Read() == pressed {
-			down, downAt, longSent, stuckSent, stuckReported = true, at, false, false, false
-			if !send(Press{Time: at, Source: "button"}) {
-				return nil
-			}
-		}
-		// Let the contact settle, swallowing its bounce, then believe the
-		// level.
-		for settle := at.Add(debounce); clk.Now().Before(settle) && ctx.Err() == nil; {
-			b.Pin.WaitForEdge(settle.Sub(clk.Now()))
-		}
-		if down && b.Pin.Read() != pressed {
-			down = false
-			if stuckReported && !send(Press{Time: clk.Now(), Source: "button", Kind: PressReleased}) {
-				return nil
-			}
 		}
 	}
-	return nil
+}
+
+// watch hands each edge of the pin on to edges as it comes, until ctx ends;
+// then it closes done.
+func (b *GPIOButton) watch(ctx context.Context, edges chan<- struct{}, done chan<- struct{}) {
+	defer close(done)
+	for ctx.Err() == nil {
+		if !b.Pin.WaitForEdge(edgePoll) {
+			continue
+		}
+		select {
+		case edges <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// alarm is one timer on a clock, armed for a time (zero: none) and armed
+// anew only when that time changes.
+type alarm struct {
+	clk  clock.Clock
+	at   time.Time
+	c    <-chan time.Time // nil while not armed
+	stop func() bool
+}
+
+// set arms the alarm for at, or disarms it if at is zero.
+func (a *alarm) set(at time.Time) {
+	if at.Equal(a.at) {
+		return
+	}
+	a.clear()
+	if !at.IsZero() {
+		t := a.clk.NewTimer(at.Sub(a.clk.Now()))
+		a.at, a.c, a.stop = at, t.Chan(), t.Stop
+	}
+}
+
+// clear disarms the alarm.
+func (a *alarm) clear() {
+	if a.stop != nil {
+		a.stop()
+	}
+	*a = alarm{clk: a.clk}
 }

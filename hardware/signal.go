@@ -66,7 +66,7 @@ func (p Pattern) steps() (steps []step, repeat bool) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	switch p {
 	case Ack:
-		for i := range 16 { // 8 Hz for 2 s
+		for i := range 32 { // 8 Hz for 2 s
 			steps = append(steps, step{invert: i%2 == 0, buzz: i < 2, d: ms(62) + ms(i%2)})
 		}
 		return steps, false
