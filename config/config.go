@@ -50,6 +50,10 @@ type Device struct {
 	// written by `mamoru provision`; the uploader signs each manifest with
 	// it. "" signs nothing.
 	SigningKeyFile string `toml:"signing_key_file"`
+	// TriggerSources are the names, besides "cli", that a press through the
+	// control socket may give as its source (a POS terminal, an intercom).
+	// "button" and "sim" are the counter's own and cannot be claimed.
+	TriggerSources []string `toml:"trigger_sources"`
 
 	// SigningKey is read from SigningKeyFile by LoadSecrets.
 	SigningKey signing.Key `toml:"-"`
@@ -459,6 +463,14 @@ func lineOf(src []byte, key string) int {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// triggerSource is what a trigger source's name may be: nothing that can
+// carry a terminal escape into a manifest or the audit log.
+var triggerSource = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// ReservedSources are the counter's own press sources: only the hardware
+// drivers give them.
+var ReservedSources = []string{"button", "sim"}
+
 // Validate checks every key and returns all problems found, or nil.
 func (c *Config) Validate() error {
 	if errs := c.validate(); len(errs) > 0 {
@@ -488,6 +500,14 @@ func (c *Config) validate() Errors {
 	}
 	if !idPattern.MatchString(c.Device.Store) {
 		bad("device.store", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Device.Store)
+	}
+	for i, src := range c.Device.TriggerSources {
+		switch {
+		case !triggerSource.MatchString(src):
+			bad("device.trigger_sources", "entry %d %q: must be 1 to 32 lower-case letters, digits or '-', starting with a letter", i+1, src)
+		case slices.Contains(ReservedSources, src):
+			bad("device.trigger_sources", "entry %d %q: is the counter's own source and cannot be given by the control socket", i+1, src)
+		}
 	}
 	if _, err := time.LoadLocation(c.Device.Timezone); err != nil || c.Device.Timezone == "" {
 		bad("device.timezone", "must be an IANA time zone such as \"Asia/Tokyo\" (got %q)", c.Device.Timezone)

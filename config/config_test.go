@@ -165,3 +165,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A trigger source is a short plain name, never one of the counter's own.
+func TestTriggerSources(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want string // in the error, or "" for valid
+	}{
+		{`["pos", "intercom-2"]`, ""},
+		{`["button"]`, `'device.trigger_sources' entry 1 "button": is the counter's own source`},
+		{`["pos", "sim"]`, `'device.trigger_sources' entry 2 "sim": is the counter's own source`},
+		{`["POS"]`, `'device.trigger_sources' entry 1 "POS": must be 1 to 32 lower-case letters`},
+		{`["a\u001b[2J"]`, `'device.trigger_sources' entry 1`},
+	} {
+		_, err := Parse("m.toml", []byte("[device]\nid = \"c1\"\nstore = \"s1\"\ntrigger_sources = "+tc.src+"\n"), nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.src, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

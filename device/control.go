@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"mamoru/clock"
@@ -19,11 +20,18 @@ import (
 // The control socket lets `mamoru trigger` and `mamoru status` talk to the
 // running recorder: one JSON request line, one JSON response line.
 type control struct {
-	ln    net.Listener
-	reqs  chan<- request
-	clock clock.Clock // stamps presses, as the button does
-	log   *slog.Logger
+	ln      net.Listener
+	reqs    chan<- request
+	clock   clock.Clock // stamps presses, as the button does
+	sources []string    // the sources a request may give, "cli" first
+	log     *slog.Logger
+	// busy holds a token per connection being served: at most
+	// maxConnections at once, so clients cannot pile up goroutines.
+	busy chan struct{}
 }
+
+// maxConnections bounds the connections served at once.
+const maxConnections = 8
 
 // The requests the control socket takes.
 const (
@@ -83,7 +91,9 @@ func (r response) err() error {
 	return errors.New(r.Error)
 }
 
-func listenControl(path string, reqs chan<- request, c clock.Clock, log *slog.Logger) (*control, error) {
+// listenControl listens on path. A request's source must be "cli" or one of
+// sources.
+func listenControl(path string, reqs chan<- request, c clock.Clock, sources []string, log *slog.Logger) (*control, error) {
 	// The state directory is locked, so a socket already there was left by
 	// a recorder that died.
 	os.Remove(path)
@@ -92,7 +102,7 @@ func listenControl(path string, reqs chan<- request, c clock.Clock, log *slog.Lo
 		return nil, fmt.Errorf("device: control socket: %w", err)
 	}
 	os.Chmod(path, 0o660)
-	return &control{ln: ln, reqs: reqs, clock: c, log: log}, nil
+	return &control{ln: ln, reqs: reqs, clock: c, sources: append([]string{"cli"}, sources...), log: log, busy: make(chan struct{}, maxConnections)}, nil
 }
 
 func (c *control) close() { c.ln.Close() }
@@ -103,7 +113,16 @@ func (c *control) serve(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		go c.handle(ctx, conn)
+		select {
+		case c.busy <- struct{}{}:
+			go func() {
+				defer func() { <-c.busy }()
+				c.handle(ctx, conn)
+			}()
+		default:
+			json.NewEncoder(conn).Encode(response{Error: fmt.Sprintf("busy: %d requests are being served; try again", maxConnections)})
+			conn.Close()
+		}
 	}
 }
 
@@ -112,7 +131,7 @@ func (c *control) handle(ctx context.Context, conn net.Conn) {
 	// The deadline is the kernel's, on real time.
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	at := c.clock.Now()
-	wr, err := readRequest(conn)
+	wr, err := readRequest(conn, c.sources)
 	var resp response
 	if err != nil {
 		resp.Error = "bad request: " + err.Error()
@@ -133,8 +152,8 @@ func (c *control) handle(ctx context.Context, conn net.Conn) {
 const maxRequest = 4096
 
 // readRequest reads one request line. A request with no source is the
-// command line's ("cli").
-func readRequest(r io.Reader) (wireRequest, error) {
+// command line's ("cli"); any other must be one of sources.
+func readRequest(r io.Reader, sources []string) (wireRequest, error) {
 	var wr wireRequest
 	line, err := bufio.NewReader(io.LimitReader(r, maxRequest+1)).ReadBytes('\n')
 	if len(line) > maxRequest {
@@ -151,6 +170,9 @@ func readRequest(r io.Reader) (wireRequest, error) {
 	}
 	if wr.Source == "" {
 		wr.Source = "cli"
+	}
+	if wr.Op == opTrigger && !slices.Contains(sources, wr.Source) {
+		return wr, fmt.Errorf("source %q is not one this recorder takes (cli, or device.trigger_sources)", wr.Source)
 	}
 	return wr, nil
 }

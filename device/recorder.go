@@ -217,7 +217,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		})()
 	}
 	reqs := make(chan request)
-	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, ru.clock, r.Log)
+	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, ru.clock, r.Config.Device.TriggerSources, r.Log)
 	if err != nil {
 		return err
 	}

@@ -240,8 +240,8 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 	down := b.Pin.Read() == pressed
 
 	ctx, cancel := context.WithCancel(ctx)
-	edges, watched := make(chan struct{}), make(chan struct{})
-	go b.watch(ctx, edges, watched)
+	edges, watched := make(chan edge), make(chan struct{})
+	go b.watch(ctx, clk, edges, watched)
 	defer func() {
 		cancel()
 		<-watched
@@ -260,11 +260,25 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 		// settleAt is when the contact has settled after the last edge
 		// taken; zero when it has.
 		settleAt time.Time
+		// level is the pin's level as the last edge left it.
+		level = b.Pin.Read()
 		// longSent and stuckSent say what this press has reported; a
 		// button held when Run starts reports nothing until it has been
 		// released.
 		longSent, stuckSent, stuckReported = down, down, false
 	)
+	// settled believes the level once the contact has settled: a press
+	// that is no longer down has been released.
+	settled := func(at time.Time) bool {
+		settleAt = time.Time{}
+		if down && level != pressed {
+			down = false
+			if stuckReported && !send(Press{Time: at, Source: "button", Kind: PressReleased}) {
+				return false
+			}
+		}
+		return true
+	}
 	wake := alarm{clk: clk} // the next deadline
 	defer wake.clear()
 	for {
@@ -283,29 +297,34 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-edges:
+		case e := <-edges:
+			// The edge is judged by when it happened, not when this loop
+			// got to it: one that came after the contact settled ends the
+			// settling first, with the level before it.
+			if !settleAt.IsZero() && !e.at.Before(settleAt) && !settled(settleAt) {
+				return nil
+			}
+			level = e.level
 			if !settleAt.IsZero() {
 				continue // the contact's bounce
 			}
-			at := clk.Now()
-			if !down && b.Pin.Read() == pressed {
-				down, downAt, longSent, stuckSent, stuckReported = true, at, false, false, false
-				if !send(Press{Time: at, Source: "button"}) {
+			if !down && level == pressed {
+				down, downAt, longSent, stuckSent, stuckReported = true, e.at, false, false, false
+				if !send(Press{Time: e.at, Source: "button"}) {
 					return nil
 				}
 			}
-			settleAt = at.Add(debounce)
+			settleAt = e.at.Add(debounce)
 		case <-wake.c:
 			wake.clear()
 			now := clk.Now()
 			switch {
 			case !settleAt.IsZero():
-				settleAt = time.Time{}
-				if down && b.Pin.Read() != pressed {
-					down = false
-					if stuckReported && !send(Press{Time: now, Source: "button", Kind: PressReleased}) {
-						return nil
-					}
+				// The level the last edge left, not the pin's now: an
+				// edge after settleAt that this loop has not yet taken
+				// must not count as having come before it.
+				if !settled(now) {
+					return nil
 				}
 			case down && !longSent:
 				longSent = true
@@ -322,16 +341,22 @@ func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
 	}
 }
 
-// watch hands each edge of the pin on to edges as it comes, until ctx ends;
-// then it closes done.
-func (b *GPIOButton) watch(ctx context.Context, edges chan<- struct{}, done chan<- struct{}) {
+// edge is one edge of the button's pin, as the watcher saw it.
+type edge struct {
+	at    time.Time  // when, on the button's clock
+	level gpio.Level // the pin's level just after it
+}
+
+// watch hands each edge of the pin on to edges as it comes, stamped with
+// when it came, until ctx ends; then it closes done.
+func (b *GPIOButton) watch(ctx context.Context, clk clock.Clock, edges chan<- edge, done chan<- struct{}) {
 	defer close(done)
 	for ctx.Err() == nil {
 		if !b.Pin.WaitForEdge(edgePoll) {
 			continue
 		}
 		select {
-		case edges <- struct{}{}:
+		case edges <- edge{at: clk.Now(), level: b.Pin.Read()}:
 		case <-ctx.Done():
 			return
 		}
