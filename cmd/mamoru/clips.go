@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"mamoru/bucket"
 	"mamoru/config"
@@ -29,7 +30,8 @@ MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY.
   mamoru clips ls [--since 24h] [--store S] [--device D] [--json]
         incidents in the bucket, newest first
   mamoru clips get ID [-o DIR]
-        download clip.mp4 and manifest.json into DIR/ID/ and verify them
+        download clip.mp4, manifest.json and manifest.sig into DIR/ID/ and
+        verify the clip; never replaces a file or follows a symbolic link
   mamoru clips verify PATH|ID [--pubkey KEY]
         recompute a clip's SHA-256 (a downloaded directory or clip.mp4, or an
         incident in the bucket) and compare it with its manifest; with the
@@ -135,7 +137,10 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mamoru clips ls: unexpected argument %q\n", rest[0])
 		return 2
 	}
-	f := bucket.Filter{Store: store, Device: dev}
+	f := bucket.Filter{Store: store, Device: dev, Unreadable: func(_ string, err error) {
+		// err names the object: one bad manifest is reported and skipped.
+		fmt.Fprintf(stderr, "mamoru clips ls: warning: skipped %s\n", printable(err.Error()))
+	}}
 	if since > 0 {
 		f.Since = time.Now().Add(-since)
 	}
@@ -159,7 +164,7 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rows := []row{}
 		for _, e := range entries {
 			m := e.Manifest
-			rows = append(rows, row{m.Incident, m.PressTime.In(loc).Format(time.RFC3339), m.Store, m.Device, m.Trigger, m.DurationSeconds, m.Clip.Size, m.Clip.SHA256, e.Clip()})
+			rows = append(rows, row{printable(m.Incident), m.PressTime.In(loc).Format(time.RFC3339), printable(m.Store), printable(m.Device), printable(m.Trigger), m.DurationSeconds, m.Clip.Size, printable(m.Clip.SHA256), printable(e.Clip())})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -170,13 +175,24 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "ID\tTIME\tSTORE\tDEVICE\tDURATION\tSIZE")
 	for _, e := range entries {
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f s\t%s\n", m.Incident, m.PressTime.In(loc).Format("2006-01-02 15:04:05"), m.Store, m.Device, m.DurationSeconds, megabytes(m.Clip.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f s\t%s\n", printable(m.Incident), m.PressTime.In(loc).Format("2006-01-02 15:04:05"), printable(m.Store), printable(m.Device), m.DurationSeconds, megabytes(m.Clip.Size))
 	}
 	tw.Flush()
 	if len(entries) == 0 {
 		fmt.Fprintln(stderr, "no incidents")
 	}
 	return 0
+}
+
+// printable drops control characters from s: a manifest is outside bytes,
+// and an escape sequence in it must not reach a manager's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
@@ -191,7 +207,7 @@ func oneID(name string, rest []string, stderr io.Writer) (string, bool) {
 
 func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var dir string
-	c, _, rest, code, ok := managerCommand("clips get", "Usage: mamoru clips get ID [-o DIR]\n\nDownloads the incident's clip.mp4 and manifest.json into DIR/ID/ and\nverifies the clip's SHA-256 against the manifest.", args, stderr, func(fs *flag.FlagSet) {
+	c, _, rest, code, ok := managerCommand("clips get", "Usage: mamoru clips get ID [-o DIR]\n\nDownloads the incident's clip.mp4, manifest.json and manifest.sig into\nDIR/ID/ and verifies the clip's SHA-256 and size against the manifest.\nIt refuses a manifest that disagrees with its place in the bucket, a\nDIR/ID that is a symbolic link and any file already there, and keeps\nnothing of a download it refuses.", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&dir, "o", ".", "download into `DIR`/ID/")
 	})
 	if !ok {
@@ -199,6 +215,11 @@ func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	id, ok := oneID("get", rest, stderr)
 	if !ok {
+		return 2
+	}
+	// The id names the directory the download goes into.
+	if !bucket.ValidIncidentID(id) {
+		fmt.Fprintf(stderr, "mamoru clips get: %q is %v\n", id, bucket.ErrBadID)
 		return 2
 	}
 	e, err := c.Find(ctx, id)
