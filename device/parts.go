@@ -52,6 +52,7 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		Log: rec.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
 		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 		Clock:   rec.Clock,
+		Store:   cfg.Device.Store, Device: cfg.Device.ID,
 		Shipped: rec.Shipped,
 	}
 }

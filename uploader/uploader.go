@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,9 +45,13 @@ type Uploader struct {
 	// Backoff paces retries after a network or server failure.
 	Backoff backoff.Backoff
 	// ProblemRetry is the wait after a failure no retry will fix soon (bad
-	// credentials, no bucket): 5 minutes if 0. Such incidents are kept and
-	// tried again, never dropped.
+	// credentials, no bucket, access denied): 5 minutes if 0. Such an
+	// incident is held: kept, tried again after this long, never dropped,
+	// while the incidents after it go on.
 	ProblemRetry time.Duration
+	// Store and Device are this device's, if set: a held incident made
+	// under another (the device was provisioned anew) is said to be so.
+	Store, Device string
 	// Shipped, if set, is called on Run's goroutine after an incident is in
 	// the bucket and its local copy is gone.
 	Shipped func(m outbox.Manifest, object string)
@@ -74,6 +79,17 @@ type Status struct {
 	LastSuccess   string    `json:"last_success,omitempty"`
 	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
 	Shipped       int       `json:"shipped"` // incidents shipped since start
+	// Held are the incidents set aside after an error a person must fix,
+	// oldest first: each is tried again at RetryAt, and the others go on.
+	Held []Held `json:"held,omitempty"`
+}
+
+// Held is an incident the uploader has set aside.
+type Held struct {
+	Incident string    `json:"incident"`
+	Error    string    `json:"error"`
+	Since    time.Time `json:"since"`
+	RetryAt  time.Time `json:"retry_at"`
 }
 
 func (u *Uploader) clock() clock.Clock {
@@ -135,51 +151,88 @@ func (u *Uploader) Run(ctx context.Context) error {
 	limit := NewLimiter(ctx, c, u.Storage.MaxBandwidthKbps)
 	attempt := 0
 	skip := map[string]error{} // clips that no longer match their manifest
+	held := map[string]*Held{} // incidents waiting out a problem
 	for {
-		next, ok := u.next(skip)
+		next, ok, retryAt := u.next(skip, held, c.Now())
 		if !ok {
-			if !u.idle(ctx, c, 30*time.Second) {
+			wait := 30 * time.Second
+			if !retryAt.IsZero() {
+				wait = min(wait, retryAt.Sub(c.Now()))
+			}
+			if !u.idle(ctx, c, wait) {
 				return nil
 			}
 			continue
 		}
+		id := next.Manifest.Incident
 		err := u.ship(ctx, next, limit)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
 			attempt = 0
+			delete(held, id)
+			u.showHeld(held)
 			continue
 		}
 		var problem *bucket.Problem
 		isProblem := errors.As(err, &problem)
 		if errors.Is(err, ErrClipMismatch) {
 			// Kept for a person to look at; the others go on.
-			skip[next.Manifest.Incident] = err
+			skip[id] = err
 			isProblem = true
 		}
 		u.update(func(s *Status) {
-			s.LastError, s.LastErrorAt, s.Problem = fmt.Sprintf("incident %s: %v", next.Manifest.Incident, err), c.Now(), isProblem
+			s.LastError, s.LastErrorAt, s.Problem = fmt.Sprintf("incident %s: %v", id, err), c.Now(), isProblem
 			s.Uploading, s.SentBytes = "", 0
 		})
-		var wait time.Duration
-		if isProblem && !errors.Is(err, ErrClipMismatch) {
-			wait = u.ProblemRetry
-			u.Log.Error("upload cannot succeed until this is fixed; retrying slowly", "incident", next.Manifest.Incident, "err", err, "retry_in", wait)
-		} else if !isProblem {
-			wait = u.Backoff.Delay(attempt)
+		switch {
+		case errors.Is(err, ErrClipMismatch):
+			u.Log.Error("clip no longer matches its manifest; kept on disk, not uploaded", "incident", id, "err", err)
+		case isProblem:
+			// Held, not waited for: an incident the server refuses (made
+			// under another store or device, say) must not keep the
+			// incidents after it from going.
+			h := held[id]
+			if h == nil {
+				h = &Held{Incident: id, Since: c.Now()}
+				held[id] = h
+			}
+			h.Error, h.RetryAt = u.heldWhy(next.Manifest, err), c.Now().Add(u.ProblemRetry)
+			u.showHeld(held)
+			u.Log.Error("upload cannot succeed until this is fixed; the incident is held and retried slowly, the next ones go on",
+				"incident", id, "err", h.Error, "retry_in", u.ProblemRetry)
+		default:
+			wait := u.Backoff.Delay(attempt)
 			attempt++
-			u.Log.Warn("upload failed; retrying", "incident", next.Manifest.Incident, "err", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			u.Log.Error("clip no longer matches its manifest; kept on disk, not uploaded", "incident", next.Manifest.Incident, "err", err)
-			continue
-		}
-		// A poke (another incident ready) does not cut a retry's wait
-		// short: the server failed, not the incident.
-		if !clock.Sleep(ctx, c, wait) {
-			return nil
+			u.Log.Warn("upload failed; retrying", "incident", id, "err", err, "retry_in", wait.Round(time.Millisecond))
+			// A poke (another incident ready) does not cut a retry's wait
+			// short: the server failed, not the incident.
+			if !clock.Sleep(ctx, c, wait) {
+				return nil
+			}
 		}
 	}
+}
+
+// heldWhy says why an incident is held: the error, and whether it was made
+// under another store or device than this one's.
+func (u *Uploader) heldWhy(m outbox.Manifest, err error) string {
+	why := err.Error()
+	if u.Store != "" && (m.Store != u.Store || m.Device != u.Device) {
+		why = fmt.Sprintf("made as %s/%s, and this device is now %s/%s: %s", m.Store, m.Device, u.Store, u.Device, why)
+	}
+	return why
+}
+
+// showHeld puts the held incidents in Status, oldest first.
+func (u *Uploader) showHeld(held map[string]*Held) {
+	var hs []Held
+	for _, h := range held {
+		hs = append(hs, *h)
+	}
+	slices.SortFunc(hs, func(a, b Held) int { return strings.Compare(a.Incident, b.Incident) })
+	u.update(func(s *Status) { s.Held = hs })
 }
 
 // idle waits d on c for an incident to be ready, or less if poked. It
@@ -196,21 +249,41 @@ func (u *Uploader) idle(ctx context.Context, c clock.Clock, d time.Duration) boo
 	return true
 }
 
-// next returns the oldest incident ready to ship, and refreshes the
-// pending counts.
-func (u *Uploader) next(skip map[string]error) (outbox.Incident, bool) {
+// next returns the oldest incident ready to ship: finished, matching its
+// manifest, and not held past now. Otherwise it returns when the first held
+// incident is due, if any. It refreshes the pending counts, and forgets
+// held incidents no longer in the outbox.
+func (u *Uploader) next(skip map[string]error, held map[string]*Held, now time.Time) (in outbox.Incident, ok bool, retryAt time.Time) {
 	incidents, _, err := u.Outbox.List()
 	if err != nil {
 		u.Log.Error("cannot list the outbox", "err", err)
 	}
 	pending, bytes := outbox.CountPending(incidents)
 	u.update(func(s *Status) { s.Pending, s.PendingBytes = pending, bytes })
+	there := map[string]bool{}
 	for _, in := range incidents {
-		if _, bad := skip[in.Manifest.Incident]; in.Manifest.Finished() && !bad {
-			return in, true
+		there[in.Manifest.Incident] = true
+	}
+	for id := range held {
+		if !there[id] {
+			delete(held, id)
 		}
 	}
-	return outbox.Incident{}, false
+	u.showHeld(held)
+	for _, in := range incidents {
+		id := in.Manifest.Incident
+		if _, bad := skip[id]; bad || !in.Manifest.Finished() {
+			continue
+		}
+		if h := held[id]; h != nil && h.RetryAt.After(now) {
+			if retryAt.IsZero() || h.RetryAt.Before(retryAt) {
+				retryAt = h.RetryAt
+			}
+			continue
+		}
+		return in, true, time.Time{}
+	}
+	return outbox.Incident{}, false, retryAt
 }
 
 // ship uploads one incident and deletes it locally.

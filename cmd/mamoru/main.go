@@ -221,6 +221,9 @@ func writeStatus(w io.Writer, st device.Status) {
 			}
 			fmt.Fprintf(w, "%s: %s (%s)\n", what, u.LastError, u.LastErrorAt.Format(time.DateTime))
 		}
+		for _, h := range u.Held {
+			fmt.Fprintf(w, "held:       incident %s since %s, retried %s: %s\n", h.Incident, h.Since.Format(time.DateTime), h.RetryAt.Format(time.DateTime), h.Error)
+		}
 		if u.Uploading != "" {
 			fmt.Fprintf(w, "uploading:  %s (%d bytes sent)\n", u.Uploading, u.SentBytes)
 		}
