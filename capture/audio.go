@@ -96,7 +96,7 @@ func (s *AudioSource) Run(ctx context.Context) error {
 	if s.Timeline == nil || s.Ring == nil {
 		return errors.New("capture: an AudioSource needs a Timeline and a Ring")
 	}
-	r := &restarter{clock: orReal(s.Clock), backoff: s.Backoff, health: &s.health,
+	r := &restarter{clock: clock.Or(s.Clock), backoff: s.Backoff, health: &s.health,
 		log: orDefault(s.Log).With("backend", s.Config.Backend, "device", s.Config.Device), what: "audio source"}
 	return r.run(ctx, func(ctx context.Context) error { return s.session(ctx, r.clock, r.log) })
 }

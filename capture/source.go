@@ -140,14 +140,6 @@ func (r *restarter) run(ctx context.Context, session func(context.Context) error
 	}
 }
 
-// orReal returns c, or the real clock if c is nil.
-func orReal(c clock.Clock) clock.Clock {
-	if c == nil {
-		return clock.Real()
-	}
-	return c
-}
-
 // orDefault returns l, or slog's default logger if l is nil.
 func orDefault(l *slog.Logger) *slog.Logger {
 	if l == nil {

@@ -55,7 +55,7 @@ func (v *VideoSource) Run(ctx context.Context) error {
 	if v.Timeline == nil || v.Ring == nil {
 		return errors.New("capture: a VideoSource needs a Timeline and a Ring")
 	}
-	r := &restarter{clock: orReal(v.Clock), backoff: v.Backoff, health: &v.health,
+	r := &restarter{clock: clock.Or(v.Clock), backoff: v.Backoff, health: &v.health,
 		log: orDefault(v.Log).With("source", v.Config.Source), what: "video source"}
 	return r.run(ctx, func(ctx context.Context) error { return v.session(ctx, r.clock, r.log) })
 }

@@ -28,6 +28,15 @@ type Clock = clockwork.Clock
 // Real returns the system clock.
 func Real() Clock { return clockwork.NewRealClock() }
 
+// Or returns c, or the system clock if c is nil: what a part whose Clock
+// field was left unset runs on.
+func Or(c Clock) Clock {
+	if c == nil {
+		return Real()
+	}
+	return c
+}
+
 // Sleep waits d on c, and reports whether it did: false if ctx ended first.
 func Sleep(ctx context.Context, c Clock, d time.Duration) bool {
 	if ctx.Err() != nil {

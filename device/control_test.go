@@ -52,9 +52,10 @@ func FuzzReadRequest(f *testing.F) {
 	})
 }
 
-// A refusal crosses the control socket as a code and comes back wrapping
-// the same sentinel, with its message whole.
-func TestRefusalsCrossTheSocket(t *testing.T) {
+// A refusal goes on the wire as a code and comes back wrapping the same
+// sentinel, with its message whole. (The machine tests send refusals through
+// the socket itself.)
+func TestRefusalCodes(t *testing.T) {
 	for _, sentinel := range []error{ErrOutsideHours, ErrNotRecording, ErrFault, ErrSpoolFull} {
 		sent := &refusal{reason: sentinel, msg: "not recording: " + sentinel.Error()}
 		got := errorResponse(sent).err()

@@ -132,11 +132,7 @@ func (l *Interlock) stopSources() error {
 	if limit <= 0 {
 		limit = 15 * time.Second
 	}
-	c := l.Clock
-	if c == nil {
-		c = clock.Real()
-	}
-	timer := c.NewTimer(limit)
+	timer := clock.Or(l.Clock).NewTimer(limit)
 	defer timer.Stop()
 	expired := false
 	var stuck []string

@@ -236,13 +236,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // newRun checks the parts r was handed and sets up the state of one Run.
 func (r *Recorder) newRun() (*run, error) {
-	clk, wall := r.Clock, r.Wall
-	if clk == nil {
-		clk = clock.Real()
-	}
-	if wall == nil {
-		wall = clock.Real()
-	}
+	clk, wall := clock.Or(r.Clock), clock.Or(r.Wall)
 	if r.Capture.Timeline == nil || r.Capture.Ring == nil {
 		return nil, errors.New("device: Recorder.Capture needs a Timeline and a Ring (see NewCapture)")
 	}
@@ -439,10 +433,7 @@ func (r *Recorder) report(e Event) {
 // Run, so its reports reach the audit log; one made when the recorder is
 // not running is logged as an error.
 func (r *Recorder) Shipped(m outbox.Manifest, object string) {
-	wall := r.Wall
-	if wall == nil {
-		wall = clock.Real()
-	}
+	wall := clock.Or(r.Wall)
 	r.report(Event{Kind: EventUploaded, Time: wall.Now(), Incident: m.Incident, Object: object, SHA256: m.Clip.SHA256, Manifest: &m})
 }
 

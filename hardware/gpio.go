@@ -53,12 +53,7 @@ type GPIOIndicator struct {
 	done    chan struct{} // closed when it has stopped
 }
 
-func (g *GPIOIndicator) clock() clock.Clock {
-	if g.Clock == nil {
-		return clock.Real()
-	}
-	return g.Clock
-}
+func (g *GPIOIndicator) clock() clock.Clock { return clock.Or(g.Clock) }
 
 // Set turns the indicator and sign on or off and reads both back.
 func (g *GPIOIndicator) Set(on bool) error {
@@ -214,10 +209,7 @@ const edgePoll = 100 * time.Millisecond
 // stuck report are timers on b.Clock; only the wait for the pin's next edge
 // is the kernel's.
 func (b *GPIOButton) Run(ctx context.Context, presses chan<- Press) error {
-	clk := b.Clock
-	if clk == nil {
-		clk = clock.Real()
-	}
+	clk := clock.Or(b.Clock)
 	debounce, long, stuck := b.Debounce, b.LongPress, b.Stuck
 	if debounce <= 0 {
 		debounce = 30 * time.Millisecond

@@ -83,10 +83,7 @@ func (s *Sim) Run(ctx context.Context, presses chan<- Press) error {
 		<-ctx.Done()
 		return nil
 	}
-	c := s.Clock
-	if c == nil {
-		c = clock.Real()
-	}
+	c := clock.Or(s.Clock)
 	lines := make(chan struct{})
 	go func() {
 		defer close(lines)

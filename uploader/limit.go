@@ -27,9 +27,7 @@ func NewLimiter(ctx context.Context, c clock.Clock, kbps int) *Limiter {
 	if kbps <= 0 {
 		return nil
 	}
-	if c == nil {
-		c = clock.Real()
-	}
+	c = clock.Or(c)
 	return &Limiter{bytesPerSecond: float64(kbps) * 1000 / 8, ctx: ctx, clock: c}
 }
 

@@ -92,12 +92,7 @@ type Held struct {
 	RetryAt  time.Time `json:"retry_at"`
 }
 
-func (u *Uploader) clock() clock.Clock {
-	if u.Clock == nil {
-		return clock.Real()
-	}
-	return u.Clock
-}
+func (u *Uploader) clock() clock.Clock { return clock.Or(u.Clock) }
 
 func (u *Uploader) init() {
 	u.once.Do(func() { u.wake = make(chan struct{}, 1) })
