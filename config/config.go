@@ -46,7 +46,7 @@ type Device struct {
 	Store    string `toml:"store"`
 	Timezone string `toml:"timezone"`
 	StateDir string `toml:"state_dir"`
-	// SigningKeyFile is the device's ed25519 key (PKCS#8 PEM, mode 0600),
+	// SigningKeyFile is the device's ed25519 key (PKCS#8 PEM, mode 0600 or 0400),
 	// written by `mamoru provision`; the uploader signs each manifest with
 	// it. "" signs nothing.
 	SigningKeyFile string `toml:"signing_key_file"`
@@ -326,7 +326,7 @@ func result(c Config, errs Errors) (Config, error) {
 }
 
 // LoadSecrets reads the secrets c names: the storage credentials, from
-// storage.access_key_file and storage.secret_key_file (each of mode 0600)
+// storage.access_key_file and storage.secret_key_file (each of mode 0600 or 0400)
 // or else from MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY in environ,
 // and the signing key from device.signing_key_file. It is the step, apart
 // from Load, for the commands that talk to the bucket or sign: run,

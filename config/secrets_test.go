@@ -52,11 +52,11 @@ func TestSecretsAreReadApart(t *testing.T) {
 			want:     []string{"m.toml:9: 'storage.access_key_file' cannot be read: no such file or directory"},
 			notExist: true},
 		{name: "secret key file readable by others", signingKey: sk, access: access, secret: loose,
-			want: []string{fmt.Sprintf("m.toml:10: 'storage.secret_key_file' %s must have mode 0600 so only its owner can read it (it has 0644); run: chmod 600 %s", loose, loose)}},
+			want: []string{fmt.Sprintf("m.toml:10: 'storage.secret_key_file' %s must have mode 0600 or 0400 so only its owner can read it (it has 0644); run: chmod 600 %s", loose, loose)}},
 		{name: "signing key missing", signingKey: missing, access: access, secret: secret,
 			want: []string{"m.toml:5: 'device.signing_key_file' cannot be read: no such file or directory"}},
 		{name: "signing key readable by others", signingKey: looseSK, access: access, secret: secret,
-			want: []string{fmt.Sprintf("m.toml:5: 'device.signing_key_file' %s must have mode 0600 so only its owner can read it (it has 0644); run: chmod 600 %s", looseSK, looseSK)}},
+			want: []string{fmt.Sprintf("m.toml:5: 'device.signing_key_file' %s must have mode 0600 or 0400 so only its owner can read it (it has 0644); run: chmod 600 %s", looseSK, looseSK)}},
 		{name: "everything missing", signingKey: missing, access: missing, secret: missing,
 			want: []string{
 				"m.toml:5: 'device.signing_key_file' cannot be read: no such file or directory",
@@ -140,4 +140,40 @@ func writeFile(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// A key file its owner alone may read passes whether it is 0600 or 0400
+// (an installer may make it read-only); any group or other bit is refused,
+// for the signing key and both S3 key files alike.
+func TestKeyFileModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true}, {0o400, true},
+		{0o640, false}, {0o440, false}, {0o604, false}, {0o660, false},
+	} {
+		t.Run(fmt.Sprintf("%#o", tc.mode), func(t *testing.T) {
+			sk := filepath.Join(t.TempDir(), "signing.key")
+			if _, err := signing.NewKey(sk); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(sk, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			access, secret := keyFile(t, tc.mode, "AKIA"), keyFile(t, tc.mode, "s3cr3t")
+			_, err := LoadWithSecrets(writeFile(t, withSecrets(sk, access, secret)), nil)
+			if tc.ok {
+				if err != nil {
+					t.Errorf("key files of mode %#o: %v; want them read", tc.mode, err)
+				}
+				return
+			}
+			for _, key := range []string{"'device.signing_key_file'", "'storage.access_key_file'", "'storage.secret_key_file'"} {
+				if err == nil || !strings.Contains(err.Error(), key+" ") || !strings.Contains(err.Error(), fmt.Sprintf("(it has %#o)", tc.mode)) {
+					t.Errorf("key files of mode %#o: %v; want %s refused, naming the mode", tc.mode, err, key)
+				}
+			}
+		})
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"mamoru/signing"
 )
 
 // Storage is the S3-compatible bucket incidents are shipped to. An empty
@@ -157,8 +159,8 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err})
 			return ""
 		}
-		if fi.Mode().Perm() != 0o600 {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("%s must have mode 0600 so only its owner can read it (it has %#o); run: chmod 600 %s", path, fi.Mode().Perm(), path)})
+		if err := signing.OwnerOnly(path, fi); err != nil {
+			errs = append(errs, &Error{Key: key, Msg: err.Error()})
 			return ""
 		}
 		b, err := os.ReadFile(path)

@@ -84,6 +84,16 @@ func (k Key) Sign(msg []byte) []byte { return ed25519.Sign(k.k, msg) }
 // Public returns the public key, as text.
 func (k Key) Public() string { return FormatPublicKey(k.k.Public().(ed25519.PublicKey)) }
 
+// OwnerOnly refuses a key file that its group or others may read or
+// write. Modes 0600 and 0400 pass: an installer who makes a key read-only
+// loses nothing.
+func OwnerOnly(path string, fi os.FileInfo) error {
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s must have mode 0600 or 0400 so only its owner can read it (it has %#o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // ReadKey reads a device's key, which must be readable by its owner
 // only.
 func ReadKey(path string) (Key, error) {
@@ -96,8 +106,8 @@ func readKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot be read: %v", errors.Unwrap(err))
 	}
-	if fi.Mode().Perm() != 0o600 {
-		return nil, fmt.Errorf("%s must have mode 0600 so only its owner can read it (it has %#o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	if err := OwnerOnly(path, fi); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
