@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -22,6 +23,10 @@ type Storage struct {
 	Bucket   string `toml:"bucket"`
 	Region   string `toml:"region"`
 	Secure   bool   `toml:"secure"`
+	// AllowPlainHTTP accepts Secure = false for an endpoint other than this
+	// machine: without it, such a configuration is refused, for plain HTTP
+	// shows every clip to anyone on the path.
+	AllowPlainHTTP bool `toml:"allow_plain_http"`
 	// CAFile is a PEM file of extra certificate authorities to trust, for
 	// a server with a private CA.
 	CAFile string `toml:"ca_file"`
@@ -94,6 +99,21 @@ func defaultPolicy() Policy { return Policy{RetentionDays: 90, NoticeLanguages: 
 // bucketName is S3's rule for bucket names (simplified: no dotted IPs).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
+var prefixChars = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
+
+// loopback reports whether endpoint (host or host:port) is this machine.
+func loopback(endpoint string) bool {
+	host := endpoint
+	if h, _, err := net.SplitHostPort(endpoint); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
 func (s *Storage) validate(bad func(key, format string, args ...any)) {
 	if !s.Enabled() {
 		return
@@ -106,6 +126,20 @@ func (s *Storage) validate(bad func(key, format string, args ...any)) {
 	}
 	if strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
 		bad("storage.prefix", "must not start or end with '/' (got %q)", s.Prefix)
+	}
+	// The prefix goes into the device policy's resources, where '*', '?'
+	// and '${…}' are wildcards and variables that would widen what the
+	// device's keys may write.
+	if !prefixChars.MatchString(s.Prefix) {
+		bad("storage.prefix", "may hold only letters, digits, '-', '_', '.' and '/' (no IAM wildcard such as '*', '?' or '${'): it names the device policy's resources (got %q)", s.Prefix)
+	}
+	if !s.Secure {
+		if s.CAFile != "" {
+			bad("storage.ca_file", "is set but 'storage.secure' = false, so it would be ignored: set 'storage.secure' = true to use the CA, or remove 'storage.ca_file'")
+		}
+		if !s.AllowPlainHTTP && !loopback(s.Endpoint) {
+			bad("storage.secure", "= false sends every clip and the bucket's replies in plain HTTP to %q, which is not this machine: use https ('storage.secure' = true, with 'storage.ca_file' for a private CA), or set 'storage.allow_plain_http' = true for a network you trust", s.Endpoint)
+		}
 	}
 	between := func(key string, v, lo, hi int) {
 		if v < lo || v > hi {

@@ -77,6 +77,13 @@ func TestStorageErrors(t *testing.T) {
 		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"Clips_2026\"\n", "m.toml:8: 'storage.bucket' must be an S3 bucket name"},
 		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\npart_size_mb = 1\n", "m.toml:9: 'storage.part_size_mb' must be between 5 and 5120 (got 1)"},
 		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\nprefix = \"/x/\"\n", "m.toml:9: 'storage.prefix' must not start or end with '/'"},
+		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\nprefix = \"shop-*\"\n", "m.toml:9: 'storage.prefix' may hold only letters, digits, '-', '_', '.' and '/' (no IAM wildcard"},
+		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\nprefix = \"shop-?\"\n", "m.toml:9: 'storage.prefix' may hold only"},
+		{"[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\nprefix = \"${aws:username}\"\n", "m.toml:9: 'storage.prefix' may hold only"},
+		{"[storage]\nendpoint = \"127.0.0.1:9000\"\nbucket = \"clips\"\nsecure = false\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+			"m.toml:10: 'storage.ca_file' is set but 'storage.secure' = false, so it would be ignored"},
+		{"[storage]\nendpoint = \"nas.shop.lan:9000\"\nbucket = \"clips\"\nsecure = false\n",
+			"m.toml:9: 'storage.secure' = false sends every clip and the bucket's replies in plain HTTP to \"nas.shop.lan:9000\", which is not this machine"},
 		{"[policy]\nretention_days = 30\nobject_lock_days = 60\n", "m.toml:8: 'policy.object_lock_days' must not exceed 'policy.retention_days' = 30"},
 		{"[policy]\nretention_days = -1\n", "m.toml:7: 'policy.retention_days' must be between 0 (keep) and 36500 (got -1)"},
 	} {
@@ -84,6 +91,37 @@ func TestStorageErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
 		}
+	}
+}
+
+// Plain HTTP is accepted without a word only to this machine; elsewhere
+// it takes an explicit 'storage.allow_plain_http'.
+func TestStoragePlainHTTP(t *testing.T) {
+	env := []string{EnvAccessKey + "=a", EnvSecretKey + "=b"}
+	for _, tc := range []struct {
+		endpoint string
+		allow    bool
+		ok       bool
+	}{
+		{"127.0.0.1:9000", false, true},
+		{"localhost:9000", false, true},
+		{"[::1]:9000", false, true},
+		{"127.0.0.1", false, true},
+		{"192.168.1.20:9000", false, false},
+		{"s3.example.com", false, false},
+		{"localhost.example.com:9000", false, false},
+		{"192.168.1.20:9000", true, true},
+	} {
+		src := fmt.Sprintf("%s[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\nallow_plain_http = %v\n", minimal, tc.endpoint, tc.allow)
+		_, err := Parse("m.toml", []byte(src), env)
+		if got := err == nil; got != tc.ok {
+			t.Errorf("plain HTTP to %s, allow_plain_http = %v: %v; want accepted = %v", tc.endpoint, tc.allow, err, tc.ok)
+		}
+	}
+	// A manager's configuration is held to the same rule.
+	if _, err := LoadManager("", []string{"MAMORU_STORAGE_ENDPOINT=s3.example.com", "MAMORU_STORAGE_BUCKET=clips", "MAMORU_STORAGE_SECURE=false", EnvAccessKey + "=a", EnvSecretKey + "=b"}); err == nil ||
+		!strings.Contains(err.Error(), "MAMORU_STORAGE_SECURE: 'storage.secure' = false") {
+		t.Errorf("LoadManager, plain HTTP to s3.example.com: %v; want it refused, naming MAMORU_STORAGE_SECURE", err)
 	}
 }
 
