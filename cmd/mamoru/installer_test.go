@@ -336,45 +336,77 @@ func TestFlashBlockDevice(t *testing.T) {
 }
 
 // make install's script against a Pi played by stub ssh and scp: it asks
-// the Pi its architecture, builds for it, copies and installs the package
-// without a conffile prompt, and runs the quick self-test there; a Pi of
-// another architecture is refused.
+// the Pi its architecture, builds for it, copies the package into a fresh
+// directory from mktemp -d there (never a predictable /tmp path), installs
+// it without a conffile prompt, runs the quick self-test and removes the
+// directory; a Pi of another architecture is refused, and so is a HOST that
+// ssh would read as an option.
 func TestRemoteInstall(t *testing.T) {
 	bin := t.TempDir()
 	calls := filepath.Join(bin, "calls")
 	deb := filepath.Join(bin, "mamoru_1.0_arm64.deb")
 	os.WriteFile(deb, []byte("package"), 0o644)
 	stubs := map[string]string{
-		// The Pi answers dpkg with $PI_ARCH and runs everything else.
-		"ssh":  `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; esac`,
+		// The Pi answers dpkg with $PI_ARCH, mktemp with $PI_TMP and runs
+		// everything else.
+		"ssh":  `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; *"mktemp -d") echo "$PI_TMP";; esac`,
 		"scp":  `echo "scp $*" >>` + calls,
 		"make": `echo "make $*" >>` + calls + `; echo building; echo ` + deb,
 	}
 	for name, body := range stubs {
 		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
 	}
-	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "PI_ARCH=arm64"}
-	if out, err := sh(t, env, "installer/remote-install.sh", "pi@shop-1.local", "make"); err != nil {
+	run := func(host, arch, tmp string) (out, ran string, err error) {
+		os.Remove(calls)
+		env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "PI_ARCH=" + arch, "PI_TMP=" + tmp}
+		out, err = sh(t, env, "installer/remote-install.sh", host, "make")
+		b, _ := os.ReadFile(calls)
+		return out, string(b), err
+	}
+	out, got, err := run("pi@shop-1.local", "arm64", "/tmp/tmp.Qx81ZpL0aV")
+	if err != nil {
 		t.Fatalf("remote-install: %v\n%s", err, out)
 	}
-	got, _ := os.ReadFile(calls)
-	for _, want := range []string{
-		"ssh pi@shop-1.local dpkg --print-architecture",
+	want := []string{
+		"ssh -- pi@shop-1.local dpkg --print-architecture",
 		"make --no-print-directory -s deb ARCH=arm64",
-		"scp " + deb + " pi@shop-1.local:/tmp/",
-		"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /tmp/mamoru_1.0_arm64.deb",
+		"ssh -- pi@shop-1.local mktemp -d",
+		"scp -- " + deb + " pi@shop-1.local:/tmp/tmp.Qx81ZpL0aV/",
+		"ssh -- pi@shop-1.local sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /tmp/tmp.Qx81ZpL0aV/mamoru_1.0_arm64.deb",
 		"mamoru selftest --quick --config /etc/mamoru/mamoru.toml",
-	} {
-		if !strings.Contains(string(got), want) {
-			t.Errorf("remote-install did not run %q; it ran:\n%s", want, got)
-		}
+		"ssh -- pi@shop-1.local rm -rf -- /tmp/tmp.Qx81ZpL0aV",
 	}
-	os.Remove(calls)
-	env[1] = "PI_ARCH=i386"
-	if out, err := sh(t, env, "installer/remote-install.sh", "pi@shop-1.local", "make"); err == nil || !strings.Contains(out, "pi@shop-1.local is i386") {
+	at := 0
+	for _, w := range want {
+		i := strings.Index(got[at:], w)
+		if i < 0 {
+			t.Errorf("remote-install did not run %q (after the steps before it); it ran:\n%s", w, got)
+			continue
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(got, " pi@shop-1.local:/tmp/\n") || strings.Contains(got, " /tmp/mamoru_") {
+		t.Errorf("remote-install used a predictable /tmp path:\n%s", got)
+	}
+
+	out, got, err = run("pi@shop-1.local", "i386", "/tmp/tmp.Qx81ZpL0aV")
+	if err == nil || !strings.Contains(out, "pi@shop-1.local is i386") {
 		t.Errorf("remote-install to an i386 host: %v %q; want it refused, naming the host and its architecture", err, out)
 	}
-	if got, _ := os.ReadFile(calls); strings.Contains(string(got), "make") {
+	if strings.Contains(got, "make") {
 		t.Errorf("remote-install built for a host it refused:\n%s", got)
+	}
+
+	// A HOST that ssh would take as an option never reaches ssh.
+	for _, host := range []string{"-oProxyCommand=touch /tmp/pwned", "-v", "pi@shop 1", "pi@shop;reboot"} {
+		out, got, err := run(host, "arm64", "/tmp/tmp.Qx81ZpL0aV")
+		if err == nil || !strings.Contains(out, "HOST="+host+" is not [user@]host") || got != "" {
+			t.Errorf("remote-install HOST=%q: %v %q, ran %q; want it refused before any ssh", host, err, out, got)
+		}
+	}
+	// A mktemp that answers something other than a path stops the install.
+	out, got, err = run("pi@shop-1.local", "arm64", "")
+	if err == nil || !strings.Contains(out, "mktemp -d on pi@shop-1.local answered") || strings.Contains(got, "scp") {
+		t.Errorf("remote-install with mktemp answering nothing: %v %q; ran:\n%s", err, out, got)
 	}
 }
