@@ -255,9 +255,17 @@ func TestFlash(t *testing.T) {
 	os.WriteFile(img, data, 0o644)
 	card := filepath.Join(dir, "card") // a loop file standing for the SD card
 	os.WriteFile(card, make([]byte, 4<<20), 0o644)
-	mounts := filepath.Join(dir, "mounts")
+	proc, sys := filepath.Join(dir, "proc"), filepath.Join(dir, "sys")
+	os.Mkdir(proc, 0o755)
+	mounts, swaps := filepath.Join(proc, "mounts"), filepath.Join(proc, "swaps")
 	os.WriteFile(mounts, []byte("/dev/root / ext4 rw 0 0\n"), 0o644)
-	env := []string{"MAMORU_MOUNTS=" + mounts}
+	swapHeader := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+	os.WriteFile(swaps, []byte(swapHeader+"/dev/zram0                              partition\t2097148\t\t0\t\t100\n"), 0o644)
+	// The card in /sys, with a partition; no holders yet.
+	for _, d := range []string{"class/block/card/holders", "class/block/card/card1/holders", "class/block/card/card2/holders"} {
+		os.MkdirAll(filepath.Join(sys, d), 0o755)
+	}
+	env := []string{"MAMORU_PROC=" + proc, "MAMORU_SYS=" + sys}
 
 	if out, err := sh(t, env, "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "refusing: "+card+" is not a block device") {
 		t.Errorf("flash to a non-removable target without FORCE: %v\n%s", err, out)
@@ -275,8 +283,38 @@ func TestFlash(t *testing.T) {
 	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "is mounted") {
 		t.Errorf("flash to a mounted card: %v\n%s", err, out)
 	}
-	// Larger than any SD card: a laptop's disk, most likely.
 	os.WriteFile(mounts, nil, 0o644)
+	// Swap, held by LVM, device-mapper or md RAID, itself or a partition:
+	// never either, even with FORCE.
+	for _, tc := range []struct {
+		name, swap, holder, want string
+	}{
+		{name: "swap on the card", swap: card, want: card + " is used as swap (see " + swaps + ")"},
+		{name: "swap on a partition", swap: card + "2", want: card + " is used as swap"},
+		{name: "the card held by dm", holder: "class/block/card/holders/dm-0", want: card + " is in use: card is held by dm-0"},
+		{name: "a partition held by md", holder: "class/block/card/card1/holders/md0", want: card + " is in use: card1 is held by md0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.swap != "" {
+				os.WriteFile(swaps, []byte(swapHeader+tc.swap+" partition 2097148 0 -2\n"), 0o644)
+				defer os.WriteFile(swaps, []byte(swapHeader), 0o644)
+			}
+			if tc.holder != "" {
+				os.WriteFile(filepath.Join(sys, tc.holder), nil, 0o644)
+				defer os.Remove(filepath.Join(sys, tc.holder))
+			}
+			if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("flash with FORCE=1: %v\n%s\nwant it refused: %s", err, out, tc.want)
+			}
+		})
+	}
+	// A swap on another disk whose name starts like the card's is not the card's.
+	os.WriteFile(swaps, []byte(swapHeader+card+"-other partition 1 0 -2\n"), 0o644)
+	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card); err != nil {
+		t.Errorf("flash with swap on %s-other: %v\n%s", card, err, out)
+	}
+
+	// Larger than any SD card: a laptop's disk, most likely.
 	big := filepath.Join(dir, "disk")
 	os.WriteFile(big, nil, 0o644)
 	os.Truncate(big, 300_000_000_000) // sparse
@@ -313,9 +351,10 @@ func TestFlashBlockDevice(t *testing.T) {
 	img := filepath.Join(dir, "card.img")
 	data := bytes.Repeat([]byte("mamoru card image\n"), 1<<16)
 	os.WriteFile(img, data, 0o644)
-	mounts := filepath.Join(dir, "mounts")
-	os.WriteFile(mounts, nil, 0o644)
-	env := []string{"MAMORU_MOUNTS=" + mounts}
+	proc := filepath.Join(dir, "proc")
+	os.Mkdir(proc, 0o755)
+	os.WriteFile(filepath.Join(proc, "mounts"), nil, 0o644)
+	env := []string{"MAMORU_PROC=" + proc}
 
 	if out, err := sh(t, env, "installer/flash.sh", img, loop); err == nil || !strings.Contains(out, "refusing: "+loop+" is not a removable device") {
 		t.Errorf("flash to a fixed block device without FORCE: %v\n%s", err, out)

@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
 # flash.sh IMG DEVICE: writes a card image to an SD card, with progress,
-# and verifies it by reading it back. It refuses a device that is mounted,
-# not removable, or larger than 256 GB (a laptop's own disk, most likely)
-# unless FORCE=1.
+# and verifies it by reading it back. It refuses a device that is in use
+# (mounted, swap, or held by LVM, device-mapper or md RAID, itself or any
+# of its partitions), and, unless FORCE=1, one that is not removable or is
+# larger than 256 GB (a laptop's own disk, most likely). MAMORU_PROC and
+# MAMORU_SYS stand in for /proc and /sys in the tests.
 set -euo pipefail
 img=$1 dev=$2
 force=${FORCE:-0}
-mounts=${MAMORU_MOUNTS:-/proc/mounts}
+proc=${MAMORU_PROC:-/proc} sys=${MAMORU_SYS:-/sys}
 [ -f "$img" ] || { echo "make flash: IMG=$img: no such file" >&2; exit 2; }
 [ -e "$dev" ] || { echo "make flash: DEVICE=$dev: no such device" >&2; exit 2; }
 real=$(readlink -f "$dev")
-# Mounted, itself or any of its partitions: never, FORCE or not.
-if awk '{print $1}' "$mounts" | grep -qE "^${real}(p?[0-9]+)?$"; then
-  echo "make flash: $dev is mounted (see $mounts): unmount it first" >&2
+name=$(basename "$real")
+# In use, itself or any of its partitions: never, FORCE or not.
+listed() { # listed FILE HEADER_LINES: does FILE's first column name the device or a partition of it?
+  [ -r "$1" ] || return 1
+  awk -v d="$real" -v skip="$2" 'NR > skip && ($1 == d || (index($1, d) == 1 && substr($1, length(d) + 1) ~ /^p?[0-9]+$/)) { found = 1 } END { exit !found }' "$1"
+}
+if listed "$proc/mounts" 0; then
+  echo "make flash: $dev is mounted (see $proc/mounts): unmount it first" >&2
   exit 1
 fi
+if listed "$proc/swaps" 1; then
+  echo "make flash: $dev is used as swap (see $proc/swaps): swapoff it first" >&2
+  exit 1
+fi
+# A disk or partition that LVM, device-mapper (LUKS too) or md RAID is
+# built on lists them under holders/; a partition is a subdirectory of its
+# disk.
+for d in "$sys/class/block/$name" "$sys/class/block/$name/$name"*; do
+  [ -d "$d/holders" ] || continue
+  held=$(ls -A "$d/holders")
+  if [ -n "$held" ]; then
+    echo "make flash: $dev is in use: $(basename "$d") is held by $(echo $held) (LVM, device-mapper or md RAID; see $d/holders): stop that first" >&2
+    exit 1
+  fi
+done
 reasons=()
 refuse() { reasons+=("$1"); }
 if [ -b "$real" ]; then
-  name=$(basename "$real")
-  [ "$(cat "/sys/class/block/$name/removable" 2>/dev/null || echo 0)" = 1 ] || refuse "$dev is not a removable device"
+  [ "$(cat "$sys/class/block/$name/removable" 2>/dev/null || echo 0)" = 1 ] || refuse "$dev is not a removable device"
   size=$(blockdev --getsize64 "$real")
 else
   refuse "$dev is not a block device"
