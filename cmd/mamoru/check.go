@@ -1,13 +1,43 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"mamoru/config"
 )
 
+const checkHelp = `Usage: mamoru check --config FILE [--unit-dropin DIR]
+
+Loads and validates the configuration, as 'mamoru run' would, and says
+what it sets up. Exit status 2 names the key at fault.
+
+With --unit-dropin, it also writes DIR/mamoru.service.d/50-memory-max.conf,
+which sets the unit's MemoryMax from capture.ring_max_mb; the package's
+systemd generator runs it at each boot and daemon-reload. It then reads no
+key file, since a generator may run before the keys are in place.`
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := command("check", "Usage: mamoru check --config FILE\n\nLoads and validates the configuration, as 'mamoru run' would, and says\nwhat it sets up. Exit status 2 names the key at fault.", args, stderr, nil)
+	var dropin string
+	define := func(fs *flag.FlagSet) {
+		fs.StringVar(&dropin, "unit-dropin", "", "write the unit's MemoryMax drop-in under `DIR` (a systemd generator's output directory)")
+	}
+	// A generator may run before the key files are in place: with
+	// --unit-dropin, check reads none.
+	load := command
+	if slices.ContainsFunc(args, func(a string) bool {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		return strings.HasPrefix(a, "-") && name == "unit-dropin"
+	}) {
+		load = commandWithoutSecrets
+	}
+	cfg, code, ok := load("check", checkHelp, args, stderr, define)
 	if !ok {
 		return code
 	}
@@ -17,5 +47,57 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "configuration OK: device %s in store %s, hardware %s, video %v, audio %v; %s; recording hours: %s\n",
 		cfg.Device.ID, cfg.Device.Store, cfg.Hardware.Driver, cfg.Video.Enabled, cfg.Audio.Enabled, storage, cfg.Schedule().Describe(time.Now()))
+	fmt.Fprintf(stdout, "memory: ring %d MiB; the unit's MemoryMax=%dM\n", ceilMiB(cfg.RingBytes()), memoryMaxMiB(cfg))
+	if dropin != "" {
+		path, err := writeMemoryDropin(dropin, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru check: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", path)
+	}
 	return 0
+}
+
+// memoryOverheadMiB is what the recorder's cgroup needs beside the ring:
+// the Go heap and the clip being written (at most ring + 37 MiB over an
+// hour's soak, bench/README.md) and the capture children (rpicam-vid or
+// ffmpeg), which share the cgroup, with room to spare. MemoryMax is a
+// bound against a runaway, not a measure of the Pi.
+const memoryOverheadMiB = 256
+
+func ceilMiB(b int) int { return (b + 1<<20 - 1) >> 20 }
+
+// memoryMaxMiB is the unit's MemoryMax for cfg.
+func memoryMaxMiB(cfg config.Config) int { return ceilMiB(cfg.RingBytes()) + memoryOverheadMiB }
+
+// writeMemoryDropin writes dir/mamoru.service.d/50-memory-max.conf
+// (temp file, then rename) and returns its path.
+func writeMemoryDropin(dir string, cfg config.Config) (string, error) {
+	d := filepath.Join(dir, "mamoru.service.d")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(d, "50-memory-max.conf")
+	body := fmt.Sprintf("# Written by mamoru check --unit-dropin from capture.ring_max_mb\n# (ring %d MiB + %d MiB for the heap, the clip being written and\n# the capture children). Do not edit: a later drop-in overrides it.\n[Service]\nMemoryMax=%dM\n",
+		ceilMiB(cfg.RingBytes()), memoryOverheadMiB, memoryMaxMiB(cfg))
+	f, err := os.CreateTemp(d, ".50-memory-max.conf.*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(body)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return path, nil
 }

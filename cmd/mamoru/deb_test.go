@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -56,7 +57,7 @@ func TestDebianPackage(t *testing.T) {
 	t.Cleanup(func() { exec.Command("dpkg", "--purge", "mamoru").Run() })
 	must("dpkg", "-i", deb)
 	for path, mode := range map[string]os.FileMode{
-		"/usr/bin/mamoru": 0o755, "/lib/systemd/system/mamoru.service": 0o644, "/etc/mamoru/mamoru.toml": 0o640, "/var/lib/mamoru": 0o750 | os.ModeDir,
+		"/usr/bin/mamoru": 0o755, "/lib/systemd/system/mamoru.service": 0o644, "/lib/systemd/system-generators/mamoru-memory-max": 0o755, "/etc/mamoru/mamoru.toml": 0o640, "/var/lib/mamoru": 0o750 | os.ModeDir,
 	} {
 		fi, err := os.Stat(path)
 		if err != nil || fi.Mode() != mode {
@@ -89,6 +90,28 @@ func TestDebianPackage(t *testing.T) {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("the unit lacks %s", want)
 		}
+	}
+
+	// The generator sets MemoryMax from the configuration's ring; on a
+	// configuration mamoru refuses it writes nothing and the unit's own
+	// MemoryMax stands.
+	gen := filepath.Join(dir, "generator")
+	shipped, _ := os.ReadFile("/etc/mamoru/mamoru.toml")
+	if err := os.WriteFile("/etc/mamoru/mamoru.toml", append(shipped, "\n[capture]\npost_seconds = 0\n"...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	must("/lib/systemd/system-generators/mamoru-memory-max", gen, gen+".early", gen+".late")
+	if _, err := os.Stat(filepath.Join(gen, "mamoru.service.d")); !os.IsNotExist(err) {
+		t.Errorf("the generator wrote a drop-in for a configuration mamoru refuses (%v)", err)
+	}
+	conf := fmt.Sprintf(validConfig, t.TempDir())
+	conf = strings.Replace(conf, "[capture]\n", "[capture]\nring_max_mb = 64\n", 1)
+	if err := os.WriteFile("/etc/mamoru/mamoru.toml", []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	must("/lib/systemd/system-generators/mamoru-memory-max", gen, gen+".early", gen+".late")
+	if b, err := os.ReadFile(filepath.Join(gen, "mamoru.service.d", "50-memory-max.conf")); err != nil || !strings.Contains(string(b), "\nMemoryMax=320M\n") {
+		t.Errorf("the generator on ring_max_mb = 64: %q, %v; want MemoryMax=320M", b, err)
 	}
 
 	must("dpkg", "--purge", "mamoru")
