@@ -101,8 +101,8 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 var prefixChars = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
 
-// loopback reports whether endpoint (host or host:port) is this machine.
-func loopback(endpoint string) bool {
+// Loopback reports whether endpoint (host or host:port) is this machine.
+func Loopback(endpoint string) bool {
 	host := endpoint
 	if h, _, err := net.SplitHostPort(endpoint); err == nil {
 		host = h
@@ -137,7 +137,7 @@ func (s *Storage) validate(bad func(key, format string, args ...any)) {
 		if s.CAFile != "" {
 			bad("storage.ca_file", "is set but 'storage.secure' = false, so it would be ignored: set 'storage.secure' = true to use the CA, or remove 'storage.ca_file'")
 		}
-		if !s.AllowPlainHTTP && !loopback(s.Endpoint) {
+		if !s.AllowPlainHTTP && !Loopback(s.Endpoint) {
 			bad("storage.secure", "= false sends every clip and the bucket's replies in plain HTTP to %q, which is not this machine: use https ('storage.secure' = true, with 'storage.ca_file' for a private CA), or set 'storage.allow_plain_http' = true for a network you trust", s.Endpoint)
 		}
 	}

@@ -37,7 +37,7 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	endpoint := fs.String("endpoint", "", "S3 server host[:port]")
 	bucket := fs.String("bucket", "", "S3 bucket")
 	prefix := fs.String("prefix", "", "folder in the bucket")
-	insecure := fs.Bool("insecure", false, "plain http to the S3 server")
+	insecure := fs.Bool("insecure", false, "plain http to the S3 server (to another machine, it also sets storage.allow_plain_http)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -73,6 +73,10 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(&b, "[hardware]\ndriver = \"gpio\"\n")
 	if *endpoint != "" {
 		fmt.Fprintf(&b, "\n[storage]\nendpoint = %q\nbucket = %q\nprefix = %q\nsecure = %v\n", *endpoint, *bucket, *prefix, !*insecure)
+		if *insecure && !config.Loopback(*endpoint) {
+			// --insecure is the installer's explicit choice of plain HTTP.
+			fmt.Fprintf(&b, "allow_plain_http = true\n")
+		}
 		fmt.Fprintf(&b, "access_key_file = %q\nsecret_key_file = %q\n", onDevice("s3-access-key"), onDevice("s3-secret-key"))
 	}
 	fmt.Fprintf(&b, "\n[policy]\n# recording_hours = [\"mon-fri 09:00-21:00\"]\n# operator_name = \"\"\n# contact = \"\"\n")

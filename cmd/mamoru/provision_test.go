@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mamoru/bucket/s3test"
+	"mamoru/config"
 	"mamoru/device"
 )
 
@@ -111,5 +112,31 @@ func TestProvisionSignsManifests(t *testing.T) {
 	os.WriteFile(clip, b, 0o644)
 	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", pub); code != 1 || !strings.Contains(errOut, "NOT VERIFIED") {
 		t.Errorf("verify of a tampered clip: exit %d, %q", code, errOut)
+	}
+}
+
+// --insecure is the installer's explicit choice of plain HTTP: to another
+// machine it writes storage.allow_plain_http, so the configuration it
+// writes is one mamoru accepts; to this machine it needs none.
+func TestProvisionInsecure(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		allow    bool
+	}{
+		{"nas.shop.lan:9000", true},
+		{"127.0.0.1:9000", false},
+	} {
+		dir := t.TempDir()
+		if code, _, errOut := runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-7", "--out", dir, "--keys-dir", dir,
+			"--endpoint", tc.endpoint, "--bucket", "clips", "--insecure"); code != 0 {
+			t.Fatalf("provision --insecure --endpoint %s: exit %d: %s", tc.endpoint, code, errOut)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "mamoru.toml"))
+		if got := strings.Contains(string(b), "\nallow_plain_http = true\n"); got != tc.allow {
+			t.Errorf("provision --insecure --endpoint %s wrote allow_plain_http: %v, want %v:\n%s", tc.endpoint, got, tc.allow, b)
+		}
+		if _, err := config.Load(filepath.Join(dir, "mamoru.toml"), nil); err != nil {
+			t.Errorf("provision --insecure --endpoint %s wrote a configuration mamoru refuses: %v", tc.endpoint, err)
+		}
 	}
 }
