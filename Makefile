@@ -53,8 +53,9 @@ deb:
 	cmd/mamoru/debian/build-deb $(ARCH) $$bin $(DEB_VERSION) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb
 
 ## image: OUT, a copy of the Raspberry Pi OS image BASE (.img or .img.xz)
-## whose boot partition holds the package, the site's CONFIG (with the keys
-## provision left beside it) and a first-boot script that installs them
+## whose boot partition holds the package, the site's CONFIG (with the storage
+## keys left beside it) and a first-boot script that installs them and makes
+## the device's signing key on the device
 image:
 	@[ -n "$(BASE)" ] && [ -n "$(CONFIG)" ] && [ -n "$(OUT)" ] || { echo "usage: make image BASE=raspios-lite.img[.xz] CONFIG=site.toml OUT=card.img [ARCH=arm64]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory build deb ARCH=$(ARCH)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mamoru/signing"
 )
 
 // sh runs a command and returns its combined output and error.
@@ -97,20 +99,30 @@ func TestMakeImage(t *testing.T) {
 	}
 	deb := filepath.Join(dir, "mamoru_0~test_arm64.deb")
 	os.WriteFile(deb, []byte("a package"), 0o644)
+	for _, k := range []string{"s3-access-key", "s3-secret-key"} {
+		os.WriteFile(filepath.Join(site, k), []byte("key"), 0o600)
+	}
 
 	mustSh(t, "xz", "-0", "-k", base)
 	for _, in := range []string{base, base + ".xz"} {
 		out := filepath.Join(dir, "card.img")
 		for range 2 { // twice: the boot line is changed once
-			mustSh(t, "installer/image.sh", in, filepath.Join(site, "mamoru.toml"), deb, out)
+			// The signing key provision left beside the configuration
+			// stays here, and make image says so.
+			if got := mustSh(t, "installer/image.sh", in, filepath.Join(site, "mamoru.toml"), deb, out); !strings.Contains(got, "signing.key stays on this machine and is not this card's key") {
+				t.Errorf("%s: make image did not say the signing key stays behind:\n%s", in, got)
+			}
 		}
 		at := out + "@@1048576"
 		env := []string{"MTOOLS_SKIP_CHECK=1"}
 		listing, _ := sh(t, env, "mdir", "-b", "-i", at, "::mamoru")
-		for _, want := range []string{"mamoru_0~test_arm64.deb", "mamoru.toml", "signing.key"} {
+		for _, want := range []string{"mamoru_0~test_arm64.deb", "mamoru.toml", "s3-access-key", "s3-secret-key"} {
 			if !strings.Contains(listing, want) {
 				t.Errorf("%s: the boot partition's mamoru/ lacks %s:\n%s", in, want, listing)
 			}
+		}
+		if strings.Contains(listing, "signing") {
+			t.Errorf("%s: make image staged a signing key on the boot partition:\n%s", in, listing)
 		}
 		conf, _ := sh(t, env, "mtype", "-i", at, "::mamoru/mamoru.toml")
 		site0, _ := os.ReadFile(filepath.Join(site, "mamoru.toml"))
@@ -150,8 +162,11 @@ func TestFirstBoot(t *testing.T) {
 	files := map[string]string{
 		"cmdline.txt":                    cmdline + " systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.run_failure_action=reboot systemd.unit=kernel-command-line.target\n",
 		"mamoru/mamoru_0~test_arm64.deb": "package",
-		"mamoru/mamoru.toml":             "[device]\nid = \"counter-1\"\n",
-		"mamoru/signing.key":             "secret",
+		"mamoru/mamoru.toml":             strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "\n\n[capture]", "\nsigning_key_file = \"/etc/mamoru/signing.key\"\n\n[capture]", 1),
+		"mamoru/s3-secret-key":           "s3cr3t",
+		// An older make image staged the signing key here: it sat on the
+		// FAT partition and is not installed.
+		"mamoru/signing.key": "staged",
 	}
 	for name, text := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(boot, name)), 0o755)
@@ -161,11 +176,19 @@ func TestFirstBoot(t *testing.T) {
 	b, _ := os.ReadFile("installer/firstrun.sh")
 	os.WriteFile(script, b, 0o755)
 
-	// Stubs that log their arguments; apt-get fails while $root/offline exists.
+	// Stubs that log their arguments; apt-get fails while $root/offline
+	// exists. mamoru is the real one, as the package would install it.
 	bin, calls := t.TempDir(), filepath.Join(root, "calls")
 	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\necho \"apt-get $*\" >>"+calls+"\n[ ! -e "+root+"/offline ]\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho \"systemctl $*\" >>"+calls+"\n"), 0o755)
-	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=root", "PATH=" + bin + ":" + os.Getenv("PATH")}
+	os.WriteFile(filepath.Join(bin, "logger"), []byte("#!/bin/sh\necho \"logger $*\" >>"+calls+"\nsed 's/^/logged: /' >>"+calls+"\n"), 0o755)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("no go on PATH to build mamoru for the first boot")
+	}
+	mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru"), ".")
+	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=root", "PATH=" + bin + ":" + os.Getenv("PATH"),
+		"MAMORU_DEVICE_SIGNING_KEY_FILE=" + filepath.Join(root, "etc/mamoru/signing.key")}
 	log := func() string {
 		b, _ := os.ReadFile(filepath.Join(root, "var/log/mamoru-firstboot.log"))
 		return string(b)
@@ -183,8 +206,8 @@ func TestFirstBoot(t *testing.T) {
 		}
 	}
 	stage := filepath.Join(root, "var/lib/mamoru-firstboot")
-	if _, err := os.Stat(filepath.Join(stage, "signing.key")); err != nil || mustMode(t, stage) != 0o700 {
-		t.Errorf("stage 1 did not keep the signing key where only root reads it: %v, mode %o", err, mustMode(t, stage))
+	if _, err := os.Stat(filepath.Join(stage, "s3-secret-key")); err != nil || mustMode(t, stage) != 0o700 {
+		t.Errorf("stage 1 did not keep the storage key where only root reads it: %v, mode %o", err, mustMode(t, stage))
 	}
 	unit := filepath.Join(root, "etc/systemd/system/mamoru-firstboot.service")
 	// Verified as written, but with an ExecStart this machine has: the
@@ -227,10 +250,29 @@ func TestFirstBoot(t *testing.T) {
 			t.Errorf("stage 2 did not run %q; it ran:\n%s", want, got)
 		}
 	}
-	for name, mode := range map[string]os.FileMode{"etc/mamoru/mamoru.toml": 0o640, "etc/mamoru/signing.key": 0o600} {
+	for name, mode := range map[string]os.FileMode{"etc/mamoru/mamoru.toml": 0o640, "etc/mamoru/signing.key": 0o600, "etc/mamoru/s3-secret-key": 0o600} {
 		if m := mustMode(t, filepath.Join(root, name)); m != mode {
 			t.Errorf("%s has mode %o, want %o", name, m, mode)
 		}
+	}
+	// The signing key was made on the device, not taken from the card,
+	// and its public key is in the journal, the log and on the boot
+	// partition, for the installer to read back.
+	key, err := signing.ReadKey(filepath.Join(root, "etc/mamoru/signing.key"))
+	if err != nil {
+		t.Fatalf("stage 2 made no signing key the recorder can read: %v", err)
+	}
+	wantPub := fmt.Sprintf("public_key = %q\n", key.Public())
+	if b, err := os.ReadFile(filepath.Join(boot, "mamoru-public-key.txt")); err != nil || !strings.Contains(string(b), wantPub) ||
+		!strings.Contains(string(b), "store = \"test-store\"\ndevice = \"test-counter\"\n") || strings.Contains(string(b), "PRIVATE") {
+		t.Errorf("mamoru-public-key.txt on the boot partition: %q, %v; want store, device and %s, and no secret", b, err, wantPub)
+	}
+	got, _ = os.ReadFile(calls)
+	if !strings.Contains(string(got), "logger -t mamoru-firstboot\n") || !strings.Contains(string(got), "logged: "+wantPub) {
+		t.Errorf("the public key did not reach the journal; the stubs saw:\n%s", got)
+	}
+	if !strings.Contains(log(), wantPub) {
+		t.Errorf("the public key is not in the first-boot log:\n%s", log())
 	}
 	for _, gone := range []string{stage, unit, self} {
 		if _, err := os.Stat(gone); err == nil {

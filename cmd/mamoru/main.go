@@ -36,6 +36,8 @@ Usage:
   mamoru storage init --config FILE    for installers: prepare the bucket
   mamoru provision --store S --device D [--out DIR] [--endpoint ... --bucket ...]
                                        for installers: a device's config and signing key
+  mamoru keygen --config FILE [--owner USER] [--public-out FILE]
+                                       on the device at first boot: its signing key
   mamoru selftest --config FILE [--quick]
                                        for installers: check the device, pass/fail
   mamoru policy render --config FILE --lang ja|en --out DIR
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdCheck(args, stdout, stderr)
 	case "provision":
 		return cmdProvision(args, stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args, stdout, stderr)
 	case "selftest":
 		return cmdSelftest(ctx, args, stdin, stdout, stderr)
 	case "version", "--version":

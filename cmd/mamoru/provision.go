@@ -13,7 +13,7 @@ import (
 	"mamoru/signing"
 )
 
-const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--keys-dir DIR] [--state-dir DIR]
+const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] [--keys-dir DIR] [--state-dir DIR] [--no-key]
                         [--endpoint HOST:PORT --bucket B [--prefix P] [--insecure]]
 
 For installers: writes DIR/mamoru.toml for this device, and generates its
@@ -23,7 +23,10 @@ to the managers, who check clips with 'mamoru clips verify --pubkey'.
 Put the device's storage keys in DIR/s3-access-key and DIR/s3-secret-key
 (mode 0600) before starting it, and edit the rest of the file as the site
 needs (README.md lists every key). --keys-dir is where those files will be
-on the device (default /etc/mamoru); 'make image' copies them there.`
+on the device (default /etc/mamoru); 'make image' copies the storage keys
+there. For a card made with 'make image', add --no-key: the device makes
+its own signing key at first boot ('mamoru keygen') and leaves its public
+key in mamoru-public-key.txt on the card's boot partition.`
 
 func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
@@ -37,6 +40,7 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	endpoint := fs.String("endpoint", "", "S3 server host[:port]")
 	bucket := fs.String("bucket", "", "S3 bucket")
 	prefix := fs.String("prefix", "", "folder in the bucket")
+	noKey := fs.Bool("no-key", false, "write no signing key: the device makes its own at first boot (make image)")
 	insecure := fs.Bool("insecure", false, "plain http to the S3 server (to another machine, it also sets storage.allow_plain_http)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,6 +97,14 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 	if _, err := config.Parse("provision", []byte(check), nil); err != nil {
 		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
 		return 2
+	}
+	if *noKey {
+		if err := os.WriteFile(conf, []byte(b.String()), 0o640); err != nil {
+			fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s; no signing key: %s/%s makes its own at first boot and leaves its public key in mamoru-public-key.txt on the card's boot partition\n", conf, *store, *dev)
+		return 0
 	}
 	pub, err := signing.NewKey(key)
 	if err != nil {

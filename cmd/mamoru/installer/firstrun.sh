@@ -9,7 +9,10 @@
 #    Pi then reboots into the normal system.
 # 2. With "install", the mamoru-firstboot service runs it once the network
 #    is online: it installs the package (its dependencies, such as ffmpeg,
-#    come from the network), puts the configuration and keys in /etc/mamoru,
+#    come from the network), puts the configuration and storage keys in
+#    /etc/mamoru, makes the device's signing key there ('mamoru keygen':
+#    the key is never on the boot partition), writes its public key to
+#    the journal and to mamoru-public-key.txt on the boot partition,
 #    enables and starts mamoru, and removes itself. If it fails (no network
 #    yet), systemd tries again every minute, and at every boot, until it
 #    works; the Pi meanwhile runs as usual, reachable over ssh.
@@ -17,6 +20,8 @@
 # Everything it does is logged to /var/log/mamoru-firstboot.log.
 # MAMORU_ROOT (tests only) is prefixed to every path it touches, and
 # MAMORU_OWNER (tests only) replaces the mamoru user as the files' owner.
+# (A signing key staged by an older 'make image' is not installed: it sat
+# on the FAT partition; the device makes a new one.)
 set -euo pipefail
 root=${MAMORU_ROOT:-}
 owner=${MAMORU_OWNER:-mamoru}
@@ -70,11 +75,19 @@ install)
   # conffile is there without asking.
   apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${debs[0]}"
   install -D -m 0640 -o root -g "$owner" "$stage/mamoru.toml" "$root/etc/mamoru/mamoru.toml"
-  for k in signing.key s3-access-key s3-secret-key; do
+  for k in s3-access-key s3-secret-key; do
     if [ -f "$stage/$k" ]; then
       install -m 0600 -o "$owner" -g "$owner" "$stage/$k" "$root/etc/mamoru/$k"
     fi
   done
+  # The signing key is made here, on the device, so no copy of it was ever
+  # on the card's FAT partition. Its public key, which holds no secret,
+  # goes to the journal and to the boot partition for the installer.
+  boot=$root/boot/firmware
+  [ -d "$boot" ] || boot=$root/boot
+  pub=$(mamoru keygen --config "$root/etc/mamoru/mamoru.toml" --owner "$owner" --public-out "$boot/mamoru-public-key.txt")
+  printf '%s\n' "$pub"
+  printf '%s\n' "$pub" | logger -t mamoru-firstboot || true
   # The package's postinst started mamoru on its example configuration:
   # restart it on the site's. --no-block: installing has succeeded, and a
   # recorder that cannot start (a faulty indicator) is systemd's to retry,

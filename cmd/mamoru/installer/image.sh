@@ -29,11 +29,16 @@ mtype -i "$img" ::cmdline.txt >/dev/null 2>&1 || { rm -f "$out.tmp"; echo "make 
 mmd -i "$img" ::mamoru 2>/dev/null || true
 mcopy -o -i "$img" "$deb" "::mamoru/$(basename "$deb")"
 mcopy -o -i "$img" "$config" ::mamoru/mamoru.toml
-# The keys 'mamoru provision' left beside the configuration go too; the
-# first boot moves them into /etc/mamoru, readable by mamoru only.
-for k in signing.key s3-access-key s3-secret-key; do
-  [ -f "$(dirname "$config")/$k" ] && mcopy -o -i "$img" "$(dirname "$config")/$k" "::mamoru/$k"
+# The storage keys beside the configuration go too: the first boot moves
+# them into /etc/mamoru, readable by mamoru only, and deletes them here,
+# which does not erase them from the card (docs/install.md). The signing
+# key never goes: the device makes its own at first boot.
+for k in s3-access-key s3-secret-key; do
+  if [ -f "$(dirname "$config")/$k" ]; then mcopy -o -i "$img" "$(dirname "$config")/$k" "::mamoru/$k"; fi
 done
+if [ -f "$(dirname "$config")/signing.key" ]; then
+  echo "make image: $(dirname "$config")/signing.key stays on this machine and is not this card's key: the device makes its own at first boot and leaves its public key in mamoru-public-key.txt on the boot partition; give that one to the managers" >&2
+fi
 mcopy -o -i "$img" "$here/firstrun.sh" ::mamoru-firstrun.sh
 # cmdline.txt is one line: run the script once on the next boot.
 cmdline=$(mtype -i "$img" ::cmdline.txt | tr -d '\r\n')

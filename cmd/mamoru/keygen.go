@@ -1,0 +1,80 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"strconv"
+
+	"mamoru/signing"
+)
+
+const keygenHelp = `Usage: mamoru keygen --config FILE [--owner USER] [--public-out FILE]
+
+On the device (the first-boot script of 'make image' runs it): makes the
+ed25519 signing key that device.signing_key_file names, mode 0600, unless
+it exists already, and prints its public key for the managers. Made on the
+device, the key never sits on the card's FAT boot partition, where deleting
+a file does not erase it. --owner gives the key file to USER (the
+recorder's user); --public-out also writes the public key, which holds no
+secret, to FILE (the first-boot script puts it on the boot partition as
+mamoru-public-key.txt, for the installer to read back).`
+
+func cmdKeygen(args []string, stdout, stderr io.Writer) int {
+	var owner, publicOut string
+	cfg, code, ok := commandWithoutSecrets("keygen", keygenHelp, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&owner, "owner", "", "give the key file to `USER`")
+		fs.StringVar(&publicOut, "public-out", "", "also write the public key to `FILE`")
+	})
+	if !ok {
+		return code
+	}
+	path := cfg.Device.SigningKeyFile
+	if path == "" {
+		fmt.Fprintln(stdout, "device.signing_key_file is \"\": this device signs nothing, so no key is made")
+		return 0
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "mamoru keygen: 'device.signing_key_file' %v\n", err)
+		return 1
+	}
+	// A key that exists is kept: a first boot that failed after making it
+	// runs again, and the managers may already hold its public key.
+	made := "made on the device"
+	pub, err := signing.NewKey(path)
+	if errors.Is(err, fs.ErrExist) {
+		made = "kept: it existed"
+		var k signing.Key
+		if k, err = signing.ReadKey(path); err != nil {
+			return fail(fmt.Errorf("%s: %v", path, err))
+		}
+		pub = k.Public()
+	} else if err != nil {
+		return fail(err)
+	}
+	if owner != "" {
+		u, err := user.Lookup(owner)
+		if err != nil {
+			return fail(fmt.Errorf("%s: --owner: %v", path, err))
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	text := fmt.Sprintf("# The public key of mamoru device %s/%s (%s).\n# It holds no secret: give it to the managers, who check the device's clips with it.\nstore = %q\ndevice = %q\npublic_key = %q\n",
+		cfg.Device.Store, cfg.Device.ID, made, cfg.Device.Store, cfg.Device.ID, pub)
+	if publicOut != "" {
+		if err := os.WriteFile(publicOut, []byte(text), 0o644); err != nil {
+			fmt.Fprintf(stderr, "mamoru keygen: --public-out: %v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprint(stdout, text)
+	return 0
+}
