@@ -621,6 +621,54 @@ func TestMachineSpoolFull(t *testing.T) {
 	}
 }
 
+// An incident directory recovery cannot make sense of is set aside and
+// kept: status lists it, with its size, in this run and after a restart
+// (read from the card, not remembered); it counts in the spool, and a press
+// refused for a full spool says how much of it is set aside and what to do.
+func TestMachineSetAsideSurvivesRestart(t *testing.T) {
+	cfg := machineConfig(t)
+	cfg.Storage.SpoolMaxMB = 16
+	broken := filepath.Join(cfg.Device.StateDir, "incidents", "20261123-100000-000001")
+	os.MkdirAll(broken, 0o750)
+	clip := filepath.Join(broken, outbox.ClipFile) // no manifest: it makes no sense
+	if err := os.WriteFile(clip, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(clip, 17<<20) // sparse: 17 MB by size, nothing on the card
+	aside := filepath.Join(cfg.Device.StateDir, "incidents", setAsideDir, filepath.Base(broken))
+
+	check := func(run string, st Status) {
+		t.Helper()
+		if len(st.SetAside) != 1 || st.SetAside[0] != aside || st.SetAsideBytes != 17<<20 {
+			t.Errorf("%s: status set_aside %q, %d bytes; want [%s], %d bytes", run, st.SetAside, st.SetAsideBytes, aside, 17<<20)
+		}
+		if !st.SpoolFull || st.SpoolBytes < 17<<20 || st.PendingUploads != 0 {
+			t.Errorf("%s: status spool_full %v, spool_bytes %d, pending %d; want the set-aside bytes counted (full), nothing pending", run, st.SpoolFull, st.SpoolBytes, st.PendingUploads)
+		}
+		if fi, err := os.Stat(filepath.Join(aside, outbox.ClipFile)); err != nil || fi.Size() != 17<<20 {
+			t.Errorf("%s: the set-aside clip is not kept as it was: %v", run, err)
+		}
+	}
+	m := newMachine(t, cfg, monday, nil)
+	m.advance(2 * time.Second)
+	check("first run", m.sync())
+	_, err := m.trigger()
+	if !errors.Is(err, ErrSpoolFull) || !strings.Contains(err.Error(), "17 MB of them are 1 incident(s) set aside in "+filepath.Dir(aside)) {
+		t.Errorf("trigger with the spool full of what is set aside: %v; want ErrSpoolFull naming the set-aside directory and its size", err)
+	}
+	if len(m.eventsOf(EventSetAside)) != 1 {
+		t.Errorf("first run: %d set-aside events, want 1", len(m.eventsOf(EventSetAside)))
+	}
+	m.shutdown()
+
+	m = newMachine(t, cfg, monday, nil)
+	m.advance(2 * time.Second)
+	check("after a restart", m.sync())
+	if n := len(m.eventsOf(EventSetAside)); n != 0 {
+		t.Errorf("after a restart: %d set-aside events, want none: nothing new was set aside", n)
+	}
+}
+
 // What the button reports: a press raises an incident and is acknowledged;
 // a long press marks it urgent and is acknowledged again; a button stuck
 // down shows in status and the audit log until released. A clip waiting

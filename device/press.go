@@ -102,6 +102,9 @@ func (ru *run) refuse(source string) error {
 		if ru.r.Uploader == nil {
 			why = "are kept locally (no storage.endpoint): collect and delete old ones"
 		}
+		if dirs, aside := ru.setAsides(); aside > 0 {
+			why += fmt.Sprintf("; %d MB of them are %d incident(s) set aside in %s, which never upload: copy them off and remove them", aside>>20, len(dirs), filepath.Dir(dirs[0]))
+		}
 		r = &refusal{ErrSpoolFull, fmt.Sprintf("SPOOL FULL: %d MB of clips %s (storage.spool_max_mb = %d); this press is NOT saved", used>>20, why, max)}
 		ru.log.Error("press refused", "source", source, "err", r)
 	case ru.closed != "":

@@ -134,9 +134,8 @@ type run struct {
 	ids       incidentIDs
 	interlock *Interlock
 
-	state    State
-	fault    string
-	setAside []string
+	state State
+	fault string
 	// incidentErr is the last incident's failure, shown in status.
 	incidentErr string
 	// captureStuck is set when the camera or microphone did not stop: Run

@@ -90,7 +90,6 @@ func (ru *run) putAside(dir string, why error) {
 		ru.log.Error("cannot set aside a broken incident", "dir", dir, "err", err)
 		return
 	}
-	ru.setAside = append(ru.setAside, to)
 	ru.log.Error("incident directory set aside", "dir", dir, "moved_to", to, "why", why)
 	ru.emit(Event{Kind: EventSetAside, Dir: filepath.Base(dir), Err: why})
 }

@@ -1,7 +1,10 @@
 package device
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -24,12 +27,18 @@ type Status struct {
 	Uploads *uploader.Status `json:"uploads,omitempty"`
 	// SpoolFull is set while clips waiting for upload fill
 	// storage.spool_max_mb: new presses are refused until they drain.
-	SpoolFull   bool                      `json:"spool_full,omitempty"`
-	SpoolBytes  int64                     `json:"spool_bytes"`
-	Fault       string                    `json:"fault,omitempty"`
-	Sources     map[string]capture.Health `json:"sources"`
-	SetAside    []string                  `json:"set_aside,omitempty"`
-	ButtonStuck bool                      `json:"button_stuck,omitempty"`
+	SpoolFull  bool                      `json:"spool_full,omitempty"`
+	SpoolBytes int64                     `json:"spool_bytes"`
+	Fault      string                    `json:"fault,omitempty"`
+	Sources    map[string]capture.Health `json:"sources"`
+	// SetAside are the incident directories recovery could make no sense
+	// of, moved to incidents/.set-aside in this run or an earlier one. They
+	// never upload and are never deleted: they stay, counted in SpoolBytes,
+	// until a person copies them off and removes them. SetAsideBytes is
+	// their size.
+	SetAside      []string `json:"set_aside,omitempty"`
+	SetAsideBytes int64    `json:"set_aside_bytes,omitempty"`
+	ButtonStuck   bool     `json:"button_stuck,omitempty"`
 	// Hours says whether this is within the recording hours, and until when.
 	Hours       string `json:"recording_hours"`
 	ClockSynced bool   `json:"clock_synced"`
@@ -67,7 +76,6 @@ func (ru *run) status() Status {
 		Incidents:       []IncidentStatus{},
 		Fault:           ru.fault,
 		Sources:         map[string]capture.Health{},
-		SetAside:        ru.setAside,
 		ButtonStuck:     ru.stuck,
 		Hours:           ru.schedule.Describe(ru.wall.Now()),
 		Closed:          ru.closed,
@@ -99,6 +107,7 @@ func (ru *run) status() Status {
 			DurationSeconds: m.DurationSeconds, Clip: filepath.Join(incidents[i].Dir, outbox.ClipFile), Size: m.Clip.Size})
 	}
 	st.PendingUploads, st.PendingBytes = outbox.CountPending(incidents)
+	st.SetAside, st.SetAsideBytes = ru.setAsides()
 	st.SpoolBytes, st.SpoolFull = ru.spool()
 	ru.spoolUsed = st.SpoolBytes
 	st.Storage = "local only"
@@ -110,8 +119,24 @@ func (ru *run) status() Status {
 	return st
 }
 
+// setAsides lists what recovery set aside, read from the card each time,
+// so a restart does not hide it, and the bytes it holds.
+func (ru *run) setAsides() (dirs []string, bytes int64) {
+	aside := outbox.Outbox{Dir: filepath.Join(ru.outbox.Dir, setAsideDir)}
+	entries, err := os.ReadDir(aside.Dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		ru.log.Error("cannot list the incidents set aside", "dir", aside.Dir, "err", err)
+	}
+	for _, e := range entries {
+		dirs = append(dirs, filepath.Join(aside.Dir, e.Name()))
+	}
+	return dirs, aside.Bytes()
+}
+
 // spool returns the bytes the outbox holds and whether they fill
-// storage.spool_max_mb.
+// storage.spool_max_mb. What is set aside counts: it takes room on the card
+// as much as a clip waiting for upload, and the bound keeps the card from
+// filling; status and a refused press say how much of it is set aside.
 func (ru *run) spool() (int64, bool) {
 	used := ru.outbox.Bytes()
 	return used, ru.spoolFull(used)

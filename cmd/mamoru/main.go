@@ -248,6 +248,9 @@ func writeStatus(w io.Writer, st device.Status) {
 	for _, d := range st.SetAside {
 		fmt.Fprintf(w, "set aside   %s\n", d)
 	}
+	if len(st.SetAside) > 0 {
+		fmt.Fprintf(w, "set aside   %d incident(s), %d bytes, counted in the spool; never uploaded or deleted: copy them off and remove them\n", len(st.SetAside), st.SetAsideBytes)
+	}
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
