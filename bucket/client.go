@@ -131,7 +131,7 @@ func Classify(err error) error {
 	case errors.As(err, &invalid):
 		return &Problem{Code: "TLS", Fix: "the server's certificate is not valid (expired, or the clock is wrong)", Err: err}
 	case errors.As(err, &notTLS):
-		return &Problem{Code: "TLS", Fix: "the server does not speak TLS: set storage.secure = false or use its https port", Err: err}
+		return &Problem{Code: "TLS", Fix: "the server does not speak TLS: use its https port, or set storage.secure = false (with storage.allow_plain_http = true for a server that is not this machine)", Err: err}
 	}
 	return err
 }
