@@ -320,6 +320,10 @@ func TestFlash(t *testing.T) {
 	if !bytes.Equal(got[:len(data)], data) {
 		t.Error("the card does not hold the image")
 	}
+	// /proc/mounts unreadable: whether the card is mounted cannot be told.
+	if out, err := sh(t, append(env, "FORCE=1", "MAMORU_PROC="+filepath.Join(dir, "no-proc")), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "cannot read "+filepath.Join(dir, "no-proc", "mounts")) {
+		t.Errorf("flash with no /proc/mounts: %v\n%s", err, out)
+	}
 	// Mounted: never, even with FORCE.
 	os.WriteFile(mounts, []byte(fmt.Sprintf("%s /media/card vfat rw 0 0\n", card)), 0o644)
 	if out, err := sh(t, append(env, "FORCE=1"), "installer/flash.sh", img, card); err == nil || !strings.Contains(out, "is mounted") {

@@ -18,6 +18,7 @@ listed() { # listed FILE HEADER_LINES: does FILE's first column name the device 
   [ -r "$1" ] || return 1
   awk -v d="$real" -v skip="$2" 'NR > skip && ($1 == d || (index($1, d) == 1 && substr($1, length(d) + 1) ~ /^p?[0-9]+$/)) { found = 1 } END { exit !found }' "$1"
 }
+[ -r "$proc/mounts" ] || { echo "make flash: cannot read $proc/mounts to see whether $dev is mounted" >&2; exit 1; }
 if listed "$proc/mounts" 0; then
   echo "make flash: $dev is mounted (see $proc/mounts): unmount it first" >&2
   exit 1
