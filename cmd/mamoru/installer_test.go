@@ -242,6 +242,7 @@ func TestFirstBoot(t *testing.T) {
 	got, _ := os.ReadFile(calls)
 	for _, want := range []string{
 		"apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + filepath.Join(stage, "mamoru_0~test_arm64.deb"),
+		"systemctl daemon-reload", // MemoryMax from the site's ring_max_mb
 		"systemctl enable mamoru.service",
 		"systemctl restart --no-block mamoru.service", // on the site's configuration, not the package's example
 		"systemctl disable mamoru-firstboot.service",

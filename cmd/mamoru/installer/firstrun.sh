@@ -92,6 +92,9 @@ install)
   # restart it on the site's. --no-block: installing has succeeded, and a
   # recorder that cannot start (a faulty indicator) is systemd's to retry,
   # not a reason to run this again.
+  # daemon-reload runs the package's generator again, on the site's
+  # configuration: MemoryMax follows its capture.ring_max_mb.
+  systemctl daemon-reload
   systemctl enable mamoru.service
   systemctl restart --no-block mamoru.service
   # Done: never again.
