@@ -186,7 +186,14 @@ func TestFirstBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal("no go on PATH to build mamoru for the first boot")
 	}
-	mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru"), ".")
+	// Built for the platform under test: under `make test-arm64` that is
+	// arm64, so the script runs it through the same emulator as the tests.
+	if ex := os.Getenv("MAMORU_TEST_EXEC"); ex != "" {
+		mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru.bin"), ".")
+		os.WriteFile(filepath.Join(bin, "mamoru"), []byte("#!/bin/sh\nexec "+ex+" "+filepath.Join(bin, "mamoru.bin")+" \"$@\"\n"), 0o755)
+	} else {
+		mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru"), ".")
+	}
 	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=root", "PATH=" + bin + ":" + os.Getenv("PATH"),
 		"MAMORU_DEVICE_SIGNING_KEY_FILE=" + filepath.Join(root, "etc/mamoru/signing.key")}
 	log := func() string {
