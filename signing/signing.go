@@ -60,6 +60,12 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 		}
 		s = strings.TrimSpace(string(b))
 	}
+	return ParsePublicKeyText(s)
+}
+
+// ParsePublicKeyText reads a public key as FormatPublicKey writes it, and
+// nothing else.
+func ParsePublicKeyText(s string) (ed25519.PublicKey, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, PublicKeyPrefix))
 	if err != nil || len(raw) != ed25519.PublicKeySize || !strings.HasPrefix(s, PublicKeyPrefix) {
 		return nil, fmt.Errorf("public key: want %q followed by the base64 of 32 bytes", PublicKeyPrefix)
