@@ -80,6 +80,25 @@ not_before = "2026-12-01T00:00:00+09:00"
 	}
 }
 
+// The manager's example parses, keys and all.
+func TestManagerExample(t *testing.T) {
+	// Its key files are a manager's, not here: only they may be missing.
+	_, err := LoadManager("../docs/manager.example.toml", nil)
+	var errs Errors
+	if err != nil && !errors.As(err, &errs) {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		if e.Key != "storage.access_key_file" && e.Key != "storage.secret_key_file" {
+			t.Errorf("manager.example.toml: %v", e)
+		}
+	}
+	k, err := LoadKeyring("../docs/manager.example.toml")
+	if err != nil || len(k) != 2 || k[1].NotBefore.IsZero() {
+		t.Errorf("the example's keyring: %+v, %v; want two keys, the second with not_before", k, err)
+	}
+}
+
 // FuzzKeyring: whatever a manager's file holds, parseKeyring does not
 // panic, every error names the file and a keyring key, and every key it
 // accepts is a well-formed entry.

@@ -104,7 +104,7 @@ func TestUploadEndToEnd(t *testing.T) {
 	}
 	// The device's write-only keys cannot sign a link that reads: the
 	// counter says how a manager shares it.
-	if want := "share with a manager's keys: mamoru clips share " + id; !strings.Contains(stdout.String(), want) {
+	if want := "share with a manager's keys: mamoru clips share test-store/test-counter/" + id; !strings.Contains(stdout.String(), want) {
 		t.Errorf("the counter does not say %q:\n%s", want, stdout.String())
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "incidents", id)); !os.IsNotExist(err) {
