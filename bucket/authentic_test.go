@@ -211,6 +211,17 @@ func TestFindSameIDOnTwoDevices(t *testing.T) {
 	if _, err := c.Find(t.Context(), Ref{Store: "shop-2", Device: "counter-1", ID: id}); !errors.Is(err, ErrNoIncident) {
 		t.Errorf("Find in another store: %v, want ErrNoIncident", err)
 	}
+	// A third device's manifest of that id that cannot be read may be the
+	// one meant: counter-1's is not chosen over it.
+	const id2 = "20261123-154502-000002"
+	putIncident(t, root, incidentSpec{store: "shop-1", device: "counter-1", id: id2, pressed: nov})
+	putObject(t, root, "mamoru/shop-1/counter-3/2026/11/23/"+id2+"/manifest.json", []byte("{"))
+	if _, err := c.Find(t.Context(), Ref{ID: id2}); !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "unreadable manifest at shop-1/counter-3/2026/11/23/"+id2) {
+		t.Errorf("Find of a bare id with an unreadable match: %v; want both listed", err)
+	}
+	if e, err := c.Find(t.Context(), Ref{Store: "shop-1", Device: "counter-1", ID: id2}); err != nil || e.Manifest.Device != "counter-1" {
+		t.Errorf("Find shop-1/counter-1/%s beside an unreadable one elsewhere: %v", id2, err)
+	}
 }
 
 // A name is store/device/id or an id, each part well formed.

@@ -201,7 +201,12 @@ func (c Clips) signature(ctx context.Context, e Entry) ([]byte, error) {
 // one, and never picks one itself.
 func (c Clips) Find(ctx context.Context, r Ref) (Entry, error) {
 	var unreadable []error
-	es, err := c.List(ctx, Filter{Store: r.Store, Device: r.Device, ID: r.ID, Unreadable: func(_ string, err error) { unreadable = append(unreadable, err) }})
+	var unreadableAt []string // their directories below the prefix
+	es, err := c.List(ctx, Filter{Store: r.Store, Device: r.Device, ID: r.ID, Unreadable: func(object string, err error) {
+		if at := c.place(Entry{Dir: path.Dir(object)}); r.Day == "" || at == r.Place() {
+			unreadable, unreadableAt = append(unreadable, err), append(unreadableAt, at)
+		}
+	}})
 	if err != nil {
 		return Entry{}, err
 	}
@@ -213,10 +218,14 @@ func (c Clips) Find(ctx context.Context, r Ref) (Entry, error) {
 		return Entry{}, errors.Join(unreadable...)
 	case len(es) == 0:
 		return Entry{}, fmt.Errorf("%w: %s", ErrNoIncident, r)
-	case len(es) > 1:
+	case len(es)+len(unreadable) > 1:
+		// An unreadable match counts: it may be the one meant.
 		amb := &AmbiguousError{Ref: r}
 		for _, e := range es {
 			amb.Matches = append(amb.Matches, fmt.Sprintf("%s (at %s)", c.RefOf(e), c.place(e)))
+		}
+		for _, at := range unreadableAt {
+			amb.Matches = append(amb.Matches, fmt.Sprintf("an unreadable manifest at %s", at))
 		}
 		return Entry{}, amb
 	}
