@@ -242,7 +242,12 @@ type AmbiguousError struct {
 }
 
 func (e *AmbiguousError) Error() string {
-	return fmt.Sprintf("%s %v: name one as store/device/id, or by the place it is at:\n  %s", e.Ref, ErrAmbiguous, strings.Join(e.Matches, "\n  "))
+	return e.Heading() + "\n  " + strings.Join(e.Matches, "\n  ")
+}
+
+// Heading is the error's first line, before the matches.
+func (e *AmbiguousError) Heading() string {
+	return fmt.Sprintf("%s %v: name one as store/device/id, or by the place it is at:", e.Ref, ErrAmbiguous)
 }
 
 func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }

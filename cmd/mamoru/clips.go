@@ -163,7 +163,7 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f := bucket.Filter{Store: store, Device: dev, Unreadable: func(_ string, err error) {
 		// err names the object: one bad manifest is reported and skipped.
-		fmt.Fprintf(stderr, "mamoru clips ls: warning: skipped %s\n", printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips ls: warning: skipped %s\n", printable(err.Error()))
 	}}
 	if since > 0 {
 		f.Since = time.Now().Add(-since)
@@ -220,15 +220,19 @@ func printable(s string) string {
 	}, s)
 }
 
-// printableLines is printable, keeping the line breaks of a message that
-// lists things (every incident an id names).
-func printableLines(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) && r != '\n' {
-			return -1
-		}
-		return r
-	}, s)
+// errText is err for a terminal: printable, but an incident name that
+// fits several keeps one match a line, each printable (a key in the
+// bucket is outside bytes too, and may hold a line break).
+func errText(err error) string {
+	var amb *bucket.AmbiguousError
+	if !errors.As(err, &amb) {
+		return printable(err.Error())
+	}
+	lines := []string{printable(amb.Heading())}
+	for _, m := range amb.Matches {
+		lines = append(lines, "  "+printable(m))
+	}
+	return strings.Join(lines, "\n")
 }
 
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
@@ -282,14 +286,14 @@ func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips get: %s\n", printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips get: %s\n", errText(err))
 		return 1
 	}
 	p := newProgress(stderr, r.ID+"/"+outbox.ClipFile, e.Manifest.Clip.Size, isTerminal(stderr))
 	out, a, err := c.Get(ctx, e, dir, p.update)
 	p.finish()
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips get: %s: %s\n", r, printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips get: %s: %s\n", r, errText(err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s (SHA-256 %s, %s)\n", out, printable(a.String()), e.Manifest.Clip.SHA256, megabytes(e.Manifest.Clip.Size))
@@ -387,7 +391,7 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		p := rest[0]
 		m, a, err := bucket.VerifyLocal(p, c.Keyring)
 		if err != nil {
-			fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", p, printableLines(err.Error()))
+			fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", p, errText(err))
 			return 1
 		}
 		place := ""
@@ -403,12 +407,12 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips verify: %s (and no such file here)\n", printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips verify: %s (and no such file here)\n", errText(err))
 		return 1
 	}
 	a, err := c.VerifyObject(ctx, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", r, printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", r, errText(err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s: %s matches its manifest (SHA-256 %s)\n", r, printable(a.String()), e.Clip(), printable(e.Manifest.Clip.SHA256))
@@ -429,7 +433,7 @@ func clipsShare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips share: %s\n", printableLines(err.Error()))
+		fmt.Fprintf(stderr, "mamoru clips share: %s\n", errText(err))
 		return 1
 	}
 	u, err := c.Share(ctx, e, expires)

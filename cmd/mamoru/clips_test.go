@@ -215,6 +215,18 @@ func TestClipsAuthenticity(t *testing.T) {
 	if code, out, errOut := runCmd(t, "clips", "verify", moved, "--config", cfg); code != 1 || !strings.Contains(errOut, "SIGNATURE INVALID: signed for "+a+", but it is at "+moved) {
 		t.Errorf("A copied to another day: exit %d, %q %q; want 1 and SIGNATURE INVALID", code, out, errOut)
 	}
+	// A key is outside bytes: one holding a line break and an escape
+	// cannot forge a line of the list.
+	const idC = "20261123-154502-000010"
+	plant(t, srv, "shop-1", "counter-1", idC, old1, false)
+	evil := "mamoru/shop-1/x\n  forged\x1b[2J/2026/11/23/" + idC + "/manifest.json"
+	if _, err := srv.Root().PutObject(t.Context(), "clips", evil, strings.NewReader("{}"), 2, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(t, "clips", "get", idC, "--config", cfg, "-o", t.TempDir()); code != 1 || !strings.Contains(errOut, "names more than one incident") ||
+		strings.Contains(errOut, "\n  forged") || strings.Contains(errOut, "\x1b") {
+		t.Errorf("an id whose other match's key holds a line break: exit %d, %q; want 1, one line a match, no escape", code, errOut)
+	}
 	// Now A's store/device/id fits two places: both are listed.
 	if code, _, errOut := runCmd(t, "clips", "verify", "shop-1/counter-1/"+idA, "--config", cfg); code != 1 || !strings.Contains(errOut, a) || !strings.Contains(errOut, moved) {
 		t.Errorf("A and its copy: exit %d, %q; want both places listed", code, errOut)
