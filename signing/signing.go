@@ -1,7 +1,8 @@
 // Package signing holds a device's ed25519 key: it makes one (written with
 // mode 0600 by `mamoru provision`), reads it, signs manifests with it and
 // prints and parses public keys as `mamoru-ed25519:<base64>`. A Key never
-// prints its secret.
+// prints its secret. A manager's Keyring holds the devices' public keys,
+// each for one store and device, and says which of them signed a manifest.
 package signing
 
 import (
