@@ -76,11 +76,15 @@ func transport(s config.Storage) (http.RoundTripper, error) {
 }
 
 // ObjectDir is where an incident's objects live in the bucket:
-// <prefix>/<store>/<device>/<YYYY>/<MM>/<DD>/<incident-id>, the date being
-// the press's in the device's time zone, so managers browsing the bucket
-// find a day's incidents together.
+// <prefix>/<store>/<device>/<YYYY>/<MM>/<DD>/<incident-id>. It is the
+// place the manifest names (Object), which the device chose when it wrote
+// the manifest; a manifest from before there was one gets
+// outbox.ObjectKey's in loc.
 func ObjectDir(prefix string, m outbox.Manifest, loc *time.Location) string {
-	return path.Join(prefix, m.Store, m.Device, m.PressTime.In(loc).Format("2006/01/02"), m.Incident)
+	if m.Object != "" {
+		return path.Join(prefix, m.Object)
+	}
+	return path.Join(prefix, outbox.ObjectKey(m, loc))
 }
 
 // Problem is a failure that retrying will not fix: the configuration or the

@@ -2,9 +2,7 @@ package bucket
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,7 +20,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/config"
 	"mamoru/outbox"
+	"mamoru/signing"
 )
 
 // Clips is a manager's view of the bucket: the incidents every device has
@@ -31,6 +31,9 @@ type Clips struct {
 	Client *minio.Client
 	Bucket string
 	Prefix string
+	// Keyring is the devices' public keys: Get and VerifyObject check each
+	// manifest's signature by it.
+	Keyring signing.Keyring
 }
 
 // Entry is one incident in the bucket.
@@ -192,36 +195,134 @@ func (c Clips) signature(ctx context.Context, e Entry) ([]byte, error) {
 	return b, err
 }
 
-// ErrBadSignature means a manifest is not signed by the device's key, or
-// not signed at all when a key was given.
-var ErrBadSignature = errors.New("SIGNATURE NOT VERIFIED")
-
-// checkSignature verifies sig (manifest.sig's content) over raw with pub.
-func checkSignature(raw, sig []byte, pub ed25519.PublicKey) error {
-	if sig == nil {
-		return fmt.Errorf("%w: the incident has no %s", ErrBadSignature, outbox.SignatureFile)
-	}
-	s, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
-	if err != nil || !ed25519.Verify(pub, raw, s) {
-		return fmt.Errorf("%w: %s does not match manifest.json and this device's public key: the manifest was altered, or another device signed it", ErrBadSignature, outbox.SignatureFile)
-	}
-	return nil
-}
-
-// Find returns the incident with id.
-func (c Clips) Find(ctx context.Context, id string) (Entry, error) {
+// Find returns the incident r names. A bare id may name incidents of
+// several devices (ids are unique per device only), and a copy may sit in
+// another day's folder: Find then returns an *AmbiguousError listing every
+// one, and never picks one itself.
+func (c Clips) Find(ctx context.Context, r Ref) (Entry, error) {
 	var unreadable []error
-	es, err := c.List(ctx, Filter{ID: id, Unreadable: func(_ string, err error) { unreadable = append(unreadable, err) }})
+	var unreadableAt []string // their directories below the prefix
+	es, err := c.List(ctx, Filter{Store: r.Store, Device: r.Device, ID: r.ID, Unreadable: func(object string, err error) {
+		if at := c.place(Entry{Dir: path.Dir(object)}); r.Day == "" || at == r.Place() {
+			unreadable, unreadableAt = append(unreadable, err), append(unreadableAt, at)
+		}
+	}})
 	if err != nil {
 		return Entry{}, err
 	}
-	if len(es) == 0 && len(unreadable) > 0 {
-		return Entry{}, errors.Join(unreadable...)
+	if r.Day != "" {
+		es = slices.DeleteFunc(es, func(e Entry) bool { return c.place(e) != r.Place() })
 	}
-	if len(es) == 0 {
-		return Entry{}, fmt.Errorf("%w: %s", ErrNoIncident, id)
+	switch {
+	case len(es) == 0 && len(unreadable) > 0:
+		return Entry{}, errors.Join(unreadable...)
+	case len(es) == 0:
+		return Entry{}, fmt.Errorf("%w: %s", ErrNoIncident, r)
+	case len(es)+len(unreadable) > 1:
+		// An unreadable match counts: it may be the one meant.
+		amb := &AmbiguousError{Ref: r}
+		for _, e := range es {
+			amb.Matches = append(amb.Matches, fmt.Sprintf("%s (at %s)", c.RefOf(e), c.place(e)))
+		}
+		for _, at := range unreadableAt {
+			amb.Matches = append(amb.Matches, fmt.Sprintf("an unreadable manifest at %s", at))
+		}
+		return Entry{}, amb
 	}
 	return es[0], nil
+}
+
+// ErrAmbiguous means an incident's name fits more than one incident.
+var ErrAmbiguous = errors.New("names more than one incident")
+
+// AmbiguousError is a name that fits several incidents, with every match.
+type AmbiguousError struct {
+	Ref     Ref
+	Matches []string // each "store/device/id (at <store>/<device>/<YYYY>/<MM>/<DD>/<id>)"
+}
+
+func (e *AmbiguousError) Error() string {
+	return e.Heading() + "\n  " + strings.Join(e.Matches, "\n  ")
+}
+
+// Heading is the error's first line, before the matches.
+func (e *AmbiguousError) Heading() string {
+	return fmt.Sprintf("%s %v: name one as store/device/id, or by the place it is at:", e.Ref, ErrAmbiguous)
+}
+
+func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }
+
+// Ref names an incident as a manager types it: store/device/id, or a bare
+// id where it is unique in the bucket, or its place below the prefix,
+// store/device/YYYY/MM/DD/id, where copies share a store/device/id.
+type Ref struct {
+	Store, Device string // both or neither
+	Day           string // YYYY/MM/DD, or "" for any day
+	ID            string
+}
+
+func (r Ref) String() string {
+	switch {
+	case r.Store == "":
+		return r.ID
+	case r.Day != "":
+		return r.Place()
+	}
+	return r.Store + "/" + r.Device + "/" + r.ID
+}
+
+// Place is r's directory below the prefix, when r names a day.
+func (r Ref) Place() string { return path.Join(r.Store, r.Device, r.Day, r.ID) }
+
+// ErrBadRef means a string names no incident: not store/device/id or id.
+var ErrBadRef = errors.New("not an incident (store/device/id, like shop-1/counter-1/20261123-154502-000042, or its id alone)")
+
+// ParseRef reads "store/device/id", "id" or "store/device/YYYY/MM/DD/id".
+// Each part must be well formed, so that none can reach outside the
+// prefix or the download directory.
+func ParseRef(s string) (Ref, error) {
+	parts := strings.Split(s, "/")
+	var r Ref
+	switch len(parts) {
+	case 1:
+		r.ID = parts[0]
+	case 3, 6:
+		r = Ref{Store: parts[0], Device: parts[1], ID: parts[len(parts)-1]}
+		if len(parts) == 6 {
+			r.Day = strings.Join(parts[2:5], "/")
+			if d, err := time.Parse("2006/01/02", r.Day); err != nil || d.Format("2006/01/02") != r.Day {
+				return Ref{}, fmt.Errorf("%q is %w", s, ErrBadRef)
+			}
+		}
+		if !config.ValidName(r.Store) || !config.ValidName(r.Device) {
+			return Ref{}, fmt.Errorf("%q is %w", s, ErrBadRef)
+		}
+	default:
+		return Ref{}, fmt.Errorf("%q is %w", s, ErrBadRef)
+	}
+	if !ValidIncidentID(r.ID) {
+		return Ref{}, fmt.Errorf("%q: %q is %w", s, r.ID, ErrBadID)
+	}
+	return r, nil
+}
+
+// place is e's directory below the prefix: where its manifest says it
+// belongs, if it is where it belongs.
+func (c Clips) place(e Entry) string {
+	if p := strings.Trim(c.Prefix, "/"); p != "" {
+		return strings.TrimPrefix(e.Dir, p+"/")
+	}
+	return e.Dir
+}
+
+// RefOf names e as store/device/id, from its key in the bucket; an object
+// not at <store>/<device>/<YYYY>/<MM>/<DD>/<id> gets its manifest's words.
+func (c Clips) RefOf(e Entry) Ref {
+	parts := strings.Split(c.place(e), "/")
+	if len(parts) == 6 {
+		return Ref{Store: parts[0], Device: parts[1], ID: parts[5]}
+	}
+	return Ref{Store: e.Manifest.Store, Device: e.Manifest.Device, ID: e.Manifest.Incident}
 }
 
 // incidentID is the form of the ids a device gives its incidents: the
@@ -249,11 +350,7 @@ var (
 // those of its key, <prefix>/<store>/<device>/<YYYY>/<MM>/<DD>/<id>: the
 // manifest is outside bytes, the key is where the bucket keeps it.
 func (c Clips) checkPlace(e Entry) error {
-	rel := e.Dir
-	if p := strings.Trim(c.Prefix, "/"); p != "" {
-		rel = strings.TrimPrefix(rel, p+"/")
-	}
-	parts := strings.Split(rel, "/")
+	parts := strings.Split(c.place(e), "/")
 	key := path.Join(e.Dir, outbox.ManifestFile)
 	m := e.Manifest
 	if len(parts) != 6 || !ValidIncidentID(parts[5]) {
@@ -267,21 +364,29 @@ func (c Clips) checkPlace(e Entry) error {
 
 // Get downloads the incident's clip, manifest and signature into
 // dir/<id>/, id being the incident's folder in the bucket, and verifies the
-// clip against the manifest. progress, if set, is called as bytes arrive.
+// clip against the manifest and the manifest's signature by the keyring
+// (Authenticate). progress, if set, is called as bytes arrive.
 //
 // The manifest is outside bytes, so Get trusts it for nothing but the
 // clip's digest and size: it refuses a manifest that disagrees with its
-// key, a dir/<id> that is a symbolic link, and any file already there;
-// it reads no more of the clip than the manifest's size. Whatever it
-// refuses, it keeps nothing of the download, and the error says why.
-func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done, total int64)) (out string, err error) {
+// key or that Authenticate refuses, a dir/<id> that is a symbolic link,
+// and any file already there; it reads no more of the clip than the
+// manifest's size. Whatever it refuses, it keeps nothing of the download,
+// and the error says why.
+func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done, total int64)) (out string, a Authenticity, err error) {
 	id := path.Base(e.Dir)
 	if !ValidIncidentID(id) {
-		return "", fmt.Errorf("%w: %q", ErrBadID, id)
+		return "", a, fmt.Errorf("%w: %q", ErrBadID, id)
 	}
-	if err := c.checkPlace(e); err != nil {
-		return "", err
+	if a, err = c.Authenticate(ctx, e); err != nil {
+		return "", a, err
 	}
+	out, err = c.get(ctx, e, dir, a.Sig, progress)
+	return out, a, err
+}
+
+func (c Clips) get(ctx context.Context, e Entry, dir string, sig []byte, progress func(done, total int64)) (out string, err error) {
+	id := path.Base(e.Dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
@@ -316,10 +421,6 @@ func (c Clips) Get(ctx context.Context, e Entry, dir string, progress func(done,
 		if _, err := os.Lstat(filepath.Join(out, name)); !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("%s %w", filepath.Join(out, name), ErrExists)
 		}
-	}
-	sig, err := c.signature(ctx, e)
-	if err != nil {
-		return "", err
 	}
 
 	o, err := c.Client.GetObject(ctx, c.Bucket, e.Clip(), minio.GetObjectOptions{})
@@ -436,71 +537,67 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // ErrNotVerified means a clip's bytes do not match its manifest.
 var ErrNotVerified = errors.New("NOT VERIFIED")
 
-// VerifyObject streams the incident's clip from the bucket through SHA-256
-// and compares it with the manifest, and with pub (if not nil) checks the
-// manifest's signature.
-func (c Clips) VerifyObject(ctx context.Context, e Entry, pub ed25519.PublicKey) error {
-	if pub != nil {
-		sig, err := c.signature(ctx, e)
-		if err != nil {
-			return err
-		}
-		if err := checkSignature(e.Raw, sig, pub); err != nil {
-			return err
-		}
+// VerifyObject checks the incident where it is in the bucket: its
+// manifest's signature by the keyring (Authenticate), then the clip,
+// streamed through SHA-256, against the manifest.
+func (c Clips) VerifyObject(ctx context.Context, e Entry) (Authenticity, error) {
+	a, err := c.Authenticate(ctx, e)
+	if err != nil {
+		return a, err
 	}
 	o, err := c.Client.GetObject(ctx, c.Bucket, e.Clip(), minio.GetObjectOptions{})
 	if err != nil {
-		return Classify(err)
+		return a, Classify(err)
 	}
 	defer o.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, o)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", e.Clip(), Classify(err))
+		return a, fmt.Errorf("read %s: %w", e.Clip(), Classify(err))
 	}
-	return compare(e.Manifest, hex.EncodeToString(h.Sum(nil)), n)
+	return a, compare(e.Manifest, hex.EncodeToString(h.Sum(nil)), n)
 }
 
 // VerifyLocal checks a downloaded incident: p is its directory, or its
-// clip.mp4 with manifest.json beside it. With pub, manifest.sig must be a
-// signature of manifest.json by that device's key.
-func VerifyLocal(p string, pub ed25519.PublicKey) (outbox.Manifest, error) {
+// clip.mp4 with manifest.json beside it. Its manifest.sig is judged by kr
+// (Authenticate); where the incident lay in the bucket is not known here,
+// so a manifest bound to its place is checked only to name a place of its
+// own store, device and incident.
+func VerifyLocal(p string, kr signing.Keyring) (outbox.Manifest, Authenticity, error) {
 	dir := p
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(p)
 	}
 	var m outbox.Manifest
+	var a Authenticity
 	b, err := os.ReadFile(filepath.Join(dir, outbox.ManifestFile))
 	if err != nil {
-		return m, fmt.Errorf("%w: %v", outbox.ErrBadManifest, err)
+		return m, a, fmt.Errorf("%w: %v", outbox.ErrBadManifest, err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%w: %s: %v", outbox.ErrBadManifest, filepath.Join(dir, outbox.ManifestFile), err)
+		return m, a, fmt.Errorf("%w: %s: %v", outbox.ErrBadManifest, filepath.Join(dir, outbox.ManifestFile), err)
 	}
-	if pub != nil {
-		sig, err := os.ReadFile(filepath.Join(dir, outbox.SignatureFile))
-		if errors.Is(err, os.ErrNotExist) {
-			sig, err = nil, nil
-		}
-		if err != nil {
-			return m, err
-		}
-		if err := checkSignature(b, sig, pub); err != nil {
-			return m, err
-		}
+	sig, err := os.ReadFile(filepath.Join(dir, outbox.SignatureFile))
+	if errors.Is(err, os.ErrNotExist) {
+		sig, err = nil, nil
+	}
+	if err != nil {
+		return m, a, err
+	}
+	if a, err = Authenticate(m, b, sig, "", kr); err != nil {
+		return m, a, err
 	}
 	f, err := os.Open(filepath.Join(dir, outbox.ClipFile))
 	if err != nil {
-		return m, err
+		return m, a, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return m, err
+		return m, a, err
 	}
-	return m, compare(m, hex.EncodeToString(h.Sum(nil)), n)
+	return m, a, compare(m, hex.EncodeToString(h.Sum(nil)), n)
 }
 
 func compare(m outbox.Manifest, sum string, size int64) error {

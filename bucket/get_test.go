@@ -26,7 +26,7 @@ func TestClipsGetStaysInDir(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	srv.Bucket("clips")
 	root := srv.Root()
-	c := Clips{Client: root, Bucket: "clips", Prefix: "mamoru"}
+	c := Clips{Client: root, Bucket: "clips", Prefix: "mamoru", Keyring: testKeyring}
 	clip := []byte("the clip's bytes")
 	sum := sha256.Sum256(clip)
 	pressed := time.Date(2026, 11, 23, 15, 45, 2, 0, tokyo)
@@ -58,8 +58,9 @@ func TestClipsGetStaysInDir(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := idFor(i)
-			m := outbox.Manifest{Version: 1, Store: "shop-1", Device: "counter-1", Incident: id, State: outbox.StateComplete, PressTime: pressed,
+			m := outbox.Manifest{Version: outbox.ManifestVersion, Store: "shop-1", Device: "counter-1", Incident: id, State: outbox.StateComplete, PressTime: pressed,
 				Clip: outbox.ClipDigest{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(clip))}}
+			m.Object = outbox.ObjectKey(m, tokyo)
 			dir := ObjectDir("mamoru", m, tokyo)
 			if tc.edit != nil {
 				tc.edit(&m)
@@ -69,7 +70,7 @@ func TestClipsGetStaysInDir(t *testing.T) {
 				object = tc.object
 			}
 			raw, _ := json.Marshal(m)
-			for name, b := range map[string][]byte{outbox.ClipFile: object, outbox.ManifestFile: raw, outbox.SignatureFile: []byte("c2ln\n")} {
+			for name, b := range map[string][]byte{outbox.ClipFile: object, outbox.ManifestFile: raw, outbox.SignatureFile: sigFile(raw)} {
 				if _, err := root.PutObject(t.Context(), "clips", path.Join(dir, name), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
 					t.Fatal(err)
 				}
@@ -88,12 +89,12 @@ func TestClipsGetStaysInDir(t *testing.T) {
 			}
 			before := tree(t, base)
 
-			e, err := c.Find(t.Context(), id)
+			e, err := c.Find(t.Context(), Ref{ID: id})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var read int64
-			out, err := c.Get(t.Context(), e, dl, func(done, _ int64) { read = done })
+			out, _, err := c.Get(t.Context(), e, dl, func(done, _ int64) { read = done })
 			if read > int64(len(clip)) {
 				t.Errorf("read %d bytes of the clip, want at most the manifest's %d", read, len(clip))
 			}

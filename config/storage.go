@@ -222,6 +222,9 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 type ManagerConfig struct {
 	Storage  Storage
 	Location string
+	// Keyring is the devices' public keys, from the file's [[keyring]]
+	// tables: clips get and verify check each manifest's signature by it.
+	Keyring signing.Keyring
 }
 
 // managerFile is the part of a configuration a manager's commands read;
@@ -251,6 +254,7 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 		}
 		o.name, o.src = path, src
 	}
+	keyring, keyErrs := parseKeyring(o.name, o.src)
 	fromEnv, errs := applyEnvTo(&f, environ)
 	o.fromEnv = fromEnv
 	bad := func(key, format string, args ...any) {
@@ -261,9 +265,10 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 	}
 	f.Storage.validate(bad)
 	errs = append(errs, f.Storage.loadCredentials(environ)...)
+	errs = append(errs, keyErrs...)
 	if len(errs) > 0 {
 		o.place(errs)
 		return ManagerConfig{}, errs
 	}
-	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone}, nil
+	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone, Keyring: keyring}, nil
 }

@@ -397,6 +397,11 @@ func TestMachinePressesExtendAndStopAtTheCap(t *testing.T) {
 	if len(man.Presses) != 3 || man.State != outbox.StateComplete || !man.ClipStart.Equal(monday.Add(time.Second)) {
 		t.Errorf("manifest: %d presses, state %s, start %v; want 3, complete, %v", len(man.Presses), man.State, man.ClipStart, monday.Add(time.Second))
 	}
+	// The final manifest names its place in the bucket, which the
+	// signature then binds, in the device's zone.
+	if want := outbox.ObjectKey(man, m.cfg.Location()); man.Version != outbox.ManifestVersion || man.Object != want || man.CheckObject() != nil {
+		t.Errorf("manifest version %d, object %q; want %d, %q", man.Version, man.Object, outbox.ManifestVersion, want)
+	}
 	if man.DurationSeconds != 4 {
 		t.Errorf("clip lasts %v s, want the cap of 4 s", man.DurationSeconds)
 	}

@@ -153,11 +153,12 @@ func (ru *run) newIncident(t time.Duration, wall time.Time, pr outbox.Press) (*i
 		start, seq = t, ru.ring.Stats().NextSeq
 	}
 	m := outbox.Manifest{
-		Version: 1, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
+		Version: outbox.ManifestVersion, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
 		State: outbox.StateRecording, Trigger: pr.Source, PressTime: wall, Presses: []outbox.Press{pr},
 		ClipStart: ru.tl.Wall(start).In(ru.loc), Clip: outbox.ClipDigest{File: outbox.ClipFile},
 		Software: ru.r.Version, ClockSynced: ru.clockSynced(),
 	}
+	m.Object = outbox.ObjectKey(m, ru.loc)
 	if err := outbox.WriteManifest(dir, m); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,9 +35,20 @@ const (
 	SignatureFile = "manifest.sig"
 )
 
-// Manifest describes one incident and its clip.
+// ManifestVersion is the version of the manifests this software writes.
+// Version 2 added Object; a manifest without it was written before
+// signatures were bound to their place in the bucket.
+const ManifestVersion = 2
+
+// Manifest describes one incident and its clip. The device signs its
+// exact bytes at upload, so what it says is what the signature covers.
 type Manifest struct {
-	Version         int            `json:"version"`
+	Version int `json:"version"`
+	// Object is where the incident's objects live in the bucket, below the
+	// storage prefix (ObjectKey). It binds the signature to that place:
+	// copied anywhere else, the manifest says where it belongs. The prefix
+	// is left out so that a move to another bucket or prefix keeps it true.
+	Object          string         `json:"object,omitempty"`
 	Device          string         `json:"device"`
 	Store           string         `json:"store"`
 	Incident        string         `json:"incident"`
@@ -57,6 +69,34 @@ type Manifest struct {
 	ClockSynced     bool     `json:"clock_synced"`
 	PreRollSyncedMS float64  `json:"preroll_synced_ms,omitzero"`
 	Notes           []string `json:"notes,omitempty"`
+}
+
+// ObjectKey is where an incident's objects live in the bucket, below the
+// storage prefix: <store>/<device>/<YYYY>/<MM>/<DD>/<incident id>, the date
+// being the press's in loc (the device's time zone), so managers browsing
+// the bucket find a day's incidents together.
+func ObjectKey(m Manifest, loc *time.Location) string {
+	return path.Join(m.Store, m.Device, m.PressTime.In(loc).Format("2006/01/02"), m.Incident)
+}
+
+// ErrBadObject means a manifest's object is not a place for its incident.
+var ErrBadObject = errors.New("manifest's object is not <store>/<device>/<YYYY>/<MM>/<DD>/<incident> of its own store, device and incident")
+
+// CheckObject reports whether m.Object, if set, is a place ObjectKey could
+// give m: its own store, device and incident, under a day's folders. It
+// does not judge the day, which depends on the zone the device was in.
+func (m Manifest) CheckObject() error {
+	if m.Object == "" {
+		return nil
+	}
+	parts := strings.Split(m.Object, "/")
+	if len(parts) != 6 || parts[0] != m.Store || parts[1] != m.Device || parts[5] != m.Incident || path.Clean(m.Object) != m.Object {
+		return fmt.Errorf("%w: %q", ErrBadObject, m.Object)
+	}
+	if _, err := time.Parse("2006/01/02", strings.Join(parts[2:5], "/")); err != nil {
+		return fmt.Errorf("%w: %q", ErrBadObject, m.Object)
+	}
+	return nil
 }
 
 // Finished reports whether the clip is final (any state but
@@ -123,6 +163,9 @@ func ReadManifest(dir string) (Manifest, error) {
 	}
 	if m.Incident != filepath.Base(dir) {
 		return m, fmt.Errorf("%w: %s names incident %q", ErrBadManifest, filepath.Join(dir, ManifestFile), m.Incident)
+	}
+	if err := m.CheckObject(); err != nil {
+		return m, fmt.Errorf("%w: %s: %v", ErrBadManifest, filepath.Join(dir, ManifestFile), err)
 	}
 	return m, nil
 }

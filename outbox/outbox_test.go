@@ -56,6 +56,42 @@ var manifestSeeds = []struct {
 	{"null", []byte("null"), false},
 	{"empty", nil, false},
 	{"a bad time", []byte(`{"incident":"` + testID + `","press_time":"yesterday"}`), false},
+	{"bound to its place", manifestBytes(withObject("shibuya/counter-1/2026/11/23/" + testID)), true},
+	{"bound to another device's place", manifestBytes(withObject("shibuya/counter-2/2026/11/23/" + testID)), false},
+	{"bound outside the prefix", manifestBytes(withObject("shibuya/counter-1/2026/11/../../../" + testID)), false},
+}
+
+func withObject(object string) Manifest {
+	m := testManifest(testID, StateComplete, 1234)
+	m.Version, m.Object = ManifestVersion, object
+	return m
+}
+
+// A manifest's object is its own store, device and incident under a day.
+func TestCheckObject(t *testing.T) {
+	m := testManifest(testID, StateComplete, 1)
+	if got, want := ObjectKey(m, time.UTC), "shibuya/counter-1/2026/11/22/"+testID; got != want {
+		t.Errorf("ObjectKey in UTC = %s, want %s (the press was 08:30 in Tokyo)", got, want)
+	}
+	for _, tc := range []struct {
+		object string
+		ok     bool
+	}{
+		{"", true}, // a manifest from before objects were named
+		{ObjectKey(m, m.PressTime.Location()), true},
+		{"shibuya/counter-1/2026/11/22/" + testID, true},
+		{"shinjuku/counter-1/2026/11/23/" + testID, false},
+		{"shibuya/counter-1/2026/11/23/20261123-233000-000002", false},
+		{"shibuya/counter-1/2026/13/23/" + testID, false},
+		{"shibuya/counter-1/2026/11/23/" + testID + "/", false},
+		{"mamoru/shibuya/counter-1/2026/11/23/" + testID, false},
+		{"shibuya/counter-1/./11/23/" + testID, false},
+	} {
+		m.Object = tc.object
+		if err := m.CheckObject(); (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadObject)) {
+			t.Errorf("CheckObject(%q) = %v, want ok %v", tc.object, err, tc.ok)
+		}
+	}
 }
 
 func TestReadManifest(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package signing holds a device's ed25519 key: it makes one (written with
 // mode 0600 by `mamoru provision`), reads it, signs manifests with it and
 // prints and parses public keys as `mamoru-ed25519:<base64>`. A Key never
-// prints its secret.
+// prints its secret. A manager's Keyring holds the devices' public keys,
+// each for one store and device, and says which of them signed a manifest.
 package signing
 
 import (
@@ -60,6 +61,12 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 		}
 		s = strings.TrimSpace(string(b))
 	}
+	return ParsePublicKeyText(s)
+}
+
+// ParsePublicKeyText reads a public key as FormatPublicKey writes it, and
+// nothing else.
+func ParsePublicKeyText(s string) (ed25519.PublicKey, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, PublicKeyPrefix))
 	if err != nil || len(raw) != ed25519.PublicKeySize || !strings.HasPrefix(s, PublicKeyPrefix) {
 		return nil, fmt.Errorf("public key: want %q followed by the base64 of 32 bytes", PublicKeyPrefix)

@@ -69,7 +69,7 @@ secure = false
 		for {
 			// The manifest is uploaded last: once it is listed, the
 			// incident is complete in the bucket.
-			if e, err := clips.Find(ctx, res.Incident); err == nil {
+			if e, err := clips.Find(ctx, bucket.Ref{ID: res.Incident}); err == nil {
 				m = e.Manifest
 				break
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,19 +24,36 @@ const clipsHelp = `Usage: mamoru clips COMMAND [--config FILE] ...
 For managers: find, download, verify and share the clips devices have
 uploaded. The bucket and credentials come from FILE's [storage] table
 (a manager's own file may hold only that), then from MAMORU_STORAGE_*,
-MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY.
+MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY. FILE's [[keyring]] tables
+hold each device's public keys, by which get and verify check every
+manifest's signature.
+
+An incident is named store/device/id (as 'clips ls' prints it); an id
+alone serves where no other device has an incident of that id.
 
   mamoru clips ls [--since 24h] [--store S] [--device D] [--json]
         incidents in the bucket, newest first
-  mamoru clips get ID [-o DIR]
+  mamoru clips get INCIDENT [-o DIR] [--pubkey KEY]
         download clip.mp4, manifest.json and manifest.sig into DIR/ID/ and
-        verify the clip; never replaces a file or follows a symbolic link
-  mamoru clips verify PATH|ID [--pubkey KEY]
+        verify the clip and the manifest's signature; never replaces a file
+        or follows a symbolic link
+  mamoru clips verify PATH|INCIDENT [--pubkey KEY]
         recompute a clip's SHA-256 (a downloaded directory or clip.mp4, or an
-        incident in the bucket) and compare it with its manifest; with the
-        device's public key, check the manifest's signature too
-  mamoru clips share ID [--expires 24h]
-        print a link that plays the clip in a browser until it expires`
+        incident in the bucket), compare it with its manifest, and check
+        the manifest's signature by the keyring (or by KEY alone)
+  mamoru clips share INCIDENT [--expires 24h]
+        print a link that plays the clip in a browser until it expires
+
+Of the signature, get and verify say exactly one of:
+  verified: signed by STORE/DEVICE   a key of that device signed the manifest,
+                                     for the place it is in
+  verified (legacy: not bound to its place)
+                                     signed by the device, written before
+                                     manifests named their place
+  UNSIGNED                           no manifest.sig (an error when the keyring
+                                     holds keys for that device)
+  SIGNATURE INVALID                  altered, moved, or signed by another key
+  UNKNOWN DEVICE                     the keyring holds no key for that device`
 
 // parseArgs parses flags wherever they are among the arguments, so that
 // "get ID -o DIR" and "get -o DIR ID" both work, and returns the rest.
@@ -78,6 +94,14 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 		return c, nil, nil, 2, false
 	}
 	if len(needConfig) > 0 && !needConfig[0](rest) {
+		if *path != "" { // only for its keyring
+			k, err := config.LoadKeyring(*path)
+			if err != nil {
+				fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
+				return c, nil, nil, 2, false
+			}
+			c.Keyring = k
+		}
 		return c, time.Local, rest, 0, true
 	}
 	mc, err := config.LoadManager(*path, os.Environ())
@@ -94,7 +118,7 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 	if err != nil {
 		loc = time.Local
 	}
-	return bucket.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix}, loc, rest, 0, true
+	return bucket.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix, Keyring: mc.Keyring}, loc, rest, 0, true
 }
 
 func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -151,6 +175,7 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if asJSON {
 		type row struct {
+			Incident string  `json:"incident"` // store/device/id, from where it is in the bucket
 			ID       string  `json:"id"`
 			Time     string  `json:"time"`
 			Store    string  `json:"store"`
@@ -164,7 +189,7 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rows := []row{}
 		for _, e := range entries {
 			m := e.Manifest
-			rows = append(rows, row{printable(m.Incident), m.PressTime.In(loc).Format(time.RFC3339), printable(m.Store), printable(m.Device), printable(m.Trigger), m.DurationSeconds, m.Clip.Size, printable(m.Clip.SHA256), printable(e.Clip())})
+			rows = append(rows, row{printable(c.RefOf(e).String()), printable(m.Incident), m.PressTime.In(loc).Format(time.RFC3339), printable(m.Store), printable(m.Device), printable(m.Trigger), m.DurationSeconds, m.Clip.Size, printable(m.Clip.SHA256), printable(e.Clip())})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -172,10 +197,10 @@ func clipsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tSTORE\tDEVICE\tDURATION\tSIZE")
+	fmt.Fprintln(tw, "INCIDENT\tTIME\tDURATION\tSIZE")
 	for _, e := range entries {
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f s\t%s\n", printable(m.Incident), m.PressTime.In(loc).Format("2006-01-02 15:04:05"), printable(m.Store), printable(m.Device), m.DurationSeconds, megabytes(m.Clip.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f s\t%s\n", printable(c.RefOf(e).String()), m.PressTime.In(loc).Format("2006-01-02 15:04:05"), m.DurationSeconds, megabytes(m.Clip.Size))
 	}
 	tw.Flush()
 	if len(entries) == 0 {
@@ -195,46 +220,83 @@ func printable(s string) string {
 	}, s)
 }
 
+// errText is err for a terminal: printable, but an incident name that
+// fits several keeps one match a line, each printable (a key in the
+// bucket is outside bytes too, and may hold a line break).
+func errText(err error) string {
+	var amb *bucket.AmbiguousError
+	if !errors.As(err, &amb) {
+		return printable(err.Error())
+	}
+	lines := []string{printable(amb.Heading())}
+	for _, m := range amb.Matches {
+		lines = append(lines, "  "+printable(m))
+	}
+	return strings.Join(lines, "\n")
+}
+
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func oneID(name string, rest []string, stderr io.Writer) (string, bool) {
+// oneRef reads the one incident a command names, store/device/id or id.
+func oneRef(name string, rest []string, stderr io.Writer) (bucket.Ref, bool) {
 	if len(rest) != 1 {
-		fmt.Fprintf(stderr, "mamoru clips %s: want exactly one incident id (see 'mamoru clips ls')\n", name)
-		return "", false
+		fmt.Fprintf(stderr, "mamoru clips %s: want exactly one incident, store/device/id (see 'mamoru clips ls')\n", name)
+		return bucket.Ref{}, false
 	}
-	return rest[0], true
+	r, err := bucket.ParseRef(rest[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru clips %s: %v\n", name, err)
+		return bucket.Ref{}, false
+	}
+	return r, true
+}
+
+// pubkeyFlag defines --pubkey: one device's key, which then replaces the
+// keyring for whichever device the manifest names.
+func pubkeyFlag(fs *flag.FlagSet, pubkey *string) {
+	fs.StringVar(pubkey, "pubkey", "", "check signatures by this public `key` alone (mamoru-ed25519:..., or a file holding it) instead of the keyring")
+}
+
+// useKey makes pubkey, if given, c's whole keyring.
+func useKey(name, pubkey string, c *bucket.Clips, stderr io.Writer) bool {
+	if pubkey == "" {
+		return true
+	}
+	k, err := signing.ParsePublicKey(pubkey)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru clips %s: --pubkey: %v\n", name, err)
+		return false
+	}
+	c.Keyring = signing.Keyring{{Key: k}}
+	return true
 }
 
 func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var dir string
-	c, _, rest, code, ok := managerCommand("clips get", "Usage: mamoru clips get ID [-o DIR]\n\nDownloads the incident's clip.mp4, manifest.json and manifest.sig into\nDIR/ID/ and verifies the clip's SHA-256 and size against the manifest.\nIt refuses a manifest that disagrees with its place in the bucket, a\nDIR/ID that is a symbolic link and any file already there, and keeps\nnothing of a download it refuses.", args, stderr, func(fs *flag.FlagSet) {
+	var dir, pubkey string
+	c, _, rest, code, ok := managerCommand("clips get", "Usage: mamoru clips get INCIDENT [-o DIR] [--pubkey KEY]\n\nDownloads the incident (store/device/id, or an id no other device has)\ninto DIR/ID/: clip.mp4, manifest.json and manifest.sig. It checks the\nmanifest's signature by the keyring (or by KEY alone) and the clip's\nSHA-256 and size against the manifest, and says of the signature one of\nthe words 'mamoru clips help' lists. It refuses a manifest that disagrees\nwith its place in the bucket or whose signature is invalid or unknown, a\nDIR/ID that is a symbolic link and any file already there, and keeps\nnothing of a download it refuses.", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&dir, "o", ".", "download into `DIR`/ID/")
+		pubkeyFlag(fs, &pubkey)
 	})
 	if !ok {
 		return code
 	}
-	id, ok := oneID("get", rest, stderr)
-	if !ok {
+	r, ok := oneRef("get", rest, stderr)
+	if !ok || !useKey("get", pubkey, &c, stderr) {
 		return 2
 	}
-	// The id names the directory the download goes into.
-	if !bucket.ValidIncidentID(id) {
-		fmt.Fprintf(stderr, "mamoru clips get: %q is %v\n", id, bucket.ErrBadID)
-		return 2
-	}
-	e, err := c.Find(ctx, id)
+	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips get: %v\n", err)
+		fmt.Fprintf(stderr, "mamoru clips get: %s\n", errText(err))
 		return 1
 	}
-	p := newProgress(stderr, id+"/"+outbox.ClipFile, e.Manifest.Clip.Size, isTerminal(stderr))
-	out, err := c.Get(ctx, e, dir, p.update)
+	p := newProgress(stderr, r.ID+"/"+outbox.ClipFile, e.Manifest.Clip.Size, isTerminal(stderr))
+	out, a, err := c.Get(ctx, e, dir, p.update)
 	p.finish()
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips get: %s: %v\n", id, err)
+		fmt.Fprintf(stderr, "mamoru clips get: %s: %s\n", r, errText(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: verified (SHA-256 %s, %s)\n", out, e.Manifest.Clip.SHA256, megabytes(e.Manifest.Clip.Size))
+	fmt.Fprintf(stdout, "%s: %s (SHA-256 %s, %s)\n", out, printable(a.String()), e.Manifest.Clip.SHA256, megabytes(e.Manifest.Clip.Size))
 	return 0
 }
 
@@ -303,12 +365,12 @@ func isTerminal(w io.Writer) bool {
 }
 
 func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const help = "Usage: mamoru clips verify PATH|ID [--pubkey KEY] [--config FILE]\n\nRecomputes the clip's SHA-256 and compares it with its manifest: PATH is a\ndownloaded incident directory or its clip.mp4 (no configuration needed); ID\nis an incident in the bucket, read without saving it. With --pubkey (the\ndevice's key as 'mamoru provision' printed it, or a file holding it), the\nmanifest's signature must be that device's."
+	const help = "Usage: mamoru clips verify PATH|INCIDENT [--pubkey KEY] [--config FILE]\n\nChecks the manifest's signature by the keyring in FILE (or by KEY alone),\nthen recomputes the clip's SHA-256 and compares it with the manifest:\nPATH is a downloaded incident directory or its clip.mp4 (FILE is then read\nonly for its keyring); INCIDENT is store/device/id (or an id no other\ndevice has) in the bucket, read without saving it. Of the signature it\nsays one of the words 'mamoru clips help' lists, and exits 1 for\nSIGNATURE INVALID, UNKNOWN DEVICE, and UNSIGNED where the keyring holds\nthat device's keys."
 	var pubkey string
 	c, _, rest, code, ok := managerCommand("clips verify", help, args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&pubkey, "pubkey", "", "the device's public `key` (mamoru-ed25519:...), or a file holding it")
+		pubkeyFlag(fs, &pubkey)
 	}, func(rest []string) bool {
-		// A local path needs no configuration at all.
+		// A local path needs no bucket.
 		if len(rest) != 1 {
 			return false
 		}
@@ -318,60 +380,60 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if !ok {
 		return code
 	}
-	id, ok := oneID("verify", rest, stderr)
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "mamoru clips verify: want exactly one downloaded incident or incident in the bucket, store/device/id (see 'mamoru clips ls')")
+		return 2
+	}
+	if !useKey("verify", pubkey, &c, stderr) {
+		return 2
+	}
+	if c.Client == nil { // a local path
+		p := rest[0]
+		m, a, err := bucket.VerifyLocal(p, c.Keyring)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", p, errText(err))
+			return 1
+		}
+		place := ""
+		if m.Object != "" {
+			place = ", signed for " + m.Object
+		}
+		fmt.Fprintf(stdout, "%s: %s: incident %s, SHA-256 %s%s\n", p, printable(a.String()), printable(m.Incident), printable(m.Clip.SHA256), printable(place))
+		return 0
+	}
+	r, ok := oneRef("verify", rest, stderr)
 	if !ok {
 		return 2
 	}
-	var pub ed25519.PublicKey
-	if pubkey != "" {
-		k, err := signing.ParsePublicKey(pubkey)
-		if err != nil {
-			fmt.Fprintf(stderr, "mamoru clips verify: --pubkey: %v\n", err)
-			return 2
-		}
-		pub = k
-	}
-	signed := ""
-	if pub != nil {
-		signed = ", manifest signed by the device"
-	}
-	if c.Client == nil { // a local path
-		m, err := bucket.VerifyLocal(id, pub)
-		if err != nil {
-			fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: verified: incident %s, SHA-256 %s%s\n", id, m.Incident, m.Clip.SHA256, signed)
-		return 0
-	}
-	e, err := c.Find(ctx, id)
+	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips verify: %v (and no such file here)\n", err)
+		fmt.Fprintf(stderr, "mamoru clips verify: %s (and no such file here)\n", errText(err))
 		return 1
 	}
-	if err := c.VerifyObject(ctx, e, pub); err != nil {
-		fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
+	a, err := c.VerifyObject(ctx, e)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", r, errText(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: verified: %s matches its manifest (SHA-256 %s)%s\n", id, e.Clip(), e.Manifest.Clip.SHA256, signed)
+	fmt.Fprintf(stdout, "%s: %s: %s matches its manifest (SHA-256 %s)\n", r, printable(a.String()), e.Clip(), printable(e.Manifest.Clip.SHA256))
 	return 0
 }
 
 func clipsShare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var expires time.Duration
-	c, _, rest, code, ok := managerCommand("clips share", "Usage: mamoru clips share ID [--expires 24h]\n\nPrints a link that plays the clip in a browser, valid until it expires.\nAnyone with the link can watch it: share it only with who must see it.", args, stderr, func(fs *flag.FlagSet) {
+	c, _, rest, code, ok := managerCommand("clips share", "Usage: mamoru clips share INCIDENT [--expires 24h]\n\nPrints a link that plays the clip in a browser, valid until it expires.\nAnyone with the link can watch it: share it only with who must see it.", args, stderr, func(fs *flag.FlagSet) {
 		fs.DurationVar(&expires, "expires", 24*time.Hour, "how long the link works (at most 168h)")
 	})
 	if !ok {
 		return code
 	}
-	id, ok := oneID("share", rest, stderr)
+	r, ok := oneRef("share", rest, stderr)
 	if !ok {
 		return 2
 	}
-	e, err := c.Find(ctx, id)
+	e, err := c.Find(ctx, r)
 	if err != nil {
-		fmt.Fprintf(stderr, "mamoru clips share: %v\n", err)
+		fmt.Fprintf(stderr, "mamoru clips share: %s\n", errText(err))
 		return 1
 	}
 	u, err := c.Share(ctx, e, expires)

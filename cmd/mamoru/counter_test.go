@@ -13,7 +13,7 @@ import (
 func TestCounterLines(t *testing.T) {
 	var out strings.Builder
 	c := &counter{ctx: t.Context(), out: &out, bucket: "clips", uploads: true}
-	m := &outbox.Manifest{Incident: "20261123-230000-000001", State: outbox.StateComplete, DurationSeconds: 3.5, Clip: outbox.ClipDigest{Size: 1234}}
+	m := &outbox.Manifest{Store: "s", Device: "d", Incident: "20261123-230000-000001", State: outbox.StateComplete, DurationSeconds: 3.5, Clip: outbox.ClipDigest{Size: 1234}}
 	spool := errors.Join(device.ErrSpoolFull, errors.New("SPOOL FULL: 16 MB of clips wait for upload"))
 	for _, e := range []device.Event{
 		{Kind: device.EventPress, Result: device.PressRefused, Err: spool},
@@ -30,7 +30,7 @@ func TestCounterLines(t *testing.T) {
 		"incident 20261123-230000-000002: clip FAILED: no space left on device",
 		"incident 20261123-230000-000001 saved (complete): /var/lib/mamoru/incidents/x/clip.mp4 (3.5 s, 1234 bytes)",
 		"incident 20261123-230000-000001 uploaded to s3://clips/s/d/2026/11/23/20261123-230000-000001/",
-		"share with a manager's keys: mamoru clips share 20261123-230000-000001",
+		"share with a manager's keys: mamoru clips share s/d/20261123-230000-000001",
 	}
 	if got := strings.TrimSpace(out.String()); got != strings.Join(want, "\n") {
 		t.Errorf("the counter showed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"time"
 
 	"mamoru/signing"
 )
@@ -67,8 +68,8 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	text := fmt.Sprintf("# The public key of mamoru device %s/%s (%s).\n# It holds no secret: give it to the managers, who check the device's clips with it.\nstore = %q\ndevice = %q\npublic_key = %q\n",
-		cfg.Device.Store, cfg.Device.ID, made, cfg.Device.Store, cfg.Device.ID, pub)
+	text := fmt.Sprintf("# The public key of mamoru device %s/%s (%s).\n# It holds no secret: the managers paste this entry into their configuration's keyring.\n%s",
+		cfg.Device.Store, cfg.Device.ID, made, keyringEntry(cfg.Device.Store, cfg.Device.ID, pub, time.Now()))
 	if publicOut != "" {
 		if err := os.WriteFile(publicOut, []byte(text), 0o644); err != nil {
 			fmt.Fprintf(stderr, "mamoru keygen: --public-out: %v\n", err)

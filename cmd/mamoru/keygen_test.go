@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"mamoru/config"
 	"mamoru/signing"
 )
 
@@ -44,6 +45,10 @@ func TestKeygen(t *testing.T) {
 	}
 	if b, err := os.ReadFile(pubFile); err != nil || string(b) != out {
 		t.Errorf("--public-out wrote %q, %v; want what keygen printed", b, err)
+	}
+	// The managers paste it as it is: it must be a keyring entry.
+	if ring, err := config.LoadKeyring(pubFile); err != nil || len(ring) != 1 {
+		t.Errorf("keygen's output is not one [[keyring]] entry: %v, %d entries", err, len(ring))
 	}
 
 	// Again, as a first boot that failed later runs again: the same key.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"mamoru/config"
 	"mamoru/signing"
@@ -18,8 +19,11 @@ const provisionHelp = `Usage: mamoru provision --store S --device D [--out DIR] 
 
 For installers: writes DIR/mamoru.toml for this device, and generates its
 ed25519 signing key in DIR/signing.key (mode 0600). The uploader signs each
-manifest with it; give the public key it prints (also in DIR/signing.pub)
-to the managers, who check clips with 'mamoru clips verify --pubkey'.
+manifest with it. It prints the [[keyring]] entry for the managers'
+configuration, holding the public key (also in DIR/signing.pub): with it,
+'mamoru clips get' and 'clips verify' say "verified: signed by STORE/DEVICE".
+Re-provisioning a device makes a new key: add its entry beside the old
+one, which still verifies the older clips.
 Put the device's storage keys in DIR/s3-access-key and DIR/s3-secret-key
 (mode 0600) before starting it, and edit the rest of the file as the site
 needs (README.md lists every key). --keys-dir is where those files will be
@@ -119,6 +123,15 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mamoru provision: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s and %s (mode 0600)\npublic key of %s/%s (give it to the managers):\n%s\n", conf, key, *store, *dev, pub)
+	fmt.Fprintf(stdout, "wrote %s and %s (mode 0600)\n\nFor the managers' configuration, the keyring entry of %s/%s:\n\n%s", conf, key, *store, *dev, keyringEntry(*store, *dev, pub, time.Now()))
 	return 0
+}
+
+// keyringEntry is the [[keyring]] table a manager pastes into their
+// configuration for a device's new key. not_before is written commented
+// out: set, the key vouches only for clips pressed from then on, which
+// is right for a re-provisioned device whose clock NTP has set, and wrong
+// for one whose clock may still read 1970 at its first presses.
+func keyringEntry(store, device, pub string, now time.Time) string {
+	return fmt.Sprintf("[[keyring]]\nstore = %q\ndevice = %q\npublic_key = %q\n# not_before = %q\n", store, device, pub, now.Truncate(time.Second).Format(time.RFC3339))
 }

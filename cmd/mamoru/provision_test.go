@@ -27,10 +27,15 @@ func TestProvisionSignsManifests(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("provision exited %d: %s", code, errOut)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	pub := lines[len(lines)-1]
-	if !strings.HasPrefix(pub, "mamoru-ed25519:") {
-		t.Fatalf("provision printed %q, want the public key last", out)
+	// It prints the keyring entry to paste, and nothing after it.
+	entry := out[strings.Index(out, "[[keyring]]"):]
+	_, pub, _ := strings.Cut(entry, "public_key = \"")
+	pub, _, _ = strings.Cut(pub, "\"")
+	if !strings.HasPrefix(entry, "[[keyring]]\nstore = \"shinjuku\"\ndevice = \"counter-7\"\npublic_key = \"mamoru-ed25519:") || !strings.Contains(entry, "\n# not_before = ") {
+		t.Fatalf("provision printed %q, want the [[keyring]] entry last", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "signing.pub")); strings.TrimSpace(string(b)) != pub {
+		t.Errorf("signing.pub holds %q, the entry %q", b, pub)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "signing.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("signing key: %v, mode %v; want 0600", err, fi.Mode())
@@ -77,32 +82,47 @@ func TestProvisionSignsManifests(t *testing.T) {
 	// The manager: their keys from the environment, the bucket from the device's file.
 	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
 	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
+	// Without the device's key in a keyring, nothing is "verified"
+	// (issue 14, finding 4: clips get checked no signature at all).
 	dl := t.TempDir()
-	if code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl); code != 0 {
-		t.Fatalf("clips get: %s %s", out, errOut)
+	if code, out, errOut := runCmd(t, "clips", "get", id, "--config", cfg, "-o", dl); code != 1 || !strings.Contains(errOut, "UNKNOWN DEVICE: the keyring holds no key for shinjuku/counter-7") || strings.Contains(out, "verified") {
+		t.Errorf("clips get without a keyring: exit %d, %q %q; want 1 and UNKNOWN DEVICE", code, out, errOut)
+	}
+	// The manager pastes the entry provision printed.
+	src, _ := os.ReadFile(cfg)
+	manager := filepath.Join(t.TempDir(), "manager.toml")
+	os.WriteFile(manager, append(src, "\n"+entry...), 0o644)
+	code, out, errOut = runCmd(t, "clips", "get", id, "--config", manager, "-o", dl)
+	if code != 0 || !strings.Contains(out, "verified: signed by shinjuku/counter-7 (SHA-256") {
+		t.Fatalf("clips get: exit %d, %s %s; want verified and signed by shinjuku/counter-7", code, out, errOut)
 	}
 	got := filepath.Join(dl, id)
+	if code, out, errOut := runCmd(t, "clips", "verify", got); code != 1 || !strings.Contains(errOut, "UNKNOWN DEVICE") {
+		t.Errorf("clips verify of a download without a keyring: exit %d, %q %q; want 1 and UNKNOWN DEVICE", code, out, errOut)
+	}
 	pubFile := filepath.Join(dir, "signing.pub")
 	for _, args := range [][]string{
+		{"clips", "verify", got, "--config", manager},
 		{"clips", "verify", got, "--pubkey", pub},
 		{"clips", "verify", got, "--pubkey", pubFile},
-		{"clips", "verify", id, "--config", cfg, "--pubkey", pub},
+		{"clips", "verify", id, "--config", manager},
+		{"clips", "verify", "shinjuku/counter-7/" + id, "--config", cfg, "--pubkey", pub},
 	} {
-		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, "signed by the device") {
+		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, "verified: signed by shinjuku/counter-7") {
 			t.Errorf("mamoru %q: exit %d, %q %q; want verified and signed", args, code, out, errOut)
 		}
 	}
 	// Another device's key does not verify it.
 	other := t.TempDir()
 	runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-8", "--out", other)
-	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", filepath.Join(other, "signing.pub")); code != 1 || !strings.Contains(errOut, "SIGNATURE NOT VERIFIED") {
+	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", filepath.Join(other, "signing.pub")); code != 1 || !strings.Contains(errOut, "SIGNATURE INVALID") {
 		t.Errorf("verify with another device's key: exit %d, %q", code, errOut)
 	}
 	// A tampered manifest fails the signature; a tampered clip, the hash.
 	man := filepath.Join(got, "manifest.json")
 	orig, _ := os.ReadFile(man)
 	os.WriteFile(man, []byte(strings.Replace(string(orig), `"trigger": "cli"`, `"trigger": "button"`, 1)), 0o644)
-	if code, _, errOut := runCmd(t, "clips", "verify", got, "--pubkey", pub); code != 1 || !strings.Contains(errOut, "SIGNATURE NOT VERIFIED") {
+	if code, _, errOut := runCmd(t, "clips", "verify", got, "--config", manager); code != 1 || !strings.Contains(errOut, "SIGNATURE INVALID") {
 		t.Errorf("verify of a tampered manifest: exit %d, %q", code, errOut)
 	}
 	os.WriteFile(man, orig, 0o644)

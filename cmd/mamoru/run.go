@@ -162,9 +162,10 @@ func (c *counter) uploaded(m outbox.Manifest, dir string) string {
 		e := bucket.Entry{Dir: dir, Manifest: m}
 		if _, err := c.clips.StatObject(ctx, c.bucket, e.Clip(), minio.StatObjectOptions{}); err == nil {
 			if u, err := clips.Share(ctx, e, 24*time.Hour); err == nil {
-				return where + fmt.Sprintf("share (mamoru clips share %s, valid 24 h): %s\n", m.Incident, u)
+				return where + fmt.Sprintf("share (mamoru clips share %s/%s/%s, valid 24 h): %s\n", m.Store, m.Device, m.Incident, u)
 			}
 		}
 	}
-	return where + fmt.Sprintf("share with a manager's keys: mamoru clips share %s\n", m.Incident)
+	// An id is unique per device only: a manager names it store/device/id.
+	return where + fmt.Sprintf("share with a manager's keys: mamoru clips share %s/%s/%s\n", m.Store, m.Device, m.Incident)
 }

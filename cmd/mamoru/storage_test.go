@@ -104,7 +104,7 @@ func TestUploadEndToEnd(t *testing.T) {
 	}
 	// The device's write-only keys cannot sign a link that reads: the
 	// counter says how a manager shares it.
-	if want := "share with a manager's keys: mamoru clips share " + id; !strings.Contains(stdout.String(), want) {
+	if want := "share with a manager's keys: mamoru clips share test-store/test-counter/" + id; !strings.Contains(stdout.String(), want) {
 		t.Errorf("the counter does not say %q:\n%s", want, stdout.String())
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "incidents", id)); !os.IsNotExist(err) {
@@ -136,13 +136,14 @@ func TestUploadEndToEnd(t *testing.T) {
 	dl := t.TempDir()
 	code, out, errOut = runCmd(t, "clips", "get", id, "--config", manager, "-o", dl)
 	// stderr is no terminal: no bar redrawn, a line at the start and the end.
-	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(errOut, id+"/clip.mp4: 100%") || strings.Contains(errOut, "\r") {
-		t.Fatalf("clips get exited %d: stdout %q stderr %q; want verified and the download's last line saying 100%%, with no bar", code, out, errOut)
+	// This device has no signing key: the clip is intact, and UNSIGNED.
+	if code != 0 || !strings.Contains(out, "UNSIGNED (SHA-256") || !strings.Contains(errOut, id+"/clip.mp4: 100%") || strings.Contains(errOut, "\r") {
+		t.Fatalf("clips get exited %d: stdout %q stderr %q; want UNSIGNED and the download's last line saying 100%%, with no bar", code, out, errOut)
 	}
 	got := filepath.Join(dl, id)
 	for _, args := range [][]string{{"clips", "verify", got}, {"clips", "verify", filepath.Join(got, "clip.mp4")}, {"clips", "verify", id, "--config", manager}} {
-		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, "verified") {
-			t.Errorf("mamoru %q exited %d: %q %q; want verified", args, code, out, errOut)
+		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, ": UNSIGNED: ") || strings.Contains(out, "verified") {
+			t.Errorf("mamoru %q exited %d: %q %q; want UNSIGNED, intact", args, code, out, errOut)
 		}
 	}
 	// One flipped byte, and verify refuses loudly.
