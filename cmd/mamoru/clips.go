@@ -349,6 +349,9 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "mamoru clips verify: %v (and no such file here)\n", err)
 		return 1
 	}
+	if !untouched(ctx, c, e, id, stderr) {
+		return 1
+	}
 	if err := c.VerifyObject(ctx, e, pub); err != nil {
 		fmt.Fprintf(stderr, "mamoru clips verify: %s: %v\n", id, err)
 		return 1
