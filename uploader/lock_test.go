@@ -410,3 +410,24 @@ func TestVersitygwKeepsTheOriginal(t *testing.T) {
 		t.Errorf("root deleted the locked original of %s", object)
 	}
 }
+
+// A device told to lock, uploading into a bucket made without object lock
+// (an old bucket, storage init not run again), is told what to fix rather
+// than retrying for ever.
+func TestLockIntoAPlainBucketIsAProblem(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("plain")
+	st := srv.Storage("plain")
+	box := t.TempDir()
+	m := makeIncident(t, box, "20261123-233000-000001", 100<<10)
+	u := &Uploader{Storage: st, Location: tokyo, Log: testLog(t), Client: mustClient(t, st),
+		Lock: bucket.Lock{Mode: minio.Governance, Days: 30}, ClockSynced: synced}
+	err := u.ship(t.Context(), outbox.Incident{Dir: filepath.Join(box, m.Incident), Manifest: m}, nil)
+	var problem *bucket.Problem
+	if !errors.As(err, &problem) || !strings.Contains(problem.Fix, "policy.object_lock") {
+		t.Errorf("a locked upload into a plain bucket: %v; want a problem naming policy.object_lock", err)
+	}
+	if _, err := os.Stat(filepath.Join(box, m.Incident, outbox.ClipFile)); err != nil {
+		t.Errorf("the clip is gone: %v", err)
+	}
+}
