@@ -319,6 +319,16 @@ func testWrittenFirst(t *testing.T, st config.Storage, rules config.Policy, root
 	if _, err := os.Stat(filepath.Join(box, taken.Incident, outbox.ClipFile)); err != nil {
 		t.Errorf("the held incident's clip is gone: %v", err)
 	}
+	// Tried again, as a held incident is, it is still someone else's (the
+	// device has begun it by now, but found it written at its first try).
+	err := u.ship(t.Context(), outbox.Incident{Dir: filepath.Join(box, taken.Incident), Manifest: taken}, nil)
+	var first *WrittenFirst
+	if !errors.As(err, &first) || first.Object != object {
+		t.Errorf("the held incident tried again: %v; want someone else's %s still", err, object)
+	}
+	if _, err := os.Stat(filepath.Join(box, taken.Incident, outbox.ClipFile)); err != nil {
+		t.Errorf("the held incident's clip is gone after a retry: %v", err)
+	}
 	if got := objectSHA256(t, root, "clips", object, minio.GetObjectOptions{}); got == taken.Clip.SHA256 {
 		t.Errorf("the device wrote over %s", object)
 	}

@@ -48,6 +48,9 @@ type progress struct {
 	// is refused (412): only an object listed here may then count as this
 	// device's own.
 	Began []string `json:"began,omitempty"`
+	// Theirs are the objects found already written on this device's first
+	// request for them: never this device's, however often it retries.
+	Theirs []string `json:"theirs,omitempty"`
 }
 
 // How an object in the bucket was checked against what was sent, strongest
@@ -111,8 +114,8 @@ func (s *shipper) readProgress() progress {
 	}
 	if p.PartSize != fresh.PartSize || !s.partsFit(p) {
 		// The parts cannot be used, but what this device began writing
-		// is still its own.
-		fresh.Began = p.Began
+		// is still its own, and what it found written is not.
+		fresh.Began, fresh.Theirs = p.Began, p.Theirs
 		return fresh
 	}
 	return p
@@ -270,8 +273,17 @@ func (s *shipper) refused(err error, object string, again bool) (ok bool, _ erro
 	if !errors.As(err, &exists) {
 		return false, err
 	}
+	if slices.Contains(s.p.Theirs, object) {
+		return false, &WrittenFirst{Object: object, Err: err}
+	}
 	if again {
 		return true, nil
+	}
+	// Found written on the first request: recorded, so that the retries
+	// of a held incident, which find it begun, still know it is not ours.
+	s.p.Theirs = append(s.p.Theirs, object)
+	if serr := s.saveProgress(s.p); serr != nil {
+		return false, serr
 	}
 	return false, &WrittenFirst{Object: object, Err: err}
 }
