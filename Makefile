@@ -13,8 +13,14 @@ DEMO_STATE := $(CURDIR)/demo-state
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO := $(HOME)/.cache/mamoru/minio-$(MINIO_VERSION)/minio
 export MAMORU_MINIO := $(MINIO)
+# versitygw, the second S3 server the write-once tests run (it has no
+# lifecycle and no per-user policies: README says what each server
+# enforces), built from the Go module proxy once and cached.
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(HOME)/.cache/mamoru/versitygw-$(VERSITYGW_VERSION)/versitygw
+export MAMORU_VERSITYGW := $(VERSITYGW)
 
-.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio
+.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio versitygw
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -37,9 +43,9 @@ cross:
 
 ## test-arm64, test-armv7: the tests, cross-built, under qemu-user (there
 ## is no binfmt here, hence -exec; audio is the null backend)
-test-arm64: cross $(MINIO)
+test-arm64: cross $(MINIO) $(VERSITYGW)
 	$(ARM64_ENV) MAMORU_TEST_EXEC='$(ARM64_EXEC)' $(GO) test -count=1 -timeout 20m -exec '$(ARM64_EXEC)' ./...
-test-armv7: cross $(MINIO)
+test-armv7: cross $(MINIO) $(VERSITYGW)
 	$(ARMV7_ENV) MAMORU_TEST_EXEC='$(ARMV7_EXEC)' $(GO) test -count=1 -timeout 20m -exec '$(ARMV7_EXEC)' ./...
 
 ## deb: bin/mamoru_<version>_<ARCH>.deb, ARCH=arm64 (default), armhf or amd64
@@ -81,6 +87,12 @@ $(MINIO):
 	@echo "building MinIO $(MINIO_VERSION) once (about 3 minutes)..." >&2
 	GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
+## versitygw: the versitygw server for the write-once tests
+versitygw: $(VERSITYGW)
+$(VERSITYGW):
+	@echo "building versitygw $(VERSITYGW_VERSION) once..." >&2
+	GOBIN=$(dir $(VERSITYGW)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
 ## demo: the recorder on the simulated counter (test pattern, null
 ## microphone), uploading to a local MinIO
 demo: build $(MINIO)
@@ -96,7 +108,7 @@ demo: build $(MINIO)
 
 ## test: every test, with the race detector, then again cross-built for
 ## arm64 under qemu
-test: $(MINIO)
+test: $(MINIO) $(VERSITYGW)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-arm64

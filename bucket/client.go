@@ -111,7 +111,8 @@ var fixes = map[string]string{
 }
 
 // Classify turns an error from the server into a *Problem when retrying
-// cannot help, and returns other errors (network, 5xx) as they are.
+// cannot help, into an *Exists when a write-once upload found its object
+// already there, and returns other errors (network, 5xx) as they are.
 func Classify(err error) error {
 	if err == nil {
 		return nil
@@ -119,6 +120,14 @@ func Classify(err error) error {
 	var p *Problem
 	if errors.As(err, &p) {
 		return err
+	}
+	var exists *Exists
+	if errors.As(err, &exists) {
+		return err
+	}
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed) {
+		return &Exists{Object: resp.Key, Err: err}
 	}
 	if fix, ok := fixes[errorCode(err)]; ok {
 		return &Problem{Code: errorCode(err), Fix: fix, Err: err}
@@ -139,6 +148,21 @@ func Classify(err error) error {
 	}
 	return err
 }
+
+// Exists is the server's refusal to write Object because it is already in
+// the bucket: every upload of a device is write-once (If-None-Match: *),
+// and the server answered 412 Precondition Failed. Whether that is this
+// device's own earlier write, retried, or someone else's, only the caller
+// can tell.
+type Exists struct {
+	Object string
+	Err    error
+}
+
+func (e *Exists) Error() string {
+	return fmt.Sprintf("%s is already in the bucket, and uploads never replace an object: %v", e.Object, e.Err)
+}
+func (e *Exists) Unwrap() error { return e.Err }
 
 // errorCode is the S3 error code in err, wrapped or not, or "".
 func errorCode(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"time"
@@ -15,36 +16,54 @@ import (
 )
 
 // SetupBucket prepares the bucket for the devices, as an installer's
-// credentials may: it creates the bucket if it is missing (with object
-// lock when rules ask for it), expires clips after rules.RetentionDays and
-// locks each clip for rules.ObjectLockDays. It returns one line per step
-// for the installer to read.
+// credentials may: it creates the bucket if it is missing (with object lock
+// when the rules lock clips), turns versioning on, so that an object
+// overwritten by a stolen key that skips If-None-Match keeps its original
+// as an older version, and expires clips, and their older versions, after
+// rules.RetentionDays. It sets no default retention: each piece of evidence
+// is locked by its own upload (Lock), and a default left by an older mamoru
+// is removed so that health.json and self-test probes are not locked. It
+// returns one line per step for the installer to read.
 func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules config.Policy) ([]string, error) {
 	var done []string
-	lock := rules.ObjectLockDays > 0
+	lock := LockFor(rules)
 	exists, err := c.BucketExists(ctx, s.Bucket)
 	if err != nil {
 		return done, fmt.Errorf("check bucket %s: %w", s.Bucket, Classify(err))
 	}
 	if !exists {
-		if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: lock}); err != nil {
+		if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: lock.On()}); err != nil {
 			return done, fmt.Errorf("create bucket %s: %w", s.Bucket, Classify(err))
 		}
-		done = append(done, fmt.Sprintf("created bucket %s (object lock %s)", s.Bucket, onOff(lock)))
+		done = append(done, fmt.Sprintf("created bucket %s (object lock %s)", s.Bucket, onOff(lock.On())))
 	} else {
 		done = append(done, fmt.Sprintf("bucket %s exists", s.Bucket))
 	}
 
-	if lock {
-		enabled, _, _, _, err := c.GetObjectLockConfig(ctx, s.Bucket)
-		if err != nil || enabled != "Enabled" {
-			return done, fmt.Errorf("bucket %s was created without object lock, and S3 cannot add it later: create a new bucket (set storage.bucket to a new name) or set policy.object_lock_days = 0", s.Bucket)
+	if err := c.EnableVersioning(ctx, s.Bucket); err != nil {
+		return done, fmt.Errorf("turn on versioning in %s: %w", s.Bucket, Classify(err))
+	}
+	done = append(done, "versioning is on: an object written over keeps its original as an older version, which 'mamoru clips verify' reports")
+
+	if lock.On() {
+		if !lockEnabled(ctx, c, s.Bucket) {
+			// AWS can add object lock to a versioned bucket; MinIO cannot.
+			if err := c.SetObjectLockConfig(ctx, s.Bucket, nil, nil, nil); err != nil || !lockEnabled(ctx, c, s.Bucket) {
+				return done, fmt.Errorf("bucket %s was created without object lock, and this server cannot add it to a bucket that exists (MinIO cannot): "+
+					"set storage.bucket to a new name and run 'mamoru storage init' again, which creates it with object lock; then copy the objects "+
+					"under %q across with their keys unchanged (e.g. 'mc mirror' or 'rclone copy'): a signature covers the object's key below the bucket "+
+					"and storage.prefix, so copies verify in the new bucket. Or set policy.object_lock = \"none\" to upload without a lock",
+					s.Bucket, s.Prefix+"/")
+			}
+			done = append(done, fmt.Sprintf("object lock turned on in %s", s.Bucket))
 		}
-		mode, days, unit := minio.Compliance, uint(rules.ObjectLockDays), minio.Days
-		if err := c.SetObjectLockConfig(ctx, s.Bucket, &mode, &days, &unit); err != nil {
-			return done, fmt.Errorf("set object lock on %s: %w", s.Bucket, Classify(err))
+		// No default retention: each piece of evidence carries its own.
+		if err := c.SetObjectLockConfig(ctx, s.Bucket, nil, nil, nil); err != nil {
+			return done, fmt.Errorf("clear the default retention of %s: %w", s.Bucket, Classify(err))
 		}
-		done = append(done, fmt.Sprintf("every new clip is locked (compliance mode) for %d days: no one, not even the root user, can delete it before then", rules.ObjectLockDays))
+		done = append(done, lockStep(lock))
+	} else {
+		done = append(done, "clips are not locked (policy.object_lock = \"none\"): a stolen device key that writes over a clip leaves the original only as an older version, which the bucket's owner can delete")
 	}
 
 	cfg := lifecycle.NewConfiguration()
@@ -53,6 +72,11 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 			ID:         "mamoru-retention",
 			Status:     "Enabled",
 			Expiration: lifecycle.Expiration{Days: lifecycle.ExpirationDays(rules.RetentionDays)},
+			// An expired clip becomes an older version behind a delete
+			// marker; it goes a day later, so the rules' promise of deletion
+			// stays true. An original written over goes a day after it was
+			// replaced, but never before its own lock ends.
+			NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1},
 			// A multipart upload a device never finished (it was replaced)
 			// does not linger.
 			AbortIncompleteMultipartUpload: lifecycle.AbortIncompleteMultipartUpload{DaysAfterInitiation: 7},
@@ -60,19 +84,36 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		if s.Prefix != "" {
 			rule.RuleFilter = lifecycle.Filter{Prefix: s.Prefix + "/"}
 		}
-		if lock {
-			// Object lock turns versioning on: old versions go too.
-			rule.NoncurrentVersionExpiration = lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1}
-		}
 		cfg.Rules = append(cfg.Rules, rule)
-		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload", s.Prefix+"/", rules.RetentionDays))
+	}
+	if err := c.SetBucketLifecycle(ctx, s.Bucket, cfg); err != nil {
+		if errorCode(err) == "NotImplemented" && rules.RetentionDays > 0 {
+			return done, fmt.Errorf("this server cannot expire objects (no lifecycle rules), so clips would not be deleted after policy.retention_days = %d as the operating rules promise: "+
+				"delete them by other means (a daily job), or use a server with lifecycle rules: %w", rules.RetentionDays, err)
+		}
+		if rules.RetentionDays > 0 || errorCode(err) != "NotImplemented" {
+			return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
+		}
+	}
+	if rules.RetentionDays > 0 {
+		done = append(done, fmt.Sprintf("clips under %q, and the older versions of any written over, expire %d days after upload", s.Prefix+"/", rules.RetentionDays))
 	} else {
 		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
 	}
-	if err := c.SetBucketLifecycle(ctx, s.Bucket, cfg); err != nil {
-		return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
-	}
 	return done, nil
+}
+
+func lockEnabled(ctx context.Context, c *minio.Client, bucket string) bool {
+	enabled, _, _, _, err := c.GetObjectLockConfig(ctx, bucket)
+	return err == nil && enabled == "Enabled"
+}
+
+func lockStep(l Lock) string {
+	if l.Mode == minio.Compliance {
+		return fmt.Sprintf("every clip, manifest and signature is locked as it is uploaded (compliance mode) for %d days: no one, not even the root user, can delete or replace it before then", l.Days)
+	}
+	return fmt.Sprintf("every clip, manifest and signature is locked as it is uploaded (governance mode) for %d days: no one can delete or replace it before then "+
+		"except a user granted s3:BypassGovernanceRetention who asks to (the root user can)", l.Days)
 }
 
 func onOff(b bool) string {
@@ -82,28 +123,73 @@ func onOff(b bool) string {
 	return "off"
 }
 
-// DevicePolicy is the least a device needs: to write objects (and their
-// multipart uploads) under its own folder, and to delete only what its
-// self-test writes. It cannot read, list or delete any clip, its own
-// included, so a stolen device cannot leak or destroy what it has sent.
+// DevicePolicy is the least a device needs, for the server s names: to
+// write new objects (and their multipart uploads) under its own folder,
+// locking each as it writes it (s3:PutObjectRetention, which without
+// s3:BypassGovernanceRetention can lengthen a lock but never shorten it),
+// and to delete only what its self-test writes. It cannot read, list or
+// delete any clip, nor any older version, nor change the bucket's settings.
+//
+// On its own, s3:PutObject also lets a stolen key write over a clip. On AWS
+// the policy allows a write only with If-None-Match (the condition key
+// s3:if-none-match; starting a multipart upload and sending its parts
+// cannot carry it, and s3:ObjectCreationOperation is false for those), so
+// the server refuses the overwrite. MinIO and versitygw refuse such a
+// condition in a policy: there, what protects a clip from that key is
+// versioning and its object lock (SetupBucket, Lock), which keep the
+// original; 'mamoru clips verify' reports the overwrite.
 func DevicePolicy(s config.Storage, store, device string) string {
 	folder := fmt.Sprintf("arn:aws:s3:::%s/%s", s.Bucket, path.Join(s.Prefix, store, device))
+	write := []map[string]any{{
+		"Sid":      "MamoruDeviceWriteOnly",
+		"Effect":   "Allow",
+		"Action":   []string{"s3:PutObject", "s3:PutObjectRetention"},
+		"Resource": []string{folder + "/*"},
+	}}
+	if IsAWS(s) {
+		write = []map[string]any{{
+			"Sid":       "MamoruDeviceWriteNewOnly",
+			"Effect":    "Allow",
+			"Action":    []string{"s3:PutObject", "s3:PutObjectRetention"},
+			"Resource":  []string{folder + "/*"},
+			"Condition": map[string]any{"Null": map[string]string{"s3:if-none-match": "false"}},
+		}, {
+			"Sid":       "MamoruDeviceMultipartParts",
+			"Effect":    "Allow",
+			"Action":    []string{"s3:PutObject", "s3:PutObjectRetention"},
+			"Resource":  []string{folder + "/*"},
+			"Condition": map[string]any{"Bool": map[string]string{"s3:ObjectCreationOperation": "false"}},
+		}}
+	}
 	doc := map[string]any{
 		"Version": "2012-10-17",
-		"Statement": []map[string]any{{
-			"Sid":      "MamoruDeviceWriteOnly",
-			"Effect":   "Allow",
-			"Action":   []string{"s3:PutObject"},
-			"Resource": []string{folder + "/*"},
-		}, {
+		"Statement": append(write, map[string]any{
 			"Sid":      "MamoruDeviceSelfTest",
 			"Effect":   "Allow",
 			"Action":   []string{"s3:DeleteObject"},
 			"Resource": []string{folder + "/" + selfTestDir + "/*"},
-		}},
+		}),
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return string(b)
+}
+
+// PolicyNote says, for an installer, what DevicePolicy's server enforces.
+func PolicyNote(s config.Storage) string {
+	if IsAWS(s) {
+		return "This policy lets the device write only with If-None-Match: * (condition s3:if-none-match), so even a stolen key cannot write over an object."
+	}
+	return "This server cannot demand If-None-Match in a policy (AWS can): a stolen device key could write over a clip, which keeps its original as an older version, locked by policy.object_lock; 'mamoru clips verify' reports it. Never grant the device s3:BypassGovernanceRetention, s3:DeleteObjectVersion or s3:PutBucket*."
+}
+
+// IsAWS reports whether s names Amazon S3, whose policies can demand
+// If-None-Match.
+func IsAWS(s config.Storage) bool {
+	host, _, err := net.SplitHostPort(s.Endpoint)
+	if err != nil {
+		host = s.Endpoint
+	}
+	return host == "s3.amazonaws.com" || strings.HasSuffix(host, ".amazonaws.com") || strings.HasSuffix(host, ".amazonaws.com.cn")
 }
 
 // selfTestDir is the folder, beside a device's clips, where its self-test
@@ -118,7 +204,11 @@ func Probe(ctx context.Context, c *minio.Core, s config.Storage, store, device s
 	// failed delete to read when it was made.
 	object := path.Join(s.Prefix, store, device, selfTestDir, time.Now().UTC().Format("20060102T150405.000Z")+".txt")
 	body := "mamoru self-test: this object is deleted at once\n"
-	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
+	// Written as every upload is (If-None-Match), for a policy that demands
+	// it, but not locked: it is deleted at once.
+	opts := IfAbsent()
+	opts.ContentType = "text/plain"
+	if _, err := c.Client.PutObject(ctx, s.Bucket, object, strings.NewReader(body), int64(len(body)), opts); err != nil {
 		return object, fmt.Errorf("write %s: %w", object, Classify(err))
 	}
 	if err := c.Client.RemoveObject(ctx, s.Bucket, object, minio.RemoveObjectOptions{}); err != nil {

@@ -360,7 +360,12 @@ func decodeErrors(name string, err error) Errors {
 		var out Errors
 		for _, de := range strict.Errors {
 			row, _ := de.Position()
-			out = append(out, &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: "is not a known key"})
+			key := strings.Join(de.Key(), ".")
+			msg, ok := replacedKeys[key]
+			if !ok {
+				msg = "is not a known key"
+			}
+			out = append(out, &Error{File: name, Line: row, Key: key, Msg: msg})
 		}
 		return out
 	}
@@ -374,6 +379,13 @@ func decodeErrors(name string, err error) Errors {
 		return Errors{{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: msg}}
 	}
 	return Errors{{File: name, Msg: err.Error()}}
+}
+
+// replacedKeys are keys an older mamoru read, with what to write instead.
+var replacedKeys = map[string]string{
+	"policy.object_lock_days": "is no longer read: each clip is now locked for 'policy.retention_days'; " +
+		"write policy.object_lock = \"compliance\" (no one can delete a clip before then), \"governance\" (the default: " +
+		"only a user granted s3:BypassGovernanceRetention can) or \"none\", and delete this line",
 }
 
 // typeErr matches go-toml's "cannot decode TOML string into struct field config.Capture.PreSeconds of type int".

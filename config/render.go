@@ -79,8 +79,10 @@ type document struct {
 	VideoSize, Bucket                               string
 	FPS, SampleRate                                 int
 	PreSeconds, PostSeconds, MaxMinutes             int
-	RetentionDays, LockDays                         int
-	Hours, Closed                                   []string
+	RetentionDays                                   int
+	// Lock is policy.object_lock when clips are uploaded and locked, else "".
+	Lock          string
+	Hours, Closed []string
 }
 
 func (c *Config) document(lang string, date time.Time) document {
@@ -90,8 +92,11 @@ func (c *Config) document(lang string, date time.Time) document {
 		Uploads: c.Storage.Enabled(), Bucket: c.Storage.Bucket, Always: len(c.Policy.RecordingHours) == 0,
 		VideoSize: fmt.Sprintf("%d×%d", c.Video.Width, c.Video.Height), FPS: c.Video.FPS, SampleRate: c.Audio.SampleRate,
 		PreSeconds: c.Capture.PreSeconds, PostSeconds: c.Capture.PostSeconds, MaxMinutes: (c.Capture.MaxIncidentSeconds + 59) / 60,
-		RetentionDays: c.Policy.RetentionDays, LockDays: c.Policy.ObjectLockDays,
-		Hours: hoursIn(lang, c.Policy.RecordingHours),
+		RetentionDays: c.Policy.RetentionDays,
+		Hours:         hoursIn(lang, c.Policy.RecordingHours),
+	}
+	if d.Uploads && c.Policy.Locked() {
+		d.Lock = c.Policy.ObjectLock
 	}
 	layout := map[string]string{"ja": "2006年1月2日", "en": "2 January 2006"}[lang]
 	for _, cd := range c.Policy.ClosedDates {

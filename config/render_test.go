@@ -248,3 +248,44 @@ document.body.appendChild(pre);
 	}
 	return r
 }
+
+// The rules say what the lock does, and only what it does: governance
+// mode can be bypassed by a right an administrator grants, compliance
+// mode by no one, and no lock promises nothing.
+func TestRenderSaysWhatTheLockDoes(t *testing.T) {
+	for _, tc := range []struct {
+		lock   string
+		ja, en string
+		notJa  []string
+		notEn  []string
+	}{
+		{lock: "governance", ja: "特別に与える権限", en: "without a special right", notJa: []string{"誰であっても"}, notEn: []string{"not even"}},
+		{lock: "compliance", ja: "管理者を含め誰であっても削除・変更できない", en: "not even the storage's administrator", notJa: []string{"特別に"}, notEn: []string{"special right"}},
+		{lock: "none", notJa: []string{"誰であっても", "特別に"}, notEn: []string{"not even", "special right"}},
+	} {
+		src := renderConfig + "object_lock = \"" + tc.lock + "\"\n[storage]\nendpoint = \"s3.example.com\"\nbucket = \"clips\"\n"
+		c, err := Parse("m.toml", []byte(src), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for lang, want := range map[string]string{"ja": tc.ja, "en": tc.en} {
+			files, err := c.Render(lang, t.TempDir(), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules := text(t, files[0])
+			if want != "" && !strings.Contains(rules, want) {
+				t.Errorf("object_lock = %q: %s rules do not say %q", tc.lock, lang, want)
+			}
+			not := tc.notEn
+			if lang == "ja" {
+				not = tc.notJa
+			}
+			for _, n := range not {
+				if strings.Contains(rules, n) {
+					t.Errorf("object_lock = %q: %s rules say %q", tc.lock, lang, n)
+				}
+			}
+		}
+	}
+}

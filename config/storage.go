@@ -68,10 +68,23 @@ type Policy struct {
 	NoticeLanguages []string `toml:"notice_languages"`
 	// RetentionDays expires clips this many days after upload; 0 keeps them.
 	RetentionDays int `toml:"retention_days"`
-	// ObjectLockDays makes each clip immutable (S3 Object Lock, compliance
-	// mode) for this many days; 0 does not lock.
-	ObjectLockDays int `toml:"object_lock_days"`
+	// ObjectLock is the S3 Object Lock mode each clip, manifest and
+	// signature is written with, retained for RetentionDays: LockGovernance
+	// (the default), LockCompliance or LockNone.
+	ObjectLock string `toml:"object_lock"`
 }
+
+// The values of policy.object_lock.
+const (
+	// LockGovernance: no one can overwrite or delete a locked object
+	// version before its date, except a user granted
+	// s3:BypassGovernanceRetention who asks to.
+	LockGovernance = "governance"
+	// LockCompliance: no one at all, the root user included, until its date.
+	LockCompliance = "compliance"
+	// LockNone: objects are not locked.
+	LockNone = "none"
+)
 
 // Secret is a credential. It prints as "[redacted]" wherever it ends up:
 // logs, status, errors, %v of a Config.
@@ -94,7 +107,9 @@ func defaultStorage() Storage {
 	return Storage{Secure: true, PartSizeMB: 8, SpoolMaxMB: 2048}
 }
 
-func defaultPolicy() Policy { return Policy{RetentionDays: 90, NoticeLanguages: []string{"ja", "en"}} }
+func defaultPolicy() Policy {
+	return Policy{RetentionDays: 90, ObjectLock: LockGovernance, NoticeLanguages: []string{"ja", "en"}}
+}
 
 // bucketName is S3's rule for bucket names (simplified: no dotted IPs).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -171,12 +186,24 @@ func (r *Policy) validate(bad func(key, format string, args ...any)) {
 	if r.RetentionDays < 0 || r.RetentionDays > 36500 {
 		bad("policy.retention_days", "must be between 0 (keep) and 36500 (got %d)", r.RetentionDays)
 	}
-	if r.ObjectLockDays < 0 || r.ObjectLockDays > 36500 {
-		bad("policy.object_lock_days", "must be between 0 (no lock) and 36500 (got %d)", r.ObjectLockDays)
+	switch r.ObjectLock {
+	case LockGovernance, LockCompliance:
+		// A lock needs an end date, and "kept forever" has none. A lock
+		// far in the future instead would, in compliance mode, keep
+		// recordings of people beyond what the rules can promise, with no
+		// way back: refuse, and say which of the two to change.
+		if r.RetentionDays == 0 {
+			bad("policy.retention_days", "= 0 (keep) cannot go with 'policy.object_lock' = %q: a clip is locked until its retention ends, and 0 has no end; set retention_days to the days to keep clips, or policy.object_lock = \"none\" to keep them unlocked", r.ObjectLock)
+		}
+	case LockNone:
+	default:
+		bad("policy.object_lock", "must be \"governance\", \"compliance\" or \"none\" (got %q)", r.ObjectLock)
 	}
-	if r.RetentionDays > 0 && r.ObjectLockDays > r.RetentionDays {
-		bad("policy.object_lock_days", "must not exceed 'policy.retention_days' = %d: a locked clip cannot expire (got %d)", r.RetentionDays, r.ObjectLockDays)
-	}
+}
+
+// Locked reports whether clips are written with an object lock.
+func (r Policy) Locked() bool {
+	return r.ObjectLock == LockGovernance || r.ObjectLock == LockCompliance
 }
 
 // loadCredentials fills AccessKey and SecretKey: from the key files, which

@@ -84,7 +84,12 @@ func TestStorageErrors(t *testing.T) {
 			"m.toml:10: 'storage.ca_file' is set but 'storage.secure' = false, so it would be ignored"},
 		{"[storage]\nendpoint = \"nas.shop.lan:9000\"\nbucket = \"clips\"\nsecure = false\n",
 			"m.toml:9: 'storage.secure' = false sends every clip and the bucket's replies in plain HTTP to \"nas.shop.lan:9000\", which is not this machine"},
-		{"[policy]\nretention_days = 30\nobject_lock_days = 60\n", "m.toml:8: 'policy.object_lock_days' must not exceed 'policy.retention_days' = 30"},
+		// The key an older mamoru read says what to write instead.
+		{"[policy]\nretention_days = 30\nobject_lock_days = 7\n", "m.toml:8: 'policy.object_lock_days' is no longer read: each clip is now locked for 'policy.retention_days'; write policy.object_lock = \"compliance\""},
+		{"[policy]\nobject_lock = \"strict\"\n", "m.toml:7: 'policy.object_lock' must be \"governance\", \"compliance\" or \"none\" (got \"strict\")"},
+		// A lock needs an end; keeping clips for ever has none.
+		{"[policy]\nretention_days = 0\n", "m.toml:7: 'policy.retention_days' = 0 (keep) cannot go with 'policy.object_lock' = \"governance\""},
+		{"[policy]\nretention_days = 0\nobject_lock = \"compliance\"\n", "m.toml:7: 'policy.retention_days' = 0 (keep) cannot go with 'policy.object_lock' = \"compliance\""},
 		{"[policy]\nretention_days = -1\n", "m.toml:7: 'policy.retention_days' must be between 0 (keep) and 36500 (got -1)"},
 	} {
 		_, err := Parse("m.toml", []byte(minimal+tc.src), env)

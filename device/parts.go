@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mamoru/backoff"
+	"mamoru/bucket"
 	"mamoru/capture"
 	"mamoru/clock"
 	"mamoru/config"
@@ -52,7 +53,8 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		Log: rec.Log.With("part", "uploader"), SigningKey: cfg.Device.SigningKey,
 		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 		Clock:   rec.Clock,
-		Store:   cfg.Device.Store, Device: cfg.Device.ID,
+		Lock:    bucket.LockFor(cfg.Policy), ClockSynced: rec.ClockSynced,
+		Store: cfg.Device.Store, Device: cfg.Device.ID,
 		Shipped: rec.Shipped,
 	}
 }

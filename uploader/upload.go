@@ -14,7 +14,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -39,6 +41,16 @@ type progress struct {
 	// Checked says how (one of the checked constants).
 	ClipDone bool   `json:"clip_done,omitempty"`
 	Checked  string `json:"checked,omitempty"`
+	// Began are the objects this device has asked the server to create
+	// (a PUT, or a multipart upload's completion), each recorded durably
+	// before the request goes. Every write is write-once, so a retry of one
+	// whose answer was lost (a crash, a timeout) finds its object there and
+	// is refused (412): only an object listed here may then count as this
+	// device's own.
+	Began []string `json:"began,omitempty"`
+	// Theirs are the objects found already written on this device's first
+	// request for them: never this device's, however often it retries.
+	Theirs []string `json:"theirs,omitempty"`
 }
 
 // How an object in the bucket was checked against what was sent, strongest
@@ -78,6 +90,12 @@ type shipper struct {
 	sent func(n int64)
 	// checked says how the clip was checked, once it is in the bucket.
 	checked string
+	// lock and now lock each object written until now + lock.Days; now is
+	// the wall clock, known to be set (NTP) when lock is on.
+	lock bucket.Lock
+	now  time.Time
+	// p is the incident's progress, saved before each write it records.
+	p progress
 }
 
 // readProgress returns the saved progress if it is for this clip and this
@@ -91,8 +109,13 @@ func (s *shipper) readProgress() progress {
 		return fresh
 	}
 	var p progress
-	if json.Unmarshal(b, &p) != nil || p.Object != fresh.Object || p.ClipHash != fresh.ClipHash || p.PartSize != fresh.PartSize ||
-		!s.partsFit(p) {
+	if json.Unmarshal(b, &p) != nil || p.Object != fresh.Object || p.ClipHash != fresh.ClipHash {
+		return fresh
+	}
+	if p.PartSize != fresh.PartSize || !s.partsFit(p) {
+		// The parts cannot be used, but what this device began writing
+		// is still its own, and what it found written is not.
+		fresh.Began, fresh.Theirs = p.Began, p.Theirs
 		return fresh
 	}
 	return p
@@ -134,7 +157,8 @@ func (s *shipper) saveProgress(p progress) error {
 // only when both are in the bucket and the server's checksums agree with
 // the local ones.
 func (s *shipper) ship(ctx context.Context) error {
-	p := s.readProgress()
+	s.p = s.readProgress()
+	p := &s.p
 	if !p.ClipDone {
 		f, err := os.Open(filepath.Join(s.dir, outbox.ClipFile))
 		if err != nil {
@@ -148,13 +172,13 @@ func (s *shipper) ship(ctx context.Context) error {
 		if s.manifest.Clip.Size <= s.partSize {
 			err = s.putClip(ctx, f)
 		} else {
-			err = s.putParts(ctx, f, &p, hashes)
+			err = s.putParts(ctx, f, p, hashes)
 		}
 		if err != nil {
 			return err
 		}
 		p.ClipDone, p.UploadID, p.Checked = true, "", s.checked
-		if err := s.saveProgress(p); err != nil {
+		if err := s.saveProgress(*p); err != nil {
 			return err
 		}
 	}
@@ -192,14 +216,76 @@ func (s *shipper) hashClip(f *os.File) ([][]byte, error) {
 	return parts, nil
 }
 
+// putOptions are the options of every object an incident writes, the one
+// place they are made: write-once (If-None-Match: *) and locked for the
+// rules' retention. Anything else uploaded as evidence takes them too.
 func (s *shipper) putOptions(contentType string) minio.PutObjectOptions {
-	return minio.PutObjectOptions{
+	opts := s.createOptions(contentType)
+	s.lock.WriteOnce(&opts, s.now)
+	return opts
+}
+
+// createOptions are putOptions without If-None-Match, for starting a
+// multipart upload: S3 checks the condition when the upload completes
+// (bucket.IfAbsent), and AWS takes no conditional header before.
+func (s *shipper) createOptions(contentType string) minio.PutObjectOptions {
+	opts := minio.PutObjectOptions{
 		ContentType: contentType,
 		UserMetadata: map[string]string{
 			"incident": s.manifest.Incident,
 			"sha256":   s.manifest.Clip.SHA256, // the whole clip's, also for multipart objects
 		},
 	}
+	s.lock.Retain(&opts, s.now)
+	return opts
+}
+
+// begin records, durably, that this device is about to ask the server to
+// create object, before it asks. again says an earlier attempt had begun
+// it already: only then can the object already being there be this
+// device's doing.
+func (s *shipper) begin(object string) (again bool, err error) {
+	if slices.Contains(s.p.Began, object) {
+		return true, nil
+	}
+	s.p.Began = append(s.p.Began, object)
+	return false, s.saveProgress(s.p)
+}
+
+// WrittenFirst means Object was already in the bucket, and this device had
+// never begun writing it: someone else wrote it first. The incident is held
+// and its local copy kept; a 412 alone never deletes evidence.
+type WrittenFirst struct {
+	Object string
+	Err    error
+}
+
+func (e *WrittenFirst) Error() string {
+	return fmt.Sprintf("someone else wrote %s first (this device never began writing it); the incident is kept here: %v", e.Object, e.Err)
+}
+func (e *WrittenFirst) Unwrap() error { return e.Err }
+
+// refused sorts out a write the server refused because its object is
+// there: this device's own earlier write (again, from begin), retried after
+// its answer was lost, counts as done (ok); any other is a *WrittenFirst.
+func (s *shipper) refused(err error, object string, again bool) (ok bool, _ error) {
+	var exists *bucket.Exists
+	if !errors.As(err, &exists) {
+		return false, err
+	}
+	if slices.Contains(s.p.Theirs, object) {
+		return false, &WrittenFirst{Object: object, Err: err}
+	}
+	if again {
+		return true, nil
+	}
+	// Found written on the first request: recorded, so that the retries
+	// of a held incident, which find it begun, still know it is not ours.
+	s.p.Theirs = append(s.p.Theirs, object)
+	if serr := s.saveProgress(s.p); serr != nil {
+		return false, serr
+	}
+	return false, &WrittenFirst{Object: object, Err: err}
 }
 
 // putClip sends a clip that fits in one part with a single PUT carrying its
@@ -213,14 +299,21 @@ func (s *shipper) putClip(ctx context.Context, f *os.File) error {
 	// The body's SHA-256 is also signed (not streamed in signed chunks), so
 	// a body damaged on the way is refused as damaged, not as a bad key.
 	opts.DisableContentSha256 = true
-	info, err := s.client.PutObject(ctx, s.bucket, path.Join(s.object, outbox.ClipFile), body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
+	object := path.Join(s.object, outbox.ClipFile)
+	again, err := s.begin(object)
 	if err != nil {
-		return bucket.Classify(err)
+		return err
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, object, body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
+	if err != nil {
+		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
+			return err
+		}
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored the clip with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
 	}
-	s.checked, err = s.check(ctx, path.Join(s.object, outbox.ClipFile), s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	s.checked, err = s.check(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
 	return err
 }
 
@@ -236,11 +329,11 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 		}
 	}
 	if p.UploadID == "" {
-		opts := s.putOptions("video/mp4")
+		opts := s.createOptions("video/mp4")
 		opts.UserMetadata["X-Amz-Checksum-Algorithm"] = "SHA256"
 		id, err := s.client.NewMultipartUpload(ctx, s.bucket, object, opts)
 		if err != nil {
-			return bucket.Classify(err)
+			return s.lock.Classify(err)
 		}
 		p.UploadID, p.Parts = id, nil
 		if err := s.saveProgress(*p); err != nil {
@@ -270,7 +363,7 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 			s.saveProgress(*p)
 		}
 		if err != nil {
-			return bucket.Classify(err)
+			return s.lock.Classify(err)
 		}
 		if op.ChecksumSHA256 != "" && op.ChecksumSHA256 != sum {
 			return fmt.Errorf("server stored part %d with SHA-256 %s, sent %s", n, op.ChecksumSHA256, sum)
@@ -290,15 +383,22 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 	// S3's checksum of a multipart object is the SHA-256 of its parts'
 	// SHA-256s, with the part count appended.
 	want := fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(composite.Sum(nil)), len(parts))
-	info, err := s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, minio.PutObjectOptions{})
+	again, err := s.begin(object)
+	if err != nil {
+		return err
+	}
+	info, err := s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, bucket.IfAbsent())
 	if err != nil {
 		if bucket.IsNotFound(err) {
 			// The upload is gone: completed before a crash, or expired.
-			// Send the clip again; the object's content is the same.
+			// Send the clip again: if it was completed, the server refuses
+			// the new upload as written, and Began shows it was ours.
 			p.UploadID, p.Parts = "", nil
 			s.saveProgress(*p)
 		}
-		return bucket.Classify(err)
+		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
+			return err
+		}
 	}
 	if got := info.ChecksumSHA256; got != "" && strings.TrimSuffix(got, fmt.Sprintf("-%d", len(parts))) != strings.TrimSuffix(want, fmt.Sprintf("-%d", len(parts))) {
 		return fmt.Errorf("server completed the clip with SHA-256 %s, expected %s", got, want)
@@ -333,7 +433,7 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 		return answered, nil
 	}
 	if err != nil {
-		return "", bucket.Classify(err)
+		return "", s.lock.Classify(err)
 	}
 	if info.Size != size {
 		return "", fmt.Errorf("%s in the bucket has %d bytes, sent %d", object, info.Size, size)
@@ -372,9 +472,15 @@ func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []by
 	opts.UserMetadata["x-amz-checksum-sha256"] = want
 	opts.DisableContentSha256 = true
 	object := path.Join(s.object, name)
+	again, err := s.begin(object)
+	if err != nil {
+		return err
+	}
 	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
 	if err != nil {
-		return bucket.Classify(err)
+		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
+			return err
+		}
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored %s with SHA-256 %s, sent %s", name, info.ChecksumSHA256, want)

@@ -56,8 +56,16 @@ type Uploader struct {
 	// the bucket and its local copy is gone.
 	Shipped func(m outbox.Manifest, object string)
 	// Clock times every wait (retries, the bandwidth limit, the idle poll)
-	// and the times Status shows: clock.Real() if nil.
+	// and the times Status shows: clock.Real() if nil. Its Now also dates
+	// each object's lock.
 	Clock clock.Clock
+	// Lock is the object lock each object is written with
+	// (bucket.LockFor(policy)); the zero Lock locks nothing.
+	Lock bucket.Lock
+	// ClockSynced reports whether NTP has set the clock (clock.Synced if
+	// nil). While it has not, and Lock is on, incidents wait: a lock's date
+	// reckoned from a clock that may read 1970 would lock nothing.
+	ClockSynced func() bool
 
 	once sync.Once
 	wake chan struct{}
@@ -171,7 +179,12 @@ func (u *Uploader) Run(ctx context.Context) error {
 			continue
 		}
 		var problem *bucket.Problem
-		isProblem := errors.As(err, &problem)
+		var first *WrittenFirst
+		isProblem := errors.As(err, &problem) || errors.As(err, &first)
+		retry := u.ProblemRetry
+		if errors.Is(err, ErrClockUnsynced) {
+			isProblem, retry = true, min(retry, clockRetry)
+		}
 		if errors.Is(err, ErrClipMismatch) {
 			// Kept for a person to look at; the others go on.
 			skip[id] = err
@@ -193,10 +206,10 @@ func (u *Uploader) Run(ctx context.Context) error {
 				h = &Held{Incident: id, Since: c.Now()}
 				held[id] = h
 			}
-			h.Error, h.RetryAt = u.heldWhy(next.Manifest, err), c.Now().Add(u.ProblemRetry)
+			h.Error, h.RetryAt = u.heldWhy(next.Manifest, err), c.Now().Add(retry)
 			u.showHeld(held)
 			u.Log.Error("upload cannot succeed until this is fixed; the incident is held and retried slowly, the next ones go on",
-				"incident", id, "err", h.Error, "retry_in", u.ProblemRetry)
+				"incident", id, "err", h.Error, "retry_in", retry)
 		default:
 			wait := u.Backoff.Delay(attempt)
 			attempt++
@@ -209,6 +222,13 @@ func (u *Uploader) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// ErrClockUnsynced means an incident waits for NTP to set the clock before
+// its objects are locked until a date reckoned from it.
+var ErrClockUnsynced = errors.New("waiting for NTP to set the clock: each object is locked until a date reckoned from it (policy.object_lock)")
+
+// clockRetry is how soon an incident held for the clock is tried again.
+const clockRetry = 30 * time.Second
 
 // heldWhy says why an incident is held: the error, and whether it was made
 // under another store or device than this one's.
@@ -288,9 +308,19 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	u.update(func(s *Status) { s.Uploading, s.SentBytes = m.Incident, 0 })
 	c := u.clock()
 	started := c.Now()
+	if u.Lock.On() {
+		synced := u.ClockSynced
+		if synced == nil {
+			synced = clock.Synced
+		}
+		if !synced() {
+			return ErrClockUnsynced
+		}
+	}
 	sh := &shipper{
 		client: u.Client, bucket: u.Storage.Bucket, dir: in.Dir, object: dir, manifest: m,
 		partSize: int64(u.Storage.PartSizeMB) << 20, limit: limit, key: u.SigningKey,
+		lock: u.Lock, now: started,
 		sent: func(n int64) { u.update(func(s *Status) { s.SentBytes += n }) },
 	}
 	if err := sh.ship(ctx); err != nil {

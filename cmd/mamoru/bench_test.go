@@ -42,6 +42,7 @@ secure = false
 	if err := os.WriteFile(path0, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	b.Setenv("MAMORU_POLICY_OBJECT_LOCK", "none") // a plain bucket
 	b.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
 	b.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
 	ctx, cancel := context.WithCancel(b.Context())

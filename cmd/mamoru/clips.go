@@ -410,6 +410,9 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "mamoru clips verify: %s (and no such file here)\n", errText(err))
 		return 1
 	}
+	if !untouched(ctx, c, e, r.String(), stderr) {
+		return 1
+	}
 	a, err := c.VerifyObject(ctx, e)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", r, errText(err))
@@ -448,12 +451,13 @@ func clipsShare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 const storageHelp = `Usage: mamoru storage init --config FILE
 
 For installers: prepares the bucket in the device's [storage] table. It
-creates the bucket if it is missing, sets a lifecycle rule expiring clips
-after policy.retention_days, enables object lock when
-policy.object_lock_days > 0, and prints the least-privilege IAM policy for
-this device's credentials: write under its own folder, and no read, list or
-delete. Run it with an administrator's credentials (MAMORU_S3_ACCESS_KEY,
-MAMORU_S3_SECRET_KEY), not the device's.`
+creates the bucket if it is missing (with object lock unless
+policy.object_lock = "none"), turns versioning on, sets a lifecycle rule
+expiring clips and their older versions after policy.retention_days, and
+prints the least-privilege IAM policy for this device's credentials, for
+the server it talks to: write new objects under its own folder, and no
+read, list or delete. Run it with an administrator's credentials
+(MAMORU_S3_ACCESS_KEY, MAMORU_S3_SECRET_KEY), not the device's.`
 
 func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "init" {
@@ -486,5 +490,6 @@ func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	fmt.Fprintf(stdout, "\nIAM policy for device %s/%s (write only, its own folder):\n%s\n", cfg.Device.Store, cfg.Device.ID, bucket.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
+	fmt.Fprintln(stdout, bucket.PolicyNote(cfg.Storage))
 	return 0
 }

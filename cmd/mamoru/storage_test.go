@@ -66,7 +66,10 @@ func TestUploadEndToEnd(t *testing.T) {
 	}
 
 	// The device, with its own write-only user.
-	cfg := writeConfig(t, t.TempDir(), "device.toml", device0+keyFiles(t, "test-counter", devSecret))
+	// Its uploads are not locked here: the lock waits for NTP to set the
+	// clock, which this machine's may not be (the uploader tests prove the
+	// lock, on an injected clock); the bucket still keeps every version.
+	cfg := writeConfig(t, t.TempDir(), "device.toml", device0+keyFiles(t, "test-counter", devSecret)+"\n[policy]\nobject_lock = \"none\"\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var stdout, stderr syncBuffer
@@ -183,6 +186,12 @@ func TestUploadEndToEnd(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dl2, id, "*")); len(left) != 0 {
 		t.Errorf("a refused download left %v", left)
+	}
+	// The bucket (versioned by storage init) kept the original: verify
+	// reports the overwrite as tampering, with when each version was written.
+	if code, out, errOut := runCmd(t, "clips", "verify", id, "--config", manager); code != 1 ||
+		!strings.Contains(errOut, "TAMPERED: "+rows[0].Object+" was written 2 times") || !strings.Contains(errOut, "(the first: the device's)") {
+		t.Errorf("clips verify of a clip written over exited %d: %q %q; want 1 and TAMPERED naming %s", code, out, errOut, rows[0].Object)
 	}
 
 	// The device's user may write its own folder, and nothing more.

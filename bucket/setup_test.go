@@ -1,0 +1,82 @@
+package bucket
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/madmin-go/v3"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"mamoru/bucket/s3test"
+	"mamoru/config"
+)
+
+// The device's policy is made for the server storage init talks to: on
+// AWS it demands If-None-Match of every write that creates an object; MinIO
+// refuses that condition, so it gets none. Neither grants what would let a
+// stolen key destroy a clip.
+func TestDevicePolicyForEachServer(t *testing.T) {
+	aws := DevicePolicy(config.Storage{Endpoint: "s3.ap-northeast-1.amazonaws.com", Bucket: "clips", Prefix: "m"}, "shibuya", "counter-1")
+	local := DevicePolicy(config.Storage{Endpoint: "127.0.0.1:9000", Bucket: "clips", Prefix: "m"}, "shibuya", "counter-1")
+	if !strings.Contains(aws, `"s3:if-none-match": "false"`) || !strings.Contains(aws, `"s3:ObjectCreationOperation": "false"`) {
+		t.Errorf("the AWS policy does not demand If-None-Match:\n%s", aws)
+	}
+	if strings.Contains(local, "if-none-match") {
+		t.Errorf("the MinIO policy has a condition MinIO refuses:\n%s", local)
+	}
+	for _, p := range []string{aws, local} {
+		var doc struct{ Statement []struct{ Action []string } }
+		if err := json.Unmarshal([]byte(p), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range doc.Statement {
+			for _, a := range s.Action {
+				if a != "s3:PutObject" && a != "s3:PutObjectRetention" && a != "s3:DeleteObject" {
+					t.Errorf("the device may %s", a)
+				}
+			}
+		}
+	}
+
+	srv := s3test.Start(t, s3test.Options{})
+	adm, err := madmin.NewWithOptions(srv.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(s3test.RootUser, s3test.RootPassword, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.AddCannedPolicy(context.Background(), "aws", []byte(aws)); err == nil {
+		t.Errorf("MinIO took the condition s3:if-none-match: the policy for MinIO could demand If-None-Match too")
+	}
+	if err := adm.AddCannedPolicy(context.Background(), "local", []byte(local)); err != nil {
+		t.Errorf("MinIO refused the policy made for it: %v", err)
+	}
+}
+
+// versitygw, unlike MinIO, adds object lock to a bucket made without it
+// once versioning is on; its missing lifecycle is said as such.
+func TestGatewayAddsObjectLock(t *testing.T) {
+	gw := s3test.StartGateway(t)
+	root := gw.Root()
+	if err := root.MakeBucket(t.Context(), "plain", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := SetupBucket(t.Context(), root, gw.Storage("plain"), config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance})
+	if err == nil || !strings.Contains(err.Error(), "this server cannot expire objects") {
+		t.Errorf("SetupBucket on versitygw: %v; want it to say clips will not expire", err)
+	}
+	if !strings.Contains(strings.Join(steps, "\n"), "object lock turned on in plain") {
+		t.Errorf("steps %q; want object lock turned on", steps)
+	}
+	var opts minio.PutObjectOptions
+	Lock{Mode: minio.Governance, Days: 30}.WriteOnce(&opts, time.Now())
+	info, err := root.PutObject(t.Context(), "plain", "a/clip.mp4", strings.NewReader("clip"), 4, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.RemoveObject(t.Context(), "plain", "a/clip.mp4", minio.RemoveObjectOptions{VersionID: info.VersionID}); err == nil {
+		t.Errorf("root deleted a locked version in a bucket whose lock was added later")
+	}
+}
