@@ -22,7 +22,7 @@ var (
 	ErrOutsideHours = errors.New("outside recording hours")
 	// ErrNotRecording: capture is not running (it is starting or stopped).
 	ErrNotRecording = errors.New("not recording")
-	// ErrFault: the indicator failed, so capture stopped.
+	// ErrFault: the indicator or the audit log failed, so capture stopped.
 	ErrFault = errors.New("indicator fault")
 	// ErrSpoolFull: the clips waiting for upload fill storage.spool_max_mb.
 	ErrSpoolFull = errors.New("spool full")

@@ -99,10 +99,21 @@ type Recorder struct {
 	// have stopped, so Run returns ErrCaptureStuck with the indicator
 	// still on, and the process should exit: that closes them.
 	StopTimeout time.Duration
+	// AuditFile, if set, opens the audit log's file for reading and
+	// appending, at its start; nil opens <state_dir>/audit.log. A test
+	// hands in a file whose writes fail.
+	AuditFile func(path string) (audit.File, error)
 
-	auditMu sync.Mutex // guards audit
+	auditMu sync.Mutex // guards audit and auditErr
 	audit   *audit.Log // the log while Run runs; nil before and after
+	// auditErr is the first failure to write the audit log since it last
+	// worked: the recorder is in a fault until it works again.
+	auditErr error
 }
+
+// errAuditWrite is the fault of an audit log that cannot be written: with
+// no record of the indicator and capture, capture may not run.
+var errAuditWrite = errors.New("the audit log cannot be written")
 
 // Paths inside the state directory.
 const (
@@ -186,7 +197,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return err
 	}
 	r.auditMu.Lock()
-	r.audit = log
+	r.audit, r.auditErr = log, nil
 	r.auditMu.Unlock()
 	defer func() {
 		r.auditMu.Lock()
@@ -324,6 +335,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 		if ru.captureStuck != nil {
 			return ru.captureStuck
 		}
+		ru.checkAuditWrites()
 		select {
 		case <-ctx.Done():
 			ru.stopCapture("shutdown")
@@ -380,7 +392,9 @@ func (ru *run) everySecond(ctx context.Context) {
 	}
 	if ru.state == StateFault && ru.closed == "" && now.Sub(ru.lastRetry) >= 5*time.Second {
 		ru.lastRetry = now
-		ru.startCapture(ctx)
+		if ru.auditWorks() {
+			ru.startCapture(ctx)
+		}
 	}
 	if len(ru.unfinished) > 0 && now.Sub(ru.lastFinish) >= 5*time.Second {
 		ru.lastFinish = now
@@ -409,7 +423,8 @@ func (ru *run) emit(e Event) {
 }
 
 // report records e in the audit log and hands it on. The uploader's
-// goroutine calls it too (Shipped).
+// goroutine calls it too (Shipped). A failure to record is kept for the
+// recorder's loop, which enters a fault (checkAuditWrites).
 func (r *Recorder) report(e Event) {
 	r.auditMu.Lock()
 	log := r.audit
@@ -418,6 +433,9 @@ func (r *Recorder) report(e Event) {
 		err = errors.New("the recorder is not running")
 	} else {
 		err = log.Record(string(e.Kind), e.attrs()...)
+		if err != nil && r.auditErr == nil {
+			r.auditErr = err
+		}
 	}
 	r.auditMu.Unlock()
 	if err != nil {
@@ -435,6 +453,42 @@ func (r *Recorder) report(e Event) {
 func (r *Recorder) Shipped(m outbox.Manifest, object string) {
 	wall := clock.Or(r.Wall)
 	r.report(Event{Kind: EventUploaded, Time: wall.Now(), Incident: m.Incident, Object: object, SHA256: m.Clip.SHA256, Manifest: &m})
+}
+
+// auditFailure returns the first failure to write the audit log since it
+// last worked, or nil.
+func (r *Recorder) auditFailure() error {
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
+	return r.auditErr
+}
+
+// checkAuditWrites enters a fault if an event could not be recorded:
+// capture stops and the indicator goes off, as when the indicator fails.
+// It runs where the loop may stop capture, never from inside an emit.
+func (ru *run) checkAuditWrites() {
+	if err := ru.r.auditFailure(); err != nil && ru.state != StateFault {
+		ru.enterFault(fmt.Errorf("%w: %w", errAuditWrite, err))
+	}
+}
+
+// auditWorks reports whether the audit log can be written again after it
+// failed: it records that it has resumed, naming the failure (entries
+// between the two were lost, and capture was off for all of them).
+func (ru *run) auditWorks() bool {
+	failed := ru.r.auditFailure()
+	if failed == nil {
+		return true
+	}
+	ru.r.auditMu.Lock()
+	ru.r.auditErr = nil
+	ru.r.auditMu.Unlock()
+	ru.emit(Event{Kind: EventAuditResumed, Err: failed})
+	if ru.r.auditFailure() != nil {
+		return false
+	}
+	ru.log.Info("the audit log can be written again", "failed_with", failed)
+	return true
 }
 
 // healthy reports whether the recorder is doing what it should.
@@ -502,7 +556,7 @@ func (ru *run) applyHours(ctx context.Context) time.Duration {
 // says so, for the new chain to record.
 func (ru *run) openAudit() (log *audit.Log, broken *Event, err error) {
 	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
-	log, err = audit.Open(path, ru.wall)
+	log, err = ru.openAuditFile(path)
 	if !errors.Is(err, audit.ErrChain) {
 		return log, nil, err
 	}
@@ -511,8 +565,19 @@ func (ru *run) openAudit() (log *audit.Log, broken *Event, err error) {
 		return nil, nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
 	}
 	ru.log.Error("audit log chain broken; kept it aside and started a new one", "err", err, "kept", kept)
-	log, err2 := audit.Open(path, ru.wall)
+	log, err2 := ru.openAuditFile(path)
 	return log, &Event{Kind: EventAuditBroken, Dir: filepath.Base(kept), Err: err}, err2
+}
+
+func (ru *run) openAuditFile(path string) (*audit.Log, error) {
+	if ru.r.AuditFile == nil {
+		return audit.Open(path, ru.wall)
+	}
+	f, err := ru.r.AuditFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("device: open the audit log: %w", err)
+	}
+	return audit.OpenFile(f, path, ru.wall)
 }
 
 // startCapture opens the camera and microphone behind the indicator, or
@@ -526,6 +591,7 @@ func (ru *run) startCapture(ctx context.Context) {
 		return
 	}
 	ru.state, ru.fault = StateBuffering, ""
+	ru.checkAuditWrites() // capture may not run unrecorded
 	ru.log.Info("capturing", "video", ru.r.Capture.Video != nil, "audio", ru.r.Capture.Audio != nil, "pre_seconds", ru.r.Config.Capture.PreSeconds)
 }
 
@@ -555,7 +621,7 @@ func (ru *run) enterFault(err error) {
 	ru.state, ru.fault = StateFault, err.Error()
 	ru.stopCapture("fault: " + err.Error())
 	if first {
-		ru.log.Error("indicator fault: capture stopped", "err", err)
+		ru.log.Error("fault: capture stopped", "err", err)
 		ru.emit(Event{Kind: EventFault, Err: err})
 	}
 }
