@@ -1004,3 +1004,39 @@ func TestMachineBrokenAuditLogSetAside(t *testing.T) {
 		t.Errorf("the broken log kept aside: %q, %v", b, err)
 	}
 }
+
+// Every sealed manifest carries the audit log's head as it was then: the
+// last entry recorded before the final manifest was written, which the
+// log holds at that place afterwards.
+func TestMachineManifestsCarryTheAuditHead(t *testing.T) {
+	cfg := machineConfig(t)
+	m := newMachine(t, cfg, monday, nil)
+	m.advance(2 * time.Second)
+	r, err := m.trigger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := m.saved(r.Incident, r.Until)
+	m.shutdown()
+	path := filepath.Join(cfg.Device.StateDir, auditFile)
+	entries, err := audit.ReadAll(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.AuditHead == nil {
+		t.Fatal("the sealed manifest has no audit head")
+	}
+	if err := audit.CheckHead(entries, *man.AuditHead); err != nil {
+		t.Errorf("the manifest's head is not the log's: %v", err)
+	}
+	// Sealed after the press was recorded, before the incident's own
+	// "complete" entry.
+	h := entries[man.AuditHead.Seq]
+	if next := entries[man.AuditHead.Seq+1]; next.Event != "incident" || next.Fields["state"] != outbox.StateComplete || h.Seq < 3 {
+		t.Errorf("head at entry %d (%s), followed by %s %v; want the entry before the incident's completion", h.Seq, h.Event, next.Event, next.Fields)
+	}
+	onDisk, err := outbox.ReadManifest(filepath.Join(cfg.Device.StateDir, incidentsDir, r.Incident))
+	if err != nil || onDisk.AuditHead == nil || *onDisk.AuditHead != *man.AuditHead {
+		t.Errorf("manifest.json's head %+v, %v; want %+v", onDisk.AuditHead, err, man.AuditHead)
+	}
+}

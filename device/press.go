@@ -168,6 +168,7 @@ func (ru *run) newIncident(t time.Duration, wall time.Time, pr outbox.Press) (*i
 		},
 		post:     post,
 		limit:    limit,
+		head:     ru.r.auditHead,
 		end:      min(t+post, limit),
 		manifest: m,
 		wake:     make(chan struct{}, 1),

@@ -463,6 +463,19 @@ func (r *Recorder) auditFailure() error {
 	return r.auditErr
 }
 
+// auditHead returns the audit log's head, or nil if it has none.
+func (r *Recorder) auditHead() *audit.Head {
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
+	if r.audit == nil {
+		return nil
+	}
+	if h, ok := r.audit.Head(); ok {
+		return &h
+	}
+	return nil
+}
+
 // checkAuditWrites enters a fault if an event could not be recorded:
 // capture stops and the indicator goes off, as when the indicator fails.
 // It runs where the loop may stop capture, never from inside an emit.
