@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"mamoru/clock"
@@ -36,6 +37,8 @@ type Log struct {
 	size int64
 	torn bool
 	wall clock.Clock // stamps entries: the time of day is the point
+	// reserve is the file holding room for the log (Reserve), or "".
+	reserve string
 }
 
 // File is what a Log writes: an *os.File opened for appending, or a
@@ -218,6 +221,9 @@ func (a *Log) Record(event string, kv ...string) error {
 	}
 	b = append(b, '\n')
 	_, err = a.f.Write(b)
+	if errors.Is(err, syscall.ENOSPC) && a.f.Truncate(a.size) == nil && a.release() {
+		_, err = a.f.Write(b) // into the room the reserve gave up
+	}
 	if err == nil {
 		err = a.f.Sync()
 	}
@@ -229,6 +235,60 @@ func (a *Log) Record(event string, kv ...string) error {
 	a.prev = e.Hash
 	a.size += int64(len(b))
 	return nil
+}
+
+// reserveStep is how much of its reserve the log gives up at a time.
+const reserveStep = 1 << 20
+
+// Reserve keeps n bytes of the card for the log, in the file at path, so
+// that clips filling the card never leave the log without room: when a
+// write finds the card full, the reserve gives up a MiB and the write is
+// tried again. Call it again (every minute, say) to fill the reserve back
+// to n where the card has room; it returns the reserve's size then. The
+// bytes are written, not just allotted, so that they are the card's.
+func (a *Log) Reserve(path string, n int64) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reserve = path
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return 0, fmt.Errorf("audit: reserve room for the log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("audit: reserve room for the log: %w", err)
+	}
+	have := st.Size()
+	if have >= n {
+		return have, nil
+	}
+	zeros := make([]byte, 64<<10)
+	for have < n {
+		w, err := f.WriteAt(zeros[:min(int64(len(zeros)), n-have)], have)
+		have += int64(w)
+		if err != nil {
+			f.Truncate(have)
+			return have, fmt.Errorf("audit: reserve room for the log in %s: %d of %d bytes: %w", path, have, n, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return have, fmt.Errorf("audit: reserve room for the log in %s: %w", path, err)
+	}
+	return have, nil
+}
+
+// release gives up a step of the reserve, and reports whether there was
+// any to give.
+func (a *Log) release() bool {
+	if a.reserve == "" {
+		return false
+	}
+	st, err := os.Stat(a.reserve)
+	if err != nil || st.Size() == 0 {
+		return false
+	}
+	return os.Truncate(a.reserve, max(st.Size()-reserveStep, 0)) == nil
 }
 
 // Head returns the last entry written, or false if the log is empty.

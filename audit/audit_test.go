@@ -120,3 +120,58 @@ func TestRecordFailsWhole(t *testing.T) {
 		t.Errorf("head %+v for entries %+v", h, entries)
 	}
 }
+
+// cardWithReserve is a log file on a card with no room but what the
+// reserve at path holds: a write fails (after writing part of its bytes)
+// unless the reserve has given up room since the last write.
+type cardWithReserve struct {
+	*os.File
+	reserve string
+	room    int64 // the reserve's size when the card was last full
+}
+
+func (c *cardWithReserve) Write(b []byte) (int, error) {
+	st, _ := os.Stat(c.reserve)
+	if st.Size() >= c.room {
+		n, _ := c.File.Write(b[:len(b)/3])
+		return n, syscall.ENOSPC
+	}
+	c.room = st.Size()
+	return c.File.Write(b)
+}
+
+// On a full card the log writes into its reserve, a MiB at a time, and
+// its chain stays whole; once the reserve is spent, writes fail.
+func TestReserveKeepsRoomForTheLog(t *testing.T) {
+	dir := t.TempDir()
+	path, reserve := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.reserve")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &cardWithReserve{File: f, reserve: reserve}
+	a, err := OpenFile(card, path, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if n, err := a.Reserve(reserve, 2*reserveStep); n != 2*reserveStep || err != nil {
+		t.Fatalf("Reserve = %d, %v", n, err)
+	}
+	card.room = 2 * reserveStep // the card is full
+	for i := range 2 {
+		if err := a.Record("press", "result", "refused", "reason", "spool full"); err != nil {
+			t.Fatalf("entry %d on a full card with a reserve: %v", i, err)
+		}
+	}
+	if err := a.Record("press"); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("with the reserve spent: %v, want ENOSPC", err)
+	}
+	if n, err := Verify(path); n != 2 || err != nil {
+		t.Errorf("Verify = %d, %v; want the 2 entries written whole", n, err)
+	}
+	// Room again: Reserve fills it back.
+	if n, err := a.Reserve(reserve, 2*reserveStep); n != 2*reserveStep || err != nil {
+		t.Errorf("Reserve again = %d, %v", n, err)
+	}
+}

@@ -1040,3 +1040,35 @@ func TestMachineManifestsCarryTheAuditHead(t *testing.T) {
 		t.Errorf("manifest.json's head %+v, %v; want %+v", onDisk.AuditHead, err, man.AuditHead)
 	}
 }
+
+// A card with less room than the audit log's reserve refuses presses as a
+// full spool, and the log still records them: its room is its own.
+func TestMachineFullCardLeavesTheAuditLogRoom(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 30)
+	m := newMachine(t, machineConfig(t), monday, func(m *machine) {
+		m.rec.CardFree = func(string) (int64, error) { return free.Load(), nil }
+	})
+	reserve := filepath.Join(m.cfg.Device.StateDir, auditReserveFile)
+	if st, err := os.Stat(reserve); err != nil || st.Size() != AuditReserve {
+		t.Fatalf("the audit log's reserve: %v; want %d bytes kept", err, AuditReserve)
+	}
+	m.advance(2 * time.Second)
+	free.Store(AuditReserve - 1)
+	_, err := m.trigger()
+	if !errors.Is(err, ErrSpoolFull) || !strings.Contains(err.Error(), "CARD FULL") || !strings.Contains(err.Error(), "kept for the audit log") {
+		t.Fatalf("a press on a full card: %v; want ErrSpoolFull saying the card is full", err)
+	}
+	st := m.sync()
+	if !st.SpoolFull || st.State != StateBuffering {
+		t.Errorf("status spool_full %v, state %s; want full and still buffering (not a fault)", st.SpoolFull, st.State)
+	}
+	m.shutdown()
+	entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(entries, func(e audit.Entry) bool { return e.Event == "press" && e.Fields["reason"] == "spool full" }) {
+		t.Error("the audit log does not record the press refused on a full card")
+	}
+}

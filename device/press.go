@@ -103,6 +103,9 @@ func (ru *run) refuse(source string) error {
 			why = "are kept locally (no storage.endpoint): collect and delete old ones"
 		}
 		r = &refusal{ErrSpoolFull, fmt.Sprintf("SPOOL FULL: %d MB of clips %s (storage.spool_max_mb = %d); this press is NOT saved", used>>20, why, max)}
+		if free, err := ru.cardFree(); err == nil && free < AuditReserve {
+			r.msg = fmt.Sprintf("CARD FULL: %d MB free, less than the %d MB kept for the audit log; %d MB of clips %s; this press is NOT saved", free>>20, AuditReserve>>20, used>>20, why)
+		}
 		ru.log.Error("press refused", "source", source, "err", r)
 	case ru.closed != "":
 		ru.signal(hardware.Closed)

@@ -103,6 +103,9 @@ type Recorder struct {
 	// appending, at its start; nil opens <state_dir>/audit.log. A test
 	// hands in a file whose writes fail.
 	AuditFile func(path string) (audit.File, error)
+	// CardFree, if set, says how many bytes the card holding the state
+	// directory has free; nil asks the kernel.
+	CardFree func(dir string) (int64, error)
 
 	auditMu sync.Mutex // guards audit and auditErr
 	audit   *audit.Log // the log while Run runs; nil before and after
@@ -120,9 +123,11 @@ const (
 	incidentsDir = "incidents"
 	setAsideDir  = ".set-aside"
 	auditFile    = "audit.log"
-	counterFile  = "incident-counter"
-	socketFile   = "control.sock"
-	lockFile     = "lock"
+	// auditReserveFile holds room for the audit log (audit.Log.Reserve).
+	auditReserveFile = "audit.reserve"
+	counterFile      = "incident-counter"
+	socketFile       = "control.sock"
+	lockFile         = "lock"
 )
 
 // Outbox is the outbox of the recorder whose state directory is stateDir:
@@ -174,6 +179,10 @@ type run struct {
 	// lastRetry and lastFinish pace the 5 s retries of a fault and of
 	// unfinished incidents.
 	lastRetry, lastFinish time.Time
+	// reserved is the audit log's reserve when last filled.
+	reserved int64
+	// lastReserve paces the refilling of the audit log's reserve.
+	lastReserve time.Time
 }
 
 // Run records until ctx ends, then finishes any incident, closes capture,
@@ -199,6 +208,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.auditMu.Lock()
 	r.audit, r.auditErr = log, nil
 	r.auditMu.Unlock()
+	ru.reserveAudit()
 	defer func() {
 		r.auditMu.Lock()
 		defer r.auditMu.Unlock()
@@ -303,7 +313,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	ru.tellReady()
 	check := ru.clock.NewTicker(time.Second)
 	defer check.Stop()
-	ru.lastRetry, ru.lastFinish = ru.clock.Now(), ru.clock.Now()
+	ru.lastRetry, ru.lastFinish, ru.lastReserve = ru.clock.Now(), ru.clock.Now(), ru.clock.Now()
 	// timers handles what the clock says is due. It runs before a request
 	// is answered too, so that a status or a press sees every change the
 	// clock has already made due.
@@ -396,6 +406,10 @@ func (ru *run) everySecond(ctx context.Context) {
 			ru.startCapture(ctx)
 		}
 	}
+	if now.Sub(ru.lastReserve) >= time.Minute {
+		ru.lastReserve = now
+		ru.reserveAudit()
+	}
 	if len(ru.unfinished) > 0 && now.Sub(ru.lastFinish) >= 5*time.Second {
 		ru.lastFinish = now
 		ru.finishUnfinished()
@@ -461,6 +475,27 @@ func (r *Recorder) auditFailure() error {
 	r.auditMu.Lock()
 	defer r.auditMu.Unlock()
 	return r.auditErr
+}
+
+// AuditReserve is the room kept on the card for the audit log: some
+// 80 000 entries, days of a busy counter with a full card. Clips may not
+// use it: a press is refused while the card has less than this free.
+const AuditReserve = 16 << 20
+
+// reserveAudit fills the audit log's reserve back up, where the card has
+// room.
+func (ru *run) reserveAudit() {
+	ru.r.auditMu.Lock()
+	log := ru.r.audit
+	ru.r.auditMu.Unlock()
+	if log == nil {
+		return
+	}
+	n, err := log.Reserve(filepath.Join(ru.r.Config.Device.StateDir, auditReserveFile), AuditReserve)
+	if err != nil && n != ru.reserved {
+		ru.log.Warn("cannot keep the audit log's room on the card", "kept_bytes", n, "want_bytes", AuditReserve, "err", err)
+	}
+	ru.reserved = n
 }
 
 // auditHead returns the audit log's head, or nil if it has none.
