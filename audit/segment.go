@@ -70,6 +70,13 @@ func ParseSegmentName(name string) (chain string, first, last uint64, ok bool) {
 	return chain, first, last, true
 }
 
+// SegmentMessage is what a segment's signature signs: its object key below
+// the bucket's prefix (so a segment copied elsewhere fails), a newline,
+// then its bytes.
+func SegmentMessage(place string, segment []byte) []byte {
+	return append([]byte(place+"\n"), segment...)
+}
+
 // ParseSegment checks that b is whole entries, each as Record wrote it,
 // numbered one after another and each linked to the one before, and
 // returns them. The first entry's link is to the previous segment, which

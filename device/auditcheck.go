@@ -10,6 +10,7 @@ import (
 
 	"mamoru/audit"
 	"mamoru/outbox"
+	"mamoru/uploader"
 )
 
 // AuditCheck is what CheckAudit found in a state directory.
@@ -34,10 +35,12 @@ func (c AuditCheck) OK() bool { return len(c.Problems) == 0 && len(c.SetAside) =
 
 // CheckAudit checks the audit log in stateDir: its chain, that it shows
 // the indicator lit whenever capture ran, and that it holds the head each
-// sealed manifest in the outbox recorded. It reads only the card: it can
-// show that the log was cut or replaced after a manifest still here was
-// sealed, not what happened since the last of them (see the uploaded
-// segments for that).
+// sealed manifest in the outbox recorded, and the last entry uploaded
+// (uploader.AuditProgress). It reads only the card, so it shows a log cut
+// or replaced after one of those anchors was written by someone who left
+// the anchors alone: whoever can rewrite the log on the card can rewrite
+// them too. The segments and manifests in the bucket, beyond the card's
+// reach, are the stronger anchor (clips audit).
 func CheckAudit(stateDir string) AuditCheck {
 	c := AuditCheck{Path: filepath.Join(stateDir, auditFile)}
 	// The heads are checked against the entries up to any break.
@@ -64,6 +67,23 @@ func CheckAudit(stateDir string) AuditCheck {
 			what = fmt.Sprintf("%s: set aside with its chain broken; cannot be read: %v", p, err)
 		}
 		c.SetAside = append(c.SetAside, what)
+	}
+
+	// The uploads' progress is a local anchor too: the log held that entry
+	// when it was sent.
+	if p, err := uploader.ReadAuditProgress(c.Path); err != nil {
+		c.Problems = append(c.Problems, err)
+	} else if p.Hash != "" {
+		holds := func(es []audit.Entry) bool {
+			return len(es) > 0 && audit.Chain(es[0]) == p.Chain && audit.CheckHead(es, p.Head) == nil
+		}
+		if !holds(entries) && !slices.ContainsFunc(aside, func(a string) bool { return holds(kept[a]) }) {
+			herr := audit.CheckHead(entries, p.Head)
+			if herr == nil {
+				herr = fmt.Errorf("%w: the log is another chain than %s", audit.ErrReplaced, p.Chain)
+			}
+			c.Problems = append(c.Problems, fmt.Errorf("entry %d was uploaded (%s), and the log no longer holds it: %w", p.Seq, uploader.AuditProgressPath(c.Path), herr))
+		}
 	}
 
 	incidents, _, err := Outbox(stateDir).List()

@@ -6,6 +6,7 @@ package device
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"mamoru/backoff"
@@ -53,6 +54,7 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 		Clock:   rec.Clock,
 		Store:   cfg.Device.Store, Device: cfg.Device.ID,
-		Shipped: rec.Shipped,
+		Shipped:  rec.Shipped,
+		AuditLog: filepath.Join(cfg.Device.StateDir, auditFile), // its segments
 	}
 }

@@ -58,6 +58,13 @@ type Uploader struct {
 	// Clock times every wait (retries, the bandwidth limit, the idle poll)
 	// and the times Status shows: clock.Real() if nil.
 	Clock clock.Clock
+	// AuditLog, if set, is the audit log's path: the entries written since
+	// the last upload go to the bucket as a signed, write-once segment
+	// after each incident shipped, and every AuditEvery while the log
+	// grows (segments.go). It needs Store and Device.
+	AuditLog string
+	// AuditEvery is 10 minutes if 0.
+	AuditEvery time.Duration
 
 	once sync.Once
 	wake chan struct{}
@@ -82,6 +89,10 @@ type Status struct {
 	// Held are the incidents set aside after an error a person must fix,
 	// oldest first: each is tried again at RetryAt, and the others go on.
 	Held []Held `json:"held,omitempty"`
+	// AuditSegment is the last audit segment sent, AuditError why the
+	// last attempt to send one failed.
+	AuditSegment string `json:"audit_segment,omitempty"`
+	AuditError   string `json:"audit_error,omitempty"`
 }
 
 // Held is an incident the uploader has set aside.
@@ -144,15 +155,25 @@ func (u *Uploader) Run(ctx context.Context) error {
 	c := u.clock()
 	u.removeShipped()
 	limit := NewLimiter(ctx, c, u.Storage.MaxBandwidthKbps)
+	if u.AuditEvery <= 0 {
+		u.AuditEvery = 10 * time.Minute
+	}
 	attempt := 0
 	skip := map[string]error{} // clips that no longer match their manifest
 	held := map[string]*Held{} // incidents waiting out a problem
+	auditDue := c.Now()        // catch up at start
 	for {
+		if u.AuditLog != "" && !c.Now().Before(auditDue) {
+			auditDue = u.auditNow(ctx, limit)
+		}
 		next, ok, retryAt := u.next(skip, held, c.Now())
 		if !ok {
 			wait := 30 * time.Second
 			if !retryAt.IsZero() {
 				wait = min(wait, retryAt.Sub(c.Now()))
+			}
+			if u.AuditLog != "" {
+				wait = min(wait, auditDue.Sub(c.Now()))
 			}
 			if !u.idle(ctx, c, wait) {
 				return nil
@@ -168,6 +189,9 @@ func (u *Uploader) Run(ctx context.Context) error {
 			attempt = 0
 			delete(held, id)
 			u.showHeld(held)
+			if u.AuditLog != "" {
+				auditDue = u.auditNow(ctx, limit) // the log as far as this incident, and its upload
+			}
 			continue
 		}
 		var problem *bucket.Problem
@@ -208,6 +232,30 @@ func (u *Uploader) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// auditNow sends the audit log's new entries, and returns when to look
+// again: AuditEvery from now, or a minute if it failed.
+func (u *Uploader) auditNow(ctx context.Context, limit *Limiter) time.Time {
+	c := u.clock()
+	sent, err := u.shipAudit(ctx, limit)
+	u.update(func(s *Status) {
+		if sent != "" {
+			s.AuditSegment = sent
+		}
+		s.AuditError = ""
+		if err != nil {
+			s.AuditError = err.Error()
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		u.Log.Warn("cannot upload the audit log; trying again in a minute", "err", err)
+		return c.Now().Add(min(time.Minute, u.AuditEvery))
+	}
+	if sent != "" {
+		u.Log.Info("audit log uploaded", "segment", sent)
+	}
+	return c.Now().Add(u.AuditEvery)
 }
 
 // heldWhy says why an incident is held: the error, and whether it was made

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"mamoru/audit"
 	"mamoru/clock"
 	"mamoru/outbox"
+	"mamoru/uploader"
 )
 
 // mamoru audit fails a log whose chain holds but which records capture
@@ -109,5 +111,34 @@ func TestAuditFindsTheLogCut(t *testing.T) {
 				t.Errorf("mamoru audit = %d\n%s%s\nwant %d and %q", code, stdout, stderr, tc.code, want)
 			}
 		})
+	}
+}
+
+// The last entry uploaded is a local anchor too: a log cut before it is
+// reported, with no manifest left on the card.
+func TestAuditFindsTheLogCutBeforeItsUpload(t *testing.T) {
+	state := t.TempDir()
+	path := filepath.Join(state, "audit.log")
+	a, err := audit.Open(path, clock.Real())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		a.Record("start")
+	}
+	a.Close()
+	entries, _ := audit.ReadAll(path)
+	p := uploader.AuditProgress{Chain: audit.Chain(entries[0]), Head: audit.Head{Seq: 3, Hash: entries[3].Hash}}
+	b, _ := json.Marshal(p)
+	os.WriteFile(uploader.AuditProgressPath(path), b, 0o640)
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", "[device]\nid = \"c1\"\nstore = \"s1\"\nstate_dir = \""+state+"\"\n")
+	if code, stdout, stderr := runCmd(t, "audit", "--config", cfg); code != 0 {
+		t.Fatalf("mamoru audit of the log as uploaded = %d\n%s%s", code, stdout, stderr)
+	}
+	log, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Join(bytes.SplitAfter(log, []byte("\n"))[:3], nil), 0o640)
+	code, stdout, stderr := runCmd(t, "audit", "--config", cfg)
+	if want := "entry 3 was uploaded (" + path + ".uploaded), and the log no longer holds it: audit: log cut short"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("mamoru audit of a log cut after its upload = %d\n%s%s\nwant 1 and %q", code, stdout, stderr, want)
 	}
 }

@@ -1,0 +1,159 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/minio/minio-go/v7"
+
+	"mamoru/audit"
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
+	"mamoru/outbox"
+	"mamoru/signing"
+)
+
+// The audit log reaches the bucket in signed segments: what was there at
+// start, then what is new every 10 minutes on the clock (not before); a
+// segment cut short by a power cut is sent again whole under its own
+// name; and clips ls passes them by.
+func TestAuditSegmentsShipped(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	st := srv.Storage("clips")
+	st.Prefix = "mamoru"
+	box, state := t.TempDir(), t.TempDir()
+	makeIncident(t, box, "20261123-233000-000001", 1<<10)
+	logPath := filepath.Join(state, "audit.log")
+	wall := clockwork.NewFakeClockAt(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	log, err := audit.Open(logPath, wall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	record := func(n int) {
+		for range n {
+			if err := log.Record("press", "source", "button"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	record(3)
+	pub, key := newKey(t)
+	fc := clockwork.NewFakeClock()
+	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t), Clock: fc,
+		SigningKey: key, Store: "shibuya", Device: "counter-1", AuditLog: logPath}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitForClock(t, fc)
+
+	entries, _ := audit.ReadAll(logPath)
+	chain := audit.Chain(entries[0])
+	root := srv.Root()
+	dir := path.Join("mamoru", bucket.AuditDir("shibuya", "counter-1"))
+	segment := func(first, last uint64) []byte {
+		t.Helper()
+		name := audit.SegmentName(chain, first, last)
+		b := get(t, root, path.Join(dir, name))
+		sig, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(get(t, root, path.Join(dir, name)+".sig"))))
+		if err != nil || !ed25519.Verify(pub, audit.SegmentMessage(path.Join(bucket.AuditDir("shibuya", "counter-1"), name), b), sig) {
+			t.Errorf("%s: signature does not verify (%v)", name, err)
+		}
+		return b
+	}
+	lines := func(from, to int) []byte {
+		b, _ := os.ReadFile(logPath)
+		ls := bytes.SplitAfter(b, []byte("\n"))
+		return bytes.Join(ls[from:to+1], nil)
+	}
+	if got := segment(0, 2); !bytes.Equal(got, lines(0, 2)) {
+		t.Errorf("segment 0-2 = %q, want the log's first 3 lines", got)
+	}
+	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 0, 2) {
+		t.Errorf("status audit_segment %q", got)
+	}
+
+	// New entries wait for the 10 minutes, then go.
+	record(2)
+	for range 19 {
+		fc.Advance(30 * time.Second)
+		waitForClock(t, fc)
+	}
+	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 0, 2) {
+		t.Fatalf("after 9.5 minutes a segment %q was sent", got)
+	}
+	fc.Advance(30 * time.Second)
+	waitForClock(t, fc)
+	if got := segment(3, 4); !bytes.Equal(got, lines(3, 4)) {
+		t.Errorf("segment 3-4 = %q, want the log's lines 3-4", got)
+	}
+
+	// A power cut after 3-4 was sent, before it was recorded as done: it
+	// goes again, the same, and then what is new.
+	p, err := ReadAuditProgress(logPath)
+	if err != nil || p.Seq != 4 || p.Chain != chain || p.Pending != nil {
+		t.Fatalf("progress %+v, %v; want entry 4 of %s done", p, err, chain)
+	}
+	p.Pending = &PendingSegment{Chain: chain, First: 3, Last: 4, Hash: p.Hash}
+	p.Head = audit.Head{Seq: 2, Hash: entries[2].Hash}
+	u.saveAuditProgress(p)
+	record(1)
+	fc.Advance(10 * time.Minute)
+	waitForClock(t, fc)
+	if got := segment(5, 5); !bytes.Equal(got, lines(5, 5)) {
+		t.Errorf("segment 5 = %q, want the log's line 5", got)
+	}
+	if p, _ := ReadAuditProgress(logPath); p.Seq != 5 {
+		t.Errorf("progress %+v, want entry 5 done", p)
+	}
+
+	// clips ls sees the incident only.
+	es, err := bucket.Clips{Client: root, Bucket: "clips", Prefix: "mamoru"}.List(t.Context(), bucket.Filter{})
+	if err != nil || len(es) != 1 {
+		t.Errorf("clips ls: %d entries, %v; want the one incident", len(es), err)
+	}
+}
+
+func get(t *testing.T, c *minio.Client, object string) []byte {
+	t.Helper()
+	o, err := c.GetObject(t.Context(), "clips", object, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatalf("get %s: %v", object, err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatalf("get %s: %v", object, err)
+	}
+	return b
+}
+
+// newKey makes a signing key and returns it with its public half.
+func newKey(t *testing.T) (ed25519.PublicKey, signing.Key) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "signing.key")
+	pubText, err := signing.NewKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.ReadKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signing.ParsePublicKey(pubText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, key
+}
