@@ -338,6 +338,8 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 		}
 	}
 	for {
+		// Before curDone is taken: a fault ends the incident.
+		ru.checkAuditWrites()
 		var curDone <-chan struct{}
 		if ru.cur != nil {
 			curDone = ru.cur.done
@@ -345,7 +347,6 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 		if ru.captureStuck != nil {
 			return ru.captureStuck
 		}
-		ru.checkAuditWrites()
 		select {
 		case <-ctx.Done():
 			ru.stopCapture("shutdown")
