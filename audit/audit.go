@@ -6,6 +6,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -208,11 +209,19 @@ func (a *Log) Record(event string, kv ...string) error {
 	// JSON holds only valid UTF-8: the entry is hashed as it will read back.
 	valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 	e := Entry{Seq: a.seq, Time: a.wall.Now().Round(0), Event: valid(event), Prev: a.prev}
-	if len(kv) > 0 {
-		e.Fields = make(map[string]string, len(kv)/2)
+	if len(kv) > 0 || e.Seq == 0 {
+		e.Fields = make(map[string]string, len(kv)/2+1)
 		for i := 0; i+1 < len(kv); i += 2 {
 			e.Fields[valid(kv[i])] = valid(kv[i+1])
 		}
+	}
+	if e.Seq == 0 {
+		// A chain is named by its first entry's hash (Chain): a random
+		// nonce there keeps two chains apart even when they begin with the
+		// same event at the same time (a clock not yet set).
+		nonce := make([]byte, 8)
+		rand.Read(nonce)
+		e.Fields["chain_nonce"] = hex.EncodeToString(nonce)
 	}
 	e.Hash = e.digest()
 	b, err := json.Marshal(e)

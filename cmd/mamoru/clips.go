@@ -37,7 +37,9 @@ MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY.
         incident in the bucket) and compare it with its manifest; with the
         device's public key, check the manifest's signature too
   mamoru clips share ID [--expires 24h]
-        print a link that plays the clip in a browser until it expires`
+        print a link that plays the clip in a browser until it expires
+  mamoru clips audit STORE/DEVICE --pubkey KEY
+        check the audit log the device uploaded against its signed manifests`
 
 // parseArgs parses flags wherever they are among the arguments, so that
 // "get ID -o DIR" and "get -o DIR ID" both work, and returns the rest.
@@ -112,6 +114,8 @@ func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return clipsVerify(ctx, args, stdout, stderr)
 	case "share":
 		return clipsShare(ctx, args, stdout, stderr)
+	case "audit":
+		return clipsAudit(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, clipsHelp)
 		return 0
