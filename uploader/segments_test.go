@@ -23,7 +23,8 @@ import (
 )
 
 // The audit log reaches the bucket in signed segments: what was there at
-// start, then what is new every 10 minutes on the clock (not before); a
+// start, what is new as soon as an incident is shipped (its "uploaded"
+// entry included), then every 10 minutes on the clock (not before); a
 // segment cut short by a power cut is sent again whole under its own
 // name; and clips ls passes them by.
 func TestAuditSegmentsShipped(t *testing.T) {
@@ -51,7 +52,9 @@ func TestAuditSegmentsShipped(t *testing.T) {
 	pub, key := newKey(t)
 	fc := clockwork.NewFakeClock()
 	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t), Clock: fc,
-		SigningKey: key, Store: "shibuya", Device: "counter-1", AuditLog: logPath}
+		SigningKey: key, Store: "shibuya", Device: "counter-1", AuditLog: logPath,
+		// As the recorder does: the upload is recorded in the log.
+		Shipped: func(m outbox.Manifest, _ string) { log.Record("uploaded", "id", m.Incident) }}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
@@ -80,7 +83,10 @@ func TestAuditSegmentsShipped(t *testing.T) {
 	if got := segment(0, 2); !bytes.Equal(got, lines(0, 2)) {
 		t.Errorf("segment 0-2 = %q, want the log's first 3 lines", got)
 	}
-	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 0, 2) {
+	if got := segment(3, 3); !bytes.Equal(got, lines(3, 3)) || !bytes.Contains(got, []byte(`"event":"uploaded"`)) {
+		t.Errorf("segment 3 = %q, want the incident's upload, sent with it", got)
+	}
+	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 3, 3) {
 		t.Errorf("status audit_segment %q", got)
 	}
 
@@ -90,32 +96,33 @@ func TestAuditSegmentsShipped(t *testing.T) {
 		fc.Advance(30 * time.Second)
 		waitForClock(t, fc)
 	}
-	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 0, 2) {
+	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 3, 3) {
 		t.Fatalf("after 9.5 minutes a segment %q was sent", got)
 	}
 	fc.Advance(30 * time.Second)
 	waitForClock(t, fc)
-	if got := segment(3, 4); !bytes.Equal(got, lines(3, 4)) {
-		t.Errorf("segment 3-4 = %q, want the log's lines 3-4", got)
+	if got := segment(4, 5); !bytes.Equal(got, lines(4, 5)) {
+		t.Errorf("segment 4-5 = %q, want the log's lines 4-5", got)
 	}
 
-	// A power cut after 3-4 was sent, before it was recorded as done: it
+	// A power cut after 4-5 was sent, before it was recorded as done: it
 	// goes again, the same, and then what is new.
 	p, err := ReadAuditProgress(logPath)
-	if err != nil || p.Seq != 4 || p.Chain != chain || p.Pending != nil {
-		t.Fatalf("progress %+v, %v; want entry 4 of %s done", p, err, chain)
+	if err != nil || p.Seq != 5 || p.Chain != chain || p.Pending != nil {
+		t.Fatalf("progress %+v, %v; want entry 5 of %s done", p, err, chain)
 	}
-	p.Pending = &PendingSegment{Chain: chain, First: 3, Last: 4, Hash: p.Hash}
-	p.Head = audit.Head{Seq: 2, Hash: entries[2].Hash}
+	p.Pending = &PendingSegment{Chain: chain, First: 4, Last: 5, Hash: p.Hash}
+	all, _ := audit.ReadAll(logPath)
+	p.Head = audit.Head{Seq: 3, Hash: all[3].Hash}
 	u.saveAuditProgress(p)
 	record(1)
 	fc.Advance(10 * time.Minute)
 	waitForClock(t, fc)
-	if got := segment(5, 5); !bytes.Equal(got, lines(5, 5)) {
-		t.Errorf("segment 5 = %q, want the log's line 5", got)
+	if got := segment(6, 6); !bytes.Equal(got, lines(6, 6)) {
+		t.Errorf("segment 6 = %q, want the log's line 6", got)
 	}
-	if p, _ := ReadAuditProgress(logPath); p.Seq != 5 {
-		t.Errorf("progress %+v, want entry 5 done", p)
+	if p, _ := ReadAuditProgress(logPath); p.Seq != 6 {
+		t.Errorf("progress %+v, want entry 6 done", p)
 	}
 
 	// clips ls sees the incident only.

@@ -228,6 +228,12 @@ func writeStatus(w io.Writer, st device.Status) {
 		if u.LastSuccess != "" {
 			fmt.Fprintf(w, "last upload: %s (%s)\n", u.LastSuccess, u.LastSuccessAt.Format(time.DateTime))
 		}
+		if u.AuditSegment != "" {
+			fmt.Fprintf(w, "audit log:  uploaded to %s\n", u.AuditSegment)
+		}
+		if u.AuditError != "" {
+			fmt.Fprintf(w, "audit log:  NOT UPLOADED: %s\n", u.AuditError)
+		}
 	}
 	for name, h := range st.Sources {
 		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
