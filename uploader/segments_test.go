@@ -164,3 +164,28 @@ func newKey(t *testing.T) (ed25519.PublicKey, signing.Key) {
 	}
 	return pub, key
 }
+
+// A PUT refused because the object is there (If-None-Match, as every
+// upload will send) is recognised from MinIO's real answer; other
+// failures are not taken for it.
+func TestOverwriteRefused(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	c := srv.Root()
+	put := func() error {
+		opts := minio.PutObjectOptions{}
+		opts.SetMatchETagExcept("*")
+		_, err := c.PutObject(t.Context(), "clips", "a/segment.jsonl", bytes.NewReader([]byte("x\n")), 2, opts)
+		return err
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(); !overwriteRefused(err) {
+		t.Errorf("a second PUT with If-None-Match: %v; want it taken for an overwrite refused", err)
+	}
+	_, err := c.PutObject(t.Context(), "missing-bucket", "a", bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+	if err == nil || overwriteRefused(err) {
+		t.Errorf("a PUT to no bucket: %v; want an error that is not an overwrite refused", err)
+	}
+}
