@@ -54,7 +54,8 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		Backoff: backoff.Backoff{Min: time.Second, Max: 2 * time.Minute, Jitter: 0.3},
 		Clock:   rec.Clock,
 		Store:   cfg.Device.Store, Device: cfg.Device.ID,
-		Shipped:  rec.Shipped,
-		AuditLog: filepath.Join(cfg.Device.StateDir, auditFile), // its segments
+		Shipped:     rec.Shipped,
+		AuditLog:    filepath.Join(cfg.Device.StateDir, auditFile), // its segments
+		AuditSynced: rec.auditHead,
 	}
 }

@@ -86,7 +86,14 @@ func (s segment) name() string { return audit.SegmentName(s.chain, s.first.Seq, 
 // longer holds the last entry uploaded (cut, emptied or replaced) is sent
 // again from its start, under its own names: the bucket keeps both, and
 // clips audit shows the difference. why then says so.
-func nextSegment(logPath string, p AuditProgress) (s segment, ok bool, why string, err error) {
+// Nothing beyond synced is sent, if it is set.
+func nextSegment(logPath string, p AuditProgress, synced func() *audit.Head) (s segment, ok bool, why string, err error) {
+	var limit *audit.Head
+	if synced != nil {
+		if limit = synced(); limit == nil {
+			return s, false, "", nil
+		}
+	}
 	f, err := os.Open(logPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, false, "", nil
@@ -103,6 +110,9 @@ func nextSegment(logPath string, p AuditProgress) (s segment, ok bool, why strin
 	var chain string
 	var end uint64
 	err = audit.Walk(f, func(e audit.Entry, _ []byte) error {
+		if limit != nil && e.Seq > limit.Seq {
+			return errSynced
+		}
 		if e.Seq == 0 {
 			chain = audit.Chain(e)
 		}
@@ -111,6 +121,9 @@ func nextSegment(logPath string, p AuditProgress) (s segment, ok bool, why strin
 		end = e.Seq + 1
 		return nil
 	})
+	if errors.Is(err, errSynced) {
+		err = nil
+	}
 	if err != nil {
 		// A chain broken under a running recorder: send what is intact;
 		// the recorder sets the log aside at its next start.
@@ -160,6 +173,9 @@ func nextSegment(logPath string, p AuditProgress) (s segment, ok bool, why strin
 	return s, len(s.b) > 0, why, nil
 }
 
+// errSynced stops a walk at the last entry synced.
+var errSynced = errors.New("past the last entry synced")
+
 // shipAudit sends the audit log's new entries as segments until the bucket
 // has them all. It returns the name of the last segment sent, if any.
 func (u *Uploader) shipAudit(ctx context.Context, limit *Limiter) (sent string, err error) {
@@ -177,7 +193,7 @@ func (u *Uploader) shipAudit(ctx context.Context, limit *Limiter) (sent string, 
 			u.Log.Warn("audit upload progress unreadable; sending the log from its start", "err", err)
 			p = AuditProgress{}
 		}
-		s, ok, why, err := nextSegment(u.AuditLog, p)
+		s, ok, why, err := nextSegment(u.AuditLog, p, u.AuditSynced)
 		if err != nil {
 			return sent, err
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/audit"
 	"mamoru/backoff"
 	"mamoru/bucket"
 	"mamoru/clock"
@@ -65,6 +66,12 @@ type Uploader struct {
 	AuditLog string
 	// AuditEvery is 10 minutes if 0.
 	AuditEvery time.Duration
+	// AuditSynced, if set, returns the last entry of the audit log known
+	// to be on the card (synced), or nil: no segment goes beyond it. A
+	// line written but not yet synced could be lost to a power cut and
+	// its number taken by another entry, which the bucket would then show
+	// as a replacement. nil sends every whole line in the file.
+	AuditSynced func() *audit.Head
 
 	once sync.Once
 	wake chan struct{}
