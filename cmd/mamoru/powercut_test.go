@@ -18,6 +18,7 @@ import (
 	"mamoru/capture/cliptest"
 	"mamoru/device"
 	"mamoru/outbox"
+	"mamoru/signing"
 )
 
 // TestRecorderChild is the recorder TestPowerCuts kills. It does nothing
@@ -58,6 +59,13 @@ func TestPowerCuts(t *testing.T) {
 		fmt.Sprintf("\n[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\npart_size_mb = 5\n", srv.Endpoint))
 	t.Setenv("MAMORU_S3_ACCESS_KEY", s3test.RootUser)
 	t.Setenv("MAMORU_S3_SECRET_KEY", s3test.RootPassword)
+	// Signed, so that clips audit can check the log the recorder uploads.
+	keyFile := filepath.Join(t.TempDir(), "signing.key")
+	pub, err := signing.NewKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAMORU_DEVICE_SIGNING_KEY_FILE", keyFile)
 
 	// Every run's output goes to one log, shown if the test fails.
 	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
@@ -154,9 +162,22 @@ func TestPowerCuts(t *testing.T) {
 			postCuts[len(postCuts)-1].at = time.Now() // after the kill: the loss is not understated
 		}
 	}
-	// The last run is left to finish its work.
+	// The last run is left to finish its work: every incident, and the
+	// audit log as far as every incident's head (it is sent just after
+	// each incident, so it may take a moment more).
 	start()
 	status(func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, out, errOut := runCmd(t, "clips", "audit", "test-store/test-counter", "--pubkey", pub, "--config", cfg)
+		if code == 0 {
+			t.Logf("clips audit after %d power cuts: %s", kills, strings.TrimSpace(out))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("clips audit after %d power cuts, for 60 s: %d\n%s%s", kills, code, out, errOut)
+			break
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
 
