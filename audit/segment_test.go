@@ -144,3 +144,18 @@ func FuzzParseSegment(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSegmentName: a name from the bucket is taken only if it is
+// exactly the name SegmentName gives its parts.
+func FuzzParseSegmentName(f *testing.F) {
+	f.Add("0123456789abcdef/000000000012-000000000345.jsonl")
+	f.Add("x/000000000000-000000000000.jsonl")
+	f.Add("../000000000012-000000000345.jsonl")
+	f.Add("x/+00000000012-000000000345.jsonl")
+	f.Fuzz(func(t *testing.T, name string) {
+		chain, first, last, ok := ParseSegmentName(name)
+		if ok && SegmentName(chain, first, last) != name {
+			t.Fatalf("ParseSegmentName(%q) = %q %d %d, which names %q", name, chain, first, last, SegmentName(chain, first, last))
+		}
+	})
+}

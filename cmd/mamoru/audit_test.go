@@ -110,6 +110,10 @@ func TestAuditFindsTheLogCut(t *testing.T) {
 			if code != tc.code || !strings.Contains(stdout+stderr, want) {
 				t.Errorf("mamoru audit = %d\n%s%s\nwant %d and %q", code, stdout, stderr, tc.code, want)
 			}
+			// A head sealed before the log was set aside is in the log kept.
+			if tc.name == "set aside" && strings.Contains(stdout+stderr, "PROBLEM") {
+				t.Errorf("the head in the set-aside log taken for a problem:\n%s%s", stdout, stderr)
+			}
 		})
 	}
 }
