@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -100,22 +101,47 @@ func (c Clips) Audit(ctx context.Context, store, device string, pub ed25519.Publ
 		}
 		segs = append(segs, object{o.Key, name})
 	}
+	// The signature is sent first: one whose segment is not there is a
+	// segment removed (or an upload cut short, which the device finishes).
+	there := make(map[string]bool, len(segs))
+	for _, o := range segs {
+		there[o.name] = true
+	}
+	for name := range sigs {
+		if !there[name] {
+			r.Problems = append(r.Problems, fmt.Errorf("%w: %s%s.sig is there and its segment is not", ErrAuditGap, root, name))
+		}
+	}
+	// Fetched eight at a time: a device sends one every 10 minutes or so.
+	type fetched struct {
+		b, sig []byte
+		err    error
+	}
+	got := make([]fetched, len(segs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, s := range segs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f := &got[i]
+			f.b, f.err = c.bounded(ctx, s.key, audit.SegmentMaxBytes)
+			if f.err == nil && sigs[s.name] {
+				f.sig, f.err = c.small(ctx, s.key+".sig")
+			}
+		})
+	}
+	wg.Wait()
 	chains := map[string]*chainEntries{}
-	for _, s := range segs {
+	for i, s := range segs {
 		chain, first, last, _ := audit.ParseSegmentName(s.name)
-		b, err := c.bounded(ctx, s.key, audit.SegmentMaxBytes)
+		b, sig, err := got[i].b, got[i].sig, got[i].err
 		if errors.Is(err, ErrAuditSegment) {
 			r.Problems = append(r.Problems, err)
 			continue
 		}
 		if err != nil {
 			return r, err
-		}
-		var sig []byte
-		if sigs[s.name] {
-			if sig, err = c.small(ctx, s.key+".sig"); err != nil {
-				return r, err
-			}
 		}
 		if err := checkSegmentSignature(path.Join(rel, s.name), b, sig, pub); err != nil {
 			r.Problems = append(r.Problems, fmt.Errorf("%w: %s: %w", ErrAuditSegment, s.key, err))

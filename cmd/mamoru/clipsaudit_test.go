@@ -183,7 +183,7 @@ func TestClipsAudit(t *testing.T) {
 			if err := srv.Root().RemoveObject(t.Context(), "clips", r.segment(5, 6), minio.RemoveObjectOptions{}); err != nil {
 				t.Fatal(err)
 			}
-		}, 1, []string{"GAP: entries 5 to 6 of chain"}},
+		}, 1, []string{"GAP: entries 5 to 6 of chain", "-000000000006.jsonl.sig is there and its segment is not"}},
 		{"segment replaced", func(r *auditRig) {
 			r.record(5)
 			r.upload()
