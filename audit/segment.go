@@ -44,30 +44,69 @@ func Chain(genesis Entry) string {
 	return genesis.Hash[:16]
 }
 
-// SegmentName is the name of the segment of chain's entries first to last:
-// "<chain>/<first>-<last>.jsonl", the numbers zero-padded so names sort
-// in the chain's order.
-func SegmentName(chain string, first, last uint64) string {
-	return fmt.Sprintf("%s/%012d-%012d.jsonl", chain, first, last)
+// SegmentID names a segment: its chain, its first and last sequence
+// numbers, and the start of its last entry's hash, which commits to every
+// entry before it. Two segments with one name hold the same entries; a
+// log rewritten on the card and sent again can never take the name of
+// what was sent before.
+type SegmentID struct {
+	Chain       string
+	First, Last uint64
+	Hash        string // the last entry's hash, its first 16 digits
 }
 
-// ParseSegmentName reads a name SegmentName made.
-func ParseSegmentName(name string) (chain string, first, last uint64, ok bool) {
+// SegmentOf is the id of the segment of chain holding entries first to
+// last, last being the last entry.
+func SegmentOf(chain string, first uint64, last Entry) SegmentID {
+	return SegmentID{Chain: chain, First: first, Last: last.Seq, Hash: last.Hash[:min(16, len(last.Hash))]}
+}
+
+// Name is "<chain>/<first>-<last>-<hash>.jsonl", the numbers zero-padded so
+// names sort in the chain's order.
+func (id SegmentID) Name() string {
+	return fmt.Sprintf("%s/%012d-%012d-%s.jsonl", id.Chain, id.First, id.Last, id.Hash)
+}
+
+// Holds reports whether entries (a parsed segment) are what id names.
+func (id SegmentID) Holds(entries []Entry) bool {
+	if len(entries) == 0 {
+		return false
+	}
+	first, last := entries[0], entries[len(entries)-1]
+	return first.Seq == id.First && SegmentOf(id.Chain, first.Seq, last) == id && (first.Seq != 0 || Chain(first) == id.Chain)
+}
+
+// ParseSegmentName reads a name Name made.
+func ParseSegmentName(name string) (SegmentID, bool) {
 	chain, rest, ok := strings.Cut(name, "/")
-	if !ok || chain == "" || strings.ContainsAny(chain, "/.") {
-		return "", 0, 0, false
+	if !ok || !hexDigits(chain) {
+		return SegmentID{}, false
 	}
 	rest, ok = strings.CutSuffix(rest, ".jsonl")
-	a, b, ok2 := strings.Cut(rest, "-")
-	if !ok || !ok2 || len(a) != 12 || len(b) != 12 {
-		return "", 0, 0, false
+	parts := strings.Split(rest, "-")
+	if !ok || len(parts) != 3 || len(parts[0]) != 12 || len(parts[1]) != 12 || !hexDigits(parts[2]) {
+		return SegmentID{}, false
 	}
-	first, err1 := strconv.ParseUint(a, 10, 64)
-	last, err2 := strconv.ParseUint(b, 10, 64)
+	first, err1 := strconv.ParseUint(parts[0], 10, 64)
+	last, err2 := strconv.ParseUint(parts[1], 10, 64)
 	if err1 != nil || err2 != nil || last < first {
-		return "", 0, 0, false
+		return SegmentID{}, false
 	}
-	return chain, first, last, true
+	return SegmentID{Chain: chain, First: first, Last: last, Hash: parts[2]}, true
+}
+
+// hexDigits reports whether s is 1 to 64 lower-case hexadecimal digits, as
+// a hash or its start is written.
+func hexDigits(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // SegmentMessage is what a segment's signature signs: its object key below

@@ -66,17 +66,37 @@ func TestParseSegment(t *testing.T) {
 }
 
 func TestSegmentName(t *testing.T) {
-	name := SegmentName("0123456789abcdef", 12, 345)
-	if name != "0123456789abcdef/000000000012-000000000345.jsonl" {
-		t.Errorf("SegmentName = %q", name)
+	id := SegmentID{Chain: "0123456789abcdef", First: 12, Last: 345, Hash: "fedcba9876543210"}
+	name := id.Name()
+	if name != "0123456789abcdef/000000000012-000000000345-fedcba9876543210.jsonl" {
+		t.Errorf("Name = %q", name)
 	}
-	if c, f, l, ok := ParseSegmentName(name); !ok || c != "0123456789abcdef" || f != 12 || l != 345 {
-		t.Errorf("ParseSegmentName(%q) = %q %d %d %v", name, c, f, l, ok)
+	if got, ok := ParseSegmentName(name); !ok || got != id {
+		t.Errorf("ParseSegmentName(%q) = %+v %v", name, got, ok)
 	}
-	for _, bad := range []string{"x/000000000012-000000000011.jsonl", "x/12-345.jsonl", "000000000012-000000000345.jsonl", "../000000000012-000000000345.jsonl", "x/000000000012-000000000345.json"} {
-		if _, _, _, ok := ParseSegmentName(bad); ok {
+	for _, bad := range []string{
+		"0a/000000000012-000000000011-ab.jsonl", // last before first
+		"0a/12-345-ab.jsonl",
+		"000000000012-000000000345-ab.jsonl",
+		"../000000000012-000000000345-ab.jsonl",
+		"0a/000000000012-000000000345-ab.json",
+		"0a/000000000012-000000000345.jsonl", // no hash
+		"0a/000000000012-000000000345-AB.jsonl",
+		"0a/+00000000012-000000000345-ab.jsonl",
+	} {
+		if _, ok := ParseSegmentName(bad); ok {
 			t.Errorf("ParseSegmentName(%q) accepted", bad)
 		}
+	}
+	// A segment holds what its name says, and nothing else does.
+	lines := writeLog(t, filepath.Join(t.TempDir(), "audit.log"), 3)
+	es, err := ParseSegment(bytes.Join(lines, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = SegmentOf(Chain(es[0]), 0, es[2])
+	if !id.Holds(es) || id.Holds(es[:2]) || id.Holds(es[1:]) || SegmentOf("0a", 0, es[2]).Holds(es) {
+		t.Errorf("Holds: %+v", id)
 	}
 }
 
@@ -148,14 +168,14 @@ func FuzzParseSegment(f *testing.F) {
 // FuzzParseSegmentName: a name from the bucket is taken only if it is
 // exactly the name SegmentName gives its parts.
 func FuzzParseSegmentName(f *testing.F) {
-	f.Add("0123456789abcdef/000000000012-000000000345.jsonl")
-	f.Add("x/000000000000-000000000000.jsonl")
-	f.Add("../000000000012-000000000345.jsonl")
-	f.Add("x/+00000000012-000000000345.jsonl")
+	f.Add("0123456789abcdef/000000000012-000000000345-0a.jsonl")
+	f.Add("0/000000000000-000000000000-0.jsonl")
+	f.Add("../000000000012-000000000345-0.jsonl")
+	f.Add("0/+00000000012-000000000345-0.jsonl")
 	f.Fuzz(func(t *testing.T, name string) {
-		chain, first, last, ok := ParseSegmentName(name)
-		if ok && SegmentName(chain, first, last) != name {
-			t.Fatalf("ParseSegmentName(%q) = %q %d %d, which names %q", name, chain, first, last, SegmentName(chain, first, last))
+		id, ok := ParseSegmentName(name)
+		if ok && id.Name() != name {
+			t.Fatalf("ParseSegmentName(%q) = %+v, which names %q", name, id, id.Name())
 		}
 	})
 }

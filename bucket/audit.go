@@ -95,7 +95,7 @@ func (c Clips) Audit(ctx context.Context, store, device string, pub ed25519.Publ
 			sigs[s] = true
 			continue
 		}
-		if _, _, _, ok := audit.ParseSegmentName(name); !ok {
+		if _, ok := audit.ParseSegmentName(name); !ok {
 			r.Problems = append(r.Problems, fmt.Errorf("%w: %s is not named as a segment", ErrAuditSegment, o.Key))
 			continue
 		}
@@ -134,7 +134,8 @@ func (c Clips) Audit(ctx context.Context, store, device string, pub ed25519.Publ
 	wg.Wait()
 	chains := map[string]*chainEntries{}
 	for i, s := range segs {
-		chain, first, last, _ := audit.ParseSegmentName(s.name)
+		id, _ := audit.ParseSegmentName(s.name)
+		chain := id.Chain
 		b, sig, err := got[i].b, got[i].sig, got[i].err
 		if errors.Is(err, ErrAuditSegment) {
 			r.Problems = append(r.Problems, err)
@@ -152,8 +153,8 @@ func (c Clips) Audit(ctx context.Context, store, device string, pub ed25519.Publ
 			r.Problems = append(r.Problems, fmt.Errorf("%w: %s: %w", ErrAuditSegment, s.key, err))
 			continue
 		}
-		if es[0].Seq != first || es[len(es)-1].Seq != last || first == 0 && audit.Chain(es[0]) != chain {
-			r.Problems = append(r.Problems, fmt.Errorf("%w: %s holds entries %d to %d of chain %s", ErrAuditSegment, s.key, es[0].Seq, es[len(es)-1].Seq, audit.Chain(es[0])))
+		if !id.Holds(es) {
+			r.Problems = append(r.Problems, fmt.Errorf("%w: %s holds entries %d to %d ending in %.16s…, not what its name says", ErrAuditSegment, s.key, es[0].Seq, es[len(es)-1].Seq, es[len(es)-1].Hash))
 			continue
 		}
 		ch := chains[chain]

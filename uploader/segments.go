@@ -21,8 +21,8 @@ import (
 // the last upload, as one write-once object under the device's folder,
 // with its signature beside it:
 //
-//	<prefix>/<store>/<device>/audit/<chain>/<first>-<last>.jsonl
-//	<prefix>/<store>/<device>/audit/<chain>/<first>-<last>.jsonl.sig
+//	<prefix>/<store>/<device>/audit/<chain>/<first>-<last>-<hash>.jsonl
+//	<prefix>/<store>/<device>/audit/<chain>/<first>-<last>-<hash>.jsonl.sig
 //
 // (no manifest.json there, so clips ls passes them by). Once sent, a
 // segment is beyond the reach of whoever holds the card: a log cut,
@@ -46,7 +46,9 @@ type AuditProgress struct {
 	Pending *PendingSegment `json:"pending,omitempty"`
 }
 
-// PendingSegment is a segment begun and not yet known to be in the bucket.
+// PendingSegment is a segment begun and not yet known to be in the bucket:
+// sent again as it was, rather than with what was added since, so that the
+// bucket does not hold the same entries twice.
 type PendingSegment struct {
 	Chain string `json:"chain"`
 	First uint64 `json:"first"`
@@ -78,7 +80,7 @@ type segment struct {
 	b           []byte
 }
 
-func (s segment) name() string { return audit.SegmentName(s.chain, s.first.Seq, s.last.Seq) }
+func (s segment) name() string { return audit.SegmentOf(s.chain, s.first.Seq, s.last).Name() }
 
 // nextSegment reads the log and returns the entries to send next: the
 // pending segment's again, else those after the last uploaded, at most
@@ -214,17 +216,16 @@ func (u *Uploader) shipAudit(ctx context.Context, limit *Limiter) (sent string, 
 // presence means it is whole), recording it as pending before and as
 // uploaded after.
 func (u *Uploader) putSegment(ctx context.Context, limit *Limiter, p AuditProgress, s segment) error {
-	pending := PendingSegment{Chain: s.chain, First: s.first.Seq, Last: s.last.Seq, Hash: s.last.Hash}
-	again := p.Pending != nil && *p.Pending == pending
-	p.Pending = &pending
+	p.Pending = &PendingSegment{Chain: s.chain, First: s.first.Seq, Last: s.last.Seq, Hash: s.last.Hash}
 	if err := u.saveAuditProgress(p); err != nil {
 		return err
 	}
-	// Sent again after a power cut, a segment the server already has
-	// (refused as an overwrite: If-None-Match) is this device's own first
-	// attempt. Otherwise a refusal means another object holds the name.
+	// A segment's name commits to its entries (the last one's hash), so
+	// one the server already has under it (an overwrite refused, with
+	// If-None-Match) holds these very entries: this device's attempt cut
+	// short by a power cut. Anything else planted there fails clips audit.
 	mine := func(err error) error {
-		if again && overwriteRefused(err) {
+		if overwriteRefused(err) {
 			return nil
 		}
 		return err

@@ -63,11 +63,13 @@ func TestAuditSegmentsShipped(t *testing.T) {
 
 	entries, _ := audit.ReadAll(logPath)
 	chain := audit.Chain(entries[0])
+	entryAt := func(seq int) audit.Entry { all, _ := audit.ReadAll(logPath); return all[seq] }
 	root := srv.Root()
 	dir := path.Join("mamoru", bucket.AuditDir("shibuya", "counter-1"))
 	segment := func(first, last uint64) []byte {
 		t.Helper()
-		name := audit.SegmentName(chain, first, last)
+		all, _ := audit.ReadAll(logPath)
+		name := audit.SegmentOf(chain, first, all[last]).Name()
 		b := get(t, root, path.Join(dir, name))
 		sig, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(get(t, root, path.Join(dir, name)+".sig"))))
 		if err != nil || !ed25519.Verify(pub, audit.SegmentMessage(path.Join(bucket.AuditDir("shibuya", "counter-1"), name), b), sig) {
@@ -86,7 +88,7 @@ func TestAuditSegmentsShipped(t *testing.T) {
 	if got := segment(3, 3); !bytes.Equal(got, lines(3, 3)) || !bytes.Contains(got, []byte(`"event":"uploaded"`)) {
 		t.Errorf("segment 3 = %q, want the incident's upload, sent with it", got)
 	}
-	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 3, 3) {
+	if got := u.Status().AuditSegment; got != audit.SegmentOf(chain, 3, entryAt(3)).Name() {
 		t.Errorf("status audit_segment %q", got)
 	}
 
@@ -96,7 +98,7 @@ func TestAuditSegmentsShipped(t *testing.T) {
 		fc.Advance(30 * time.Second)
 		waitForClock(t, fc)
 	}
-	if got := u.Status().AuditSegment; got != audit.SegmentName(chain, 3, 3) {
+	if got := u.Status().AuditSegment; got != audit.SegmentOf(chain, 3, entryAt(3)).Name() {
 		t.Fatalf("after 9.5 minutes a segment %q was sent", got)
 	}
 	fc.Advance(30 * time.Second)
