@@ -210,3 +210,26 @@ func TestClipsAudit(t *testing.T) {
 		})
 	}
 }
+
+// clips audit refuses, before asking the bucket, a name that is not
+// STORE/DEVICE and a missing or bad key: without the device's key nothing
+// shows the segments are its own.
+func TestClipsAuditUsage(t *testing.T) {
+	cfg := writeConfig(t, t.TempDir(), "manager.toml", "[storage]\nendpoint = \"127.0.0.1:1\"\nbucket = \"clips\"\nsecure = false\n"+keyFiles(t, "a", "b"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"../x", "--pubkey", "k"}, "is not STORE/DEVICE"},
+		{[]string{"shop-1", "--pubkey", "k"}, "is not STORE/DEVICE"},
+		{[]string{"shop-1/counter-1/x", "--pubkey", "k"}, "is not STORE/DEVICE"},
+		{[]string{"shop-1/counter-1"}, "--pubkey is required"},
+		{[]string{"shop-1/counter-1", "--pubkey", "not-a-key"}, "--pubkey: public key"},
+		{nil, "want one STORE/DEVICE"},
+	} {
+		code, _, stderr := runCmd(t, append([]string{"clips", "audit", "--config", cfg}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("clips audit %q = %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
