@@ -17,7 +17,7 @@ const (
 	EventStop      Kind = "stop"               // it stopped, capture closed and the indicator off
 	EventIndicator Kind = "indicator"          // the indicator was set: On, or Err if turning it off failed
 	EventCapture   Kind = "capture"            // capture changed: Capture says how, Reason why
-	EventFault     Kind = "fault"              // the indicator failed and capture stopped: Err
+	EventFault     Kind = "fault"              // the indicator or the audit log failed and capture stopped: Err
 	EventHours     Kind = "hours"              // the recording hours opened, or closed (Reason)
 	EventPress     Kind = "press"              // a press: Source, Result, Incident or Err (the refusal)
 	EventUrgent    Kind = "urgent"             // a long press marked Incident urgent
@@ -28,6 +28,9 @@ const (
 	// as Dir and this new chain begins with Err, why.
 	EventAuditBroken Kind = "audit_broken"
 	EventUploaded    Kind = "uploaded" // Incident is in the bucket at Object
+	// EventAuditResumed: the audit log can be written again after Err made
+	// it fail; what happened between was not recorded, and capture was off.
+	EventAuditResumed Kind = "audit_resumed"
 )
 
 // CaptureChange is what happened to capture in an EventCapture.
@@ -151,6 +154,8 @@ func (e Event) attrs() []string {
 		return []string{"dir", e.Dir, "why", errText()}
 	case EventAuditBroken:
 		return []string{"kept", e.Dir, "err", errText()}
+	case EventAuditResumed:
+		return []string{"failed_with", errText()}
 	case EventUploaded:
 		return []string{"id", e.Incident, "object", e.Object, "sha256", e.SHA256}
 	}

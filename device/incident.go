@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"mamoru/audit"
 	"mamoru/capture"
 	"mamoru/capture/mp4"
 	"mamoru/clock"
@@ -35,6 +36,8 @@ type incident struct {
 	params capture.ClipParams
 	post   time.Duration
 	limit  time.Duration // latest end: clip start + max_incident_seconds
+	// head returns the audit log's head, for the final manifest.
+	head func() *audit.Head
 
 	mu       sync.Mutex // guards end, manifest and stopped
 	end      time.Duration
@@ -200,6 +203,7 @@ func (in *incident) finish(info mp4.Info, dropped int, indicator func(from, to t
 	if err := digest(in.dir, &m); err != nil {
 		return err
 	}
+	m.AuditHead = in.head()
 	if err := outbox.WriteManifest(in.dir, m); err != nil {
 		return err
 	}
@@ -275,7 +279,7 @@ func (ru *run) incidentDone() {
 		ru.incidentErr = fmt.Sprintf("incident %s: %v", in.id, in.err)
 		ru.log.Error("incident clip failed; keeping what was written", "id", in.id, "err", in.err)
 		u := unfinished{dir: in.dir, m: m, why: "writing the clip failed: " + in.err.Error()}
-		if rerr := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); rerr != nil {
+		if rerr := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why, ru.r.auditHead()); rerr != nil {
 			// Left in state recording, it is not uploaded as it is.
 			ru.log.Error("cannot finalize the partial clip; trying again every 5 s", "id", in.id, "err", rerr)
 			ru.emit(Event{Kind: EventIncident, Incident: in.id, State: IncidentFailed, Err: in.err})
@@ -303,7 +307,7 @@ func (ru *run) finishUnfinished() {
 	for _, u := range ru.unfinished {
 		m := u.m
 		m.Notes = slices.Clone(m.Notes)
-		if err := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why); err != nil {
+		if err := recoverClip(u.dir, &m, ru.r.Config.Audio, u.why, ru.r.auditHead()); err != nil {
 			left = append(left, u)
 			continue
 		}

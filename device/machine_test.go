@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -964,5 +965,163 @@ func TestMachineShippedIsAudited(t *testing.T) {
 	}
 	if !found {
 		t.Error("the audit log has no uploaded entry for the incident")
+	}
+}
+
+// fullCard is an audit log file whose writes fail while full is set, as
+// on a card with no room left.
+type fullCard struct {
+	*os.File
+	full *atomic.Bool
+}
+
+func (f fullCard) Write(b []byte) (int, error) {
+	if f.full.Load() {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.Write(b)
+}
+
+// An audit log that cannot be written is a fault: capture stops, the
+// indicator goes off and presses are refused, until the log can be
+// written again; the log then says so, and shows the indicator lit
+// whenever capture ran.
+func TestMachineAuditWriteFails(t *testing.T) {
+	var full atomic.Bool
+	m := newMachine(t, machineConfig(t), monday, func(m *machine) {
+		m.rec.AuditFile = func(path string) (audit.File, error) {
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+			return fullCard{f, &full}, err
+		}
+	})
+	m.advance(2 * time.Second)
+	if st := m.sync(); st.State != StateBuffering || !st.Indicator {
+		t.Fatalf("state %s, indicator %v; want buffering", st.State, st.Indicator)
+	}
+	full.Store(true)
+	// The next event that cannot be recorded: a press.
+	if _, err := m.trigger(); err != nil {
+		t.Fatalf("the press before the fault is seen: %v", err)
+	}
+	st := m.sync()
+	if st.State != StateFault || st.Indicator || m.ind.IsLit() || m.mic.isRunning() || !strings.Contains(st.Fault, "audit log cannot be written") || !strings.Contains(st.Fault, "no space") {
+		t.Errorf("status %+v, lit %v; want a fault naming the audit log and the full card, capture closed, the indicator off", st, m.ind.IsLit())
+	}
+	if _, err := m.trigger(); !errors.Is(err, ErrFault) {
+		t.Errorf("a press while the audit log cannot be written: %v, want ErrFault", err)
+	}
+	m.advance(6 * time.Second)
+	if st := m.sync(); st.State != StateFault || m.mic.started() != 1 || m.ind.IsLit() {
+		t.Errorf("state %s, microphone started %d times, lit %v: capture came back with no audit log", st.State, m.mic.started(), m.ind.IsLit())
+	}
+	// Room again: the next retry resumes the log and then capture.
+	full.Store(false)
+	m.advance(5 * time.Second)
+	if st := m.sync(); st.State != StateBuffering || !st.Indicator {
+		t.Errorf("after room came back: state %s, indicator %v; want capture resumed", st.State, st.Indicator)
+	}
+	m.shutdown()
+	m.checkAudit()
+	entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := slices.IndexFunc(entries, func(e audit.Entry) bool { return e.Event == "audit_resumed" })
+	if resumed < 0 || !strings.Contains(entries[resumed].Fields["failed_with"], "no space") {
+		t.Errorf("the log does not say it resumed after the full card: %+v", entries)
+	}
+	if _, err := audit.Verify(filepath.Join(m.cfg.Device.StateDir, auditFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+// A log whose chain is broken is kept aside and the new chain says so,
+// naming the file and why.
+func TestMachineBrokenAuditLogSetAside(t *testing.T) {
+	cfg := machineConfig(t)
+	path := filepath.Join(cfg.Device.StateDir, auditFile)
+	if err := os.WriteFile(path, []byte("not an entry\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	m := newMachine(t, cfg, monday, nil)
+	m.shutdown()
+	entries, err := audit.ReadAll(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(entries, func(e audit.Entry) bool { return e.Event == "audit_broken" })
+	if i < 0 || entries[i].Fields["err"] == "" || !strings.HasPrefix(entries[i].Fields["kept"], auditFile+".broken-") {
+		t.Fatalf("entries %+v; want audit_broken naming the kept file and the error", entries)
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.Device.StateDir, entries[i].Fields["kept"])); err != nil || string(b) != "not an entry\n" {
+		t.Errorf("the broken log kept aside: %q, %v", b, err)
+	}
+}
+
+// Every sealed manifest carries the audit log's head as it was then: the
+// last entry recorded before the final manifest was written, which the
+// log holds at that place afterwards.
+func TestMachineManifestsCarryTheAuditHead(t *testing.T) {
+	cfg := machineConfig(t)
+	m := newMachine(t, cfg, monday, nil)
+	m.advance(2 * time.Second)
+	r, err := m.trigger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := m.saved(r.Incident, r.Until)
+	m.shutdown()
+	path := filepath.Join(cfg.Device.StateDir, auditFile)
+	entries, err := audit.ReadAll(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.AuditHead == nil {
+		t.Fatal("the sealed manifest has no audit head")
+	}
+	if err := audit.CheckHead(entries, *man.AuditHead); err != nil {
+		t.Errorf("the manifest's head is not the log's: %v", err)
+	}
+	// Sealed after the press was recorded, before the incident's own
+	// "complete" entry.
+	h := entries[man.AuditHead.Seq]
+	if next := entries[man.AuditHead.Seq+1]; next.Event != "incident" || next.Fields["state"] != outbox.StateComplete || h.Seq < 3 {
+		t.Errorf("head at entry %d (%s), followed by %s %v; want the entry before the incident's completion", h.Seq, h.Event, next.Event, next.Fields)
+	}
+	onDisk, err := outbox.ReadManifest(filepath.Join(cfg.Device.StateDir, incidentsDir, r.Incident))
+	if err != nil || onDisk.AuditHead == nil || *onDisk.AuditHead != *man.AuditHead {
+		t.Errorf("manifest.json's head %+v, %v; want %+v", onDisk.AuditHead, err, man.AuditHead)
+	}
+}
+
+// A card with less room than the audit log's reserve refuses presses as a
+// full spool, and the log still records them: its room is its own.
+func TestMachineFullCardLeavesTheAuditLogRoom(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 30)
+	m := newMachine(t, machineConfig(t), monday, func(m *machine) {
+		m.rec.CardFree = func(string) (int64, error) { return free.Load(), nil }
+	})
+	reserve := filepath.Join(m.cfg.Device.StateDir, auditReserveFile)
+	if st, err := os.Stat(reserve); err != nil || st.Size() != AuditReserve {
+		t.Fatalf("the audit log's reserve: %v; want %d bytes kept", err, AuditReserve)
+	}
+	m.advance(2 * time.Second)
+	free.Store(AuditReserve - 1)
+	_, err := m.trigger()
+	if !errors.Is(err, ErrSpoolFull) || !strings.Contains(err.Error(), "CARD FULL") || !strings.Contains(err.Error(), "kept for the audit log") {
+		t.Fatalf("a press on a full card: %v; want ErrSpoolFull saying the card is full", err)
+	}
+	st := m.sync()
+	if !st.SpoolFull || st.State != StateBuffering {
+		t.Errorf("status spool_full %v, state %s; want full and still buffering (not a fault)", st.SpoolFull, st.State)
+	}
+	m.shutdown()
+	entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(entries, func(e audit.Entry) bool { return e.Event == "press" && e.Fields["reason"] == "spool full" }) {
+		t.Error("the audit log does not record the press refused on a full card")
 	}
 }

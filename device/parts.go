@@ -6,6 +6,7 @@ package device
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"mamoru/backoff"
@@ -55,6 +56,8 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		Clock:   rec.Clock,
 		Lock:    bucket.LockFor(cfg.Policy), ClockSynced: rec.ClockSynced,
 		Store: cfg.Device.Store, Device: cfg.Device.ID,
-		Shipped: rec.Shipped,
+		Shipped:     rec.Shipped,
+		AuditLog:    filepath.Join(cfg.Device.StateDir, auditFile), // its segments
+		AuditSynced: rec.auditHead,
 	}
 }

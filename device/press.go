@@ -22,7 +22,7 @@ var (
 	ErrOutsideHours = errors.New("outside recording hours")
 	// ErrNotRecording: capture is not running (it is starting or stopped).
 	ErrNotRecording = errors.New("not recording")
-	// ErrFault: the indicator failed, so capture stopped.
+	// ErrFault: the indicator or the audit log failed, so capture stopped.
 	ErrFault = errors.New("indicator fault")
 	// ErrSpoolFull: the clips waiting for upload fill storage.spool_max_mb.
 	ErrSpoolFull = errors.New("spool full")
@@ -106,6 +106,9 @@ func (ru *run) refuse(source string) error {
 			why += fmt.Sprintf("; %d MB of them are %d incident(s) set aside in %s, which never upload: copy them off and remove them", aside>>20, len(dirs), filepath.Dir(dirs[0]))
 		}
 		r = &refusal{ErrSpoolFull, fmt.Sprintf("SPOOL FULL: %d MB of clips %s (storage.spool_max_mb = %d); this press is NOT saved", used>>20, why, max)}
+		if free, err := ru.cardFree(); err == nil && free < AuditReserve {
+			r.msg = fmt.Sprintf("CARD FULL: %d MB free, less than the %d MB kept for the audit log; %d MB of clips %s; this press is NOT saved", free>>20, AuditReserve>>20, used>>20, why)
+		}
 		ru.log.Error("press refused", "source", source, "err", r)
 	case ru.closed != "":
 		ru.signal(hardware.Closed)
@@ -172,6 +175,7 @@ func (ru *run) newIncident(t time.Duration, wall time.Time, pr outbox.Press) (*i
 		},
 		post:     post,
 		limit:    limit,
+		head:     ru.r.auditHead,
 		end:      min(t+post, limit),
 		manifest: m,
 		wake:     make(chan struct{}, 1),

@@ -99,19 +99,35 @@ type Recorder struct {
 	// have stopped, so Run returns ErrCaptureStuck with the indicator
 	// still on, and the process should exit: that closes them.
 	StopTimeout time.Duration
+	// AuditFile, if set, opens the audit log's file for reading and
+	// appending, at its start; nil opens <state_dir>/audit.log. A test
+	// hands in a file whose writes fail.
+	AuditFile func(path string) (audit.File, error)
+	// CardFree, if set, says how many bytes the card holding the state
+	// directory has free; nil asks the kernel.
+	CardFree func(dir string) (int64, error)
 
-	auditMu sync.Mutex // guards audit
+	auditMu sync.Mutex // guards audit and auditErr
 	audit   *audit.Log // the log while Run runs; nil before and after
+	// auditErr is the first failure to write the audit log since it last
+	// worked: the recorder is in a fault until it works again.
+	auditErr error
 }
+
+// errAuditWrite is the fault of an audit log that cannot be written: with
+// no record of the indicator and capture, capture may not run.
+var errAuditWrite = errors.New("the audit log cannot be written")
 
 // Paths inside the state directory.
 const (
 	incidentsDir = "incidents"
 	setAsideDir  = ".set-aside"
 	auditFile    = "audit.log"
-	counterFile  = "incident-counter"
-	socketFile   = "control.sock"
-	lockFile     = "lock"
+	// auditReserveFile holds room for the audit log (audit.Log.Reserve).
+	auditReserveFile = "audit.reserve"
+	counterFile      = "incident-counter"
+	socketFile       = "control.sock"
+	lockFile         = "lock"
 )
 
 // Outbox is the outbox of the recorder whose state directory is stateDir:
@@ -162,6 +178,10 @@ type run struct {
 	// lastRetry and lastFinish pace the 5 s retries of a fault and of
 	// unfinished incidents.
 	lastRetry, lastFinish time.Time
+	// reserved is the audit log's reserve when last filled.
+	reserved int64
+	// lastReserve paces the refilling of the audit log's reserve.
+	lastReserve time.Time
 }
 
 // Run records until ctx ends, then finishes any incident, closes capture,
@@ -185,8 +205,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return err
 	}
 	r.auditMu.Lock()
-	r.audit = log
+	r.audit, r.auditErr = log, nil
 	r.auditMu.Unlock()
+	ru.reserveAudit()
 	defer func() {
 		r.auditMu.Lock()
 		defer r.auditMu.Unlock()
@@ -291,7 +312,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	ru.tellReady()
 	check := ru.clock.NewTicker(time.Second)
 	defer check.Stop()
-	ru.lastRetry, ru.lastFinish = ru.clock.Now(), ru.clock.Now()
+	ru.lastRetry, ru.lastFinish, ru.lastReserve = ru.clock.Now(), ru.clock.Now(), ru.clock.Now()
 	// timers handles what the clock says is due. It runs before a request
 	// is answered too, so that a status or a press sees every change the
 	// clock has already made due.
@@ -316,6 +337,8 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 		}
 	}
 	for {
+		// Before curDone is taken: a fault ends the incident.
+		ru.checkAuditWrites()
 		var curDone <-chan struct{}
 		if ru.cur != nil {
 			curDone = ru.cur.done
@@ -379,7 +402,13 @@ func (ru *run) everySecond(ctx context.Context) {
 	}
 	if ru.state == StateFault && ru.closed == "" && now.Sub(ru.lastRetry) >= 5*time.Second {
 		ru.lastRetry = now
-		ru.startCapture(ctx)
+		if ru.auditWorks() {
+			ru.startCapture(ctx)
+		}
+	}
+	if now.Sub(ru.lastReserve) >= time.Minute {
+		ru.lastReserve = now
+		ru.reserveAudit()
 	}
 	if len(ru.unfinished) > 0 && now.Sub(ru.lastFinish) >= 5*time.Second {
 		ru.lastFinish = now
@@ -408,7 +437,8 @@ func (ru *run) emit(e Event) {
 }
 
 // report records e in the audit log and hands it on. The uploader's
-// goroutine calls it too (Shipped).
+// goroutine calls it too (Shipped). A failure to record is kept for the
+// recorder's loop, which enters a fault (checkAuditWrites).
 func (r *Recorder) report(e Event) {
 	r.auditMu.Lock()
 	log := r.audit
@@ -417,6 +447,9 @@ func (r *Recorder) report(e Event) {
 		err = errors.New("the recorder is not running")
 	} else {
 		err = log.Record(string(e.Kind), e.attrs()...)
+		if err != nil && r.auditErr == nil {
+			r.auditErr = err
+		}
 	}
 	r.auditMu.Unlock()
 	if err != nil {
@@ -434,6 +467,76 @@ func (r *Recorder) report(e Event) {
 func (r *Recorder) Shipped(m outbox.Manifest, object string) {
 	wall := clock.Or(r.Wall)
 	r.report(Event{Kind: EventUploaded, Time: wall.Now(), Incident: m.Incident, Object: object, SHA256: m.Clip.SHA256, Manifest: &m})
+}
+
+// auditFailure returns the first failure to write the audit log since it
+// last worked, or nil.
+func (r *Recorder) auditFailure() error {
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
+	return r.auditErr
+}
+
+// AuditReserve is the room kept on the card for the audit log: some
+// 80 000 entries, days of a busy counter with a full card. Clips may not
+// use it: a press is refused while the card has less than this free.
+const AuditReserve = 16 << 20
+
+// reserveAudit fills the audit log's reserve back up, where the card has
+// room.
+func (ru *run) reserveAudit() {
+	ru.r.auditMu.Lock()
+	log := ru.r.audit
+	ru.r.auditMu.Unlock()
+	if log == nil {
+		return
+	}
+	n, err := log.Reserve(filepath.Join(ru.r.Config.Device.StateDir, auditReserveFile), AuditReserve)
+	if err != nil && n != ru.reserved {
+		ru.log.Warn("cannot keep the audit log's room on the card", "kept_bytes", n, "want_bytes", AuditReserve, "err", err)
+	}
+	ru.reserved = n
+}
+
+// auditHead returns the audit log's head, or nil if it has none.
+func (r *Recorder) auditHead() *audit.Head {
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
+	if r.audit == nil {
+		return nil
+	}
+	if h, ok := r.audit.Head(); ok {
+		return &h
+	}
+	return nil
+}
+
+// checkAuditWrites enters a fault if an event could not be recorded:
+// capture stops and the indicator goes off, as when the indicator fails.
+// It runs where the loop may stop capture, never from inside an emit.
+func (ru *run) checkAuditWrites() {
+	if err := ru.r.auditFailure(); err != nil && ru.state != StateFault {
+		ru.enterFault(fmt.Errorf("%w: %w", errAuditWrite, err))
+	}
+}
+
+// auditWorks reports whether the audit log can be written again after it
+// failed: it records that it has resumed, naming the failure (entries
+// between the two were lost, and capture was off for all of them).
+func (ru *run) auditWorks() bool {
+	failed := ru.r.auditFailure()
+	if failed == nil {
+		return true
+	}
+	ru.r.auditMu.Lock()
+	ru.r.auditErr = nil
+	ru.r.auditMu.Unlock()
+	ru.emit(Event{Kind: EventAuditResumed, Err: failed})
+	if ru.r.auditFailure() != nil {
+		return false
+	}
+	ru.log.Info("the audit log can be written again", "failed_with", failed)
+	return true
 }
 
 // healthy reports whether the recorder is doing what it should.
@@ -501,7 +604,7 @@ func (ru *run) applyHours(ctx context.Context) time.Duration {
 // says so, for the new chain to record.
 func (ru *run) openAudit() (log *audit.Log, broken *Event, err error) {
 	path := filepath.Join(ru.r.Config.Device.StateDir, auditFile)
-	log, err = audit.Open(path, ru.wall)
+	log, err = ru.openAuditFile(path)
 	if !errors.Is(err, audit.ErrChain) {
 		return log, nil, err
 	}
@@ -510,8 +613,19 @@ func (ru *run) openAudit() (log *audit.Log, broken *Event, err error) {
 		return nil, nil, fmt.Errorf("device: set aside broken audit log: %w", rerr)
 	}
 	ru.log.Error("audit log chain broken; kept it aside and started a new one", "err", err, "kept", kept)
-	log, err2 := audit.Open(path, ru.wall)
+	log, err2 := ru.openAuditFile(path)
 	return log, &Event{Kind: EventAuditBroken, Dir: filepath.Base(kept), Err: err}, err2
+}
+
+func (ru *run) openAuditFile(path string) (*audit.Log, error) {
+	if ru.r.AuditFile == nil {
+		return audit.Open(path, ru.wall)
+	}
+	f, err := ru.r.AuditFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("device: open the audit log: %w", err)
+	}
+	return audit.OpenFile(f, path, ru.wall)
 }
 
 // startCapture opens the camera and microphone behind the indicator, or
@@ -525,6 +639,7 @@ func (ru *run) startCapture(ctx context.Context) {
 		return
 	}
 	ru.state, ru.fault = StateBuffering, ""
+	ru.checkAuditWrites() // capture may not run unrecorded
 	ru.log.Info("capturing", "video", ru.r.Capture.Video != nil, "audio", ru.r.Capture.Audio != nil, "pre_seconds", ru.r.Config.Capture.PreSeconds)
 }
 
@@ -554,7 +669,7 @@ func (ru *run) enterFault(err error) {
 	ru.state, ru.fault = StateFault, err.Error()
 	ru.stopCapture("fault: " + err.Error())
 	if first {
-		ru.log.Error("indicator fault: capture stopped", "err", err)
+		ru.log.Error("fault: capture stopped", "err", err)
 		ru.emit(Event{Kind: EventFault, Err: err})
 	}
 }

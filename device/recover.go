@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"mamoru/audit"
 	"mamoru/capture"
 	"mamoru/capture/mp4"
 	"mamoru/config"
@@ -37,7 +38,7 @@ func (ru *run) recoverIncidents() {
 			ru.putAside(dir, err)
 			continue
 		}
-		if err := recoverClip(dir, &m, ru.r.Config.Audio, "the recorder stopped while recording (power cut or crash)"); err != nil {
+		if err := recoverClip(dir, &m, ru.r.Config.Audio, "the recorder stopped while recording (power cut or crash)", ru.r.auditHead()); err != nil {
 			ru.putAside(dir, err)
 			continue
 		}
@@ -47,8 +48,9 @@ func (ru *run) recoverIncidents() {
 }
 
 // recoverClip cuts an unfinished clip after its last complete fragment,
-// finalizes it and writes its manifest in state recovered, saying why.
-func recoverClip(dir string, m *outbox.Manifest, audio config.Audio, why string) error {
+// finalizes it and writes its manifest in state recovered, saying why, with
+// the audit log's head.
+func recoverClip(dir string, m *outbox.Manifest, audio config.Audio, why string, head *audit.Head) error {
 	f, err := os.OpenFile(filepath.Join(dir, outbox.ClipFile), os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -71,6 +73,7 @@ func recoverClip(dir string, m *outbox.Manifest, audio config.Audio, why string)
 	if err := digest(dir, m); err != nil {
 		return err
 	}
+	m.AuditHead = head
 	return outbox.WriteManifest(dir, *m)
 }
 

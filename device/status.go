@@ -142,7 +142,23 @@ func (ru *run) spool() (int64, bool) {
 	return used, ru.spoolFull(used)
 }
 
-// spoolFull reports whether used bytes of clips fill storage.spool_max_mb.
+// spoolFull reports whether used bytes of clips fill storage.spool_max_mb,
+// or the card has less room left than the audit log's reserve: a clip
+// started then would fail as the card fills.
 func (ru *run) spoolFull(used int64) bool {
-	return used >= int64(ru.r.Config.Storage.SpoolMaxMB)<<20
+	return used >= int64(ru.r.Config.Storage.SpoolMaxMB)<<20 || ru.cardFull()
+}
+
+// cardFull reports whether the card has less free than AuditReserve, and
+// how much it has.
+func (ru *run) cardFull() bool {
+	free, err := ru.cardFree()
+	return err == nil && free < AuditReserve
+}
+
+func (ru *run) cardFree() (int64, error) {
+	if ru.r.CardFree != nil {
+		return ru.r.CardFree(ru.r.Config.Device.StateDir)
+	}
+	return cardFree(ru.r.Config.Device.StateDir)
 }

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"mamoru/audit"
 )
 
 // Manifest states.
@@ -69,6 +71,11 @@ type Manifest struct {
 	ClockSynced     bool     `json:"clock_synced"`
 	PreRollSyncedMS float64  `json:"preroll_synced_ms,omitzero"`
 	Notes           []string `json:"notes,omitempty"`
+	// AuditHead is the audit log's last entry when the incident was sealed
+	// (its final manifest written). The signature covers it: a log that
+	// later ends before it, or holds another entry there, was cut or
+	// replaced.
+	AuditHead *audit.Head `json:"audit_head,omitempty"`
 }
 
 // ObjectKey is where an incident's objects live in the bucket, below the

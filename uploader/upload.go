@@ -245,6 +245,9 @@ func (s *shipper) createOptions(contentType string) minio.PutObjectOptions {
 // it already: only then can the object already being there be this
 // device's doing.
 func (s *shipper) begin(object string) (again bool, err error) {
+	if s.dir == "" {
+		return false, nil // not an incident: see putSmall
+	}
 	if slices.Contains(s.p.Began, object) {
 		return true, nil
 	}
@@ -478,7 +481,14 @@ func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []by
 	}
 	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
 	if err != nil {
-		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
+		err = s.lock.Classify(err)
+		if s.dir == "" {
+			// Not an incident (an audit segment): no upload.json tells this
+			// device's earlier attempt from another's, so the caller judges
+			// a refusal (*bucket.Exists) by what the name commits to.
+			return err
+		}
+		if ok, err := s.refused(err, object, again); !ok {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/audit"
 	"mamoru/backoff"
 	"mamoru/bucket"
 	"mamoru/clock"
@@ -66,6 +67,19 @@ type Uploader struct {
 	// nil). While it has not, and Lock is on, incidents wait: a lock's date
 	// reckoned from a clock that may read 1970 would lock nothing.
 	ClockSynced func() bool
+	// AuditLog, if set, is the audit log's path: the entries written since
+	// the last upload go to the bucket as a signed, write-once segment
+	// after each incident shipped, and every AuditEvery while the log
+	// grows (segments.go). It needs Store and Device.
+	AuditLog string
+	// AuditEvery is 10 minutes if 0.
+	AuditEvery time.Duration
+	// AuditSynced, if set, returns the last entry of the audit log known
+	// to be on the card (synced), or nil: no segment goes beyond it. A
+	// line written but not yet synced could be lost to a power cut and
+	// its number taken by another entry, which the bucket would then show
+	// as a replacement. nil sends every whole line in the file.
+	AuditSynced func() *audit.Head
 
 	once sync.Once
 	wake chan struct{}
@@ -90,6 +104,10 @@ type Status struct {
 	// Held are the incidents set aside after an error a person must fix,
 	// oldest first: each is tried again at RetryAt, and the others go on.
 	Held []Held `json:"held,omitempty"`
+	// AuditSegment is the last audit segment sent, AuditError why the
+	// last attempt to send one failed.
+	AuditSegment string `json:"audit_segment,omitempty"`
+	AuditError   string `json:"audit_error,omitempty"`
 }
 
 // Held is an incident the uploader has set aside.
@@ -152,15 +170,25 @@ func (u *Uploader) Run(ctx context.Context) error {
 	c := u.clock()
 	u.removeShipped()
 	limit := NewLimiter(ctx, c, u.Storage.MaxBandwidthKbps)
+	if u.AuditEvery <= 0 {
+		u.AuditEvery = 10 * time.Minute
+	}
 	attempt := 0
 	skip := map[string]error{} // clips that no longer match their manifest
 	held := map[string]*Held{} // incidents waiting out a problem
+	auditDue := c.Now()        // catch up at start
 	for {
+		if u.AuditLog != "" && !c.Now().Before(auditDue) {
+			auditDue = u.auditNow(ctx, limit)
+		}
 		next, ok, retryAt := u.next(skip, held, c.Now())
 		if !ok {
 			wait := 30 * time.Second
 			if !retryAt.IsZero() {
 				wait = min(wait, retryAt.Sub(c.Now()))
+			}
+			if u.AuditLog != "" {
+				wait = min(wait, auditDue.Sub(c.Now()))
 			}
 			if !u.idle(ctx, c, wait) {
 				return nil
@@ -176,6 +204,9 @@ func (u *Uploader) Run(ctx context.Context) error {
 			attempt = 0
 			delete(held, id)
 			u.showHeld(held)
+			if u.AuditLog != "" {
+				auditDue = u.auditNow(ctx, limit) // the log as far as this incident, and its upload
+			}
 			continue
 		}
 		var problem *bucket.Problem
@@ -229,6 +260,30 @@ var ErrClockUnsynced = errors.New("waiting for NTP to set the clock: each object
 
 // clockRetry is how soon an incident held for the clock is tried again.
 const clockRetry = 30 * time.Second
+
+// auditNow sends the audit log's new entries, and returns when to look
+// again: AuditEvery from now, or a minute if it failed.
+func (u *Uploader) auditNow(ctx context.Context, limit *Limiter) time.Time {
+	c := u.clock()
+	sent, err := u.shipAudit(ctx, limit)
+	u.update(func(s *Status) {
+		if sent != "" {
+			s.AuditSegment = sent
+		}
+		s.AuditError = ""
+		if err != nil {
+			s.AuditError = err.Error()
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		u.Log.Warn("cannot upload the audit log; trying again in a minute", "err", err)
+		return c.Now().Add(min(time.Minute, u.AuditEvery))
+	}
+	if sent != "" {
+		u.Log.Info("audit log uploaded", "segment", sent)
+	}
+	return c.Now().Add(u.AuditEvery)
+}
 
 // heldWhy says why an incident is held: the error, and whether it was made
 // under another store or device than this one's.
@@ -308,14 +363,8 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	u.update(func(s *Status) { s.Uploading, s.SentBytes = m.Incident, 0 })
 	c := u.clock()
 	started := c.Now()
-	if u.Lock.On() {
-		synced := u.ClockSynced
-		if synced == nil {
-			synced = clock.Synced
-		}
-		if !synced() {
-			return ErrClockUnsynced
-		}
+	if err := u.lockReady(); err != nil {
+		return err
 	}
 	sh := &shipper{
 		client: u.Client, bucket: u.Storage.Bucket, dir: in.Dir, object: dir, manifest: m,
@@ -342,6 +391,19 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	})
 	if u.Shipped != nil {
 		u.Shipped(m, dir)
+	}
+	return nil
+}
+
+// lockReady returns ErrClockUnsynced while objects are to be locked until a
+// date reckoned from a clock NTP has not set.
+func (u *Uploader) lockReady() error {
+	synced := u.ClockSynced
+	if synced == nil {
+		synced = clock.Synced
+	}
+	if u.Lock.On() && !synced() {
+		return ErrClockUnsynced
 	}
 	return nil
 }

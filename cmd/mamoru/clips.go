@@ -44,6 +44,9 @@ alone serves where no other device has an incident of that id.
   mamoru clips share INCIDENT [--expires 24h]
         print a link that plays the clip in a browser until it expires
 
+  mamoru clips audit STORE/DEVICE --pubkey KEY
+        check the audit log the device uploaded against its signed manifests
+
 Of the signature, get and verify say exactly one of:
   verified: signed by STORE/DEVICE   a key of that device signed the manifest,
                                      for the place it is in
@@ -136,6 +139,8 @@ func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return clipsVerify(ctx, args, stdout, stderr)
 	case "share":
 		return clipsShare(ctx, args, stdout, stderr)
+	case "audit":
+		return clipsAudit(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, clipsHelp)
 		return 0

@@ -12,11 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 	_ "time/tzdata" // the Pi image may have no zoneinfo; Asia/Tokyo must always load
 
-	"mamoru/audit"
 	"mamoru/config"
 	"mamoru/device"
 )
@@ -234,6 +232,12 @@ func writeStatus(w io.Writer, st device.Status) {
 		if u.LastSuccess != "" {
 			fmt.Fprintf(w, "last upload: %s (%s)\n", u.LastSuccess, u.LastSuccessAt.Format(time.DateTime))
 		}
+		if u.AuditSegment != "" {
+			fmt.Fprintf(w, "audit log:  uploaded to %s\n", u.AuditSegment)
+		}
+		if u.AuditError != "" {
+			fmt.Fprintf(w, "audit log:  NOT UPLOADED: %s\n", u.AuditError)
+		}
 	}
 	for name, h := range st.Sources {
 		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
@@ -254,22 +258,23 @@ func writeStatus(w io.Writer, st device.Status) {
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := commandWithoutSecrets("audit", "Usage: mamoru audit --config FILE\n\nVerifies the hash chain of <state_dir>/audit.log, and that it shows the\nindicator lit whenever capture ran.", args, stderr, nil)
+	cfg, code, ok := commandWithoutSecrets("audit", `Usage: mamoru audit --config FILE
+
+Verifies <state_dir>/audit.log on this device, with no bucket: its hash
+chain; that it shows the indicator lit whenever capture ran; that it still
+holds the audit head each sealed manifest in the outbox recorded (a head
+beyond the log's end means the log was cut or emptied, another entry at
+its place that it was replaced); and reports logs set aside with a broken
+chain. Exit 1 on any of these. Only what is still on the card can be
+checked here: 'mamoru clips audit' compares the log the device uploaded.`, args, stderr, nil)
 	if !ok {
 		return code
 	}
-	path := filepath.Join(cfg.Device.StateDir, "audit.log")
-	n, err := audit.Verify(path)
-	if err == nil {
-		var entries []audit.Entry
-		if entries, err = audit.ReadAll(path); err == nil {
-			err = audit.CheckInterlock(entries)
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "mamoru audit: %s: %v\n", path, err)
+	c := device.CheckAudit(cfg.Device.StateDir)
+	if !c.OK() {
+		fmt.Fprint(stderr, c.String())
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: %d entries, hash chain intact, the indicator lit whenever capture ran\n", path, n)
+	fmt.Fprint(stdout, c.String())
 	return 0
 }

@@ -18,6 +18,7 @@ import (
 	"mamoru/capture/cliptest"
 	"mamoru/device"
 	"mamoru/outbox"
+	"mamoru/signing"
 )
 
 // TestRecorderChild is the recorder TestPowerCuts kills. It does nothing
@@ -61,6 +62,13 @@ func TestPowerCuts(t *testing.T) {
 	// A plain bucket, and this machine's clock may not be set by NTP:
 	// the uploader tests prove the lock.
 	t.Setenv("MAMORU_POLICY_OBJECT_LOCK", "none")
+	// Signed, so that clips audit can check the log the recorder uploads.
+	keyFile := filepath.Join(t.TempDir(), "signing.key")
+	pub, err := signing.NewKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAMORU_DEVICE_SIGNING_KEY_FILE", keyFile)
 
 	// Every run's output goes to one log, shown if the test fails.
 	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
@@ -157,18 +165,31 @@ func TestPowerCuts(t *testing.T) {
 			postCuts[len(postCuts)-1].at = time.Now() // after the kill: the loss is not understated
 		}
 	}
-	// The last run is left to finish its work.
+	// The last run is left to finish its work: every incident, and the
+	// audit log as far as every incident's head (it is sent just after
+	// each incident, so it may take a moment more).
 	start()
 	status(func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, out, errOut := runCmd(t, "clips", "audit", "test-store/test-counter", "--pubkey", pub, "--config", cfg)
+		if code == 0 {
+			t.Logf("clips audit after %d power cuts: %s", kills, strings.TrimSpace(out))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("clips audit after %d power cuts, for 60 s: %d\n%s%s", kills, code, out, errOut)
+			break
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
 
 	verified := 0
 	for _, id := range pressed {
-		// The device has no signing key: its clips are UNSIGNED, and
-		// checked for their SHA-256 and size.
-		code, out, errOut := runCmd(t, "clips", "verify", id, "--config", cfg)
-		if code != 0 || !strings.Contains(out, "UNSIGNED") || !strings.Contains(out, "matches its manifest") {
+		// Signed by the device, for its place, and checked for the
+		// clip's SHA-256 and size.
+		code, out, errOut := runCmd(t, "clips", "verify", id, "--pubkey", pub, "--config", cfg)
+		if code != 0 || !strings.Contains(out, "verified: signed by test-store/test-counter") || !strings.Contains(out, "matches its manifest") {
 			t.Errorf("incident %s, acknowledged before a power cut: %s%s", id, out, errOut)
 			continue
 		}
@@ -177,7 +198,7 @@ func TestPowerCuts(t *testing.T) {
 	var worst time.Duration
 	for _, c := range postCuts {
 		dir := t.TempDir()
-		if code, out, errOut := runCmd(t, "clips", "get", c.id, "-o", dir, "--config", cfg); code != 0 {
+		if code, out, errOut := runCmd(t, "clips", "get", c.id, "-o", dir, "--pubkey", pub, "--config", cfg); code != 0 {
 			t.Errorf("incident %s, cut in its post window: %s%s", c.id, out, errOut)
 			continue
 		}
