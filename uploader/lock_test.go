@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/bucket"
@@ -335,23 +336,41 @@ func testWrittenFirst(t *testing.T, st config.Storage, rules config.Policy, root
 }
 
 // While NTP has not set the clock, nothing is locked with a date reckoned
-// from it: incidents wait, kept, and status says why.
-func TestUnsyncedClockHoldsLockedUploads(t *testing.T) {
+// from it: the device's clock reads 1970, and each object is locked for
+// its retention from the server's time, which the lock is held against.
+func TestUnsyncedClockDatesLocksByTheServer(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	st, rules := lockedBucket(t, srv, "clips")
 	box := t.TempDir()
 	m := makeIncident(t, box, "20261123-233000-000001", 100<<10)
-	u := &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t),
+	u := &Uploader{Storage: st, Location: tokyo, Log: testLog(t), Client: mustClient(t, st), SigningKey: testKey(t),
+		Clock: clockwork.NewFakeClockAt(time.Unix(0, 0)), Lock: bucket.LockFor(rules), ClockSynced: func() bool { return false }}
+	before := time.Now()
+	if err := u.ship(t.Context(), outbox.Incident{Dir: filepath.Join(box, m.Incident), Manifest: m}, nil); err != nil {
+		t.Fatalf("ship with the clock unset: %v", err)
+	}
+	for _, name := range []string{outbox.ClipFile, outbox.ManifestFile, outbox.SignatureFile} {
+		object := path.Join(bucket.ObjectDir("", m, tokyo), name)
+		mode, until, err := srv.Root().GetObjectRetention(t.Context(), "clips", object, "")
+		if err != nil || mode == nil || *mode != minio.Governance {
+			t.Errorf("%s: retention %v, %v; want governance", object, mode, err)
+			continue
+		}
+		if lo, hi := before.AddDate(0, 0, 30).Add(-2*time.Second), time.Now().AddDate(0, 0, 30).Add(2*time.Second); until.Before(lo) || until.After(hi) {
+			t.Errorf("%s locked until %v, want 30 days after the server's now (%v to %v)", object, until, lo, hi)
+		}
+	}
+
+	// A server that will not tell the time: the incident waits, kept.
+	st.Endpoint = "127.0.0.1:1"
+	u = &Uploader{Outbox: outbox.Outbox{Dir: box}, Storage: st, Location: tokyo, Log: testLog(t),
 		Lock: bucket.LockFor(rules), ClockSynced: func() bool { return false }}
-	runUntil(t, u, func() bool { return len(u.Status().Held) > 0 })
-	if h := u.Status().Held; len(h) != 1 || !strings.Contains(h[0].Error, "waiting for NTP to set the clock") {
-		t.Errorf("held %+v; want the incident waiting for the clock", h)
+	m2 := makeIncident(t, box, "20261123-233000-000002", 100<<10)
+	if err := u.ship(t.Context(), outbox.Incident{Dir: filepath.Join(box, m2.Incident), Manifest: m2}, nil); !errors.Is(err, ErrClockUnsynced) {
+		t.Errorf("ship with neither clock: %v; want %v", err, ErrClockUnsynced)
 	}
-	if _, err := os.Stat(filepath.Join(box, m.Incident, outbox.ClipFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(box, m2.Incident, outbox.ClipFile)); err != nil {
 		t.Errorf("the waiting incident's clip is gone: %v", err)
-	}
-	for o := range srv.Root().ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Recursive: true}) {
-		t.Errorf("%s was uploaded before the clock was set", o.Key)
 	}
 }
 

@@ -228,13 +228,14 @@ func (u *Uploader) putSegment(ctx context.Context, limit *Limiter, p AuditProgre
 		}
 		return err
 	}
-	if err := u.lockReady(); err != nil {
+	lockAt, err := u.lockTime(ctx)
+	if err != nil {
 		return err
 	}
 	dir := bucket.AuditDir(u.Store, u.Device)
 	// Written once and locked as the clips are.
 	sh := &shipper{client: u.Client, bucket: u.Storage.Bucket, object: path.Join(u.Storage.Prefix, dir), limit: limit,
-		lock: u.Lock, now: u.clock().Now()}
+		lock: u.Lock, now: lockAt}
 	name := s.name()
 	if u.SigningKey.Valid() {
 		sig := []byte(base64.StdEncoding.EncodeToString(u.SigningKey.Sign(audit.SegmentMessage(path.Join(dir, name), s.b))) + "\n")

@@ -58,14 +58,15 @@ type Uploader struct {
 	Shipped func(m outbox.Manifest, object string)
 	// Clock times every wait (retries, the bandwidth limit, the idle poll)
 	// and the times Status shows: clock.Real() if nil. Its Now also dates
-	// each object's lock.
+	// each object's lock, once NTP has set it.
 	Clock clock.Clock
 	// Lock is the object lock each object is written with
 	// (bucket.LockFor(policy)); the zero Lock locks nothing.
 	Lock bucket.Lock
 	// ClockSynced reports whether NTP has set the clock (clock.Synced if
-	// nil). While it has not, and Lock is on, incidents wait: a lock's date
-	// reckoned from a clock that may read 1970 would lock nothing.
+	// nil). While it has not, and Lock is on, locks are dated by the
+	// server's clock (bucket.ServerTime): a lock's date reckoned from a
+	// clock that may read 1970 would lock nothing.
 	ClockSynced func() bool
 	// AuditLog, if set, is the audit log's path: the entries written since
 	// the last upload go to the bucket as a signed, write-once segment
@@ -254,8 +255,9 @@ func (u *Uploader) Run(ctx context.Context) error {
 	}
 }
 
-// ErrClockUnsynced means an incident waits for NTP to set the clock before
-// its objects are locked until a date reckoned from it.
+// ErrClockUnsynced means an incident waits for a clock to date its
+// objects' locks by: NTP has not set the device's, and the server did not
+// tell its own.
 var ErrClockUnsynced = errors.New("waiting for NTP to set the clock: each object is locked until a date reckoned from it (policy.object_lock)")
 
 // clockRetry is how soon an incident held for the clock is tried again.
@@ -363,13 +365,14 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	u.update(func(s *Status) { s.Uploading, s.SentBytes = m.Incident, 0 })
 	c := u.clock()
 	started := c.Now()
-	if err := u.lockReady(); err != nil {
+	lockAt, err := u.lockTime(ctx)
+	if err != nil {
 		return err
 	}
 	sh := &shipper{
 		client: u.Client, bucket: u.Storage.Bucket, dir: in.Dir, object: dir, manifest: m,
 		partSize: int64(u.Storage.PartSizeMB) << 20, limit: limit, key: u.SigningKey,
-		lock: u.Lock, now: started,
+		lock: u.Lock, now: lockAt,
 		sent: func(n int64) { u.update(func(s *Status) { s.SentBytes += n }) },
 	}
 	if err := sh.ship(ctx); err != nil {
@@ -395,17 +398,23 @@ func (u *Uploader) ship(ctx context.Context, in outbox.Incident, limit *Limiter)
 	return nil
 }
 
-// lockReady returns ErrClockUnsynced while objects are to be locked until a
-// date reckoned from a clock NTP has not set.
-func (u *Uploader) lockReady() error {
+// lockTime is the time an upload's locks are dated from: the clock's, once
+// NTP has set it; before that (a Pi has no battery clock) the server's,
+// which the lock is held against anyway. A date reckoned from a clock that
+// may read 1970 would lock nothing.
+func (u *Uploader) lockTime(ctx context.Context) (time.Time, error) {
 	synced := u.ClockSynced
 	if synced == nil {
 		synced = clock.Synced
 	}
-	if u.Lock.On() && !synced() {
-		return ErrClockUnsynced
+	if !u.Lock.On() || synced() {
+		return u.clock().Now(), nil
 	}
-	return nil
+	t, err := bucket.ServerTime(ctx, u.Storage)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w, and the server's time cannot be had: %w", ErrClockUnsynced, err)
+	}
+	return t, nil
 }
 
 // removeShipped finishes deletions a power cut interrupted.
