@@ -164,8 +164,9 @@ func (c Clips) manifest(ctx context.Context, dir string) (outbox.Manifest, []byt
 	return m, raw, nil
 }
 
-// smallMax bounds a manifest or a signature: a device writes a few KiB.
-const smallMax = 1 << 20
+// smallMax bounds a manifest or a signature: a device writes a few KiB,
+// and never a manifest this large.
+const smallMax = outbox.MaxManifestBytes
 
 var errTooLarge = fmt.Errorf("larger than %d bytes", smallMax)
 

@@ -60,7 +60,7 @@ func (in *incident) extend(press time.Duration, p outbox.Press) bool {
 		return false
 	}
 	in.end = min(max(in.end, press+in.post), in.limit)
-	in.manifest.Presses = append(in.manifest.Presses, p)
+	in.manifest.AddPress(p)
 	in.poke()
 	return true
 }

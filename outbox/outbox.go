@@ -59,6 +59,9 @@ type Manifest struct {
 	Urgent          bool           `json:"urgent,omitempty"` // staff held the button
 	PressTime       time.Time      `json:"press_time"`
 	Presses         []Press        `json:"presses"`
+	// PressesOmitted counts the presses after the first MaxPresses, which
+	// the manifest leaves out to stay bounded (the audit log has each).
+	PressesOmitted int `json:"presses_omitted,omitempty"`
 	ClipStart       time.Time      `json:"clip_start"`
 	ClipEnd         time.Time      `json:"clip_end,omitzero"`
 	DurationSeconds float64        `json:"duration_seconds"`
@@ -143,6 +146,26 @@ type IndicatorLog struct {
 	On   bool      `json:"on"`
 }
 
+// MaxManifestBytes bounds manifest.json: a manager's tools refuse a larger
+// one as not a manifest, so the device never writes one.
+const MaxManifestBytes = 1 << 20
+
+// MaxPresses is how many presses a manifest lists; more are counted in
+// PressesOmitted. A thousand presses take about 100 KiB.
+const MaxPresses = 1000
+
+// ErrManifestTooLarge means a manifest would be MaxManifestBytes or more.
+var ErrManifestTooLarge = errors.New("manifest too large")
+
+// AddPress records p in m, or counts it once m lists MaxPresses.
+func (m *Manifest) AddPress(p Press) {
+	if len(m.Presses) >= MaxPresses {
+		m.PressesOmitted++
+		return
+	}
+	m.Presses = append(m.Presses, p)
+}
+
 // Outbox is the directory of incidents.
 type Outbox struct {
 	Dir string
@@ -183,6 +206,9 @@ func WriteManifest(dir string, m Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
+	}
+	if len(b) >= MaxManifestBytes {
+		return fmt.Errorf("outbox: %s: %w: %d bytes", filepath.Join(dir, ManifestFile), ErrManifestTooLarge, len(b))
 	}
 	return WriteFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
 }

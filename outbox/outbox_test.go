@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -188,5 +189,35 @@ func TestPending(t *testing.T) {
 	os.WriteFile(file, nil, 0o640)
 	if _, _, err := (Outbox{Dir: file}).Pending(); err == nil {
 		t.Error("Pending of a file, not a directory: no error")
+	}
+}
+
+// A manifest stays under the size a manager's tools read: a button
+// pressed thousands of times in one incident lists the first MaxPresses
+// and counts the rest, and a manifest that would still be too large is
+// refused by name rather than written.
+func TestManifestBounded(t *testing.T) {
+	m := Manifest{Version: ManifestVersion, Store: "s", Device: "d", Incident: "20261123-154502-000042", State: StateComplete}
+	dir := filepath.Join(t.TempDir(), m.Incident)
+	os.Mkdir(dir, 0o750)
+	at := time.Date(2026, 11, 23, 15, 45, 2, 0, time.UTC)
+	for i := range 20000 {
+		m.AddPress(Press{Time: at.Add(time.Duration(i) * 30 * time.Millisecond), Source: "button"})
+	}
+	if len(m.Presses) != MaxPresses || m.PressesOmitted != 20000-MaxPresses {
+		t.Errorf("after 20000 presses: %d listed, %d omitted; want %d and %d", len(m.Presses), m.PressesOmitted, MaxPresses, 20000-MaxPresses)
+	}
+	if err := WriteManifest(dir, m); err != nil {
+		t.Fatalf("WriteManifest: %v", err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, ManifestFile)); fi.Size() >= MaxManifestBytes {
+		t.Errorf("manifest of %d bytes, want under %d", fi.Size(), MaxManifestBytes)
+	}
+	m.Notes = []string{strings.Repeat("x", MaxManifestBytes)}
+	if err := WriteManifest(dir, m); !errors.Is(err, ErrManifestTooLarge) || !strings.Contains(err.Error(), filepath.Join(dir, ManifestFile)) {
+		t.Errorf("WriteManifest of an oversized manifest: %v; want %v naming the file", err, ErrManifestTooLarge)
+	}
+	if got, err := ReadManifest(dir); err != nil || got.PressesOmitted != 20000-MaxPresses {
+		t.Errorf("the bounded manifest was replaced or lost: %v, %d omitted", err, got.PressesOmitted)
 	}
 }
