@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -123,7 +122,9 @@ func (c Clips) Audit(ctx context.Context, store, device string) (AuditReport, er
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			f := &got[i]
-			f.b, f.err = c.bounded(ctx, s.key, audit.SegmentMaxBytes)
+			if f.b, f.err = c.readAtMost(ctx, s.key, audit.SegmentMaxBytes); errors.Is(f.err, errTooLarge) {
+				f.err = fmt.Errorf("%w: %w", ErrAuditSegment, f.err)
+			}
 			if f.err == nil && sigs[s.name] {
 				f.sig, f.err = c.small(ctx, s.key+".sig")
 			}
@@ -305,21 +306,4 @@ func (c Clips) checkSegmentSignature(store, device, place string, b, sig []byte,
 		return fmt.Errorf("%w: its .sig does not match its bytes and its place under any key of %s/%s valid at %s", ErrSignatureInvalid, store, device, es[len(es)-1].Time.Format(time.RFC3339))
 	}
 	return nil
-}
-
-// bounded reads an object whole, refusing one over max bytes.
-func (c Clips) bounded(ctx context.Context, object string, max int64) ([]byte, error) {
-	o, err := c.Client.GetObject(ctx, c.Bucket, object, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, Classify(err)
-	}
-	defer o.Close()
-	b, err := io.ReadAll(io.LimitReader(o, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", object, Classify(err))
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrAuditSegment, object, max)
-	}
-	return b, nil
 }

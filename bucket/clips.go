@@ -153,7 +153,7 @@ func (c Clips) manifest(ctx context.Context, dir string) (outbox.Manifest, []byt
 	object := path.Join(dir, outbox.ManifestFile)
 	raw, err := c.small(ctx, object)
 	if errors.Is(err, errTooLarge) {
-		return m, nil, fmt.Errorf("%w %s: %v", ErrUnreadable, object, errTooLarge)
+		return m, nil, fmt.Errorf("%w %v", ErrUnreadable, err)
 	}
 	if err != nil {
 		return m, nil, err
@@ -168,21 +168,28 @@ func (c Clips) manifest(ctx context.Context, dir string) (outbox.Manifest, []byt
 // and never a manifest this large.
 const smallMax = outbox.MaxManifestBytes
 
-var errTooLarge = fmt.Errorf("larger than %d bytes", smallMax)
+// errTooLarge means an object is larger than its reader allows.
+var errTooLarge = errors.New("larger than")
 
 // small reads a small object whole, and refuses one over smallMax.
 func (c Clips) small(ctx context.Context, object string) ([]byte, error) {
+	return c.readAtMost(ctx, object, smallMax)
+}
+
+// readAtMost reads an object whole, and refuses one over max bytes with an
+// error wrapping errTooLarge that names it and the bound.
+func (c Clips) readAtMost(ctx context.Context, object string, max int64) ([]byte, error) {
 	o, err := c.Client.GetObject(ctx, c.Bucket, object, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, Classify(err)
 	}
 	defer o.Close()
-	b, err := io.ReadAll(io.LimitReader(o, smallMax+1))
+	b, err := io.ReadAll(io.LimitReader(o, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", object, Classify(err))
 	}
-	if len(b) > smallMax {
-		return nil, fmt.Errorf("%s: %w", object, errTooLarge)
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: %w %d bytes", object, errTooLarge, max)
 	}
 	return b, nil
 }

@@ -174,14 +174,20 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
+	stop(s.cmd.Process, s.exited)
 	s.cmd = nil
+}
+
+// stop ends a server this package started, by its pid: SIGTERM, then
+// SIGKILL after 10 s; exited closes when it has.
+func stop(p *os.Process, exited <-chan struct{}) {
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		p.Kill()
+		<-exited
+	}
 }
 
 func (s *Server) transport() http.RoundTripper {

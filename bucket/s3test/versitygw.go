@@ -106,13 +106,7 @@ func (g *Gateway) Stop() {
 	if g.cmd == nil {
 		return
 	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(10 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.exited
-	}
+	stop(g.cmd.Process, g.exited)
 	g.cmd = nil
 }
 
