@@ -999,9 +999,10 @@ func TestMachineAuditWriteFails(t *testing.T) {
 		t.Fatalf("state %s, indicator %v; want buffering", st.State, st.Indicator)
 	}
 	full.Store(true)
-	// The next event that cannot be recorded: a press.
-	if _, err := m.trigger(); err != nil {
-		t.Fatalf("the press before the fault is seen: %v", err)
+	// The next event that cannot be recorded: a press, which is refused
+	// (its acknowledgement taken back) since it is not on record.
+	if _, err := m.trigger(); !errors.Is(err, ErrFault) || !strings.Contains(err.Error(), "could not be written to the audit log") {
+		t.Fatalf("a press that cannot be recorded: %v; want ErrFault saying so", err)
 	}
 	st := m.sync()
 	if st.State != StateFault || st.Indicator || m.ind.IsLit() || m.mic.isRunning() || !strings.Contains(st.Fault, "audit log cannot be written") || !strings.Contains(st.Fault, "no space") {
@@ -1094,20 +1095,29 @@ func TestMachineManifestsCarryTheAuditHead(t *testing.T) {
 	}
 }
 
-// A card with less room than the audit log's reserve refuses presses as a
-// full spool, and the log still records them: its room is its own.
+// A card too full to keep the audit log's reserve whole refuses presses
+// as a full spool, and the log still records them: its room is its own.
 func TestMachineFullCardLeavesTheAuditLogRoom(t *testing.T) {
-	var free atomic.Int64
-	free.Store(1 << 30)
-	m := newMachine(t, machineConfig(t), monday, func(m *machine) {
-		m.rec.CardFree = func(string) (int64, error) { return free.Load(), nil }
-	})
+	m := newMachine(t, machineConfig(t), monday, nil)
 	reserve := filepath.Join(m.cfg.Device.StateDir, auditReserveFile)
 	if st, err := os.Stat(reserve); err != nil || st.Size() != AuditReserve {
 		t.Fatalf("the audit log's reserve: %v; want %d bytes kept", err, AuditReserve)
 	}
 	m.advance(2 * time.Second)
-	free.Store(AuditReserve - 1)
+	if _, err := m.trigger(); err != nil {
+		t.Fatalf("a press with the reserve whole: %v", err)
+	}
+	m.advance(20 * time.Second)
+	// The reserve can no longer be kept (here: its name taken by a
+	// directory, as a card with no room fails to write it), and the next
+	// minute's refill finds it short.
+	if err := os.Remove(reserve); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(reserve, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	m.advance(time.Minute)
 	_, err := m.trigger()
 	if !errors.Is(err, ErrSpoolFull) || !strings.Contains(err.Error(), "CARD FULL") || !strings.Contains(err.Error(), "kept for the audit log") {
 		t.Fatalf("a press on a full card: %v; want ErrSpoolFull saying the card is full", err)

@@ -49,6 +49,7 @@ type TriggerResult struct {
 // press raises an incident or extends the current one. at is the press's
 // reading of the recorder's Clock.
 func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerResult, error) {
+	ru.checkAuditWrites() // a failure the uploader met since the last tick: a fault now
 	if err := ru.refuse(source); err != nil {
 		return TriggerResult{}, err
 	}
@@ -61,6 +62,9 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	if ru.cur != nil && ru.cur.extend(t, pr) {
 		end, _ := ru.cur.state()
 		ru.emit(Event{Kind: EventPress, Source: source, Incident: ru.cur.id, Result: PressExtended})
+		if err := ru.unrecorded(); err != nil {
+			return TriggerResult{}, err
+		}
 		return TriggerResult{Incident: ru.cur.id, Clip: filepath.Join(ru.cur.dir, outbox.ClipFile), Extended: true, Until: ru.tl.Wall(end).In(ru.loc)}, nil
 	}
 	in, err := ru.newIncident(t, wall, pr)
@@ -82,7 +86,23 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	ru.emit(Event{Kind: EventPress, Source: source, Incident: in.id, Result: PressIncident})
 	ru.emit(Event{Kind: EventIncident, Incident: in.id, State: outbox.StateRecording})
 	ru.log.Info("incident", "id", in.id, "source", source, "clip_start", in.manifest.ClipStart, "pre", (t - in.params.Start).Round(time.Millisecond))
+	if err := ru.unrecorded(); err != nil {
+		return TriggerResult{}, err
+	}
 	return TriggerResult{Incident: in.id, Clip: in.params.Path, Until: ru.tl.Wall(in.end).In(ru.loc)}, nil
+}
+
+// unrecorded refuses a press whose audit entry could not be written: a
+// press is only acknowledged with its record. The fault stops capture,
+// and the incident with it; what it captured is kept.
+func (ru *run) unrecorded() error {
+	failed := ru.r.auditFailure()
+	if failed == nil {
+		return nil
+	}
+	ru.checkAuditWrites()
+	ru.signal(hardware.Refused) // takes back the acknowledgement
+	return &refusal{ErrFault, fmt.Sprintf("not recording: the press could not be written to the audit log (%v); capture stopped, and what it captured is kept", failed)}
 }
 
 // refuse says why a press cannot be recorded now, shows it at the counter
@@ -106,8 +126,9 @@ func (ru *run) refuse(source string) error {
 			why += fmt.Sprintf("; %d MB of them are %d incident(s) set aside in %s, which never upload: copy them off and remove them", aside>>20, len(dirs), filepath.Dir(dirs[0]))
 		}
 		r = &refusal{ErrSpoolFull, fmt.Sprintf("SPOOL FULL: %d MB of clips %s (storage.spool_max_mb = %d); this press is NOT saved", used>>20, why, max)}
-		if free, err := ru.cardFree(); err == nil && free < AuditReserve {
-			r.msg = fmt.Sprintf("CARD FULL: %d MB free, less than the %d MB kept for the audit log; %d MB of clips %s; this press is NOT saved", free>>20, AuditReserve>>20, used>>20, why)
+		if ru.cardFull() {
+			free, _ := ru.cardFree()
+			r.msg = fmt.Sprintf("CARD FULL: %d MB free, and only %d of the %d MB kept for the audit log; %d MB of clips %s; this press is NOT saved", free>>20, ru.reserved>>20, AuditReserve>>20, used>>20, why)
 		}
 		ru.log.Error("press refused", "source", source, "err", r)
 	case ru.closed != "":

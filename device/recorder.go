@@ -103,9 +103,6 @@ type Recorder struct {
 	// appending, at its start; nil opens <state_dir>/audit.log. A test
 	// hands in a file whose writes fail.
 	AuditFile func(path string) (audit.File, error)
-	// CardFree, if set, says how many bytes the card holding the state
-	// directory has free; nil asks the kernel.
-	CardFree func(dir string) (int64, error)
 
 	auditMu sync.Mutex // guards audit and auditErr
 	audit   *audit.Log // the log while Run runs; nil before and after
@@ -479,7 +476,7 @@ func (r *Recorder) auditFailure() error {
 
 // AuditReserve is the room kept on the card for the audit log: some
 // 80 000 entries, days of a busy counter with a full card. Clips may not
-// use it: a press is refused while the card has less than this free.
+// use it: a press is refused while it cannot be kept whole.
 const AuditReserve = 16 << 20
 
 // reserveAudit fills the audit log's reserve back up, where the card has

@@ -143,22 +143,18 @@ func (ru *run) spool() (int64, bool) {
 }
 
 // spoolFull reports whether used bytes of clips fill storage.spool_max_mb,
-// or the card has less room left than the audit log's reserve: a clip
-// started then would fail as the card fills.
+// or the card is too full to keep the audit log's reserve whole.
 func (ru *run) spoolFull(used int64) bool {
 	return used >= int64(ru.r.Config.Storage.SpoolMaxMB)<<20 || ru.cardFull()
 }
 
-// cardFull reports whether the card has less free than AuditReserve, and
-// how much it has.
-func (ru *run) cardFull() bool {
-	free, err := ru.cardFree()
-	return err == nil && free < AuditReserve
-}
+// cardFull reports whether the card is too full to keep the audit log's
+// reserve whole (the log has eaten into it, or it could never be made):
+// the log's room is then in use, and a clip would take what is left.
+// A card with room for the reserve takes clips until it fills, and a
+// clip cut short by a full card is kept as far as it got.
+func (ru *run) cardFull() bool { return ru.reserved < AuditReserve }
 
 func (ru *run) cardFree() (int64, error) {
-	if ru.r.CardFree != nil {
-		return ru.r.CardFree(ru.r.Config.Device.StateDir)
-	}
 	return cardFree(ru.r.Config.Device.StateDir)
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,9 @@ func TestDiskFullDuringIncident(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			state := cfg.Device.StateDir
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1000k", "tmpfs", state).CombinedOutput(); err != nil {
+			// 1000 KiB for the clips, beside the audit log's reserve.
+			size := fmt.Sprintf("size=%dk", device.AuditReserve>>10+1000)
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", size, "tmpfs", state).CombinedOutput(); err != nil {
 				t.Fatalf("mount tmpfs: %v: %s", err, out)
 			}
 			t.Cleanup(func() { syscall.Unmount(state, syscall.MNT_DETACH) })

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -43,10 +45,11 @@ type progress struct {
 	Checked  string `json:"checked,omitempty"`
 	// Began are the objects this device has asked the server to create
 	// (a PUT, or a multipart upload's completion), each recorded durably
-	// before the request goes. Every write is write-once, so a retry of one
-	// whose answer was lost (a crash, a timeout) finds its object there and
-	// is refused (412): only an object listed here may then count as this
-	// device's own.
+	// once its request has been written whole to the server and before
+	// the answer is read; an answer refusing it takes it off again. Every
+	// write is write-once, so a retry of one whose answer was lost (a
+	// crash, a timeout) finds its object there and is refused (412): only
+	// an object listed here may then count as this device's own.
 	Began []string `json:"began,omitempty"`
 	// Theirs are the objects found already written on this device's first
 	// request for them: never this device's, however often it retries.
@@ -66,6 +69,10 @@ const (
 	// request's signature covered the body's SHA-256, which the server
 	// must verify before it stores the body.
 	checkedSigned = "signed body"
+	// checkedEarlier: the object was already there, from a request of this
+	// device that reached the server whole and whose answer was lost; that
+	// request's signature covered the body's SHA-256.
+	checkedEarlier = "earlier upload, signed body"
 )
 
 // part is one finished part of a multipart upload.
@@ -240,40 +247,70 @@ func (s *shipper) createOptions(contentType string) minio.PutObjectOptions {
 	return opts
 }
 
-// begin records, durably, that this device is about to ask the server to
-// create object, before it asks. again says an earlier attempt had begun
-// it already: only then can the object already being there be this
-// device's doing.
-func (s *shipper) begin(object string) (again bool, err error) {
+// create sends a request that creates object with If-None-Match (send,
+// given the context to send it with), and reports whether object was
+// already there as this device's own: refused (412) after an earlier
+// request of this device for it reached the server whole and its answer
+// was lost (a crash, a timeout). Someone else's object there is a
+// *WrittenFirst.
+//
+// A request counts as begun (progress.Began, saved before its answer is
+// read) only once it has been written whole: one that never left (the
+// network down), or that the server refused, begins nothing, so an object
+// someone else writes there meanwhile is never taken for this device's.
+func (s *shipper) create(ctx context.Context, object string, send func(context.Context) error) (existed bool, err error) {
 	if s.dir == "" {
-		return false, nil // not an incident: see putSmall
+		// Not an incident (an audit segment): no upload.json tells this
+		// device's earlier attempt from another's, so the caller judges a
+		// refusal (*bucket.Exists) by what the name commits to.
+		return false, s.lock.Classify(send(ctx))
 	}
-	if slices.Contains(s.p.Began, object) {
-		return true, nil
+	again := slices.Contains(s.p.Began, object)
+	var (
+		mu sync.Mutex // guards the fields below, set by the transport
+		// conditional: the request being written carries If-None-Match
+		// (minio-go may first ask the bucket's location, which does not)
+		conditional, marked, answered bool
+		markErr                       error
+	)
+	trace := &httptrace.ClientTrace{
+		WroteHeaderField: func(key string, _ []string) {
+			if strings.EqualFold(key, "If-None-Match") {
+				mu.Lock()
+				conditional = true
+				mu.Unlock()
+			}
+		},
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			if info.Err == nil && conditional && !again && !marked && !answered {
+				marked = true
+				s.p.Began = append(s.p.Began, object)
+				markErr = s.saveProgress(s.p)
+			}
+			conditional = false
+		},
 	}
-	s.p.Began = append(s.p.Began, object)
-	return false, s.saveProgress(s.p)
-}
-
-// WrittenFirst means Object was already in the bucket, and this device had
-// never begun writing it: someone else wrote it first. The incident is held
-// and its local copy kept; a 412 alone never deletes evidence.
-type WrittenFirst struct {
-	Object string
-	Err    error
-}
-
-func (e *WrittenFirst) Error() string {
-	return fmt.Sprintf("someone else wrote %s first (this device never began writing it); the incident is kept here: %v", e.Object, e.Err)
-}
-func (e *WrittenFirst) Unwrap() error { return e.Err }
-
-// refused sorts out a write the server refused because its object is
-// there: this device's own earlier write (again, from begin), retried after
-// its answer was lost, counts as done (ok); any other is a *WrittenFirst.
-func (s *shipper) refused(err error, object string, again bool) (ok bool, _ error) {
-	var exists *bucket.Exists
-	if !errors.As(err, &exists) {
+	err = send(httptrace.WithClientTrace(ctx, trace))
+	mu.Lock()
+	answered = true
+	mu.Unlock()
+	if markErr != nil {
+		return false, markErr
+	}
+	if err == nil {
+		return false, nil
+	}
+	err = s.lock.Classify(err)
+	if _, there := errors.AsType[*bucket.Exists](err); !there {
+		if er := minio.ToErrorResponse(err); marked && er.StatusCode >= 400 && er.StatusCode < 500 {
+			// The server refused this request: it created nothing.
+			s.p.Began = slices.DeleteFunc(s.p.Began, func(o string) bool { return o == object })
+			if serr := s.saveProgress(s.p); serr != nil {
+				return false, serr
+			}
+		}
 		return false, err
 	}
 	if slices.Contains(s.p.Theirs, object) {
@@ -282,14 +319,28 @@ func (s *shipper) refused(err error, object string, again bool) (ok bool, _ erro
 	if again {
 		return true, nil
 	}
-	// Found written on the first request: recorded, so that the retries
-	// of a held incident, which find it begun, still know it is not ours.
+	// Found written on this device's first whole request: recorded, so
+	// that the retries of a held incident still know it is not ours.
 	s.p.Theirs = append(s.p.Theirs, object)
 	if serr := s.saveProgress(s.p); serr != nil {
 		return false, serr
 	}
 	return false, &WrittenFirst{Object: object, Err: err}
 }
+
+// WrittenFirst means Object was already in the bucket, and not from a
+// request of this device (none had reached the server whole, or what is
+// there is not what it sent): someone else wrote it first. The incident is
+// held and its local copy kept; a 412 alone never deletes evidence.
+type WrittenFirst struct {
+	Object string
+	Err    error
+}
+
+func (e *WrittenFirst) Error() string {
+	return fmt.Sprintf("someone else wrote %s first; the incident is kept here: %v", e.Object, e.Err)
+}
+func (e *WrittenFirst) Unwrap() error { return e.Err }
 
 // putClip sends a clip that fits in one part with a single PUT carrying its
 // SHA-256, so the server refuses a body that differs from the manifest.
@@ -303,20 +354,18 @@ func (s *shipper) putClip(ctx context.Context, f *os.File) error {
 	// a body damaged on the way is refused as damaged, not as a bad key.
 	opts.DisableContentSha256 = true
 	object := path.Join(s.object, outbox.ClipFile)
-	again, err := s.begin(object)
+	var info minio.UploadInfo
+	existed, err := s.create(ctx, object, func(ctx context.Context) (err error) {
+		info, err = s.client.PutObject(ctx, s.bucket, object, body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	info, err := s.client.PutObject(ctx, s.bucket, object, body, s.manifest.Clip.Size, "", s.manifest.Clip.SHA256, opts)
-	if err != nil {
-		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
-			return err
-		}
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored the clip with SHA-256 %s, sent %s", info.ChecksumSHA256, want)
 	}
-	s.checked, err = s.check(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	s.checked, err = s.checkCreated(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "", existed)
 	return err
 }
 
@@ -386,27 +435,25 @@ func (s *shipper) putParts(ctx context.Context, f *os.File, p *progress, hashes 
 	// S3's checksum of a multipart object is the SHA-256 of its parts'
 	// SHA-256s, with the part count appended.
 	want := fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(composite.Sum(nil)), len(parts))
-	again, err := s.begin(object)
+	var info minio.UploadInfo
+	existed, err := s.create(ctx, object, func(ctx context.Context) (err error) {
+		info, err = s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, bucket.IfAbsent())
+		return err
+	})
+	if bucket.IsNotFound(err) {
+		// The upload is gone: completed before a crash, or expired.
+		// Send the clip again: if it was completed, the server refuses
+		// the new upload as written, and Began shows it was ours.
+		p.UploadID, p.Parts = "", nil
+		s.saveProgress(*p)
+	}
 	if err != nil {
 		return err
-	}
-	info, err := s.client.CompleteMultipartUpload(ctx, s.bucket, object, p.UploadID, parts, bucket.IfAbsent())
-	if err != nil {
-		if bucket.IsNotFound(err) {
-			// The upload is gone: completed before a crash, or expired.
-			// Send the clip again: if it was completed, the server refuses
-			// the new upload as written, and Began shows it was ours.
-			p.UploadID, p.Parts = "", nil
-			s.saveProgress(*p)
-		}
-		if ok, err := s.refused(s.lock.Classify(err), object, again); !ok {
-			return err
-		}
 	}
 	if got := info.ChecksumSHA256; got != "" && strings.TrimSuffix(got, fmt.Sprintf("-%d", len(parts))) != strings.TrimSuffix(want, fmt.Sprintf("-%d", len(parts))) {
 		return fmt.Errorf("server completed the clip with SHA-256 %s, expected %s", got, want)
 	}
-	s.checked, err = s.check(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "")
+	s.checked, err = s.checkCreated(ctx, object, s.manifest.Clip.Size, want, info.ChecksumSHA256 != "", existed)
 	return err
 }
 
@@ -451,6 +498,21 @@ func (s *shipper) check(ctx context.Context, object string, size int64, checksum
 	return checkedStat, nil
 }
 
+// checkCreated is check for an object create has just made, or found
+// there from this device's earlier request (existed). What is found there
+// and disagrees with what was sent is someone else's: the incident is held
+// (*WrittenFirst), never counted as shipped.
+func (s *shipper) checkCreated(ctx context.Context, object string, size int64, checksum string, echoed, existed bool) (string, error) {
+	checked, err := s.check(ctx, object, size, checksum, echoed)
+	switch {
+	case existed && err != nil:
+		return "", &WrittenFirst{Object: object, Err: err}
+	case existed && checked != checkedStat:
+		return checkedEarlier, err
+	}
+	return checked, err
+}
+
 // putManifest sends the manifest's signature, then manifest.json last: its
 // presence in the bucket means the incident is complete.
 func (s *shipper) putManifest(ctx context.Context) error {
@@ -475,27 +537,18 @@ func (s *shipper) putSmall(ctx context.Context, name, contentType string, b []by
 	opts.UserMetadata["x-amz-checksum-sha256"] = want
 	opts.DisableContentSha256 = true
 	object := path.Join(s.object, name)
-	again, err := s.begin(object)
+	var info minio.UploadInfo
+	existed, err := s.create(ctx, object, func(ctx context.Context) (err error) {
+		info, err = s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	info, err := s.client.PutObject(ctx, s.bucket, object, bytes.NewReader(b), int64(len(b)), "", hex.EncodeToString(sum[:]), opts)
-	if err != nil {
-		err = s.lock.Classify(err)
-		if s.dir == "" {
-			// Not an incident (an audit segment): no upload.json tells this
-			// device's earlier attempt from another's, so the caller judges
-			// a refusal (*bucket.Exists) by what the name commits to.
-			return err
-		}
-		if ok, err := s.refused(err, object, again); !ok {
-			return err
-		}
 	}
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
 		return fmt.Errorf("server stored %s with SHA-256 %s, sent %s", name, info.ChecksumSHA256, want)
 	}
-	_, err = s.check(ctx, object, int64(len(b)), want, info.ChecksumSHA256 != "")
+	_, err = s.checkCreated(ctx, object, int64(len(b)), want, info.ChecksumSHA256 != "", existed)
 	return err
 }
 
