@@ -15,6 +15,13 @@ import (
 // whether it refuses the request or not. Object lock holds a retain-until
 // date against this clock, so a device whose own clock NTP has not set
 // (a Pi has no battery clock) dates its locks by it.
+//
+// Over https it is no way out of a clock that is far wrong: the
+// certificate check needs a roughly right clock, and to a Pi whose clock
+// reads 1970 every certificate is not yet valid. Such a Pi cannot use
+// ServerTime until fake-hwclock (the time saved at the last shutdown) or
+// NTP has set its clock near the truth; until then this fails, and uploads
+// wait. Over plain http (storage.secure = false) nothing checks the clock.
 func ServerTime(ctx context.Context, s config.Storage) (time.Time, error) {
 	rt, err := transport(s)
 	if err != nil {

@@ -19,8 +19,10 @@ import (
 // credentials may: it creates the bucket if it is missing (with object lock
 // when the rules lock clips), turns versioning on, so that an object
 // overwritten by a stolen key that skips If-None-Match keeps its original
-// as an older version, and expires clips, and their older versions, after
-// rules.RetentionDays. It sets no default retention: each piece of evidence
+// as an older version, and expires clips after rules.RetentionDays, and
+// older versions a day after they became one when clips are locked, or
+// rules.RetentionDays after when they are not (the lock keeps an original
+// written over until its date; without it, only this rule does). It sets no default retention: each piece of evidence
 // is locked by its own upload (Lock), and a default left by an older mamoru
 // is removed so that health.json and self-test probes are not locked. It
 // returns one line per step for the installer to read.
@@ -67,16 +69,23 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 	}
 
 	cfg := lifecycle.NewConfiguration()
+	// An expired clip becomes an older version behind a delete marker, and
+	// an original written over an older version under the new one. Locked,
+	// an older version can go a day after it became one: an original
+	// written over is kept until its own lock ends anyway, and an expired
+	// clip is deleted a day after it expired, as the rules promise.
+	// Unlocked, a day would delete the evidence of an overwrite a day after
+	// it: older versions are kept retention_days, expired clips included.
+	noncurrentDays := 1
+	if !lock.On() {
+		noncurrentDays = rules.RetentionDays
+	}
 	if rules.RetentionDays > 0 {
 		rule := lifecycle.Rule{
-			ID:         "mamoru-retention",
-			Status:     "Enabled",
-			Expiration: lifecycle.Expiration{Days: lifecycle.ExpirationDays(rules.RetentionDays)},
-			// An expired clip becomes an older version behind a delete
-			// marker; it goes a day later, so the rules' promise of deletion
-			// stays true. An original written over goes a day after it was
-			// replaced, but never before its own lock ends.
-			NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1},
+			ID:                          "mamoru-retention",
+			Status:                      "Enabled",
+			Expiration:                  lifecycle.Expiration{Days: lifecycle.ExpirationDays(rules.RetentionDays)},
+			NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: lifecycle.ExpirationDays(noncurrentDays)},
 			// A multipart upload a device never finished (it was replaced)
 			// does not linger.
 			AbortIncompleteMultipartUpload: lifecycle.AbortIncompleteMultipartUpload{DaysAfterInitiation: 7},
@@ -95,9 +104,15 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 			return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
 		}
 	}
-	if rules.RetentionDays > 0 {
-		done = append(done, fmt.Sprintf("clips under %q, and the older versions of any written over, expire %d days after upload", s.Prefix+"/", rules.RetentionDays))
-	} else {
+	switch {
+	case rules.RetentionDays > 0 && lock.On():
+		done = append(done, fmt.Sprintf("clips under %q, and the older versions of any written over, expire %d days after upload "+
+			"(an older version goes a day after it became one, never before its lock ends)", s.Prefix+"/", rules.RetentionDays))
+	case rules.RetentionDays > 0:
+		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload, and are deleted %d days after that: "+
+			"an older version, an expired clip or an original written over, is kept %d days, so that an overwrite can still be seen "+
+			"(unlocked, the bucket's owner can delete it sooner)", s.Prefix+"/", rules.RetentionDays, noncurrentDays, noncurrentDays))
+	default:
 		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
 	}
 	return done, nil

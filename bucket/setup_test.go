@@ -80,3 +80,35 @@ func TestGatewayAddsObjectLock(t *testing.T) {
 		t.Errorf("root deleted a locked version in a bucket whose lock was added later")
 	}
 }
+
+// The rule keeps an original written over as long as it is evidence:
+// locked, its lock keeps it and an older version may go a day later;
+// unlocked, only the rule keeps it, for retention_days. The steps say
+// which.
+func TestSetupBucketKeepsOlderVersions(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	for _, tc := range []struct {
+		bucket string
+		lock   string
+		days   int
+		step   string
+	}{
+		{"locked", config.LockGovernance, 1, "older versions of any written over, expire 30 days after upload (an older version goes a day after it became one, never before its lock ends)"},
+		{"unlocked", config.LockNone, 30, "expire 30 days after upload, and are deleted 30 days after that: an older version, an expired clip or an original written over, is kept 30 days"},
+	} {
+		steps, err := SetupBucket(t.Context(), srv.Root(), srv.Storage(tc.bucket), config.Policy{RetentionDays: 30, ObjectLock: tc.lock})
+		if err != nil {
+			t.Fatalf("SetupBucket, object lock %q: %v (did %q)", tc.lock, err, steps)
+		}
+		if got := strings.Join(steps, "\n"); !strings.Contains(got, tc.step) {
+			t.Errorf("object lock %q: steps\n%s\ndo not say %q", tc.lock, got, tc.step)
+		}
+		cfg, err := srv.Root().GetBucketLifecycle(t.Context(), tc.bucket)
+		if err != nil || len(cfg.Rules) != 1 {
+			t.Fatalf("object lock %q: lifecycle %+v, %v; want one rule", tc.lock, cfg, err)
+		}
+		if got := int(cfg.Rules[0].NoncurrentVersionExpiration.NoncurrentDays); got != tc.days {
+			t.Errorf("object lock %q: older versions expire after %d days, want %d", tc.lock, got, tc.days)
+		}
+	}
+}

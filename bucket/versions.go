@@ -63,7 +63,9 @@ func (t *Tampered) Error() string {
 		}
 		fmt.Fprintf(&b, "\n  %d. %s  %s  version %s", i+1, v.Written.UTC().Format(time.RFC3339), what, v.ID)
 		if i == 0 && !v.DeleteMarker {
-			b.WriteString("  (the first: the device's)")
+			// Not necessarily the device's: a stolen key may have written
+			// the name before the device did.
+			b.WriteString("  (the first written)")
 		}
 		if v.Latest {
 			b.WriteString("  (current)")

@@ -35,8 +35,10 @@ func (l Lock) On() bool { return l.Mode != "" && l.Days > 0 }
 // WriteOnce sets opts for a write that never replaces an object: the server
 // refuses it (412, classified as *Exists) if the key is already there, and
 // locks it until now + Days when l is on. now must come from a clock known to
-// be right (NTP): a retain-until date reckoned from 1970 would lock nothing.
-// Every upload of evidence goes through here, so each inherits both.
+// be right: the device's once NTP has set it, or else the server's
+// (ServerTime), which the lock is held against anyway. A retain-until date
+// reckoned from a clock that reads 1970 would lock nothing. Every upload of
+// evidence goes through here, so each inherits both.
 func (l Lock) WriteOnce(opts *minio.PutObjectOptions, now time.Time) {
 	opts.SetMatchETagExcept("*")
 	l.Retain(opts, now)

@@ -23,8 +23,9 @@ type AuditCheck struct {
 	// SetAside are the logs kept aside because their chain was broken,
 	// each with what is known of it.
 	SetAside []string
-	// Problems are what is wrong: a broken chain, capture with the
-	// indicator off, a head the log does not hold (cut or replaced). Any
+	// Problems are what is wrong: no log, a broken chain, capture with the
+	// indicator off, a head the log does not hold (cut or replaced), a log
+	// the chain says was set aside and is not there. Any
 	// one means the log cannot be relied on as it stands.
 	Problems []error
 }
@@ -45,15 +46,31 @@ func CheckAudit(stateDir string) AuditCheck {
 	c := AuditCheck{Path: filepath.Join(stateDir, auditFile)}
 	// The heads are checked against the entries up to any break.
 	entries, err := intact(c.Path)
-	if err == nil {
-		c.Entries = len(entries)
-		err = audit.CheckInterlock(entries)
+	if errors.Is(err, os.ErrNotExist) {
+		// The recorder makes the log as it starts: none is no history at
+		// all, not a clean one.
+		c.Problems = append(c.Problems, fmt.Errorf("no audit log at %s: it was removed, or the recorder never ran here", c.Path))
+	} else {
+		if err == nil {
+			c.Entries = len(entries)
+			err = audit.CheckInterlock(entries)
+		}
+		if _, verr := audit.Verify(c.Path); verr != nil {
+			err = verr
+		}
+		if err != nil {
+			c.Problems = append(c.Problems, fmt.Errorf("%s: %w", c.Path, err))
+		}
 	}
-	if _, verr := audit.Verify(c.Path); verr != nil && !errors.Is(verr, os.ErrNotExist) {
-		err = verr
-	}
-	if err != nil {
-		c.Problems = append(c.Problems, fmt.Errorf("%s: %w", c.Path, err))
+	// A log set aside is evidence the current chain vouches for by name:
+	// one gone is history removed.
+	for _, e := range entries {
+		if kept := e.Fields["kept"]; e.Event == string(EventAuditBroken) && kept != "" {
+			p := filepath.Join(stateDir, filepath.Base(kept))
+			if _, err := os.Stat(p); err != nil {
+				c.Problems = append(c.Problems, fmt.Errorf("entry %d set the broken log aside as %s, and it is gone: %w", e.Seq, p, err))
+			}
+		}
 	}
 
 	aside, _ := filepath.Glob(c.Path + ".broken-*")
@@ -110,13 +127,9 @@ func CheckAudit(stateDir string) AuditCheck {
 	return c
 }
 
-// intact returns a log's entries up to any break in its chain; a log that
-// is not there has none.
+// intact returns a log's entries up to any break in its chain.
 func intact(path string) ([]audit.Entry, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -22,7 +23,9 @@ import (
 const PublicKeyPrefix = "mamoru-ed25519:"
 
 // NewKey makes a device's ed25519 key, writes it to path with mode
-// 0600, and returns its public key as text.
+// 0600, and returns its public key as text. The file appears whole, synced
+// to the disk, or not at all. If path exists, NewKey leaves it as it is
+// and fails with an error matching fs.ErrExist.
 func NewKey(path string) (string, error) {
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -32,16 +35,40 @@ func NewKey(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// The key reaches its name whole or not at all: written and synced
+	// under a temporary name first, so that a power cut during a first
+	// boot's keygen leaves no empty key file behind. The link, unlike a
+	// rename, fails if the name exists: a key that exists is never
+	// replaced.
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return "", fmt.Errorf("signing key: %w", err)
 	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return "", err
+	defer os.Remove(f.Name())
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
-		return "", err
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("signing key: write %s: %w", f.Name(), err)
+	}
+	if err := os.Link(f.Name(), path); err != nil {
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("signing key: sync %s: %w", dir, err)
 	}
 	return FormatPublicKey(pub), nil
 }

@@ -27,19 +27,24 @@ func TestAuditChecksTheInterlock(t *testing.T) {
 			0, "4 entries, hash chain intact, the indicator lit whenever capture ran"},
 		{"capture in the dark", [][]string{{"capture", "state", "started"}},
 			1, "capture started with the indicator off"},
+		// No log is no history, not a clean one.
+		{"no log", nil, 1, "no audit log at %STATE%/audit.log: it was removed, or the recorder never ran here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := t.TempDir()
-			a, err := audit.Open(filepath.Join(state, "audit.log"), clock.Real())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range tc.entries {
-				if err := a.Record(e[0], e[1:]...); err != nil {
+			if tc.entries != nil {
+				a, err := audit.Open(filepath.Join(state, "audit.log"), clock.Real())
+				if err != nil {
 					t.Fatal(err)
 				}
+				for _, e := range tc.entries {
+					if err := a.Record(e[0], e[1:]...); err != nil {
+						t.Fatal(err)
+					}
+				}
+				a.Close()
 			}
-			a.Close()
+			tc.out = strings.ReplaceAll(tc.out, "%STATE%", state)
 			cfg := writeConfig(t, t.TempDir(), "mamoru.toml", "[device]\nid = \"c1\"\nstore = \"s1\"\nstate_dir = \""+state+"\"\n")
 			code, stdout, stderr := runCmd(t, "audit", "--config", cfg)
 			if code != tc.code || !strings.Contains(stdout+stderr, tc.out) {
@@ -66,7 +71,7 @@ func TestAuditFindsTheLogCut(t *testing.T) {
 			os.WriteFile(path, bytes.Join(lines[:2], nil), 0o640)
 		}, 1, "incident " + id + " (" + "%STATE%/incidents/" + id + "/manifest.json) recorded the log's head at entry 3: audit: log cut short: a head names entry 3, and the log ends at entry 1"},
 		{"emptied", func(t *testing.T, path string, _ []byte) { os.WriteFile(path, nil, 0o640) }, 1, "the log is empty"},
-		{"removed", func(t *testing.T, path string, _ []byte) { os.Remove(path) }, 1, "the log is empty"},
+		{"removed", func(t *testing.T, path string, _ []byte) { os.Remove(path) }, 1, "no audit log at %STATE%/audit.log: it was removed, or the recorder never ran here"},
 		{"replaced", func(t *testing.T, path string, _ []byte) {
 			os.Remove(path)
 			a, _ := audit.Open(path, clock.Real())
@@ -78,9 +83,17 @@ func TestAuditFindsTheLogCut(t *testing.T) {
 		{"set aside", func(t *testing.T, path string, log []byte) {
 			os.Rename(path, path+".broken-20261123T000000Z")
 			a, _ := audit.Open(path, clock.Real())
-			a.Record("start")
+			a.Record("audit_broken", "kept", "audit.log.broken-20261123T000000Z", "err", "audit: log chain broken")
 			a.Close()
 		}, 1, "SET ASIDE: %STATE%/audit.log.broken-20261123T000000Z: set aside with its chain broken; 5 entries intact before the break"},
+		// The new chain names the log it set aside; that log removed is
+		// history removed.
+		{"set aside, then removed", func(t *testing.T, path string, log []byte) {
+			os.Remove(path)
+			a, _ := audit.Open(path, clock.Real())
+			a.Record("audit_broken", "kept", "audit.log.broken-20261123T000000Z", "err", "audit: log chain broken")
+			a.Close()
+		}, 1, "PROBLEM: entry 0 set the broken log aside as %STATE%/audit.log.broken-20261123T000000Z, and it is gone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := t.TempDir()

@@ -433,7 +433,7 @@ func TestFlashBlockDevice(t *testing.T) {
 // directory from mktemp -d there (never a predictable /tmp path), installs
 // it without a conffile prompt, runs the quick self-test and removes the
 // directory; a Pi of another architecture is refused, and so is a HOST that
-// ssh would read as an option.
+// ssh would read as an option, or scp as a host and a path.
 func TestRemoteInstall(t *testing.T) {
 	bin := t.TempDir()
 	calls := filepath.Join(bin, "calls")
@@ -495,6 +495,14 @@ func TestRemoteInstall(t *testing.T) {
 		out, got, err := run(host, "arm64", "/tmp/tmp.Qx81ZpL0aV")
 		if err == nil || !strings.Contains(out, "HOST="+host+" is not [user@]host") || got != "" {
 			t.Errorf("remote-install HOST=%q: %v %q, ran %q; want it refused before any ssh", host, err, out, got)
+		}
+	}
+	// scp would split an IPv6 address at its first ':' and copy to
+	// another host: HOST must be a name.
+	for _, host := range []string{"pi@fe80::1", "2001:db8::7", "pi@fe80::1%eth0"} {
+		out, got, err := run(host, "arm64", "/tmp/tmp.Qx81ZpL0aV")
+		if err == nil || !strings.Contains(out, "HOST="+host+" holds ':'; for an IPv6 address, give the Pi a name (in /etc/hosts") || got != "" {
+			t.Errorf("remote-install HOST=%q: %v %q, ran %q; want it refused before any ssh, asking for a name", host, err, out, got)
 		}
 	}
 	// A mktemp that answers something other than a path stops the install.

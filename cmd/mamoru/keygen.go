@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,16 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 	// runs again, and the managers may already hold its public key.
 	made := "made on the device"
 	pub, err := signing.NewKey(path)
+	if errors.Is(err, fs.ErrExist) && cutShort(path) {
+		// Left by a write a power cut interrupted (an older mamoru wrote
+		// the key in place): it holds no key, so no public key of it can
+		// ever have been printed.
+		fmt.Fprintf(stdout, "# %s held no key (a write cut short): replaced with a new one\n", path)
+		made = "made on the device, replacing a key file that held no key"
+		if err = os.Remove(path); err == nil {
+			pub, err = signing.NewKey(path)
+		}
+	}
 	if errors.Is(err, fs.ErrExist) {
 		made = "kept: it existed"
 		var k signing.Key
@@ -78,4 +89,16 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, text)
 	return 0
+}
+
+// cutShort reports whether the key file at path is what a cut write
+// leaves: empty, or without a whole PEM block. A file that cannot be read
+// is not known to be cut, and is left for ReadKey to refuse.
+func cutShort(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(b)
+	return block == nil
 }

@@ -61,6 +61,36 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("keygen on a key others may read: exit %d, %q; want 1, naming the key file and its mode", code, errOut)
 	}
 
+	// A key file a power cut left empty or half written held no key, so
+	// its public key was never printed: it is replaced. One holding
+	// something else is still refused.
+	good, _ := os.ReadFile(key)
+	for _, tc := range []struct {
+		name string
+		src  []byte
+		code int
+		out  string
+	}{
+		{"empty", nil, 0, key + " held no key (a write cut short): replaced with a new one"},
+		{"cut in the middle", good[:len(good)/2], 0, key + " held no key (a write cut short): replaced with a new one"},
+		{"another PEM block", []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 1, key + " holds no PEM PRIVATE KEY"},
+	} {
+		os.Remove(key)
+		os.WriteFile(key, tc.src, 0o600)
+		code, out, errOut := runCmd(t, "keygen", "--config", cfg)
+		if code != tc.code || !strings.Contains(out+errOut, tc.out) {
+			t.Errorf("keygen on a key file %s: exit %d, %q %q; want %d and %q", tc.name, code, out, errOut, tc.code, tc.out)
+			continue
+		}
+		if tc.code != 0 {
+			continue
+		}
+		k, err := signing.ReadKey(key)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("public_key = %q", k.Public())) {
+			t.Errorf("keygen on a key file %s: the new key %v, %v; printed %q", tc.name, k.Public(), err, out)
+		}
+	}
+
 	// A device configured to sign nothing gets no key.
 	bare := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(validConfig, t.TempDir()))
 	if code, out, _ := runCmd(t, "keygen", "--config", bare); code != 0 || !strings.Contains(out, "signs nothing") {

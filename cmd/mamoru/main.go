@@ -265,7 +265,7 @@ chain; that it shows the indicator lit whenever capture ran; that it still
 holds the audit head each sealed manifest in the outbox recorded (a head
 beyond the log's end means the log was cut or emptied, another entry at
 its place that it was replaced); and reports logs set aside with a broken
-chain. Exit 1 on any of these. Only what is still on the card can be
+chain, and a missing log or set-aside log. Exit 1 on any of these. Only what is still on the card can be
 checked here: 'mamoru clips audit' compares the log the device uploaded.`, args, stderr, nil)
 	if !ok {
 		return code

@@ -8,8 +8,14 @@ host=$1 make=$2
 # HOST is [user@]host or an ssh alias. One starting with '-' would be an
 # option to ssh (-oProxyCommand=… runs a command here); "--" below ends
 # the options as well, for any ssh that reads them after the host.
-if [[ $host == -* || ! $host =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9._:%-]+$ ]]; then
-  echo "make install: HOST=$host is not [user@]host (letters, digits, '.', '_', '-', ':'; not starting with '-')" >&2
+# An IPv6 address cannot be HOST: scp splits "$host:$dir" at its first
+# ':', and would copy the package to another host.
+if [[ $host == *:* ]]; then
+  echo "make install: HOST=$host holds ':'; for an IPv6 address, give the Pi a name (in /etc/hosts, or a Host entry with HostName in ~/.ssh/config) and use that" >&2
+  exit 2
+fi
+if [[ $host == -* || ! $host =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+$ ]]; then
+  echo "make install: HOST=$host is not [user@]host (letters, digits, '.', '_', '-'; not starting with '-')" >&2
   exit 2
 fi
 arch=$(ssh -- "$host" dpkg --print-architecture)
