@@ -65,21 +65,19 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		}
 		done = append(done, lockStep(lock))
 	} else {
-		done = append(done, "clips are not locked (policy.object_lock = \"none\"): a stolen device key that writes over a clip leaves the original only as an older version, which the bucket's owner can delete")
+		done = append(done, "clips are not locked (policy.object_lock = \"none\"): a stolen device key that writes over a clip leaves the original only as an older version, which the bucket's owner can delete and the lifecycle deletes a day later")
 	}
 
 	cfg := lifecycle.NewConfiguration()
 	// An expired clip becomes an older version behind a delete marker, and
-	// an original written over an older version under the new one. Locked,
-	// an older version can go a day after it became one: an original
-	// written over is kept until its own lock ends anyway, and an expired
-	// clip is deleted a day after it expired, as the rules promise.
-	// Unlocked, a day would delete the evidence of an overwrite a day after
-	// it: older versions are kept retention_days, expired clips included.
-	noncurrentDays := 1
-	if !lock.On() {
-		noncurrentDays = rules.RetentionDays
-	}
+	// an original written over an older version under the new one. An
+	// older version goes a day after it became one, so an expired clip is
+	// deleted a day after it expired, as the rules promise. Locked, an
+	// original written over is kept until its own lock ends anyway.
+	// Unlocked, it goes a day after the overwrite: keeping it longer would
+	// keep every expired clip longer than the rules say recordings are
+	// kept, and the rules win (the lock is what keeps evidence).
+	const noncurrentDays = 1
 	if rules.RetentionDays > 0 {
 		rule := lifecycle.Rule{
 			ID:                          "mamoru-retention",
@@ -109,9 +107,8 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		done = append(done, fmt.Sprintf("clips under %q, and the older versions of any written over, expire %d days after upload "+
 			"(an older version goes a day after it became one, never before its lock ends)", s.Prefix+"/", rules.RetentionDays))
 	case rules.RetentionDays > 0:
-		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload, and are deleted %d days after that: "+
-			"an older version, an expired clip or an original written over, is kept %d days, so that an overwrite can still be seen "+
-			"(unlocked, the bucket's owner can delete it sooner)", s.Prefix+"/", rules.RetentionDays, noncurrentDays, noncurrentDays))
+		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload; an older version, an expired clip or an original written over, "+
+			"goes a day after it became one: unlocked, an overwrite can be seen by 'mamoru clips verify' for a day only", s.Prefix+"/", rules.RetentionDays))
 	default:
 		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
 	}

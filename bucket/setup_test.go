@@ -81,11 +81,10 @@ func TestGatewayAddsObjectLock(t *testing.T) {
 	}
 }
 
-// The rule keeps an original written over as long as it is evidence:
-// locked, its lock keeps it and an older version may go a day later;
-// unlocked, only the rule keeps it, for retention_days. The steps say
-// which.
-func TestSetupBucketKeepsOlderVersions(t *testing.T) {
+// An older version goes a day after it became one, so an expired clip is
+// deleted as the rules promise: locked, an original written over is kept
+// by its lock; unlocked, the steps say an overwrite shows for a day only.
+func TestSetupBucketOlderVersions(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	for _, tc := range []struct {
 		bucket string
@@ -94,7 +93,7 @@ func TestSetupBucketKeepsOlderVersions(t *testing.T) {
 		step   string
 	}{
 		{"locked", config.LockGovernance, 1, "older versions of any written over, expire 30 days after upload (an older version goes a day after it became one, never before its lock ends)"},
-		{"unlocked", config.LockNone, 30, "expire 30 days after upload, and are deleted 30 days after that: an older version, an expired clip or an original written over, is kept 30 days"},
+		{"unlocked", config.LockNone, 1, "expire 30 days after upload; an older version, an expired clip or an original written over, goes a day after it became one: unlocked, an overwrite can be seen by 'mamoru clips verify' for a day only"},
 	} {
 		steps, err := SetupBucket(t.Context(), srv.Root(), srv.Storage(tc.bucket), config.Policy{RetentionDays: 30, ObjectLock: tc.lock})
 		if err != nil {
