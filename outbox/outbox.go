@@ -50,18 +50,18 @@ type Manifest struct {
 	// storage prefix (ObjectKey). It binds the signature to that place:
 	// copied anywhere else, the manifest says where it belongs. The prefix
 	// is left out so that a move to another bucket or prefix keeps it true.
-	Object          string         `json:"object,omitempty"`
-	Device          string         `json:"device"`
-	Store           string         `json:"store"`
-	Incident        string         `json:"incident"`
-	State           string         `json:"state"`
-	Trigger         string         `json:"trigger"`
-	Urgent          bool           `json:"urgent,omitempty"` // staff held the button
-	PressTime       time.Time      `json:"press_time"`
-	Presses         []Press        `json:"presses"`
+	Object    string    `json:"object,omitempty"`
+	Device    string    `json:"device"`
+	Store     string    `json:"store"`
+	Incident  string    `json:"incident"`
+	State     string    `json:"state"`
+	Trigger   string    `json:"trigger"`
+	Urgent    bool      `json:"urgent,omitempty"` // staff held the button
+	PressTime time.Time `json:"press_time"`
+	Presses   []Press   `json:"presses"`
 	// PressesOmitted counts the presses after the first MaxPresses, which
 	// the manifest leaves out to stay bounded (the audit log has each).
-	PressesOmitted int `json:"presses_omitted,omitempty"`
+	PressesOmitted  int            `json:"presses_omitted,omitempty"`
 	ClipStart       time.Time      `json:"clip_start"`
 	ClipEnd         time.Time      `json:"clip_end,omitzero"`
 	DurationSeconds float64        `json:"duration_seconds"`
