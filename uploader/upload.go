@@ -45,11 +45,11 @@ type progress struct {
 	Checked  string `json:"checked,omitempty"`
 	// Began are the objects this device has asked the server to create
 	// (a PUT, or a multipart upload's completion), each recorded durably
-	// once its request has been written whole to the server and before
-	// the answer is read; an answer refusing it takes it off again. Every
-	// write is write-once, so a retry of one whose answer was lost (a
-	// crash, a timeout) finds its object there and is refused (412): only
-	// an object listed here may then count as this device's own.
+	// before the request goes, and taken off when the attempt is seen to
+	// have created nothing (never written whole, or refused). Every write
+	// is write-once, so a retry of one whose answer was lost (a crash, a
+	// power cut) finds its object there and is refused (412): only an
+	// object listed here may then count as this device's own.
 	Began []string `json:"began,omitempty"`
 	// Theirs are the objects found already written on this device's first
 	// request for them: never this device's, however often it retries.
@@ -250,14 +250,16 @@ func (s *shipper) createOptions(contentType string) minio.PutObjectOptions {
 // create sends a request that creates object with If-None-Match (send,
 // given the context to send it with), and reports whether object was
 // already there as this device's own: refused (412) after an earlier
-// request of this device for it reached the server whole and its answer
-// was lost (a crash, a timeout). Someone else's object there is a
-// *WrittenFirst.
+// request of this device for it may have reached the server and its
+// answer was lost (a crash, a power cut). Someone else's object there is
+// a *WrittenFirst.
 //
-// A request counts as begun (progress.Began, saved before its answer is
-// read) only once it has been written whole: one that never left (the
-// network down), or that the server refused, begins nothing, so an object
-// someone else writes there meanwhile is never taken for this device's.
+// The object is recorded as begun (progress.Began) before the request
+// goes, so a power cut at any moment after leaves the record. When this
+// process sees the attempt fail without the request having been written
+// whole (the network down), or the server refuse it, it takes the record
+// off again: that attempt created nothing, and an object someone else
+// writes there meanwhile is never taken for this device's.
 func (s *shipper) create(ctx context.Context, object string, send func(context.Context) error) (existed bool, err error) {
 	if s.dir == "" {
 		// Not an incident (an audit segment): no upload.json tells this
@@ -266,12 +268,18 @@ func (s *shipper) create(ctx context.Context, object string, send func(context.C
 		return false, s.lock.Classify(send(ctx))
 	}
 	again := slices.Contains(s.p.Began, object)
+	if !again {
+		s.p.Began = append(s.p.Began, object)
+		if err := s.saveProgress(s.p); err != nil {
+			return false, err
+		}
+	}
 	var (
-		mu sync.Mutex // guards the fields below, set by the transport
+		mu sync.Mutex // guards the two below, set by the transport
 		// conditional: the request being written carries If-None-Match
-		// (minio-go may first ask the bucket's location, which does not)
-		conditional, marked, answered bool
-		markErr                       error
+		// (minio-go may first ask the bucket's location, which does not);
+		// wrote: such a request was written whole.
+		conditional, wrote bool
 	)
 	trace := &httptrace.ClientTrace{
 		WroteHeaderField: func(key string, _ []string) {
@@ -283,29 +291,23 @@ func (s *shipper) create(ctx context.Context, object string, send func(context.C
 		},
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			mu.Lock()
-			defer mu.Unlock()
-			if info.Err == nil && conditional && !again && !marked && !answered {
-				marked = true
-				s.p.Began = append(s.p.Began, object)
-				markErr = s.saveProgress(s.p)
-			}
+			wrote = wrote || (conditional && info.Err == nil)
 			conditional = false
+			mu.Unlock()
 		},
 	}
 	err = send(httptrace.WithClientTrace(ctx, trace))
-	mu.Lock()
-	answered = true
-	mu.Unlock()
-	if markErr != nil {
-		return false, markErr
-	}
 	if err == nil {
 		return false, nil
 	}
+	mu.Lock()
+	reached := wrote
+	mu.Unlock()
 	err = s.lock.Classify(err)
 	if _, there := errors.AsType[*bucket.Exists](err); !there {
-		if er := minio.ToErrorResponse(err); marked && er.StatusCode >= 400 && er.StatusCode < 500 {
-			// The server refused this request: it created nothing.
+		if er := minio.ToErrorResponse(err); !again && (!reached || er.StatusCode >= 400 && er.StatusCode < 500) {
+			// This attempt created nothing: it never reached the server
+			// whole, or the server refused it.
 			s.p.Began = slices.DeleteFunc(s.p.Began, func(o string) bool { return o == object })
 			if serr := s.saveProgress(s.p); serr != nil {
 				return false, serr
@@ -319,8 +321,8 @@ func (s *shipper) create(ctx context.Context, object string, send func(context.C
 	if again {
 		return true, nil
 	}
-	// Found written on this device's first whole request: recorded, so
-	// that the retries of a held incident still know it is not ours.
+	// Found written on this device's first request: recorded, so that the
+	// retries of a held incident still know it is not ours.
 	s.p.Theirs = append(s.p.Theirs, object)
 	if serr := s.saveProgress(s.p); serr != nil {
 		return false, serr
