@@ -65,14 +65,16 @@ type received struct {
 	body   []byte
 }
 
-// receiver is a local HTTP server that records what it receives and
-// answers with status (200 when 0).
+// receiver is a local HTTP server that records what it takes. It answers
+// with status (200 when 0), recording nothing else, or, while cut, drops
+// the connection as a dead network would.
 type receiver struct {
 	*httptest.Server
-	mu     sync.Mutex // guards got, status, retryAfter
+	mu     sync.Mutex // guards got, status, retry, cut
 	got    []received
 	status int
 	retry  string
+	cut    bool
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -81,6 +83,9 @@ func newReceiver(t testing.TB) *receiver {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if r.cut {
+			panic(http.ErrAbortHandler)
+		}
 		if r.retry != "" {
 			w.Header().Set("Retry-After", r.retry)
 		}
@@ -92,6 +97,13 @@ func newReceiver(t testing.TB) *receiver {
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+// setCut cuts the network to the receiver, or restores it.
+func (r *receiver) setCut(cut bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cut = cut
 }
 
 func (r *receiver) answer(status int, retryAfter string) {
