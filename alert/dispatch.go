@@ -83,7 +83,8 @@ func (d *Dispatcher) Status() DispatcherStatus {
 }
 
 // Run queues what Publish hands over and runs every queue, until ctx ends;
-// it returns when all its goroutines have.
+// then it queues what Publish had handed over by then, and returns when
+// all its goroutines have.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range d.routes {
@@ -99,21 +100,35 @@ func (d *Dispatcher) intake(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case e := <-d.in:
-			for _, r := range d.routes {
-				if !r.Filter.Match(e.Name) {
-					continue
-				}
-				if err := r.Queue.Put(e); err != nil {
-					d.lost.Add(1)
-					d.log.Error("alert: could not queue an event", "target", r.Queue.opts.Label, "event", e.Name, "id", e.ID, "err", err)
+			// What was published before the end goes on the card, for
+			// the next start: a stop is often a press's power cut coming.
+			for {
+				select {
+				case e := <-d.in:
+					d.queue(e)
+				default:
+					return
 				}
 			}
+		case e := <-d.in:
+			d.queue(e)
 		}
 		if n := d.dropped.Load(); n != reported {
 			d.log.Error("alert: events dropped, the dispatcher being behind", "dropped", n-reported, "total", n)
 			reported = n
+		}
+	}
+}
+
+// queue puts e in the queue of every target that takes it.
+func (d *Dispatcher) queue(e Event) {
+	for _, r := range d.routes {
+		if !r.Filter.Match(e.Name) {
+			continue
+		}
+		if err := r.Queue.Put(e); err != nil {
+			d.lost.Add(1)
+			d.log.Error("alert: could not queue an event", "target", r.Queue.opts.Label, "event", e.Name, "id", e.ID, "err", err)
 		}
 	}
 }

@@ -83,6 +83,22 @@ func TestDispatcherRoutes(t *testing.T) {
 	}
 }
 
+// TestDispatcherQueuesAtStop: what was published before Run's end is on
+// the card when Run returns.
+func TestDispatcherQueuesAtStop(t *testing.T) {
+	r := route(t, []string{"*"}, nil, nil)
+	d := NewDispatcher([]Route{r}, DispatcherOptions{Log: quiet})
+	for range 3 {
+		d.Publish(origin.Event(SpoolFull, time.Now()))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	d.Run(ctx)
+	if got := r.Queue.Status().Pending; got != 3 {
+		t.Errorf("Pending after Run ended = %d, want the 3 published", got)
+	}
+}
+
 // TestPublishNeverBlocks: neither a dispatcher that is not running nor a
 // target that never answers holds up Publish.
 func TestPublishNeverBlocks(t *testing.T) {

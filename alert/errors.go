@@ -69,6 +69,9 @@ func checkResponse(resp *http.Response, kind string, kindFixes map[int]string, n
 		}
 		return err
 	}
+	if code >= 300 && code < 400 {
+		return &Permanent{Status: code, Fix: "the url redirects: set it to where it leads (https:// rather than http://?)", Err: err}
+	}
 	if fix, ok := kindFixes[code]; ok {
 		return &Permanent{Status: code, Fix: fix, Err: err}
 	}
@@ -78,7 +81,7 @@ func checkResponse(resp *http.Response, kind string, kindFixes map[int]string, n
 	if code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooEarly {
 		return &Permanent{Status: code, Fix: "the receiver refuses the request: check the target's url and credentials", Err: err}
 	}
-	return err // 5xx, 408, 425, an unfollowed redirect: try again
+	return err // 5xx, 408, 425: try again
 }
 
 // retryAfter reads a Retry-After header: seconds, or an HTTP date.

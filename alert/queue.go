@@ -33,6 +33,11 @@ const (
 	seqDigits   = 20
 )
 
+// maxLate is the most an event is said to be late. Beyond it the figure
+// means nothing: the wall clock read 1970 when the event was raised, before
+// NTP set it (a Pi has no battery clock), and it would say decades.
+const maxLate = 7 * 24 * time.Hour
+
 // QueueOptions configure a Queue. The zero value is usable.
 type QueueOptions struct {
 	Label string // the target's label, for status and the log; never its URL
@@ -44,8 +49,9 @@ type QueueOptions struct {
 	// Backoff spaces retries after an error worth retrying; the zero
 	// value waits 1 s doubling to 1 min, with jitter.
 	Backoff backoff.Backoff
-	// LateAfter is how long after its Time an event is late: sent later,
-	// it carries Late. Zero is 30 s.
+	// LateAfter is how long after its Time an event is late: sent later
+	// (but less than a week later, see maxLate), it carries Late. Zero is
+	// 30 s.
 	LateAfter time.Duration
 	// MaxPending bounds the events kept for a target that takes none:
 	// beyond it, Put drops the oldest, since a manager needs the newest
@@ -242,7 +248,8 @@ func (q *Queue) pending() ([]string, error) {
 	return names, nil
 }
 
-// Run delivers the queue's events until ctx ends, and then returns.
+// Run delivers the queue's events until ctx ends, and then returns. A
+// queue has one Run at a time.
 func (q *Queue) Run(ctx context.Context) {
 	attempt := 0
 	for ctx.Err() == nil {
@@ -273,7 +280,7 @@ func (q *Queue) Run(ctx context.Context) {
 			continue
 		}
 		late := q.wall.Now().Sub(e.Time)
-		if late > q.opts.LateAfter {
+		if late > q.opts.LateAfter && late < maxLate {
 			e.Late = int(late / time.Second)
 		} else {
 			late = 0

@@ -231,6 +231,37 @@ func acceptAll(t testing.TB, fc *clockwork.FakeClock, accepted <-chan Event, n i
 	return got
 }
 
+func TestQueueLateness(t *testing.T) {
+	r := newReceiver(t)
+	fc := clockwork.NewFakeClockAt(time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC))
+	accepted := make(chan Event, 10)
+	q, err := OpenQueue(t.TempDir(), webhookTo(t, r.URL, fc), QueueOptions{Clock: fc, Log: quiet, Accepted: func(e Event) { accepted <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ago  time.Duration
+		want int
+	}{
+		{0, 0},
+		{30 * time.Second, 0},
+		{31 * time.Second, 31},
+		{5 * time.Minute, 300},
+		{fc.Now().Sub(time.Unix(3, 0)), 0}, // raised while the clock read 1970
+	}
+	for _, tt := range tests {
+		if err := q.Put(origin.Event(DeviceFault, fc.Now().Add(-tt.ago))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runQueue(t, q)
+	for _, tt := range tests {
+		if e := wait(t, accepted, "an event"); e.Late != tt.want {
+			t.Errorf("an event %v old: Late = %d, want %d", tt.ago, e.Late, tt.want)
+		}
+	}
+}
+
 func TestQueueRetryAfter(t *testing.T) {
 	r := newReceiver(t)
 	r.answer(http.StatusTooManyRequests, "120")

@@ -311,6 +311,25 @@ func TestSendErrors(t *testing.T) {
 	}
 }
 
+// TestWebhookFollowsNoRedirect: a client following a 302 would GET the new
+// place, post nothing, and take its 200 for a delivery.
+func TestWebhookFollowsNoRedirect(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/old" {
+			http.Redirect(w, r, "/new", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	w, err := NewWebhook(WebhookOptions{URL: srv.URL + "/old", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *Permanent
+	if err := w.Send(t.Context(), pressEvent()); !errors.As(err, &p) || p.Status != http.StatusFound {
+		t.Errorf("Send to a redirecting url = %v, want a *Permanent for its 302", err)
+	}
+}
+
 func TestNewTargetRejects(t *testing.T) {
 	const secretURL = "https://hooks.example/T0/s3cr3t"
 	tests := []struct {

@@ -168,8 +168,14 @@ func checkURL(raw string) error {
 }
 
 // defaultClient is what targets without a Client use. Its timeout is the
-// network's, real time: the receiver is real.
-var defaultClient = &http.Client{Timeout: 10 * time.Second}
+// network's, real time: the receiver is real. It follows no redirect: on
+// a 301, 302 or 303 a client posts nothing and asks with GET instead, and
+// a receiver that answers that with 200 would pass for one that took the
+// event.
+var defaultClient = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 // post sends body to u with header h and classifies the result (see
 // checkResponse, checkTransport).
