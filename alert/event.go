@@ -32,6 +32,23 @@
 //	}
 //
 // Receivers deduplicate by id: delivery is at least once.
+//
+// # On the card
+//
+// Each target has its own directory (OpenQueue), holding one file per
+// pending event, <sequence>-<id>.json, the event's JSON as above, written
+// whole or not at all: a power cut or a restart loses none, and a dead
+// target holds up no other. A file removed is an event its target
+// accepted; a file renamed *.corrupt made no sense and waits for a person.
+//
+// # Wiring
+//
+// The caller (cmd) builds one Target per configured target (NewWebhook,
+// NewNtfy), opens a Queue for each in its own directory, and hands them
+// with their Filter to NewDispatcher; it runs Dispatcher.Run under its
+// context, and the recorder calls Publish with events made by an Origin.
+// Secrets (a webhook's secret, an ntfy token, the URLs themselves) are
+// handed in as strings and never appear in an error, a log line or Status.
 package alert
 
 import (

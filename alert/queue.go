@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,6 +152,16 @@ func OpenQueue(dir string, target Target, o QueueOptions) (*Queue, error) {
 		}
 	}
 	return q, nil
+}
+
+// QueueDir is the directory under root for the queue of the target
+// labelled label. It depends on the label alone, so that a target keeps its
+// queue when the configuration lists targets in another order or fixes a
+// target's URL or token; labels must therefore be unique. The name is a
+// hash: a label may hold any character, "/" and ".." included.
+func QueueDir(root, label string) string {
+	sum := sha256.Sum256([]byte(label))
+	return filepath.Join(root, hex.EncodeToString(sum[:8]))
 }
 
 // queueName is the file name of the event id put as number seq.

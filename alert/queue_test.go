@@ -472,6 +472,24 @@ func TestQueuePutRejects(t *testing.T) {
 	}
 }
 
+func TestQueueDir(t *testing.T) {
+	labels := []string{"店長のスマホ", "本部", "..", "a/b", ""}
+	seen := map[string]string{}
+	for _, l := range labels {
+		dir := QueueDir("/state/alerts", l)
+		if filepath.Dir(dir) != "/state/alerts" {
+			t.Errorf("QueueDir(%q) = %q, want a directory right under the root", l, dir)
+		}
+		if other, ok := seen[dir]; ok {
+			t.Errorf("labels %q and %q share %s", l, other, dir)
+		}
+		seen[dir] = l
+		if again := QueueDir("/state/alerts", l); again != dir {
+			t.Errorf("QueueDir(%q) = %q, then %q", l, dir, again)
+		}
+	}
+}
+
 func FuzzDecodeEvent(f *testing.F) {
 	good, _ := json.Marshal(pressEvent())
 	f.Add(good)
