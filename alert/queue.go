@@ -263,13 +263,19 @@ func (q *Queue) pending() ([]string, error) {
 // Run delivers the queue's events until ctx ends, and then returns. A
 // queue has one Run at a time.
 func (q *Queue) Run(ctx context.Context) {
-	attempt := 0
+	attempt := 0 // failures in a row
+	// pause waits after a failure: the backoff's delay, or longer if the
+	// receiver asked for it.
+	pause := func(atLeast time.Duration) {
+		d := max(q.opts.Backoff.Delay(attempt), atLeast)
+		attempt++
+		clock.Sleep(ctx, q.clock, d)
+	}
 	for ctx.Err() == nil {
 		names, err := q.pending()
 		if err != nil {
 			q.failed(err)
-			attempt++
-			clock.Sleep(ctx, q.clock, q.opts.Backoff.Delay(attempt-1))
+			pause(0)
 			continue
 		}
 		q.mu.Lock()
@@ -284,11 +290,17 @@ func (q *Queue) Run(ctx context.Context) {
 		}
 		name := names[0]
 		e, err := q.read(name)
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue // Put dropped it, MaxPending being reached
+		case errors.Is(err, ErrBadEvent):
 			if !q.setAside(name, err) {
-				attempt++
-				clock.Sleep(ctx, q.clock, q.opts.Backoff.Delay(attempt-1))
+				pause(0)
 			}
+			continue
+		case err != nil: // the card failed to read: it may not next time
+			q.failed(fmt.Errorf("alert: queue %s: %w", q.opts.Label, err))
+			pause(0)
 			continue
 		}
 		late := q.wall.Now().Sub(e.Time)
@@ -316,13 +328,12 @@ func (q *Queue) Run(ctx context.Context) {
 			}
 			continue
 		}
-		delay := q.opts.Backoff.Delay(attempt)
-		attempt++
-		if rl := (*RetryLater)(nil); errors.As(err, &rl) {
-			delay = max(delay, rl.After)
-		}
 		q.failed(err)
-		clock.Sleep(ctx, q.clock, delay)
+		var asked time.Duration
+		if rl := (*RetryLater)(nil); errors.As(err, &rl) {
+			asked = rl.After
+		}
+		pause(asked)
 	}
 }
 
