@@ -21,10 +21,10 @@
 //	  "incident": "shop-1/counter-1/20261130-140205-000042", // store/device/id, when there is one
 //	  "store": "shop-1",
 //	  "device": "counter-1",
-//	  "label": "カウンター1",                           // the device's human label
+//	  "label": "カウンター1",                           // the device's human label; omitted when it has none
 //	  "urgent": true,                                   // omitted when false
-//	  "press_time": "2026-11-30T14:02:05.120+09:00",   // RFC 3339 in the device's zone; omitted without a press
-//	  "time": "2026-11-30T14:02:05.250+09:00",         // when it happened, RFC 3339 in the device's zone
+//	  "press_time": "2026-11-30T14:02:05.123+09:00",   // RFC 3339 in the device's zone; omitted without a press
+//	  "time": "2026-11-30T14:02:05.251+09:00",         // when it happened, RFC 3339 in the device's zone
 //	  "source": "button",                               // what raised it: "button", "cli", "sim"; omitted when none
 //	  "link": "https://console.example/incidents/shop-1/counter-1/20261130-140205-000042",
 //	  "late": 312,                                      // seconds late, when delivered more than 30 s after time; else omitted

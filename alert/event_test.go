@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,30 @@ func TestPriority(t *testing.T) {
 		if got := priority(Event{Name: tt.name, Urgent: tt.urgent}); got != tt.want {
 			t.Errorf("priority(%s, urgent %v) = %d, want %d", tt.name, tt.urgent, got, tt.want)
 		}
+	}
+}
+
+// TestEventJSONShape holds the JSON receivers parse to the package
+// documentation's: a field renamed or gone breaks them.
+func TestEventJSONShape(t *testing.T) {
+	e := pressEvent()
+	e.Late = 312
+	e.Details = map[string]string{"reason": "spool full"}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for k := range fields {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	want := []string{"details", "device", "id", "incident", "label", "late", "link", "name", "press_time", "source", "store", "time", "urgent"}
+	if !slices.Equal(got, want) {
+		t.Errorf("JSON fields = %v, want %v", got, want)
 	}
 }

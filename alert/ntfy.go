@@ -21,7 +21,9 @@ type NtfyOptions struct {
 	// tk_...), for a server or topic that requires one.
 	Token    string
 	Language string // the text: Japanese ("", "ja") or English ("en")
-	// Client sends the requests; nil is a client with a 10 s timeout.
+	// Client sends the requests; nil is a client with a 10 s timeout that
+	// follows no redirect. Another should have a timeout too: a receiver
+	// that never answers would hold up the queue.
 	Client *http.Client
 	// Wall reads the time for a receiver's Retry-After date; nil is the
 	// system clock.

@@ -48,7 +48,9 @@ type WebhookOptions struct {
 	Secret   string
 	Format   string // FormatStandard (the default) or FormatSlack
 	Language string // the slack format's text: Japanese ("", "ja") or English ("en")
-	// Client sends the requests; nil is a client with a 10 s timeout.
+	// Client sends the requests; nil is a client with a 10 s timeout that
+	// follows no redirect. Another should have a timeout too: a receiver
+	// that never answers would hold up the queue.
 	Client *http.Client
 	// Wall reads the time for webhook-timestamp; nil is the system clock.
 	Wall clock.Clock
