@@ -519,3 +519,19 @@ func FuzzDecodeEvent(f *testing.F) {
 		_ = Render(e, Japanese) // never panics on what a file may hold
 	})
 }
+
+func FuzzParseQueueName(f *testing.F) {
+	f.Add(queueName(42, "0b7e4c1a-8a53-4f0e-9d35-6c1b2f0e9a41"))
+	f.Add("notes.json")
+	f.Add("00000000000000000001-.json")
+	f.Add("-0000000000000000001-x.json")
+	f.Fuzz(func(t *testing.T, name string) {
+		seq, id, ok := parseQueueName(name)
+		if !ok {
+			return
+		}
+		if back := queueName(seq, id); back != name {
+			t.Errorf("parseQueueName(%q) = %d, %q; queueName of that is %q", name, seq, id, back)
+		}
+	})
+}
