@@ -51,11 +51,14 @@ func NewDispatcher(routes []Route, o DispatcherOptions) *Dispatcher {
 
 // Publish hands e over to be queued for every target that takes it, and
 // returns at once. It reports false, and counts a drop, when the buffer is
-// full (Run is not keeping up, or not running): it never waits. An event is
-// durable only once Run has put it in the queues, moments later; an event
-// the recorder can derive again from the card (an incident's directory)
-// survives a crash in between by being published again at the next start
-// (queues drop an id they already hold).
+// full (Run is not keeping up, or not running): it never waits. The caller
+// must not change e.Details afterwards: the map is not copied.
+//
+// An event is durable only once Run has put it in the queues, moments
+// later. One the recorder can derive again from the card (incident.started
+// from an incident's directory) can survive a crash in between by being
+// published again at the next start with the same id, kept beside it:
+// queues drop an id they already hold.
 func (d *Dispatcher) Publish(e Event) bool {
 	select {
 	case d.in <- e:
