@@ -1,0 +1,137 @@
+package alert
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// Route is one target's place in a Dispatcher: the events it takes, and
+// its queue.
+type Route struct {
+	Filter Filter
+	Queue  *Queue
+}
+
+// DispatcherOptions configure a Dispatcher. The zero value is usable.
+type DispatcherOptions struct {
+	// Buffer is how many events Publish may hand over before Run has
+	// queued them; beyond it, Publish drops events. Zero is 256.
+	Buffer int
+	Log    *slog.Logger // nil: slog.Default()
+}
+
+// Dispatcher hands each event to the queue of every target whose filter
+// matches it. Publish never blocks and never touches the disk: the
+// recorder calls it from the press's path. Run owns the goroutines that
+// write events into the queues and deliver them.
+//
+// To learn that a target accepted an incident.started (the indicator's
+// sign that the call went out), the caller sets QueueOptions.Accepted on
+// the queues it builds.
+type Dispatcher struct {
+	routes  []Route
+	in      chan Event
+	log     *slog.Logger
+	dropped atomic.Int64 // events Publish dropped, the buffer being full
+	lost    atomic.Int64 // events a queue could not take (its Put failed)
+}
+
+// NewDispatcher returns a dispatcher over routes.
+func NewDispatcher(routes []Route, o DispatcherOptions) *Dispatcher {
+	if o.Buffer <= 0 {
+		o.Buffer = 256
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Dispatcher{routes: routes, in: make(chan Event, o.Buffer), log: o.Log}
+}
+
+// Publish hands e over to be queued for every target that takes it, and
+// returns at once. It reports false, and counts a drop, when the buffer is
+// full (Run is not keeping up, or not running): it never waits. The caller
+// must not change e.Details afterwards: the map is not copied.
+//
+// An event is durable only once Run has put it in the queues, moments
+// later. One the recorder can derive again from the card (incident.started
+// from an incident's directory) can survive a crash in between by being
+// published again at the next start with the same id, kept beside it:
+// queues drop an id they already hold.
+func (d *Dispatcher) Publish(e Event) bool {
+	select {
+	case d.in <- e:
+		return true
+	default:
+		d.dropped.Add(1)
+		return false
+	}
+}
+
+// DispatcherStatus is a dispatcher's state: its queues', and what it lost.
+type DispatcherStatus struct {
+	Targets []Status
+	Dropped int64 // events Publish dropped, its buffer full
+	Lost    int64 // events a queue could not take (a full or failing card)
+}
+
+// Status returns a snapshot of the dispatcher's and every queue's state.
+func (d *Dispatcher) Status() DispatcherStatus {
+	st := DispatcherStatus{Dropped: d.dropped.Load(), Lost: d.lost.Load()}
+	for _, r := range d.routes {
+		st.Targets = append(st.Targets, r.Queue.Status())
+	}
+	return st
+}
+
+// Run queues what Publish hands over and runs every queue, until ctx ends;
+// then it queues what Publish had handed over by then, and returns when
+// all its goroutines have.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range d.routes {
+		wg.Go(func() { r.Queue.Run(ctx) })
+	}
+	d.intake(ctx)
+	wg.Wait()
+}
+
+// intake puts each event published into the matching queues.
+func (d *Dispatcher) intake(ctx context.Context) {
+	var reported int64 // drops already logged
+	for {
+		select {
+		case <-ctx.Done():
+			// What was published before the end goes on the card, for
+			// the next start: a stop is often a press's power cut coming.
+			for {
+				select {
+				case e := <-d.in:
+					d.queue(e)
+				default:
+					return
+				}
+			}
+		case e := <-d.in:
+			d.queue(e)
+		}
+		if n := d.dropped.Load(); n != reported {
+			d.log.Error("alert: events dropped, the dispatcher being behind", "dropped", n-reported, "total", n)
+			reported = n
+		}
+	}
+}
+
+// queue puts e in the queue of every target that takes it.
+func (d *Dispatcher) queue(e Event) {
+	for _, r := range d.routes {
+		if !r.Filter.Match(e.Name) {
+			continue
+		}
+		if err := r.Queue.Put(e); err != nil {
+			d.lost.Add(1)
+			d.log.Error("alert: could not queue an event", "target", r.Queue.opts.Label, "event", e.Name, "id", e.ID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package alert
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Languages of the human-readable text: Japanese, the default, and English.
+const (
+	Japanese = "ja"
+	English  = "en"
+)
+
+// CheckLanguage reports whether lang is "" (Japanese), "ja" or "en".
+func CheckLanguage(lang string) error {
+	if lang != "" && lang != Japanese && lang != English {
+		return fmt.Errorf("alert: language %q: want %q or %q", lang, Japanese, English)
+	}
+	return nil
+}
+
+// Message is an event as a person reads it: a title short enough for a
+// phone's lock screen, and a body.
+type Message struct {
+	Title, Body string
+}
+
+// texts are every sentence an alert says, per language. Each title format
+// takes the place (the label) and the time (15:04).
+var texts = map[string]struct {
+	titles                                          map[Name]string
+	urgent                                          string
+	store, device, incident, at, press, source, why string
+	err, late                                       string
+	seconds, minutes, hours                         string
+}{
+	Japanese: {
+		titles: map[Name]string{
+			IncidentStarted:  "%sで通報ボタン %s",
+			IncidentExtended: "%sで再度通報ボタン %s",
+			IncidentSaved:    "%sの録画を保存しました %s",
+			IncidentUploaded: "%sの録画をアップロードしました %s",
+			PressRefused:     "%sで通報ボタン、録画できず %s",
+			DeviceFault:      "%sの録画が止まっています %s",
+			DeviceRecovered:  "%sの録画が再開しました %s",
+			SpoolFull:        "%sの保存領域がいっぱいです %s",
+			UploadStuck:      "%sのアップロードが止まっています %s",
+			ClockUnsynced:    "%sの時計が合っていません %s",
+		},
+		urgent: "【至急】",
+		store:  "店舗", device: "機器", incident: "事案", at: "時刻", press: "通報", source: "操作元", why: "理由",
+		err: "エラー", late: "この通知は%s遅れて届きました",
+		seconds: "%d秒", minutes: "%d分", hours: "%d時間",
+	},
+	English: {
+		titles: map[Name]string{
+			IncidentStarted:  "Panic button at %s %s",
+			IncidentExtended: "Panic button again at %s %s",
+			IncidentSaved:    "Recording saved at %s %s",
+			IncidentUploaded: "Recording uploaded from %s %s",
+			PressRefused:     "Panic button at %s, nothing recorded %s",
+			DeviceFault:      "%s has stopped recording %s",
+			DeviceRecovered:  "%s records again %s",
+			SpoolFull:        "%s: storage full %s",
+			UploadStuck:      "%s: uploads stuck %s",
+			ClockUnsynced:    "%s: clock not set %s",
+		},
+		urgent: "URGENT: ",
+		store:  "Store", device: "Device", incident: "Incident", at: "Time", press: "Pressed", source: "Source", why: "Reason",
+		err: "Error", late: "This alert arrived %s late",
+		seconds: "%d s", minutes: "%d min", hours: "%d h",
+	},
+}
+
+// urgentNames are the events about a press: a long press makes them urgent.
+var urgentNames = []Name{IncidentStarted, IncidentExtended, PressRefused}
+
+// Render returns e as a person reads it, in lang ("" is Japanese): e.g.
+// "【至急】カウンター1で通報ボタン 14:02" for an urgent press. Times are
+// in the zone e's times carry, the device's.
+func Render(e Event, lang string) Message {
+	t, ok := texts[lang]
+	if !ok {
+		t = texts[Japanese]
+	}
+	place := e.Label
+	if place == "" {
+		place = e.Device
+	}
+	when := e.Time
+	if !e.PressTime.IsZero() {
+		when = e.PressTime
+	}
+	title := fmt.Sprintf(t.titles[e.Name], place, when.Format("15:04"))
+	if e.Urgent && slices.Contains(urgentNames, e.Name) {
+		title = t.urgent + title
+	}
+
+	var b strings.Builder
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", k, v)
+		}
+	}
+	line(t.store, e.Store)
+	line(t.device, e.Device)
+	line(t.incident, e.Incident)
+	if !e.PressTime.IsZero() {
+		line(t.press, e.PressTime.Format(time.DateTime))
+	}
+	line(t.at, e.Time.Format(time.DateTime))
+	line(t.source, e.Source)
+	line(t.why, e.Details["reason"])
+	line(t.err, e.Details["error"])
+	if e.Late > 0 {
+		fmt.Fprintf(&b, t.late+"\n", duration(t.seconds, t.minutes, t.hours, e.Late))
+	}
+	if e.Link != "" {
+		b.WriteString(e.Link + "\n")
+	}
+	return Message{Title: title, Body: strings.TrimSuffix(b.String(), "\n")}
+}
+
+// duration says seconds in the unit a person would use.
+func duration(inSeconds, inMinutes, inHours string, s int) string {
+	switch {
+	case s < 120:
+		return fmt.Sprintf(inSeconds, s)
+	case s < 2*3600:
+		return fmt.Sprintf(inMinutes, s/60)
+	}
+	return fmt.Sprintf(inHours, s/3600)
+}
+
+// priority is an event's ntfy priority: 5 for an urgent press, 4 for any
+// other press and for what stops recording, 3 for the rest.
+func priority(e Event) int {
+	switch {
+	case e.Urgent && slices.Contains(urgentNames, e.Name):
+		return 5
+	case slices.Contains(urgentNames, e.Name), e.Name == DeviceFault, e.Name == SpoolFull, e.Name == UploadStuck:
+		return 4
+	}
+	return 3
+}
+
+// tags are an event's ntfy tags, which its app shows as emoji.
+var tags = map[Name]string{
+	IncidentStarted:  "rotating_light",
+	IncidentExtended: "rotating_light",
+	IncidentSaved:    "floppy_disk",
+	IncidentUploaded: "white_check_mark",
+	PressRefused:     "rotating_light,warning",
+	DeviceFault:      "warning",
+	DeviceRecovered:  "white_check_mark",
+	SpoolFull:        "warning",
+	UploadStuck:      "warning",
+	ClockUnsynced:    "clock1",
+}
