@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -42,8 +44,12 @@ type Config struct {
 
 // Device names the device and where it keeps its state.
 type Device struct {
-	ID       string `toml:"id"`
-	Store    string `toml:"store"`
+	ID    string `toml:"id"`
+	Store string `toml:"store"`
+	// Label is what people call the device, as alerts and status name it
+	// ("カウンター1"); Load and Parse set it to ID when the file leaves it
+	// out, and "" in a Config built by hand means ID too.
+	Label    string `toml:"label"`
 	Timezone string `toml:"timezone"`
 	StateDir string `toml:"state_dir"`
 	// SigningKeyFile is the device's ed25519 key (PKCS#8 PEM, mode 0600 or 0400),
@@ -311,6 +317,9 @@ func parse(name string, src []byte, environ []string) (c Config, errs Errors, de
 	}
 	fromEnv, envErrs := applyEnvTo(&c, environ)
 	c.origin = &origin{name: name, src: src, fromEnv: fromEnv}
+	if c.Device.Label == "" {
+		c.Device.Label = c.Device.ID
+	}
 	errs = append(errs, envErrs...)
 	errs = append(errs, c.validate()...)
 	return c, errs, true
@@ -479,6 +488,34 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // carry a terminal escape into a manifest or the audit log.
 var triggerSource = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
+// maxLabel bounds a label, in characters: it heads an alert on a phone's
+// lock screen, where little more fits.
+const maxLabel = 64
+
+// checkLabel says what is wrong with a label people read (the device's,
+// an alert target's), or "". A label is shown in e-mail subjects, push
+// titles and terminals, so it may hold any letter, digit, mark,
+// punctuation, symbol or space of any script, and nothing that is not
+// seen: no control character (a terminal escape, a line break that would
+// start a new mail header) and no format character (a right-to-left
+// override that would make it read as something else).
+func checkLabel(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be UTF-8 text"
+	case strings.TrimSpace(s) != s || strings.Trim(s, "\u3000") != s:
+		return fmt.Sprintf("must not start or end with a space (got %q)", s)
+	case utf8.RuneCountInString(s) > maxLabel:
+		return fmt.Sprintf("must be at most %d characters (got %d)", maxLabel, utf8.RuneCountInString(s))
+	}
+	for _, r := range s {
+		if !unicode.IsGraphic(r) {
+			return fmt.Sprintf("may hold only visible characters and spaces: %U is not one (got %q)", r, s)
+		}
+	}
+	return ""
+}
+
 // ReservedSources are the counter's own press sources: only the hardware
 // drivers give them.
 var ReservedSources = []string{"button", "sim"}
@@ -512,6 +549,11 @@ func (c *Config) validate() Errors {
 	}
 	if !idPattern.MatchString(c.Device.Store) {
 		bad("device.store", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Device.Store)
+	}
+	if c.Device.Label != "" {
+		if msg := checkLabel(c.Device.Label); msg != "" {
+			bad("device.label", "%s", msg)
+		}
 	}
 	for i, src := range c.Device.TriggerSources {
 		switch {
