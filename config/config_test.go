@@ -24,7 +24,8 @@ func TestParseDefaults(t *testing.T) {
 	want := Default()
 	want.Device.ID, want.Device.Store = "counter-1", "shibuya"
 	want.Device.Label = "counter-1" // the label defaults to the id
-	c.origin = nil // where it came from, for errors found later
+	// Where it came from, kept for errors found later.
+	c.origin = nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
