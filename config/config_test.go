@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -145,6 +146,35 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if _, err := Parse("mamoru.example.toml", src, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The example's [alerts] block, commented out so that a new device alerts
+// no one, loads once uncommented, and sets a target of every kind.
+func TestExampleAlertsAreValid(t *testing.T) {
+	src, err := os.ReadFile("../docs/mamoru.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(src), "\n# [alerts]\n")
+	if !ok {
+		t.Fatal("the example has no commented-out [alerts] block")
+	}
+	var lines []string
+	for line := range strings.Lines("# [alerts]\n" + block) {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		lines = append(lines, line)
+	}
+	c, err := Parse("mamoru.example.toml", append(src, strings.Join(lines, "")...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, tg := range c.Alerts.Targets {
+		kinds = append(kinds, tg.Kind)
+	}
+	if slices.Sort(kinds); !slices.Equal(kinds, slices.Sorted(slices.Values(Kinds))) {
+		t.Errorf("the example's targets are of kinds %q, want one of each of %q", kinds, Kinds)
 	}
 }
 
