@@ -557,3 +557,47 @@ func webhookKey(s Secret) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// LoadAlerts reads only the [alerts] table of the file at path (then
+// MAMORU_ALERTS_CONSOLE_URL from environ) and its targets' secret files,
+// for a command that alerts from a manager's machine rather than a
+// device, as `fleet watch` does: a manager's file has no [device] table
+// for Load to judge. Other tables are not its business, but an unknown
+// key inside [alerts] is an error, as in a device's file. Its errors are
+// Errors, each naming the file, line and key.
+func LoadAlerts(path string, environ []string) (Alerts, error) {
+	src, err := readConfig(path)
+	if err != nil {
+		return Alerts{}, err
+	}
+	var f struct {
+		Alerts Alerts `toml:"alerts"`
+	}
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	var errs Errors
+	if err := dec.Decode(&f); err != nil {
+		var strict *toml.StrictMissingError
+		if !errors.As(err, &strict) {
+			return Alerts{}, indexTargets(src, decodeErrors(path, err))
+		}
+		for _, e := range indexTargets(src, decodeErrors(path, err)) {
+			if e.Key == "alerts" || strings.HasPrefix(e.Key, "alerts.") {
+				errs = append(errs, e)
+			}
+		}
+	}
+	f.Alerts.markSet(src)
+	fromEnv, envErrs := applyEnvTo(&f, environ)
+	errs = append(errs, envErrs...)
+	f.Alerts.fillDefaults()
+	f.Alerts.validate(func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	})
+	errs = append(errs, f.Alerts.loadSecrets()...)
+	if len(errs) > 0 {
+		(&origin{name: path, src: src, fromEnv: fromEnv}).place(errs)
+		return Alerts{}, errs
+	}
+	return f.Alerts, nil
+}

@@ -496,3 +496,59 @@ func FuzzAlerts(f *testing.F) {
 		}
 	})
 }
+
+// A manager's machine reads the [alerts] table of its own file, with the
+// device's rules and its own secrets, and no other table.
+func TestLoadAlerts(t *testing.T) {
+	token := keyFile(t, 0o600, "tk_ntfyt0ken\n")
+	manager := fmt.Sprintf(`[storage]
+endpoint = "s3.example.com"
+bucket = "clips"
+[[keyring]]
+store = "shop-1"
+device = "counter-1"
+public_key = "mamoru-ed25519:…"
+[alerts]
+console_url = "https://console.example.com"
+[[alerts.target]]
+kind = "ntfy"
+label = "店長のスマホ"
+topic = "shop1-Zq8rT2kd7VwX"
+token_file = %q
+events = ["device.offline", "device.online"]
+`, token)
+	a, err := LoadAlerts(writeFile(t, manager), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Targets) != 1 || a.Targets[0].Token.Reveal() != "tk_ntfyt0ken" || a.Targets[0].URL.Reveal() != DefaultNtfyURL ||
+		!a.Targets[0].Wants("device.offline") || a.ConsoleURL != "https://console.example.com" {
+		t.Errorf("LoadAlerts = %+v", a)
+	}
+	if a, err := LoadAlerts(writeFile(t, "[storage]\nbucket = \"clips\"\n"), nil); err != nil || len(a.Targets) != 0 {
+		t.Errorf("LoadAlerts of a file without [alerts] = %+v, %v; want no target", a, err)
+	}
+
+	loose := keyFile(t, 0o644, "tk\n")
+	path := writeFile(t, strings.Replace(manager, token, loose, 1)+"[[alerts.target]]\nkind = \"pager\"\nlabel = \"店長のスマホ\"\nbeep = true\n")
+	_, err = LoadAlerts(path, []string{"MAMORU_ALERTS_TARGET_2_KIND=webhook"})
+	want := []string{
+		path + ":14: 'alerts.target[1].token_file' " + loose + " must have mode 0600 or 0400",
+		path + ":17: 'alerts.target[2].kind' must be one of",
+		path + ":18: 'alerts.target[2].label' \"店長のスマホ\" is already the label of alerts.target[1]",
+		path + ":19: 'alerts.target[2].beep' is not a known key",
+		"MAMORU_ALERTS_TARGET_2_KIND: 'alerts.target' cannot be set by the environment",
+	}
+	got := []string{}
+	if err != nil {
+		got = strings.Split(err.Error(), "\n")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d: got\n%s\nwant it to start\n%s", i+1, got[i], want[i])
+		}
+	}
+}
