@@ -354,7 +354,7 @@ func (t *Target) validateKind(key func(string) string, bad func(key, format stri
 			bad(key("format"), "must be \"standard\" (JSON signed per Standard Webhooks) or \"slack\" (Slack-style text) (got %q)", t.Format)
 		}
 	case KindNtfy:
-		if u := t.checkURL(key("url"), bad, "https", "http"); u != nil && strings.Trim(u.Path, "/") != "" {
+		if u := t.checkURL(key("url"), bad, "https", "http"); u != nil && (strings.Trim(u.Path, "/") != "" || u.RawQuery != "") {
 			bad(key("url"), "must be the ntfy server only, like \"https://ntfy.sh\", with the topic in 'topic'")
 		}
 		topic := t.Topic.Reveal()
@@ -393,7 +393,7 @@ func (t *Target) validateKind(key func(string) string, bad func(key, format stri
 			}
 		}
 	case KindLine:
-		if u := t.checkURL(key("url"), bad, "https", "http"); u != nil && strings.Trim(u.Path, "/") != "" {
+		if u := t.checkURL(key("url"), bad, "https", "http"); u != nil && (strings.Trim(u.Path, "/") != "" || u.RawQuery != "") {
 			bad(key("url"), "must be the API server only, like %q", DefaultLineURL)
 		}
 		if t.TokenFile == "" {

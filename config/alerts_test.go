@@ -94,6 +94,12 @@ func TestAlertErrors(t *testing.T) {
 			[]string{`m.toml:9: 'alerts.target[1].topic' must be 1 to 64 letters, digits, '_' or '-' (the topic is a secret: it is not repeated here)`}},
 		{"ntfy topic in the url", "[[alerts.target]]\nkind = \"ntfy\"\nlabel = \"n\"\nurl = \"https://ntfy.sh/shop1-Zq8rT2kd7VwX\"\ntopic = \"shop1-Zq8rT2kd7VwX\"\n",
 			[]string{`m.toml:9: 'alerts.target[1].url' must be the ntfy server only, like "https://ntfy.sh", with the topic in 'topic'`}},
+		{"ntfy with a query", "[[alerts.target]]\nkind = \"ntfy\"\nlabel = \"n\"\nurl = \"https://ntfy.sh/?auth=Zq8rT2kd7VwX\"\ntopic = \"shop1-Zq8rT2kd7VwX\"\n",
+			[]string{`m.toml:9: 'alerts.target[1].url' must be the ntfy server only`}},
+		{"line url with a path", "[[alerts.target]]\nkind = \"line\"\nlabel = \"グループ\"\nurl = \"https://api.line.me/v2/bot/message/push\"\ntoken_file = \"/t\"\nto = [\"C0123456789abcdef0123456789abcdef\"]\n",
+			[]string{`m.toml:9: 'alerts.target[1].url' must be the API server only, like "https://api.line.me"`}},
+		{"line to this machine", "[[alerts.target]]\nkind = \"line\"\nlabel = \"グループ\"\nurl = \"http://127.0.0.1:8443\"\ntoken_file = \"/t\"\nto = [\"C0123456789abcdef0123456789abcdef\"]\nevents = [\"sound.raised\"]\n[[alerts.target]]\n",
+			[]string{`m.toml:13: 'alerts.target[2].kind' is required`, `m.toml:13: 'alerts.target[2].label' is required`}},
 		{"ntfy plain http", "[[alerts.target]]\nkind = \"ntfy\"\nlabel = \"n\"\nurl = \"http://192.168.1.5\"\ntopic = \"shop1-Zq8rT2kd7VwX\"\n",
 			[]string{`m.toml:9: 'alerts.target[1].url' is plain http:// to "192.168.1.5", which is not this machine`}},
 
