@@ -3,8 +3,9 @@
 // validation; the recording hours it sets (Schedule); and the operating rules
 // and store notice rendered from it (Render). Every error names the key it is
 // about and, where the key is in the file, the line. Secrets (storage keys,
-// the signing key) are read only by LoadSecrets, for the commands that use
-// them.
+// the signing key, the alert targets' secrets, passwords and tokens) are
+// read only by LoadSecrets, for the commands that use them. Who is alerted
+// (Alerts) is set in the file only.
 package config
 
 import (
@@ -20,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -36,14 +39,19 @@ type Config struct {
 	Hardware Hardware `toml:"hardware"`
 	Storage  Storage  `toml:"storage"`
 	Policy   Policy   `toml:"policy"`
+	Alerts   Alerts   `toml:"alerts"`
 
 	origin *origin // nil unless from Load or Parse
 }
 
 // Device names the device and where it keeps its state.
 type Device struct {
-	ID       string `toml:"id"`
-	Store    string `toml:"store"`
+	ID    string `toml:"id"`
+	Store string `toml:"store"`
+	// Label is what people call the device, as alerts and status name it
+	// ("カウンター1"); Load and Parse set it to ID when the file leaves it
+	// out, and "" in a Config built by hand means ID too.
+	Label    string `toml:"label"`
 	Timezone string `toml:"timezone"`
 	StateDir string `toml:"state_dir"`
 	// SigningKeyFile is the device's ed25519 key (PKCS#8 PEM, mode 0600 or 0400),
@@ -305,12 +313,17 @@ func parse(name string, src []byte, environ []string) (c Config, errs Errors, de
 	if err := dec.Decode(&c); err != nil {
 		var strict *toml.StrictMissingError
 		if !errors.As(err, &strict) {
-			return Config{}, decodeErrors(name, err), false
+			return Config{}, indexTargets(src, decodeErrors(name, err)), false
 		}
-		errs = decodeErrors(name, err)
+		errs = indexTargets(src, decodeErrors(name, err))
 	}
+	c.Alerts.markSet(src)
 	fromEnv, envErrs := applyEnvTo(&c, environ)
 	c.origin = &origin{name: name, src: src, fromEnv: fromEnv}
+	if c.Device.Label == "" {
+		c.Device.Label = c.Device.ID
+	}
+	c.Alerts.fillDefaults()
 	errs = append(errs, envErrs...)
 	errs = append(errs, c.validate()...)
 	return c, errs, true
@@ -328,7 +341,8 @@ func result(c Config, errs Errors) (Config, error) {
 // LoadSecrets reads the secrets c names: the storage credentials, from
 // storage.access_key_file and storage.secret_key_file (each of mode 0600 or 0400)
 // or else from MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY in environ,
-// and the signing key from device.signing_key_file. It is the step, apart
+// the signing key from device.signing_key_file, and each alert target's
+// secret_file, password_file and token_file (0600 or 0400 too). It is the step, apart
 // from Load, for the commands that talk to the bucket or sign: run,
 // selftest, storage init, check. Its errors are Errors naming the key and,
 // for a Config from Load or Parse, its line.
@@ -351,7 +365,7 @@ func (c *Config) loadSecrets(environ []string) Errors {
 		}
 		c.Device.SigningKey = key
 	}
-	return errs
+	return append(errs, c.Alerts.loadSecrets()...)
 }
 
 func decodeErrors(name string, err error) Errors {
@@ -373,12 +387,29 @@ func decodeErrors(name string, err error) Errors {
 	if errors.As(err, &de) {
 		row, _ := de.Position()
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
-		if m := typeErr.FindStringSubmatch(msg); m != nil {
+		if m := typeErr.FindStringSubmatch(msg); m != nil && tomlType[m[3]] != "" {
 			msg = fmt.Sprintf("must be of type %s, not %s", tomlType[m[3]], m[1])
 		}
 		return Errors{{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: msg}}
 	}
 	return Errors{{File: name, Msg: err.Error()}}
+}
+
+// indexTargets names which target each decoding error about an
+// [[alerts.target]] key is in, from its line: go-toml says
+// "alerts.target.url" for every one of them.
+func indexTargets(src []byte, errs Errors) Errors {
+	for _, e := range errs {
+		k, ok := strings.CutPrefix(e.Key, "alerts.target.")
+		if !ok || e.Line == 0 {
+			continue
+		}
+		e.Key = targetKey(arrayIndex(src, "alerts.target", e.Line), k)
+		if e.Msg == "is not a known key" {
+			e.Msg = fmt.Sprintf("is not a known key: an [[alerts.target]] takes %s, each kind some of them", strings.Join(keysOfAnyKind(), ", "))
+		}
+	}
+	return errs
 }
 
 // replacedKeys are keys an older mamoru read, with what to write instead.
@@ -389,9 +420,12 @@ var replacedKeys = map[string]string{
 }
 
 // typeErr matches go-toml's "cannot decode TOML string into struct field config.Capture.PreSeconds of type int".
-var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field config\.(\w+\.\w+) of type (\w+)`)
+var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field config\.(\w+\.\w+) of type ([\w.\[\]]+)$`)
 
-var tomlType = map[string]string{"int": "integer", "string": "string", "bool": "boolean"}
+var tomlType = map[string]string{
+	"int": "integer", "string": "string", "bool": "boolean", "config.Secret": "string",
+	"[]string": "array of strings", "[]config.Target": "array of tables ([[alerts.target]])",
+}
 
 // applyEnvTo overrides keys of c, a pointer to a struct of TOML tables,
 // from MAMORU_TABLE_KEY variables, and returns the variable that set each
@@ -411,12 +445,16 @@ func applyEnvTo(c any, environ []string) (fromEnv map[string]string, errs Errors
 				continue
 			}
 			name := EnvPrefix + strings.ToUpper(sec+"_"+key)
+			f := sv.Field(j)
+			if f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct {
+				errs = append(errs, refuseTables(environ, name, sec+"."+key)...)
+				continue
+			}
 			val, ok := lookup(environ, name)
 			if !ok {
 				continue
 			}
 			fromEnv[sec+"."+key] = name
-			f := sv.Field(j)
 			switch f.Kind() {
 			case reflect.String:
 				f.SetString(val)
@@ -442,6 +480,21 @@ func applyEnvTo(c any, environ []string) (fromEnv map[string]string, errs Errors
 	return fromEnv, errs
 }
 
+// refuseTables refuses every variable that tries to set an array of
+// tables (MAMORU_ALERTS_TARGET, MAMORU_ALERTS_TARGET_1_URL, …): such
+// tables are set in the file only, and one key of one table from the
+// environment would half-work at best.
+func refuseTables(environ []string, name, key string) Errors {
+	var errs Errors
+	for _, kv := range environ {
+		v, _, _ := strings.Cut(kv, "=")
+		if v == name || strings.HasPrefix(v, name+"_") {
+			errs = append(errs, &Error{File: v, Key: key, Msg: fmt.Sprintf("cannot be set by the environment: the [[%s]] tables are set in the configuration file only; unset %s", key, v)})
+		}
+	}
+	return errs
+}
+
 func lookup(environ []string, name string) (string, bool) {
 	for _, kv := range slices.Backward(environ) {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
@@ -453,8 +506,14 @@ func lookup(environ []string, name string) (string, bool) {
 
 // lineOf finds the 1-based line of a dotted key ("capture.post_seconds") in
 // TOML source, or 0. It understands [table] headers and bare keys, which is
-// all a mamoru configuration uses.
+// all a mamoru configuration uses, and a key of the n-th (from 1) of an
+// array of tables ("alerts.target[2].url", at its table's header if the
+// table leaves the key out).
 func lineOf(src []byte, key string) int {
+	if m := arrayKey.FindStringSubmatch(key); m != nil {
+		n, _ := strconv.Atoi(m[2])
+		return lineInArray(src, m[1], n-1, m[3])
+	}
 	table, name, ok := strings.Cut(key, ".")
 	if !ok {
 		return 0
@@ -473,11 +532,42 @@ func lineOf(src []byte, key string) int {
 	return 0
 }
 
+// arrayKey matches a key in an array of tables: "alerts.target[2].url".
+var arrayKey = regexp.MustCompile(`^([a-z_.]+)\[(\d+)\]\.(\w+)$`)
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // triggerSource is what a trigger source's name may be: nothing that can
 // carry a terminal escape into a manifest or the audit log.
 var triggerSource = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// maxLabel bounds a label, in characters: it heads an alert on a phone's
+// lock screen, where little more fits.
+const maxLabel = 64
+
+// checkLabel says what is wrong with a label people read (the device's,
+// an alert target's), or "". A label is shown in e-mail subjects, push
+// titles and terminals, so it may hold any letter, digit, mark,
+// punctuation, symbol or space of any script, and nothing that is not
+// seen: no control character (a terminal escape, a line break that would
+// start a new mail header) and no format character (a right-to-left
+// override that would make it read as something else).
+func checkLabel(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be UTF-8 text"
+	case strings.TrimSpace(s) != s || strings.Trim(s, "\u3000") != s:
+		return fmt.Sprintf("must not start or end with a space (got %q)", s)
+	case utf8.RuneCountInString(s) > maxLabel:
+		return fmt.Sprintf("must be at most %d characters (got %d)", maxLabel, utf8.RuneCountInString(s))
+	}
+	for _, r := range s {
+		if !unicode.IsGraphic(r) {
+			return fmt.Sprintf("may hold only visible characters and spaces: %U is not one (got %q)", r, s)
+		}
+	}
+	return ""
+}
 
 // ReservedSources are the counter's own press sources: only the hardware
 // drivers give them.
@@ -512,6 +602,11 @@ func (c *Config) validate() Errors {
 	}
 	if !idPattern.MatchString(c.Device.Store) {
 		bad("device.store", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Device.Store)
+	}
+	if c.Device.Label != "" {
+		if msg := checkLabel(c.Device.Label); msg != "" {
+			bad("device.label", "%s", msg)
+		}
 	}
 	for i, src := range c.Device.TriggerSources {
 		switch {
@@ -585,6 +680,7 @@ func (c *Config) validate() Errors {
 	between("hardware.long_press_seconds", c.Hardware.LongPressSeconds, 1, 29)
 	c.Storage.validate(bad)
 	c.Policy.validate(bad)
+	c.Alerts.validate(bad)
 
 	if c.Capture.RingMaxMB != 0 && len(errs) == 0 {
 		if need := c.minRingMB(); c.Capture.RingMaxMB < need {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,7 +24,9 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Device.ID, want.Device.Store = "counter-1", "shibuya"
-	c.origin = nil // where it came from, for errors found later
+	want.Device.Label = "counter-1" // the label defaults to the id
+	// Where it came from, kept for errors found later.
+	c.origin = nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
@@ -146,6 +149,35 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 }
 
+// The example's [alerts] block, commented out so that a new device alerts
+// no one, loads once uncommented, and sets a target of every kind.
+func TestExampleAlertsAreValid(t *testing.T) {
+	src, err := os.ReadFile("../docs/mamoru.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(src), "\n# [alerts]\n")
+	if !ok {
+		t.Fatal("the example has no commented-out [alerts] block")
+	}
+	var lines []string
+	for line := range strings.Lines("# [alerts]\n" + block) {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		lines = append(lines, line)
+	}
+	c, err := Parse("mamoru.example.toml", append(src, strings.Join(lines, "")...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, tg := range c.Alerts.Targets {
+		kinds = append(kinds, tg.Kind)
+	}
+	if slices.Sort(kinds); !slices.Equal(kinds, slices.Sorted(slices.Values(Kinds))) {
+		t.Errorf("the example's targets are of kinds %q, want one of each of %q", kinds, Kinds)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte(minimal + "[capture]\npre_seconds = 10\n[video]\nsource=\"command\"\ncommand=\"x\"\n"))
@@ -184,6 +216,42 @@ func TestTriggerSources(t *testing.T) {
 			t.Errorf("%s: %v", tc.src, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+// A label is what people read on a phone's lock screen: any script,
+// nothing unseen.
+func TestDeviceLabel(t *testing.T) {
+	for _, tc := range []struct {
+		label string // as written in the TOML string, escapes and all
+		env   string // MAMORU_DEVICE_LABEL, if not ""
+		want  string // the label, or the error
+	}{
+		{label: "", want: "counter-1"},
+		{label: "カウンター1", want: "カウンター1"},
+		{label: "1階　レジ前", want: "1階　レジ前"}, // an ideographic space inside
+		{label: "Counter 1 (front)", want: "Counter 1 (front)"},
+		{label: "カウンター1", env: "窓口2", want: "窓口2"},
+		{label: `a\u001b[2Jb`, want: `m.toml:3: 'device.label' may hold only visible characters and spaces: U+001B is not one (got "a\x1b[2Jb")`},
+		{label: `counter\nBcc: x@example.com`, want: `m.toml:3: 'device.label' may hold only visible characters and spaces: U+000A is not one`},
+		{label: `abc\u202Eevil`, want: `m.toml:3: 'device.label' may hold only visible characters and spaces: U+202E is not one`},
+		{label: " counter", want: `m.toml:3: 'device.label' must not start or end with a space (got " counter")`},
+		{label: "カウンター\u3000", want: `m.toml:3: 'device.label' must not start or end with a space`},
+		{label: strings.Repeat("あ", 65), want: "m.toml:3: 'device.label' must be at most 64 characters (got 65)"},
+		{env: "x\x01", want: `MAMORU_DEVICE_LABEL: 'device.label' may hold only visible characters and spaces: U+0001 is not one`},
+	} {
+		src := "[device]\nid = \"counter-1\"\nlabel = \"" + tc.label + "\"\nstore = \"shibuya\"\n"
+		var env []string
+		if tc.env != "" {
+			env = []string{"MAMORU_DEVICE_LABEL=" + tc.env}
+		}
+		c, err := Parse("m.toml", []byte(src), env)
+		switch {
+		case err != nil && !strings.HasPrefix(err.Error(), tc.want):
+			t.Errorf("label %q, env %q: %v; want %s", tc.label, tc.env, err, tc.want)
+		case err == nil && c.Device.Label != tc.want:
+			t.Errorf("label %q, env %q: got label %q, want %s", tc.label, tc.env, c.Device.Label, tc.want)
 		}
 	}
 }

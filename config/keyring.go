@@ -134,3 +134,20 @@ func lineInArray(src []byte, table string, n int, key string) int {
 	}
 	return header
 }
+
+// arrayIndex is the 0-based index of the [[table]] of src that holds the
+// 1-based line, or 0 before the first.
+func arrayIndex(src []byte, table string, line int) int {
+	n := -1
+	for i, l := range strings.Split(string(src), "\n") {
+		if i+1 > line {
+			break
+		}
+		l, _, _ = strings.Cut(strings.TrimSpace(l), "#")
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "[[") && strings.TrimSpace(strings.Trim(l, "[]")) == table {
+			n++
+		}
+	}
+	return max(n, 0)
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"fmt"
 	"html/template"
@@ -83,6 +84,59 @@ type document struct {
 	// Lock is policy.object_lock when clips are uploaded and locked, else "".
 	Lock          string
 	Hours, Closed []string
+	// DeviceLabel is device.label, or the id.
+	DeviceLabel string
+	// Alerted are the alert targets, by label and kind only: their URLs,
+	// topics and tokens are secrets, and the rules never hold them.
+	Alerted []alerted
+	// AlertLink: alerts link to the console.
+	AlertLink bool
+}
+
+// alerted is who one alert target tells, and of what, as the rules say it.
+type alerted struct {
+	Label, Kind string
+	Events      []string // in the rules' language, in EventNames' order
+}
+
+// kindText names each kind of target for the rules' readers.
+var kindText = map[string]map[string]string{
+	"ja": {KindWebhook: "Webhook", KindNtfy: "ntfyのプッシュ通知", KindMQTT: "MQTT", KindEmail: "電子メール", KindLine: "LINE"},
+	"en": {KindWebhook: "webhook", KindNtfy: "ntfy push notification", KindMQTT: "MQTT", KindEmail: "e-mail", KindLine: "LINE"},
+}
+
+// eventText says what each event is, for the rules' readers.
+var eventText = map[string]map[string]string{
+	"ja": {
+		"incident.started":  "従業員が通報ボタンを押したとき",
+		"incident.extended": "通報中にボタンが再び押され、記録が延長されたとき",
+		"incident.saved":    "通報の記録を本機に保存し終えたとき",
+		"incident.uploaded": "通報の記録が保管先に届いたとき",
+		"press.refused":     "ボタンが押されたが記録できなかったとき（故障、記憶領域の不足、記録時間外）",
+		"device.fault":      "本機が故障し、記録できなくなったとき",
+		"device.recovered":  "本機が故障から回復したとき",
+		"spool.full":        "送信前の記録で本機の記憶領域が一杯になったとき",
+		"upload.stuck":      "記録を保管先に送れず、人の対応が必要なとき",
+		"clock.unsynced":    "本機の時計が正しく合わせられていないとき",
+		"sound.raised":      "カウンターで大きな声を検知したとき",
+		"device.offline":    "記録時間内に本機からの連絡が途絶えたとき",
+		"device.online":     "本機からの連絡が再開したとき",
+	},
+	"en": {
+		"incident.started":  "when a member of staff presses the incident button",
+		"incident.extended": "when a further press extends an incident's recording",
+		"incident.saved":    "when an incident's recording has been saved on the device",
+		"incident.uploaded": "when an incident's recording has reached the storage",
+		"press.refused":     "when a press could not be recorded (a fault, a full card, outside the recording hours)",
+		"device.fault":      "when the device develops a fault and cannot record",
+		"device.recovered":  "when the device recovers from a fault",
+		"spool.full":        "when the device's card is full of recordings not yet sent",
+		"upload.stuck":      "when a recording cannot be sent to the storage and needs a person",
+		"clock.unsynced":    "when the device's clock is not set right",
+		"sound.raised":      "when raised voices are detected at the counter",
+		"device.offline":    "when the device stops reporting during its recording hours",
+		"device.online":     "when the device reports again",
+	},
 }
 
 func (c *Config) document(lang string, date time.Time) document {
@@ -94,6 +148,17 @@ func (c *Config) document(lang string, date time.Time) document {
 		PreSeconds: c.Capture.PreSeconds, PostSeconds: c.Capture.PostSeconds, MaxMinutes: (c.Capture.MaxIncidentSeconds + 59) / 60,
 		RetentionDays: c.Policy.RetentionDays,
 		Hours:         hoursIn(lang, c.Policy.RecordingHours),
+	}
+	d.DeviceLabel = cmp.Or(c.Device.Label, c.Device.ID)
+	d.AlertLink = c.Alerts.ConsoleURL != ""
+	for _, t := range c.Alerts.Targets {
+		a := alerted{Label: t.Label, Kind: kindText[lang][t.Kind]}
+		for _, name := range EventNames {
+			if t.Wants(name) {
+				a.Events = append(a.Events, eventText[lang][name])
+			}
+		}
+		d.Alerted = append(d.Alerted, a)
 	}
 	if d.Uploads && c.Policy.Locked() {
 		d.Lock = c.Policy.ObjectLock

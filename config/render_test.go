@@ -103,7 +103,7 @@ func TestRenderInChromium(t *testing.T) {
 		t.Fatalf("fc-match finds %q for Noto Sans CJK JP (%v): apt-get install fonts-noto-cjk", fontFile, err)
 	}
 	font := cjkFont(t, string(fontFile))
-	c, err := Parse("m.toml", []byte(renderConfig), nil)
+	c, err := Parse("m.toml", []byte(renderConfig+renderAlerts), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +286,129 @@ func TestRenderSaysWhatTheLockDoes(t *testing.T) {
 					t.Errorf("object_lock = %q: %s rules say %q", tc.lock, lang, n)
 				}
 			}
+		}
+	}
+}
+
+// renderAlerts are targets of every kind, each with what must never reach
+// the rules: a token in a URL, a topic, a host.
+const renderAlerts = `
+[alerts]
+console_url = "https://console.example.com"
+[[alerts.target]]
+kind = "ntfy"
+label = "店長のスマホ"
+topic = "shop1-Zq8rT2kd7VwX"
+events = ["incident.*"]
+[[alerts.target]]
+kind = "webhook"
+label = "本部 <Slack> & 警備"
+url = "https://hooks.slack.com/services/T0/B0/tok3n"
+format = "slack"
+[[alerts.target]]
+kind = "email"
+label = "オーナー"
+url = "smtps://smtp.example.jp:465"
+from = "mamoru@shop.example.jp"
+to = ["owner@shop.example.jp"]
+events = ["device.fault", "spool.full"]
+`
+
+// The rules say who is alerted, by label and kind, of what, and what an
+// alert holds; never where it goes.
+func TestRenderSaysWhoIsAlerted(t *testing.T) {
+	c, err := Parse("m.toml", []byte(strings.Replace(renderConfig, "[device]\n", "[device]\nlabel = \"カウンター1\"\n", 1)+renderAlerts), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"ja": {"カウンター1（counter-1）", "店長のスマホ（ntfyのプッシュ通知）：従業員が通報ボタンを押したとき、通報中にボタンが再び押され",
+			"本部 <Slack> & 警備（Webhook）：", "ボタンが押されたが記録できなかったとき", "オーナー（電子メール）：本機が故障し、記録できなくなったとき、送信前の記録で",
+			"管理画面でその通報を確認するためのリンク", "音声・映像）は連絡に含めません"},
+		"en": {"カウンター1 (counter-1)", "店長のスマホ (ntfy push notification): when a member of staff presses the incident button; when a further press",
+			"本部 <Slack> & 警備 (webhook): ", "when a press could not be recorded", "オーナー (e-mail): when the device develops a fault and cannot record; when the device's card is full",
+			"a link to it on the managers' console", "neither audio nor video"},
+	}
+	never := []string{"shop1-Zq8rT2kd7VwX", "tok3n", "hooks.slack.com", "smtp.example.jp", "owner@shop.example.jp", "console.example.com", "://"}
+	for _, lang := range []string{"ja", "en"} {
+		files, err := c.Render(lang, t.TempDir(), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules := text(t, files[0])
+		for _, w := range want[lang] {
+			if !strings.Contains(rules, w) {
+				t.Errorf("%s rules do not say %q", lang, w)
+			}
+		}
+		raw, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), "<Slack>") {
+			t.Errorf("%s rules hold a label's markup unescaped", lang)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range never {
+				if strings.Contains(string(b), n) {
+					t.Errorf("%s %s shows %q, which only the device may know", lang, filepath.Base(f), n)
+				}
+			}
+		}
+	}
+
+	// Without a console, no link is promised; without targets, no one is
+	// alerted, and the rules say so.
+	for _, tc := range []struct {
+		src         string
+		want, never map[string]string
+	}{
+		{strings.Replace(renderAlerts, "console_url = \"https://console.example.com\"\n", "", 1),
+			map[string]string{"ja": "通報に関する連絡では通報の番号のみを含めます", "en": "for an incident, its reference. It never"},
+			map[string]string{"ja": "リンク", "en": "console"}},
+		{"",
+			map[string]string{"ja": "誰にも自動では連絡しません", "en": "The device alerts no one automatically"},
+			map[string]string{"ja": "次の宛先", "en": "alerts these"}},
+	} {
+		c, err := Parse("m.toml", []byte(renderConfig+tc.src), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lang := range []string{"ja", "en"} {
+			files, err := c.Render(lang, t.TempDir(), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules := text(t, files[0])
+			if !strings.Contains(rules, tc.want[lang]) || strings.Contains(rules, tc.never[lang]) {
+				t.Errorf("%s rules: want %q and not %q in\n%s", lang, tc.want[lang], tc.never[lang], rules)
+			}
+			if !strings.Contains(rules, "counter-1") || strings.Contains(rules, "counter-1（") || strings.Contains(rules, "counter-1 (") {
+				t.Errorf("%s rules: a device without a label is named by its id alone", lang)
+			}
+		}
+	}
+}
+
+// Every event and every kind of target has its words in both languages.
+func TestRenderNamesEveryEventAndKind(t *testing.T) {
+	for _, lang := range []string{"ja", "en"} {
+		for _, n := range EventNames {
+			if eventText[lang][n] == "" {
+				t.Errorf("event %s has no %s text for the rules", n, lang)
+			}
+		}
+		for _, k := range Kinds {
+			if kindText[lang][k] == "" {
+				t.Errorf("kind %s has no %s name for the rules", k, lang)
+			}
+		}
+		if len(eventText[lang]) != len(EventNames) {
+			t.Errorf("%s: %d event texts for %d events", lang, len(eventText[lang]), len(EventNames))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"regexp"
@@ -86,13 +87,15 @@ const (
 	LockNone = "none"
 )
 
-// Secret is a credential. It prints as "[redacted]" wherever it ends up:
-// logs, status, errors, %v of a Config.
+// Secret is a credential, or an address that holds one. It prints as
+// "[redacted]" wherever it ends up: logs (slog too), status, errors, %v of
+// a Config.
 type Secret string
 
 func (Secret) String() string               { return "[redacted]" }
 func (Secret) GoString() string             { return `"[redacted]"` }
 func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
 
 // Reveal returns the credential itself, for the one place that needs it.
 func (s Secret) Reveal() string { return string(s) }
@@ -215,25 +218,11 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 			v, _ := lookup(environ, env)
 			return Secret(v)
 		}
-		fi, err := os.Stat(path)
+		v, err := readSecret(key, path)
 		if err != nil {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err})
-			return ""
+			errs = append(errs, err)
 		}
-		if err := signing.OwnerOnly(path, fi); err != nil {
-			errs = append(errs, &Error{Key: key, Msg: err.Error()})
-			return ""
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err})
-			return ""
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf("%s is empty", path)})
-		}
-		return Secret(v)
+		return v
 	}
 	s.AccessKey = read("storage.access_key_file", s.AccessKeyFile, EnvAccessKey)
 	s.SecretKey = read("storage.secret_key_file", s.SecretKeyFile, EnvSecretKey)
@@ -241,6 +230,27 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 		errs = append(errs, &Error{Key: "storage.access_key_file", Msg: fmt.Sprintf("and 'storage.secret_key_file' (or %s and %s) are required when 'storage.endpoint' is set", EnvAccessKey, EnvSecretKey)})
 	}
 	return errs
+}
+
+// readSecret reads the secret in the file at path, named by key in
+// errors: a file that its owner alone may read, holding one line.
+func readSecret(key, path string) (Secret, *Error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err}
+	}
+	if err := signing.OwnerOnly(path, fi); err != nil {
+		return "", &Error{Key: key, Msg: err.Error()}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err}
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", &Error{Key: key, Msg: fmt.Sprintf("%s is empty", path)}
+	}
+	return Secret(v), nil
 }
 
 // ManagerConfig is what a manager's commands need: the bucket, the
