@@ -77,12 +77,16 @@ const (
 	SpoolFull        Name = "spool.full"        // the card has no room for another incident
 	UploadStuck      Name = "upload.stuck"      // an upload failed in a way retrying will not fix
 	ClockUnsynced    Name = "clock.unsynced"    // NTP has not set the clock: times may be wrong
+	SoundRaised      Name = "sound.raised"      // the device heard a raised voice (listening, when enabled)
+	DeviceOffline    Name = "device.offline"    // a device went silent in its hours (fleet watch raises it)
+	DeviceOnline     Name = "device.online"     // it was heard from again (fleet watch)
 )
 
 // Names are all the events, in the order the documentation lists them.
 var Names = []Name{
 	IncidentStarted, IncidentExtended, IncidentSaved, IncidentUploaded, PressRefused,
 	DeviceFault, DeviceRecovered, SpoolFull, UploadStuck, ClockUnsynced,
+	SoundRaised, DeviceOffline, DeviceOnline,
 }
 
 // Known reports whether n is one of Names.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"mamoru/alert"
 	"mamoru/bucket"
 	"mamoru/clock"
 	"mamoru/config"
@@ -95,6 +96,23 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		Healthy:   func() { sd.send("WATCHDOG=1") },
 	}
 	defer sd.send("STOPPING=1")
+	// Alerts: each target's queue on the card, fed from the recorder's
+	// events without waiting. They outlive the recorder's shutdown by as
+	// long as it takes to queue its last events (delivered at next start).
+	disp, err := device.NewAlerts(cfg, clk, wall, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru: %v\n", err)
+		return 1
+	}
+	if disp != nil {
+		alerts := &device.Alerts{Publish: disp.Publish, Origin: alert.Origin{
+			Store: cfg.Device.Store, Device: cfg.Device.ID, Label: cfg.Device.Label, Zone: cfg.Location(), ConsoleURL: cfg.Alerts.ConsoleURL}}
+		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
+		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); disp.Run(actx) }()
+		defer func() { cancel(); <-done }()
+	}
 	if cfg.Storage.Enabled() {
 		rec.Uploader = device.NewUploader(rec)
 		// On the simulated counter the person at the keyboard is also the

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mamoru/alert"
+)
+
+// received is one request a test receiver took.
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+// receiver is a local HTTP server that keeps what it is sent.
+func receiver(t *testing.T) (*httptest.Server, <-chan received) {
+	t.Helper()
+	got := make(chan received, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- received{r.Header.Clone(), b}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, got
+}
+
+// verifyStandardWebhook checks a request as a Standard Webhooks receiver
+// does, written from the spec: the key is the base64 after "whsec_", the
+// signed content "<webhook-id>.<webhook-timestamp>.<body>", and one of the
+// space-separated "v1,<base64 HMAC-SHA256>" must match.
+func verifyStandardWebhook(secret string, h http.Header, body []byte) error {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%s.%s", h.Get("webhook-id"), h.Get("webhook-timestamp"), body)
+	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if v, s, _ := strings.Cut(sig, ","); v == "v1" && hmac.Equal([]byte(s), []byte(want)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no v1 signature matches (got %q)", h.Get("webhook-signature"))
+}
+
+// A press on the running recorder reaches a signed webhook and an ntfy
+// topic as incident.started, naming the incident as store/device/id with
+// the console's link; the operating rules name both targets.
+func TestAlertsEndToEnd(t *testing.T) {
+	hook, hooked := receiver(t)
+	ntfy, pushed := receiver(t)
+	dir := t.TempDir()
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))
+	secretFile := filepath.Join(dir, "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	cfg := writeConfig(t, dir, "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+fmt.Sprintf(`
+[policy]
+operator_name = "まもる商店"
+contact = "03-0000-0000"
+
+[alerts]
+console_url = "https://console.example.com"
+
+[[alerts.target]]
+kind = "webhook"
+label = "本部"
+url = %q
+secret_file = %q
+events = ["incident.*"]
+
+[[alerts.target]]
+kind = "ntfy"
+label = "店長のスマホ"
+url = %q
+topic = "shop-1-Zq8rT2kd7VwX"
+`, hook.URL+"/hook", secretFile, ntfy.URL))
+	os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "[device]\n", "[device]\nlabel = \"カウンター1\"\n", 1)), 0o644)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), &stdout, &stderr) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("mamoru run did not stop within 60 s of its context ending")
+		}
+	}()
+	var id string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, out, _ := runCmd(t, "trigger", "--config", cfg)
+		if code == 0 {
+			id = strings.Fields(out)[1]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mamoru trigger never succeeded: %s\n%s", out, stderr.String())
+		}
+	}
+	wait := func(what string, got <-chan received) received {
+		t.Helper()
+		select {
+		case r := <-got:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s within 30 s of the press\n%s", what, stderr.String())
+		}
+		panic("unreachable")
+	}
+
+	r := wait("webhook", hooked)
+	if err := verifyStandardWebhook(secret, r.header, r.body); err != nil {
+		t.Errorf("the webhook's signature: %v", err)
+	}
+	var e alert.Event
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("the webhook's body %q: %v", r.body, err)
+	}
+	wantRef := "test-store/test-counter/" + id
+	if e.Name != alert.IncidentStarted || e.Incident != wantRef || e.Label != "カウンター1" || e.Source != "cli" ||
+		e.Link != "https://console.example.com/incidents/"+wantRef || r.header.Get("webhook-id") != e.ID {
+		t.Errorf("the webhook got %+v (webhook-id %q); want incident.started for %s from cli, with its link", e, r.header.Get("webhook-id"), wantRef)
+	}
+
+	p := wait("ntfy push", pushed)
+	if p.header.Get("Click") != e.Link || !strings.Contains(string(p.body), id) || p.header.Get("Priority") == "" {
+		t.Errorf("the ntfy push: headers %v, body %q; want the incident, its link and a priority", p.header, p.body)
+	}
+
+	// Who is alerted is in the operating rules, never where.
+	out := t.TempDir()
+	if code, _, errOut := runCmd(t, "policy", "render", "--config", cfg, "--lang", "ja", "--out", out); code != 0 {
+		t.Fatalf("policy render: %s", errOut)
+	}
+	rules := mustRead(t, filepath.Join(out, "operating-rules.html"))
+	if !strings.Contains(rules, "本部") || !strings.Contains(rules, "店長のスマホ") || strings.Contains(rules, hook.URL) || strings.Contains(rules, "Zq8rT2kd7VwX") {
+		t.Error("the operating rules do not name both targets, or show where they are")
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,185 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mamoru/alert"
+	"mamoru/clock"
+	"mamoru/config"
+	"mamoru/outbox"
+)
+
+// alertsDir is where, under the state directory, each alert target keeps
+// its queue of events not yet delivered.
+const alertsDir = "alerts"
+
+// NewAlerts builds the alert targets cfg names ([[alerts.target]]), each
+// with its durable queue under <state_dir>/alerts, and the dispatcher that
+// feeds them; nil when cfg names none. Run the dispatcher beside the
+// recorder, and put an Alerts publishing to it in the recorder's Events.
+func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger) (*alert.Dispatcher, error) {
+	if len(cfg.Alerts.Targets) == 0 {
+		return nil, nil
+	}
+	var routes []alert.Route
+	for i, t := range cfg.Alerts.Targets {
+		target, err := newTarget(t, wall)
+		if err != nil {
+			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
+		}
+		filter, err := alert.NewFilter(t.Events)
+		if err != nil {
+			return nil, fmt.Errorf("alerts.target[%d] (%s): events: %w", i+1, t, err)
+		}
+		q, err := alert.OpenQueue(alert.QueueDir(filepath.Join(cfg.Device.StateDir, alertsDir), t.Label), target,
+			alert.QueueOptions{Label: t.Label, Clock: clk, Wall: wall, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
+		}
+		routes = append(routes, alert.Route{Filter: filter, Queue: q})
+	}
+	return alert.NewDispatcher(routes, alert.DispatcherOptions{Log: log}), nil
+}
+
+// ErrKindNotSent means a target's kind is one this version cannot deliver
+// to yet; config refuses it first.
+var ErrKindNotSent = errors.New("this version does not send to this kind of target")
+
+func newTarget(t config.Target, wall clock.Clock) (alert.Target, error) {
+	switch t.Kind {
+	case config.KindWebhook:
+		return alert.NewWebhook(alert.WebhookOptions{Label: t.Label, URL: t.URL.Reveal(), Secret: t.Secret.Reveal(),
+			Format: t.Format, Language: t.Language, Wall: wall})
+	case config.KindNtfy:
+		return alert.NewNtfy(alert.NtfyOptions{Label: t.Label, URL: strings.TrimSuffix(t.URL.Reveal(), "/") + "/" + t.Topic.Reveal(),
+			Token: t.Token.Reveal(), Language: t.Language, Wall: wall})
+	}
+	return nil, fmt.Errorf("%w: %q", ErrKindNotSent, t.Kind)
+}
+
+// Alerts turns the recorder's Events into alert events and publishes them:
+// a press raised or extended an incident, or was refused; an incident was
+// saved or uploaded; recording stopped for a fault, and came back. Put its
+// Show in Recorder.Events; it never waits and never touches the disk, so
+// it costs a press nothing.
+type Alerts struct {
+	Origin  alert.Origin
+	Publish func(alert.Event) bool
+
+	mu sync.Mutex // guards the fields below: Events come from the loop and from the uploader
+	// faulted: a fault stopped recording, and capture has not started
+	// since.
+	faulted bool
+	// pressed is each incident's first press, for an urgent mark that
+	// follows it; dropped once the incident is saved.
+	pressed map[string]time.Time
+}
+
+// Show publishes the alert e stands for, if it stands for one.
+func (a *Alerts) Show(e Event) {
+	if ev, ok := a.of(e); ok {
+		a.Publish(ev)
+	}
+}
+
+func (a *Alerts) of(e Event) (alert.Event, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch e.Kind {
+	case EventPress:
+		switch e.Result {
+		case PressIncident, PressExtended:
+			name := alert.IncidentStarted
+			if e.Result == PressExtended {
+				name = alert.IncidentExtended
+			} else {
+				if a.pressed == nil {
+					a.pressed = map[string]time.Time{}
+				}
+				a.pressed[e.Incident] = e.Time
+			}
+			ev := a.Origin.IncidentEvent(name, e.Time, e.Incident, e.Time)
+			ev.Source = e.Source
+			return ev, true
+		case PressRefused:
+			ev := a.Origin.Event(alert.PressRefused, e.Time)
+			ev.Source = e.Source
+			ev.Details = map[string]string{"reason": refusedWhy(e)}
+			return ev, true
+		}
+	case EventUrgent:
+		// The press already went out as incident.started; a long press
+		// marks it urgent, as a new event about the same incident.
+		press, ok := a.pressed[e.Incident]
+		if !ok {
+			press = e.Time
+		}
+		ev := a.Origin.IncidentEvent(alert.IncidentStarted, e.Time, e.Incident, press)
+		ev.Urgent, ev.Source = true, e.Source
+		return ev, true
+	case EventIncident:
+		if e.State == outbox.StateRecording {
+			return alert.Event{}, false
+		}
+		delete(a.pressed, e.Incident)
+		press, details := e.Time, map[string]string{"state": e.State}
+		if m := e.Manifest; m != nil {
+			press = m.PressTime
+			details["duration_seconds"] = strconv.FormatFloat(m.DurationSeconds, 'f', 1, 64)
+		}
+		if e.Err != nil {
+			details["error"] = e.Err.Error()
+		}
+		ev := a.Origin.IncidentEvent(alert.IncidentSaved, e.Time, e.Incident, press)
+		ev.Details = details
+		return ev, true
+	case EventUploaded:
+		press := e.Time
+		if e.Manifest != nil {
+			press = e.Manifest.PressTime
+		}
+		ev := a.Origin.IncidentEvent(alert.IncidentUploaded, e.Time, e.Incident, press)
+		ev.Details = map[string]string{"object": e.Object}
+		return ev, true
+	case EventFault:
+		a.faulted = true
+		ev := a.Origin.Event(alert.DeviceFault, e.Time)
+		ev.Details = map[string]string{"error": errText(e.Err)}
+		return ev, true
+	case EventCapture:
+		if e.Capture == CaptureStarted && a.faulted {
+			a.faulted = false
+			return a.Origin.Event(alert.DeviceRecovered, e.Time), true
+		}
+	}
+	return alert.Event{}, false
+}
+
+// refusedWhy says in a word why a press recorded nothing.
+func refusedWhy(e Event) string {
+	switch {
+	case errors.Is(e.Err, ErrSpoolFull):
+		return "spool full"
+	case errors.Is(e.Err, ErrOutsideHours):
+		return "outside recording hours"
+	case errors.Is(e.Err, ErrFault):
+		return "fault"
+	case errors.Is(e.Err, ErrNotRecording):
+		return "not recording"
+	}
+	return errText(e.Err)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,77 @@
+package device
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"mamoru/alert"
+	"mamoru/config"
+	"mamoru/outbox"
+)
+
+// The configuration's event names are the alert package's: a target's
+// patterns are judged against the one and routed by the other.
+func TestAlertNamesAgree(t *testing.T) {
+	var names []string
+	for _, n := range alert.Names {
+		names = append(names, string(n))
+	}
+	if !slices.Equal(names, config.EventNames) {
+		t.Errorf("alert.Names %q, config.EventNames %q", names, config.EventNames)
+	}
+}
+
+// Each event a manager must hear of becomes its alert, about the incident
+// as store/device/id with its press time; the rest become none.
+func TestAlertsOfEvents(t *testing.T) {
+	tokyo := time.FixedZone("JST", 9*3600)
+	press := time.Date(2026, 11, 30, 5, 2, 5, 0, time.UTC)
+	later := press.Add(3 * time.Second)
+	a := &Alerts{Origin: alert.Origin{Store: "shop-1", Device: "counter-1", Label: "カウンター1", Zone: tokyo, ConsoleURL: "https://c.example"}}
+	m := &outbox.Manifest{Incident: "20261130-140205-000001", PressTime: press, DurationSeconds: 12.5, State: outbox.StateComplete}
+	for _, tc := range []struct {
+		e       Event
+		name    alert.Name
+		urgent  bool
+		press   time.Time
+		details map[string]string
+	}{
+		{e: Event{Kind: EventIndicator, On: true, Time: press}},
+		{e: Event{Kind: EventCapture, Capture: CaptureStarted, Time: press}}, // no fault before it
+		{e: Event{Kind: EventPress, Result: PressIncident, Incident: m.Incident, Source: "button", Time: press}, name: alert.IncidentStarted, press: press},
+		{e: Event{Kind: EventIncident, State: outbox.StateRecording, Incident: m.Incident, Time: press}},
+		{e: Event{Kind: EventUrgent, Incident: m.Incident, Source: "button", Time: later}, name: alert.IncidentStarted, urgent: true, press: press},
+		{e: Event{Kind: EventPress, Result: PressExtended, Incident: m.Incident, Source: "cli", Time: later}, name: alert.IncidentExtended, press: later},
+		{e: Event{Kind: EventIncident, State: outbox.StateComplete, Incident: m.Incident, Manifest: m, Time: later}, name: alert.IncidentSaved, press: press,
+			details: map[string]string{"state": "complete", "duration_seconds": "12.5"}},
+		{e: Event{Kind: EventUploaded, Incident: m.Incident, Manifest: m, Object: "shop-1/counter-1/x", Time: later}, name: alert.IncidentUploaded, press: press,
+			details: map[string]string{"object": "shop-1/counter-1/x"}},
+		{e: Event{Kind: EventPress, Result: PressRefused, Source: "button", Err: &refusal{ErrSpoolFull, "SPOOL FULL"}, Time: later}, name: alert.PressRefused,
+			details: map[string]string{"reason": "spool full"}},
+		{e: Event{Kind: EventFault, Err: errors.New("indicator: read back off"), Time: later}, name: alert.DeviceFault,
+			details: map[string]string{"error": "indicator: read back off"}},
+		{e: Event{Kind: EventCapture, Capture: CaptureStarted, Time: later}, name: alert.DeviceRecovered},
+		{e: Event{Kind: EventCapture, Capture: CaptureStarted, Time: later}}, // recovered once
+	} {
+		got, ok := a.of(tc.e)
+		if tc.name == "" {
+			if ok {
+				t.Errorf("%s %s: alert %s, want none", tc.e.Kind, tc.e.Result, got.Name)
+			}
+			continue
+		}
+		if !ok || got.Name != tc.name || got.Urgent != tc.urgent || !got.PressTime.Equal(tc.press) || got.Time.Location() != tokyo {
+			t.Errorf("%s %s: alert %v %+v; want %s urgent=%v pressed %v, in the device's zone", tc.e.Kind, tc.e.Result, ok, got, tc.name, tc.urgent, tc.press)
+		}
+		if tc.e.Incident != "" && (got.Incident != "shop-1/counter-1/"+tc.e.Incident || got.Link != "https://c.example/incidents/shop-1/counter-1/"+tc.e.Incident) {
+			t.Errorf("%s: incident %q link %q", tc.name, got.Incident, got.Link)
+		}
+		for k, v := range tc.details {
+			if got.Details[k] != v {
+				t.Errorf("%s: details %v, want %s = %q", tc.name, got.Details, k, v)
+			}
+		}
+	}
+}
