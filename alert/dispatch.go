@@ -71,9 +71,9 @@ func (d *Dispatcher) Publish(e Event) bool {
 
 // DispatcherStatus is a dispatcher's state: its queues', and what it lost.
 type DispatcherStatus struct {
-	Targets []Status
-	Dropped int64 // events Publish dropped, its buffer full
-	Lost    int64 // events a queue could not take (a full or failing card)
+	Targets []Status `json:"targets"`
+	Dropped int64    `json:"dropped,omitempty"` // events Publish dropped, its buffer full
+	Lost    int64    `json:"lost,omitempty"`    // events a queue could not take (a full or failing card)
 }
 
 // Status returns a snapshot of the dispatcher's and every queue's state.

@@ -67,23 +67,23 @@ type QueueOptions struct {
 
 // Status is a queue's state, for status and the health report.
 type Status struct {
-	Label   string
-	Pending int // events waiting on the card
+	Label   string `json:"label"`
+	Pending int    `json:"pending"` // events waiting on the card
 	// LastError is the last attempt's error, "" once one succeeds.
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 	// NeedsFix is set while the target refuses in a way retrying will not
 	// fix; Fix says what to do. The queue keeps its events meanwhile.
-	NeedsFix  bool
-	Fix       string
-	Delivered int // events the target accepted since the queue opened
+	NeedsFix  bool   `json:"needs_fix,omitempty"`
+	Fix       string `json:"fix,omitempty"`
+	Delivered int    `json:"delivered"` // events the target accepted since the queue opened
 	// LastDelivered is the id of the last event the target accepted, at
 	// LastDeliveredAt (the wall clock), Late after its Time (0 when it was
 	// not late).
-	LastDelivered   string
-	LastDeliveredAt time.Time
-	Late            time.Duration
-	SetAside        int // queue files that made no sense, renamed *.corrupt
-	Dropped         int // events dropped by Put because MaxPending were waiting
+	LastDelivered   string        `json:"last_delivered,omitempty"`
+	LastDeliveredAt time.Time     `json:"last_delivered_at,omitzero"`
+	Late            time.Duration `json:"late_ns,omitempty"`
+	SetAside        int           `json:"set_aside,omitempty"` // queue files that made no sense, renamed *.corrupt
+	Dropped         int           `json:"dropped,omitempty"`   // events dropped by Put because MaxPending were waiting
 }
 
 // Queue keeps one target's events on the card and delivers them: oldest

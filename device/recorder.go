@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"mamoru/alert"
 	"mamoru/audit"
 	"mamoru/capture"
 	"mamoru/clock"
@@ -67,6 +68,9 @@ type Recorder struct {
 	Button    hardware.Button // may be nil: presses come only from the control socket
 	Capture   Capture
 	Uploader  Uploader // nil: clips stay on the device
+	// AlertStatus, if set, reports the alert targets' queues for status
+	// (alert.Dispatcher.Status); nil: no target is configured.
+	AlertStatus func() alert.DispatcherStatus
 	// Clock measures intervals and runs every timer; nil is the system
 	// clock. The button's presses and the Timeline must come from it.
 	Clock clock.Clock

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"mamoru/alert"
 	"mamoru/capture"
 	"mamoru/outbox"
 	"mamoru/uploader"
@@ -25,6 +26,8 @@ type Status struct {
 	// Storage is where clips go: "bucket at endpoint", or "local only".
 	Storage string           `json:"storage"`
 	Uploads *uploader.Status `json:"uploads,omitempty"`
+	// Alerts are the alert targets' queues, when any is configured.
+	Alerts *alert.DispatcherStatus `json:"alerts,omitempty"`
 	// SpoolFull is set while clips waiting for upload fill
 	// storage.spool_max_mb: new presses are refused until they drain.
 	SpoolFull  bool                      `json:"spool_full,omitempty"`
@@ -115,6 +118,10 @@ func (ru *run) status() Status {
 		us := ru.r.Uploader.Status()
 		st.Uploads = &us
 		st.Storage = fmt.Sprintf("bucket %s at %s", cfg.Storage.Bucket, cfg.Storage.Endpoint)
+	}
+	if ru.r.AlertStatus != nil {
+		as := ru.r.AlertStatus()
+		st.Alerts = &as
 	}
 	return st
 }

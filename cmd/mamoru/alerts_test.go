@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"mamoru/alert"
+	"mamoru/device"
 )
 
 // received is one request a test receiver took.
@@ -144,6 +145,23 @@ topic = "shop-1-Zq8rT2kd7VwX"
 	p := wait("ntfy push", pushed)
 	if p.header.Get("Click") != e.Link || !strings.Contains(string(p.body), id) || p.header.Get("Priority") == "" {
 		t.Errorf("the ntfy push: headers %v, body %q; want the incident, its link and a priority", p.header, p.body)
+	}
+
+	// Status shows each target's queue: delivered, nothing waiting.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, out, _ := runCmd(t, "status", "--config", cfg, "--json")
+		var st device.Status
+		json.Unmarshal([]byte(out), &st)
+		if st.Alerts != nil && len(st.Alerts.Targets) == 2 && st.Alerts.Targets[0].Label == "本部" && st.Alerts.Targets[0].Delivered >= 1 &&
+			st.Alerts.Targets[1].Delivered >= 1 && st.Alerts.Targets[0].Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed both targets delivered: %s", out)
+		}
+	}
+	if _, out, _ := runCmd(t, "status", "--config", cfg); !strings.Contains(out, "alert       本部: 0 waiting") || strings.Contains(out, hook.URL) {
+		t.Errorf("status text does not show the webhook's queue by label, or shows its URL:\n%s", out)
 	}
 
 	// Who is alerted is in the operating rules, never where.

@@ -239,6 +239,27 @@ func writeStatus(w io.Writer, st device.Status) {
 			fmt.Fprintf(w, "audit log:  NOT UPLOADED: %s\n", u.AuditError)
 		}
 	}
+	if a := st.Alerts; a != nil {
+		for _, t := range a.Targets {
+			line := fmt.Sprintf("%s: %d waiting, %d delivered", t.Label, t.Pending, t.Delivered)
+			if !t.LastDeliveredAt.IsZero() {
+				line += fmt.Sprintf(", last %s", t.LastDeliveredAt.Format(time.DateTime))
+				if t.Late > 0 {
+					line += fmt.Sprintf(" (%s late)", t.Late.Round(time.Second))
+				}
+			}
+			switch {
+			case t.NeedsFix:
+				line += fmt.Sprintf("; ALERT PROBLEM (needs fixing): %s (%s)", t.LastError, t.Fix)
+			case t.LastError != "":
+				line += "; last error: " + t.LastError
+			}
+			fmt.Fprintf(w, "alert       %s\n", line)
+		}
+		if a.Dropped > 0 || a.Lost > 0 {
+			fmt.Fprintf(w, "alerts:     %d dropped (too many at once), %d lost (the card refused them)\n", a.Dropped, a.Lost)
+		}
+	}
 	for name, h := range st.Sources {
 		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
 		if h.LastError != "" {

@@ -108,6 +108,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		alerts := &device.Alerts{Publish: disp.Publish, Origin: alert.Origin{
 			Store: cfg.Device.Store, Device: cfg.Device.ID, Label: cfg.Device.Label, Zone: cfg.Location(), ConsoleURL: cfg.Alerts.ConsoleURL}}
 		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
+		rec.AlertStatus = disp.Status
 		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() { defer close(done); disp.Run(actx) }()
