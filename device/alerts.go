@@ -22,9 +22,11 @@ const alertsDir = "alerts"
 
 // NewAlerts builds the alert targets cfg names ([[alerts.target]]), each
 // with its durable queue under <state_dir>/alerts, and the dispatcher that
-// feeds them; nil when cfg names none. Run the dispatcher beside the
-// recorder, and put an Alerts publishing to it in the recorder's Events.
-func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger) (*alert.Dispatcher, error) {
+// feeds them; nil when cfg names none. accepted, if set, hears of each
+// event a target accepted (Recorder.AlertAccepted). Run the dispatcher
+// beside the recorder, and put an Alerts publishing to it in the
+// recorder's Events.
+func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accepted func(alert.Event)) (*alert.Dispatcher, error) {
 	if len(cfg.Alerts.Targets) == 0 {
 		return nil, nil
 	}
@@ -39,7 +41,7 @@ func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger) (*ale
 			return nil, fmt.Errorf("alerts.target[%d] (%s): events: %w", i+1, t, err)
 		}
 		q, err := alert.OpenQueue(alert.QueueDir(filepath.Join(cfg.Device.StateDir, alertsDir), t.Label), target,
-			alert.QueueOptions{Label: t.Label, Clock: clk, Wall: wall, Log: log})
+			alert.QueueOptions{Label: t.Label, Clock: clk, Wall: wall, Log: log, Accepted: accepted})
 		if err != nil {
 			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"mamoru/alert"
 	"mamoru/config"
+	"mamoru/hardware"
 	"mamoru/outbox"
 )
 
@@ -73,5 +74,39 @@ func TestAlertsOfEvents(t *testing.T) {
 				t.Errorf("%s: details %v, want %s = %q", tc.name, got.Details, k, v)
 			}
 		}
+	}
+}
+
+// When an alert target accepts the press's incident.started, the
+// indicator shows Alerted once the press's Ack is over, once per
+// incident; an acceptance for another incident, or an urgent re-send,
+// shows nothing.
+func TestMachineShowsTheAlertWentOut(t *testing.T) {
+	m := newMachine(t, machineConfig(t), monday, nil)
+	m.advance(2 * time.Second)
+	res, err := m.trigger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.cfg.Device
+	ref := cfg.Store + "/" + cfg.ID + "/" + res.Incident
+	m.rec.AlertAccepted(alert.Event{Name: alert.IncidentStarted, Incident: cfg.Store + "/" + cfg.ID + "/20200101-000000-000001"})
+	m.rec.AlertAccepted(alert.Event{Name: alert.IncidentStarted, Incident: ref, Urgent: true})
+	m.sync()
+	if slices.Contains(m.ind.Patterns(), hardware.Alerted) {
+		t.Fatalf("patterns %v: Alerted for another incident or an urgent re-send", m.ind.Patterns())
+	}
+	m.rec.AlertAccepted(alert.Event{Name: alert.IncidentStarted, Incident: ref})
+	m.sync()
+	if slices.Contains(m.ind.Patterns(), hardware.Alerted) {
+		t.Fatalf("patterns %v: Alerted cut the press's Ack short", m.ind.Patterns())
+	}
+	m.advance(3 * time.Second)
+	m.rec.AlertAccepted(alert.Event{Name: alert.IncidentStarted, Incident: ref}) // a second target
+	m.advance(time.Second)
+	got := m.ind.Patterns()
+	ack, alerted := slices.Index(got, hardware.Ack), slices.Index(got, hardware.Alerted)
+	if ack < 0 || alerted < ack || slices.Index(got[alerted+1:], hardware.Alerted) >= 0 {
+		t.Errorf("patterns %v; want Ack, then Alerted once", got)
 	}
 }

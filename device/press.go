@@ -56,6 +56,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	// Staff see the acknowledgement at once: it does not wait for the
 	// incident's directory and manifest to reach the card.
 	ru.signal(hardware.Ack)
+	ru.ackEnd = ru.clock.Now().Add(ackFor)
 	t := ru.tl.Of(at)
 	wall := ru.tl.Wall(t).In(ru.loc)
 	pr := outbox.Press{Time: wall, Source: source}
@@ -236,6 +237,32 @@ func (ru *run) button(ctx context.Context, p hardware.Press) {
 func (ru *run) signal(p hardware.Pattern) {
 	if s, ok := ru.r.Indicator.(hardware.Signaler); ok {
 		s.Signal(p)
+	}
+}
+
+// ackFor is how long the Ack pattern runs (hardware.Ack).
+const ackFor = 2 * time.Second
+
+// alertAccepted notes that an alert target accepted the incident.started
+// of ref (store/device/id): if that is the incident running and staff
+// have not yet been shown it, the indicator shows Alerted once the press's
+// acknowledgement is over (showAlerted).
+func (ru *run) alertAccepted(ref string) {
+	cfg := ru.r.Config.Device
+	if ru.cur == nil || ref != cfg.Store+"/"+cfg.ID+"/"+ru.cur.id || ru.alerted == ru.cur.id {
+		return
+	}
+	ru.alerted, ru.alertDue = ru.cur.id, true
+	ru.log.Info("an alert target accepted the press's alert", "incident", ru.cur.id)
+	ru.showAlerted()
+}
+
+// showAlerted shows Alerted when it is due and the Ack it would cut short
+// is over; the loop's second tick calls it again until then.
+func (ru *run) showAlerted() {
+	if ru.alertDue && !ru.clock.Now().Before(ru.ackEnd) {
+		ru.alertDue = false
+		ru.signal(hardware.Alerted)
 	}
 }
 

@@ -113,6 +113,30 @@ type Recorder struct {
 	// auditErr is the first failure to write the audit log since it last
 	// worked: the recorder is in a fault until it works again.
 	auditErr error
+
+	acceptedOnce sync.Once
+	accepted     chan string // incidents (store/device/id) an alert target accepted; see AlertAccepted
+}
+
+// AlertAccepted tells the recorder that an alert target accepted e. Put it
+// in each alert queue's Accepted (alert.QueueOptions): when e is the
+// incident.started of the incident running, the indicator shows Alerted
+// once the press's acknowledgement is over, so staff see the call went
+// out. It never waits: an acceptance the recorder is too busy to take is
+// dropped, as another target's will follow.
+func (r *Recorder) AlertAccepted(e alert.Event) {
+	if e.Name != alert.IncidentStarted || e.Urgent {
+		return
+	}
+	select {
+	case r.acceptedChan() <- e.Incident:
+	default:
+	}
+}
+
+func (r *Recorder) acceptedChan() chan string {
+	r.acceptedOnce.Do(func() { r.accepted = make(chan string, 8) })
+	return r.accepted
 }
 
 // errAuditWrite is the fault of an audit log that cannot be written: with
@@ -140,6 +164,13 @@ func Outbox(stateDir string) outbox.Outbox {
 // run is the state of one Run; it lives on Run's goroutine except where a
 // field says otherwise.
 type run struct {
+	// ackEnd is when the last press's Ack pattern ends; alerted is the
+	// incident staff were last shown Alerted for, and alertDue says it
+	// waits for ackEnd.
+	ackEnd   time.Time
+	alerted  string
+	alertDue bool
+
 	r         *Recorder
 	log       *slog.Logger
 	loc       *time.Location
@@ -314,9 +345,9 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	check := ru.clock.NewTicker(time.Second)
 	defer check.Stop()
 	ru.lastRetry, ru.lastFinish, ru.lastReserve = ru.clock.Now(), ru.clock.Now(), ru.clock.Now()
-	// timers handles what the clock says is due. It runs before a request
-	// is answered too, so that a status or a press sees every change the
-	// clock has already made due.
+	// timers handles what the clock says is due, and the alerts accepted.
+	// It runs before a request is answered too, so that a status or a
+	// press sees every change the clock has already made due.
 	onHours := func() { hours.Reset(ru.applyHours(ctx)) }
 	onSecond := func() {
 		// The hours every second too, in case the wall clock jumped (NTP
@@ -332,6 +363,8 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 				onHours()
 			case <-check.Chan():
 				onSecond()
+			case ref := <-ru.r.acceptedChan():
+				ru.alertAccepted(ref)
 			default:
 				return
 			}
@@ -365,6 +398,8 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 			q.reply <- ru.serve(ctx, q)
 		case <-curDone:
 			ru.incidentDone()
+		case ref := <-ru.r.acceptedChan():
+			ru.alertAccepted(ref)
 		case <-hours.Chan():
 			onHours()
 		case <-check.Chan():
@@ -397,6 +432,7 @@ func (ru *run) everySecond(ctx context.Context) {
 	ru.checkIndicator()
 	ru.tellReady()
 	ru.showLasting()
+	ru.showAlerted()
 	ru.spoolUsed, _ = ru.spool()
 	if ru.healthy(now) && ru.r.Healthy != nil {
 		ru.r.Healthy()

@@ -27,6 +27,11 @@ const (
 	// Fault says capture has stopped because something failed: a double
 	// flash every 2 s and a long beep when it starts.
 	Fault
+	// Alerted says an alert target accepted the press's alert: one long
+	// dark of 1.5 s, longer than any other pattern's, with two short beeps,
+	// then steady. It means a target took the alert, not that a person is
+	// on the way.
+	Alerted
 )
 
 func (p Pattern) String() string {
@@ -41,6 +46,8 @@ func (p Pattern) String() string {
 		return "pending"
 	case Fault:
 		return "fault"
+	case Alerted:
+		return "alerted"
 	}
 	return "steady"
 }
@@ -48,7 +55,7 @@ func (p Pattern) String() string {
 // Signaler is an indicator that can show patterns. The recorder shows
 // them where the indicator is one.
 type Signaler interface {
-	// Signal shows p. Ack, Refused and Closed run once and then fall back to the
+	// Signal shows p. Ack, Refused, Closed and Alerted run once and then fall back to the
 	// lasting pattern (Steady, Pending or Fault) last signalled.
 	Signal(p Pattern)
 }
@@ -81,6 +88,8 @@ func (p Pattern) steps() (steps []step, repeat bool) {
 		return []step{{invert: true, d: ms(150)}, {d: ms(2850)}}, true
 	case Fault:
 		return []step{{invert: true, buzz: true, d: ms(80)}, {d: ms(120)}, {invert: true, d: ms(80)}, {d: ms(1720)}}, true
+	case Alerted:
+		return []step{{invert: true, buzz: true, d: ms(100)}, {invert: true, d: ms(100)}, {invert: true, buzz: true, d: ms(100)}, {invert: true, d: ms(1200)}}, false
 	}
 	return nil, false
 }

@@ -126,6 +126,7 @@ func (s *Sim) Signal(p Pattern) {
 		Closed:  "✗ outside recording hours: nothing recorded, press logged (two long blinks)",
 		Pending: "… an incident waits for upload (a dark blip every 3 s)",
 		Fault:   "! FAULT: capture stopped (double flash, long beep)",
+		Alerted: "📣 the alert went out: a target accepted it, which does not mean someone is on the way (one long dark, two beeps)",
 	}[p]
 	s.mu.Lock()
 	defer s.mu.Unlock()

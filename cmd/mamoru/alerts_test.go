@@ -147,6 +147,13 @@ topic = "shop-1-Zq8rT2kd7VwX"
 		t.Errorf("the ntfy push: headers %v, body %q; want the incident, its link and a priority", p.header, p.body)
 	}
 
+	// The counter shows that the call went out, once the Ack is over.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stdout.String(), "the alert went out"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the counter never showed that the alert went out:\n%s", stdout.String())
+		}
+	}
+
 	// Status shows each target's queue: delivered, nothing waiting.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		_, out, _ := runCmd(t, "status", "--config", cfg, "--json")

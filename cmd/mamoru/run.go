@@ -99,7 +99,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	// Alerts: each target's queue on the card, fed from the recorder's
 	// events without waiting. They outlive the recorder's shutdown by as
 	// long as it takes to queue its last events (delivered at next start).
-	disp, err := device.NewAlerts(cfg, clk, wall, log)
+	disp, err := device.NewAlerts(cfg, clk, wall, log, rec.AlertAccepted)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru: %v\n", err)
 		return 1
