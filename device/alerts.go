@@ -155,6 +155,18 @@ func (a *Alerts) of(e Event) (alert.Event, bool) {
 		ev := a.Origin.Event(alert.DeviceFault, e.Time)
 		ev.Details = map[string]string{"error": errText(e.Err)}
 		return ev, true
+	case EventSpool:
+		if e.State == "full" {
+			return a.Origin.Event(alert.SpoolFull, e.Time), true
+		}
+	case EventClock:
+		if e.State == "unsynced" {
+			return a.Origin.Event(alert.ClockUnsynced, e.Time), true
+		}
+	case EventUploadStuck:
+		ev := a.Origin.Event(alert.UploadStuck, e.Time)
+		ev.Details = map[string]string{"error": errText(e.Err)}
+		return ev, true
 	case EventCapture:
 		if e.Capture == CaptureStarted && a.faulted {
 			a.faulted = false

@@ -55,6 +55,12 @@ func TestAlertsOfEvents(t *testing.T) {
 			details: map[string]string{"error": "indicator: read back off"}},
 		{e: Event{Kind: EventCapture, Capture: CaptureStarted, Time: later}, name: alert.DeviceRecovered},
 		{e: Event{Kind: EventCapture, Capture: CaptureStarted, Time: later}}, // recovered once
+		{e: Event{Kind: EventSpool, State: "full", Time: later}, name: alert.SpoolFull},
+		{e: Event{Kind: EventSpool, State: "room", Time: later}},
+		{e: Event{Kind: EventClock, State: "unsynced", Time: later}, name: alert.ClockUnsynced},
+		{e: Event{Kind: EventClock, State: "synced", Time: later}},
+		{e: Event{Kind: EventUploadStuck, Err: errors.New("AccessDenied"), Time: later}, name: alert.UploadStuck,
+			details: map[string]string{"error": "AccessDenied"}},
 	} {
 		got, ok := a.of(tc.e)
 		if tc.name == "" {

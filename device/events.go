@@ -31,6 +31,14 @@ const (
 	// EventAuditResumed: the audit log can be written again after Err made
 	// it fail; what happened between was not recorded, and capture was off.
 	EventAuditResumed Kind = "audit_resumed"
+	// EventSpool: the spool became full (State "full": presses are refused)
+	// or has room again ("room").
+	EventSpool Kind = "spool"
+	// EventClock: NTP has not set the clock (State "unsynced", at start or
+	// when it is lost), or has ("synced").
+	EventClock Kind = "clock"
+	// EventUploadStuck: the uploader met an error a person must fix (Err).
+	EventUploadStuck Kind = "upload_stuck"
 )
 
 // CaptureChange is what happened to capture in an EventCapture.
@@ -158,6 +166,10 @@ func (e Event) attrs() []string {
 		return []string{"failed_with", errText()}
 	case EventUploaded:
 		return []string{"id", e.Incident, "object", e.Object, "sha256", e.SHA256}
+	case EventSpool, EventClock:
+		return []string{"state", e.State}
+	case EventUploadStuck:
+		return []string{"err", errText()}
 	}
 	return nil
 }

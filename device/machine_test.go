@@ -618,12 +618,18 @@ func TestMachineSpoolFull(t *testing.T) {
 	}
 	m.shutdown()
 	entries, _ := audit.ReadAll(filepath.Join(cfg.Device.StateDir, auditFile))
-	refused := false
+	refused, full := false, 0
 	for _, e := range entries {
 		refused = refused || e.Event == "press" && e.Fields["reason"] == "spool full"
+		if e.Event == string(EventSpool) && e.Fields["state"] == "full" {
+			full++
+		}
 	}
 	if !refused {
 		t.Error("the audit log does not record the refused press")
+	}
+	if full != 1 {
+		t.Errorf("the audit log says the spool is full %d times, want once (an alert goes with it)", full)
 	}
 }
 
@@ -826,6 +832,22 @@ func TestMachineUnsyncedClockIsSaid(t *testing.T) {
 	synced.Store(true)
 	if st := m.sync(); !st.ClockSynced {
 		t.Error("status says the clock is not synced after NTP set it")
+	}
+	// The audit log (and so the alerts) says so once, and when it changed.
+	m.advance(2 * time.Second)
+	m.shutdown()
+	entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, e := range entries {
+		if e.Event == string(EventClock) {
+			states = append(states, e.Fields["state"])
+		}
+	}
+	if !slices.Equal(states, []string{"unsynced", "synced"}) {
+		t.Errorf("the audit log's clock entries %q; want unsynced, then synced", states)
 	}
 }
 
@@ -1104,10 +1126,9 @@ func TestMachineFullCardLeavesTheAuditLogRoom(t *testing.T) {
 		t.Fatalf("the audit log's reserve: %v; want %d bytes kept", err, AuditReserve)
 	}
 	m.advance(2 * time.Second)
-	if _, err := m.trigger(); err != nil {
-		t.Fatalf("a press with the reserve whole: %v", err)
+	if st := m.sync(); st.SpoolFull {
+		t.Fatal("spool full with the reserve whole")
 	}
-	m.advance(20 * time.Second)
 	// The reserve can no longer be kept (here: its name taken by a
 	// directory, as a card with no room fails to write it), and the next
 	// minute's refill finds it short.

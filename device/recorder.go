@@ -170,6 +170,10 @@ type run struct {
 	ackEnd   time.Time
 	alerted  string
 	alertDue bool
+	// wasFull, wasSynced (once clockChecked) and stuckErr are the
+	// conditions watchConditions last reported.
+	wasFull, wasSynced, clockChecked bool
+	stuckErr                         string
 
 	r         *Recorder
 	log       *slog.Logger
@@ -434,6 +438,7 @@ func (ru *run) everySecond(ctx context.Context) {
 	ru.showLasting()
 	ru.showAlerted()
 	ru.spoolUsed, _ = ru.spool()
+	ru.watchConditions()
 	if ru.healthy(now) && ru.r.Healthy != nil {
 		ru.r.Healthy()
 	}
@@ -450,6 +455,32 @@ func (ru *run) everySecond(ctx context.Context) {
 	if len(ru.unfinished) > 0 && now.Sub(ru.lastFinish) >= 5*time.Second {
 		ru.lastFinish = now
 		ru.finishUnfinished()
+	}
+}
+
+// watchConditions reports, as each changes, what a manager must hear of
+// though nothing was pressed: the spool full, the clock not set by NTP, an
+// upload a person must fix. Each goes to the audit log and to alerts.
+func (ru *run) watchConditions() {
+	if full := ru.spoolFull(ru.spoolUsed); full != ru.wasFull {
+		ru.wasFull = full
+		ru.emit(Event{Kind: EventSpool, State: map[bool]string{true: "full", false: "room"}[full]})
+	}
+	// Unsynced is said at the first check too; synced only as a change.
+	if synced := ru.clockSynced(); synced != ru.wasSynced || !ru.clockChecked {
+		if ru.clockChecked || !synced {
+			ru.emit(Event{Kind: EventClock, State: map[bool]string{true: "synced", false: "unsynced"}[synced]})
+		}
+		ru.wasSynced, ru.clockChecked = synced, true
+	}
+	if u := ru.r.Uploader; u != nil {
+		switch st := u.Status(); {
+		case st.Problem && st.LastError != ru.stuckErr:
+			ru.stuckErr = st.LastError
+			ru.emit(Event{Kind: EventUploadStuck, Err: errors.New(st.LastError)})
+		case !st.Problem:
+			ru.stuckErr = ""
+		}
 	}
 }
 
