@@ -135,10 +135,8 @@ func (m *Email) Send(ctx context.Context, e Event) error {
 	if err != nil {
 		return m.failed(ctx, "connect", err)
 	}
-	// Every read and write ends with ctx: at its deadline, or at once when
-	// it is cancelled.
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
+	// Every read and write ends when ctx does, at its deadline or when it
+	// is cancelled, with ctx's error.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	defer conn.Close()
@@ -225,12 +223,13 @@ var smtpFixes = map[int]string{
 	534: "the SMTP server wants a stronger login: many providers want an app password in 'password_file'",
 	535: "the SMTP server refuses the login: check 'username' and the password in 'password_file' (many providers want an app password)",
 	538: "the SMTP server wants a login over TLS",
-	550: "the SMTP server refuses the address: check it, and that this server takes mail for it or relays for this login",
-	551: "the SMTP server does not take mail for the address: check it",
 	552: "the SMTP server refuses a message this large",
-	553: "the SMTP server refuses the address: check it, and that 'from' is an address this login may send as",
 	554: "the SMTP server refuses the mail: check 'from' and 'to', and that this login may send",
 }
+
+// addressRefused are the replies that refuse an address (RFC 5321 4.2.2,
+// 4.2.3): its fix names which.
+var addressRefused = []int{550, 551, 553}
 
 // failed says which step failed and classifies its error: a 5xx reply, a
 // certificate no retry makes valid, or a server that does not speak TLS
@@ -252,13 +251,13 @@ func (m *Email) failed(ctx context.Context, step string, err error) error {
 			return err
 		}
 		fix, ok := smtpFixes[reply.Code]
-		if !ok {
+		switch entry, isTo := strings.CutPrefix(step, "to "); {
+		case isTo && slices.Contains(addressRefused, reply.Code):
+			fix = fmt.Sprintf("the SMTP server refuses 'to' %s: check the address, and that the server takes or relays mail for it", entry)
+		case step == "sender" && slices.Contains(addressRefused, reply.Code):
+			fix = "the SMTP server refuses the sender: 'from' must be an address this login may send as"
+		case !ok:
 			fix = "the SMTP server refuses the mail: check the target's url, username, from and to"
-		}
-		if strings.HasPrefix(step, "to entry") {
-			fix = fmt.Sprintf("%s ('to' %s)", fix, strings.TrimPrefix(step, "to "))
-		} else if step == "sender" {
-			fix += " ('from')"
 		}
 		return &Permanent{Status: reply.Code, Fix: fix, Err: err}
 	}

@@ -3,8 +3,10 @@
 package alert
 
 import (
+	"context"
 	"errors"
 	"mime"
+	"net"
 	"net/mail"
 	"strings"
 	"testing"
@@ -235,5 +237,53 @@ func TestEmailRefusesMultilineHeader(t *testing.T) {
 	var p *Permanent
 	if err := m.Send(t.Context(), e); !errors.As(err, &p) {
 		t.Errorf("Send with a label of two lines = %v, want a *Permanent", err)
+	}
+}
+
+// A server that never answers holds a delivery no longer than its context
+// or its Timeout: both end it with an error worth retrying.
+func TestEmailHonoursContext(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // and never greet
+		}
+	}()
+	defer func() {
+		for range len(accepted) {
+			(<-accepted).Close()
+		}
+	}()
+	o := EmailOptions{URL: "smtp://" + l.Addr().String(), From: "m@example.jp", To: []string{"a@example.jp"}}
+	m, err := NewEmail(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		c := <-accepted
+		cancel()
+		accepted <- c
+	}()
+	var p *Permanent
+	if err := m.Send(ctx, pressEvent()); !errors.Is(err, context.Canceled) || errors.As(err, &p) {
+		t.Errorf("Send cancelled while waiting for the greeting = %v, want context.Canceled", err)
+	}
+
+	o.Timeout = 50 * time.Millisecond
+	if m, err = NewEmail(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(t.Context(), pressEvent()); !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &p) {
+		t.Errorf("Send to a server that never greets = %v, want a timeout worth retrying", err)
 	}
 }
