@@ -417,16 +417,15 @@ func TestRenderNamesEveryEventAndKind(t *testing.T) {
 func TestRenderRefusesUnsentTargets(t *testing.T) {
 	c, err := Parse("m.toml", []byte(renderConfig+`
 [[alerts.target]]
-kind = "email"
-label = "オーナー"
-url = "smtps://smtp.example.jp:465"
-from = "mamoru@shop.example.jp"
-to = ["owner@shop.example.jp"]
+kind = "line"
+label = "店舗グループ"
+token_file = "/etc/mamoru/line.token"
+to = ["U0123456789abcdef0123456789abcdef"]
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), `'alerts.target[1].kind' "email" targets are not sent to by this version yet`) {
-		t.Errorf("Render with an e-mail target: %v; want it refused, naming the target", err)
+	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), `'alerts.target[1].kind' "line" targets are not sent to by this version yet`) {
+		t.Errorf("Render with a LINE target: %v; want it refused, naming the target", err)
 	}
 }
