@@ -163,6 +163,30 @@ func TestEmailPermanent(t *testing.T) {
 	}
 }
 
+// A 4xx reply is worth retrying, and nothing is sent until the server
+// takes the mail whole.
+func TestEmailTransientReply(t *testing.T) {
+	ca := newTestCA(t)
+	server := startMailpit(t, mailpitOptions{CA: ca, Users: map[string]string{mailUser: mailPassword}, Chaos: "Recipient:451:100"})
+	m := emailTo(t, "smtp", server.SMTP, ca, mailPassword)
+	e := pressEvent()
+	err := m.Send(t.Context(), e)
+	var p *Permanent
+	if err == nil || errors.As(err, &p) || !strings.Contains(err.Error(), "SMTP 451") {
+		t.Fatalf("Send answered 451 = %v, want an error worth retrying", err)
+	}
+	if got := server.Messages(); len(got) != 0 {
+		t.Fatalf("the server took %d mails, want none", len(got))
+	}
+	server.SetChaos(`{"Recipient": {"ErrorCode": 451, "Probability": 0}}`)
+	if err := m.Send(t.Context(), e); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if got := server.Messages(); len(got) != 1 || got[0].MessageID != e.ID+"@mamoru" {
+		t.Errorf("the server took %+v, want the press once", got)
+	}
+}
+
 // While the server is down, the press waits in the queue; when it comes
 // back, the mail goes, once.
 func TestEmailServerDownThenUp(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +51,9 @@ type mailpitOptions struct {
 	Recipients string
 	// SMTP is the address to serve SMTP at; "" is a free port.
 	SMTP string
+	// Chaos, when set, are mailpit's chaos triggers: "Recipient:451:100"
+	// answers every RCPT with 451. SetChaos changes them.
+	Chaos string
 }
 
 // mailpitBinary returns the mailpit binary's path: $MAMORU_MAILPIT, then
@@ -100,6 +104,9 @@ func startMailpit(t testing.TB, o mailpitOptions) *mailpit {
 			t.Fatal(err)
 		}
 		args = append(args, "--smtp-auth-file", auth)
+	}
+	if o.Chaos != "" {
+		args = append(args, "--enable-chaos", "--chaos-triggers", o.Chaos)
 	}
 	if o.Recipients != "" {
 		args = append(args, "--smtp-allowed-recipients", o.Recipients)
@@ -190,6 +197,25 @@ func (m *mailpit) Messages() []mailpitMessage {
 		msgs = append(msgs, msg)
 	}
 	return msgs
+}
+
+// SetChaos sets mailpit's chaos triggers (its API's JSON, e.g.
+// {"Recipient": {"ErrorCode": 451, "Probability": 0}}).
+func (m *mailpit) SetChaos(triggers string) {
+	m.t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+m.API+"/api/v1/chaos", strings.NewReader(triggers))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		m.t.Fatalf("PUT /api/v1/chaos: %s: %s", resp.Status, body)
+	}
 }
 
 // get reads path from the API into v: JSON, or the body whole for a
