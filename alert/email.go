@@ -165,6 +165,11 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 		return m.failed(ctx, "greeting", err)
 	}
 	defer c.Close()
+	// EHLO now, for its error: Extension would take a dropped connection
+	// for a server without the extension.
+	if err := c.Hello("localhost"); err != nil {
+		return m.failed(ctx, "EHLO", err)
+	}
 	if !m.implicit {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return &Permanent{

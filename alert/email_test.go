@@ -311,3 +311,31 @@ func TestEmailHonoursContext(t *testing.T) {
 		t.Errorf("Send to a server that never greets = %v, want a timeout worth retrying", err)
 	}
 }
+
+// A connection dropped after the greeting is the network's failure, worth
+// retrying, not a server without STARTTLS.
+func TestEmailDroppedConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 mail.example ESMTP\r\n"))
+			c.Close()
+		}
+	}()
+	m, err := NewEmail(EmailOptions{URL: "smtp://" + l.Addr().String(), From: "m@example.jp", To: []string{"a@example.jp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *Permanent
+	if err := m.Send(t.Context(), pressEvent()); err == nil || errors.As(err, &p) {
+		t.Errorf("Send over a dropped connection = %v, want an error worth retrying", err)
+	}
+}
