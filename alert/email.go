@@ -14,6 +14,7 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,8 @@ type EmailOptions struct {
 //	            "【至急】カウンター1で通報ボタン 14:02"
 //	Message-ID: <event id@mamoru>, the same on every retry, so a retry that
 //	            reaches a mailbox twice is recognisably the same mail
+//	References: <store/device/incident@mamoru>, so that the mails about
+//	            one incident thread together
 //	Importance: high, for an urgent press
 //	body:       text/plain in UTF-8, base64: the event's details and the
 //	            console's link
@@ -276,6 +279,10 @@ func (m *Email) failed(ctx context.Context, step string, err error) error {
 	return checkTransport(fmt.Errorf("%s: %w", step, err), m.kind)
 }
 
+// msgIDLeft is what may stand left of the @ in a Message-ID (RFC 5322
+// 3.6.4, dot-atom-text).
+var msgIDLeft = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+
 // message is e as a mail: its headers and its text. A header value that
 // would span lines is refused, whatever its source.
 func (m *Email) message(e Event) ([]byte, error) {
@@ -293,6 +300,11 @@ func (m *Email) message(e Event) ([]byte, error) {
 	header("To", strings.Join(to, ",\r\n "))
 	header("Date", clock.Or(m.opts.Wall).Now().In(e.Time.Location()).Format(time.RFC1123Z))
 	header("Message-ID", "<"+e.ID+"@mamoru>")
+	if msgIDLeft.MatchString(e.Incident) {
+		// The mails about one incident (the press, its urgent mark, the
+		// clip saved and uploaded) thread together in a mail reader.
+		header("References", "<"+e.Incident+"@mamoru>")
+	}
 	// An encoded word is at most 75 characters: one a line keeps each
 	// line short, and readers join them with nothing between.
 	header("Subject", strings.ReplaceAll(mime.BEncoding.Encode("UTF-8", text.Title), "?= =?", "?=\r\n =?"))

@@ -95,6 +95,7 @@ func TestEmailDelivers(t *testing.T) {
 			for k, want := range map[string]string{
 				"Content-Type": "text/plain; charset=UTF-8", "Content-Transfer-Encoding": "base64",
 				"Importance": "high", "Auto-Submitted": "auto-generated",
+				"References": "<" + e.Incident + "@mamoru>",
 			} {
 				if got := raw.Header.Get(k); got != want {
 					t.Errorf("%s = %q, want %q", k, got, want)
