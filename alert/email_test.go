@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"mamoru/alert/smtptest"
 )
 
 const (
@@ -22,7 +24,7 @@ const (
 
 // emailTo returns an Email target for server at scheme://addr, trusting
 // ca, logging in as mailUser with password.
-func emailTo(t testing.TB, scheme, addr string, ca *testCA, password string) *Email {
+func emailTo(t testing.TB, scheme, addr string, ca *smtptest.CA, password string) *Email {
 	t.Helper()
 	o := EmailOptions{Label: "オーナー", URL: scheme + "://" + addr, Username: mailUser, Password: password,
 		From: "まもる <" + mailUser + ">", To: []string{"店長 <manager@shop.example.jp>", "hq@example.jp"}}
@@ -41,13 +43,13 @@ func emailTo(t testing.TB, scheme, addr string, ca *testCA, password string) *Em
 // Japanese, and the console's link in the body. A retry is the same mail
 // by its Message-ID.
 func TestEmailDelivers(t *testing.T) {
-	ca := newTestCA(t)
+	ca := smtptest.NewCA(t)
 	for _, tt := range []struct {
 		scheme   string
 		implicit bool
 	}{{"smtps", true}, {"smtp", false}} {
 		t.Run(tt.scheme, func(t *testing.T) {
-			server := startMailpit(t, mailpitOptions{CA: ca, Implicit: tt.implicit, Users: map[string]string{mailUser: mailPassword}})
+			server := smtptest.Start(t, smtptest.Options{CA: ca, Implicit: tt.implicit, Users: map[string]string{mailUser: mailPassword}})
 			m := emailTo(t, tt.scheme, server.SMTP, ca, mailPassword)
 			e := pressEvent()
 			for range 2 {
@@ -111,7 +113,7 @@ func TestEmailDelivers(t *testing.T) {
 // A server that offers no STARTTLS is never written to in plain text: the
 // target refuses it, saying what to fix, and the server takes no mail.
 func TestEmailRefusesPlainText(t *testing.T) {
-	server := startMailpit(t, mailpitOptions{})
+	server := smtptest.Start(t, smtptest.Options{})
 	m := emailTo(t, "smtp", server.SMTP, nil, mailPassword)
 	err := m.Send(t.Context(), pressEvent())
 	var p *Permanent
@@ -126,10 +128,10 @@ func TestEmailRefusesPlainText(t *testing.T) {
 // Refusals no retry cures are *Permanent, saying what to fix, and never
 // show the password; and none sends the mail to anyone.
 func TestEmailPermanent(t *testing.T) {
-	ca := newTestCA(t)
-	server := startMailpit(t, mailpitOptions{CA: ca, Users: map[string]string{mailUser: mailPassword}, Recipients: `^manager@shop\.example\.jp$`})
-	implicit := startMailpit(t, mailpitOptions{CA: ca, Implicit: true})
-	untrusted := startMailpit(t, mailpitOptions{CA: newTestCA(t)})
+	ca := smtptest.NewCA(t)
+	server := smtptest.Start(t, smtptest.Options{CA: ca, Users: map[string]string{mailUser: mailPassword}, Recipients: `^manager@shop\.example\.jp$`})
+	implicit := smtptest.Start(t, smtptest.Options{CA: ca, Implicit: true})
+	untrusted := smtptest.Start(t, smtptest.Options{CA: smtptest.NewCA(t)})
 	oneTo := func(m *Email) *Email { m.to = m.to[:1]; return m }
 	tests := []struct {
 		name    string
@@ -157,7 +159,7 @@ func TestEmailPermanent(t *testing.T) {
 			t.Errorf("%s: %v shows the password", tt.name, err)
 		}
 	}
-	for _, s := range []*mailpit{server, implicit, untrusted} {
+	for _, s := range []*smtptest.Server{server, implicit, untrusted} {
 		if got := s.Messages(); len(got) != 0 {
 			t.Errorf("a server took %d mails, want none", len(got))
 		}
@@ -167,8 +169,8 @@ func TestEmailPermanent(t *testing.T) {
 // A 4xx reply is worth retrying, and nothing is sent until the server
 // takes the mail whole.
 func TestEmailTransientReply(t *testing.T) {
-	ca := newTestCA(t)
-	server := startMailpit(t, mailpitOptions{CA: ca, Users: map[string]string{mailUser: mailPassword}, Chaos: "Recipient:451:100"})
+	ca := smtptest.NewCA(t)
+	server := smtptest.Start(t, smtptest.Options{CA: ca, Users: map[string]string{mailUser: mailPassword}, Chaos: "Recipient:451:100"})
 	m := emailTo(t, "smtp", server.SMTP, ca, mailPassword)
 	e := pressEvent()
 	err := m.Send(t.Context(), e)
@@ -191,8 +193,8 @@ func TestEmailTransientReply(t *testing.T) {
 // While the server is down, the press waits in the queue; when it comes
 // back, the mail goes, once.
 func TestEmailServerDownThenUp(t *testing.T) {
-	ca := newTestCA(t)
-	addr := freeAddr(t)
+	ca := smtptest.NewCA(t)
+	addr := smtptest.FreeAddr(t)
 	fc := clockwork.NewFakeClockAt(time.Date(2026, 11, 30, 5, 2, 5, 0, time.UTC))
 	accepted := make(chan Event, 10)
 	q, err := OpenQueue(t.TempDir(), emailTo(t, "smtps", addr, ca, mailPassword),
@@ -212,7 +214,7 @@ func TestEmailServerDownThenUp(t *testing.T) {
 	if st := q.Status(); st.LastError == "" || st.NeedsFix || st.Delivered != 0 {
 		t.Fatalf("Status with the server down = %+v, want an error worth retrying", st)
 	}
-	server := startMailpit(t, mailpitOptions{SMTP: addr, CA: ca, Implicit: true, Users: map[string]string{mailUser: mailPassword}})
+	server := smtptest.Start(t, smtptest.Options{SMTP: addr, CA: ca, Implicit: true, Users: map[string]string{mailUser: mailPassword}})
 	acceptAll(t, fc, accepted, 1)
 	got := server.Messages()
 	if len(got) != 1 || got[0].MessageID != e.ID+"@mamoru" {

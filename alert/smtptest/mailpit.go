@@ -1,6 +1,11 @@
 //go:build linux
 
-package alert
+// Package smtptest runs a real SMTP server for tests, mailpit
+// (github.com/axllent/mailpit, the version the Makefile pins), on free
+// loopback ports: what it takes is read back through its HTTP API. It
+// serves TLS, from the first byte or after STARTTLS, with a certificate of
+// a CA made for the test, and takes logins from a list.
+package smtptest
 
 import (
 	"crypto/ecdsa"
@@ -24,10 +29,10 @@ import (
 	"time"
 )
 
-// mailpit is one mailpit server (github.com/axllent/mailpit, the version
+// Server is one mailpit server (github.com/axllent/mailpit, the version
 // the Makefile pins): SMTP at SMTP, and at API the HTTP API the tests read
 // the mail it took back through, both on loopback.
-type mailpit struct {
+type Server struct {
 	SMTP, API string
 	Log       string
 
@@ -36,12 +41,12 @@ type mailpit struct {
 	exited chan struct{}
 }
 
-// mailpitOptions say how a mailpit serves SMTP.
-type mailpitOptions struct {
+// Options say how a Server serves SMTP.
+type Options struct {
 	// CA signs the server's certificate for 127.0.0.1: it offers STARTTLS
 	// and requires it, or with Implicit speaks TLS from the first byte.
 	// nil is a server in plain text that offers no STARTTLS.
-	CA       *testCA
+	CA       *CA
 	Implicit bool
 	// Users are the logins it takes, user → password; nil takes mail
 	// without one.
@@ -56,10 +61,10 @@ type mailpitOptions struct {
 	Chaos string
 }
 
-// mailpitBinary returns the mailpit binary's path: $MAMORU_MAILPIT, then
+// Binary returns the mailpit binary's path: $MAMORU_MAILPIT, then
 // the cache directory where `make mailpit` installs it, then mailpit on
 // PATH; or fails t saying how to get it.
-func mailpitBinary(t testing.TB) string {
+func Binary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("MAMORU_MAILPIT"); p != "" {
 		return p
@@ -75,13 +80,13 @@ func mailpitBinary(t testing.TB) string {
 	return ""
 }
 
-// startMailpit starts a mailpit and stops it when the test ends.
-func startMailpit(t testing.TB, o mailpitOptions) *mailpit {
+// Start starts a mailpit and stops it when the test ends.
+func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	m := &mailpit{SMTP: o.SMTP, API: freeAddr(t), Log: filepath.Join(dir, "mailpit.log"), t: t}
+	m := &Server{SMTP: o.SMTP, API: FreeAddr(t), Log: filepath.Join(dir, "mailpit.log"), t: t}
 	if m.SMTP == "" {
-		m.SMTP = freeAddr(t)
+		m.SMTP = FreeAddr(t)
 	}
 	args := []string{"--smtp", m.SMTP, "--listen", m.API, "--database", filepath.Join(dir, "mailpit.db"),
 		"--disable-version-check", "--smtp-disable-rdns"}
@@ -116,7 +121,7 @@ func startMailpit(t testing.TB, o mailpitOptions) *mailpit {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command(mailpitBinary(t), args...)
+	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -132,7 +137,7 @@ func startMailpit(t testing.TB, o mailpitOptions) *mailpit {
 
 // waitReady waits until mailpit answers on its API and takes connections
 // on its SMTP port.
-func (m *mailpit) waitReady() {
+func (m *Server) waitReady() {
 	m.t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
@@ -159,7 +164,7 @@ func (m *mailpit) waitReady() {
 
 // Stop stops this mailpit, by its pid alone: SIGTERM, then SIGKILL after
 // 10 s.
-func (m *mailpit) Stop() {
+func (m *Server) Stop() {
 	if m.cmd == nil {
 		return
 	}
@@ -173,25 +178,25 @@ func (m *mailpit) Stop() {
 	m.cmd = nil
 }
 
-// mailpitAddress is an address as mailpit's API gives it.
-type mailpitAddress struct{ Name, Address string }
+// Address is an address as mailpit's API gives it.
+type Address struct{ Name, Address string }
 
-// mailpitMessage is a mail as mailpit parsed it, and Raw as it took it.
-type mailpitMessage struct {
+// Message is a mail as mailpit parsed it, and Raw as it took it.
+type Message struct {
 	ID, MessageID, Subject, Text, Username string
-	From                                   mailpitAddress
-	To                                     []mailpitAddress
+	From                                   Address
+	To                                     []Address
 	Raw                                    string
 }
 
 // Messages returns every mail mailpit took, newest first.
-func (m *mailpit) Messages() []mailpitMessage {
+func (m *Server) Messages() []Message {
 	m.t.Helper()
 	var list struct{ Messages []struct{ ID string } }
 	m.get("/api/v1/messages", &list)
-	var msgs []mailpitMessage
+	var msgs []Message
 	for _, l := range list.Messages {
-		var msg mailpitMessage
+		var msg Message
 		m.get("/api/v1/message/"+l.ID, &msg)
 		m.get("/api/v1/message/"+l.ID+"/raw", &msg.Raw)
 		msgs = append(msgs, msg)
@@ -201,7 +206,7 @@ func (m *mailpit) Messages() []mailpitMessage {
 
 // SetChaos sets mailpit's chaos triggers (its API's JSON, e.g.
 // {"Recipient": {"ErrorCode": 451, "Probability": 0}}).
-func (m *mailpit) SetChaos(triggers string) {
+func (m *Server) SetChaos(triggers string) {
 	m.t.Helper()
 	req, err := http.NewRequest(http.MethodPut, "http://"+m.API+"/api/v1/chaos", strings.NewReader(triggers))
 	if err != nil {
@@ -220,7 +225,7 @@ func (m *mailpit) SetChaos(triggers string) {
 
 // get reads path from the API into v: JSON, or the body whole for a
 // *string.
-func (m *mailpit) get(path string, v any) {
+func (m *Server) get(path string, v any) {
 	m.t.Helper()
 	resp, err := http.Get("http://" + m.API + path)
 	if err != nil {
@@ -240,8 +245,8 @@ func (m *mailpit) get(path string, v any) {
 	}
 }
 
-// freeAddr returns a loopback address no one listens at, for a moment.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address no one listens at, for a moment.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -251,14 +256,17 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// testCA is a certificate authority made for one test: Pool trusts it.
-type testCA struct {
+// CA is a certificate authority made for one test: Pool trusts it, and so
+// does a process whose SSL_CERT_FILE is File.
+type CA struct {
 	Pool *x509.CertPool
+	File string // the CA's certificate, PEM
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t testing.TB) *testCA {
+// NewCA makes a CA for t.
+func NewCA(t testing.TB) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -279,12 +287,16 @@ func newTestCA(t testing.TB) *testCA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &testCA{Pool: pool, cert: cert, key: key}
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Pool: pool, File: file, cert: cert, key: key}
 }
 
 // serverFiles writes a certificate for 127.0.0.1 and localhost, signed by
 // ca, and its key, as PEM files in dir.
-func (ca *testCA) serverFiles(t testing.TB, dir string) (certFile, keyFile string) {
+func (ca *CA) serverFiles(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
