@@ -240,9 +240,10 @@ var smtpFixes = map[int]string{
 var addressRefused = []int{550, 551, 553}
 
 // failed says which step failed and classifies its error: a 5xx reply, a
-// certificate no retry makes valid, or a server that does not speak TLS
-// on an smtps:// port is a *Permanent; a 4xx reply or the network is worth
-// retrying. Network errors say the step, not the server's address.
+// certificate no retry makes valid (certificateFix), or a server that
+// does not speak TLS on an smtps:// port is a *Permanent; a 4xx reply or
+// the network is worth retrying. Network errors say the step, not the
+// server's address.
 func (m *Email) failed(ctx context.Context, step string, err error) error {
 	if ctx.Err() != nil {
 		// Ended by ctx: a timeout, or the caller cancelling.
@@ -269,6 +270,9 @@ func (m *Email) failed(ctx context.Context, step string, err error) error {
 		}
 		return &Permanent{Status: reply.Code, Fix: fix, Err: err}
 	}
+	if fix := certificateFix(err, "the SMTP server"); fix != "" {
+		return &Permanent{Fix: fix, Err: fmt.Errorf("alert: %s: %s: %w", m.kind, step, err)}
+	}
 	var notTLS tls.RecordHeaderError
 	if errors.As(err, &notTLS) {
 		return &Permanent{
@@ -276,7 +280,7 @@ func (m *Email) failed(ctx context.Context, step string, err error) error {
 			Err: fmt.Errorf("alert: %s: %s: %w", m.kind, step, err),
 		}
 	}
-	return checkTransport(fmt.Errorf("%s: %w", step, err), m.kind)
+	return fmt.Errorf("alert: %s: %s: %w", m.kind, step, err)
 }
 
 // msgIDLeft is what may stand left of the @ in a Message-ID (RFC 5322
