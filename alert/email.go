@@ -170,7 +170,7 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 	defer c.Close()
 	// EHLO now, for its error: Extension would take a dropped connection
 	// for a server without the extension.
-	if err := c.Hello("localhost"); err != nil {
+	if err := c.Hello(heloName(conn)); err != nil {
 		return m.failed(ctx, "EHLO", err)
 	}
 	if !m.implicit {
@@ -223,6 +223,20 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 	}
 	_ = c.Quit()
 	return nil
+}
+
+// heloName is the name EHLO gives. A recorder has no name in the DNS, so
+// it gives its address as a literal, as RFC 5321 (4.1.4) asks of such a
+// client, rather than "localhost", which some servers refuse.
+func heloName(conn net.Conn) string {
+	a, ok := conn.LocalAddr().(*net.TCPAddr)
+	switch {
+	case !ok:
+		return "localhost"
+	case a.IP.To4() != nil:
+		return "[" + a.IP.To4().String() + "]"
+	}
+	return "[IPv6:" + a.IP.String() + "]"
 }
 
 // smtpFixes say, per SMTP reply no retry cures, what to do.

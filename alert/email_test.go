@@ -103,6 +103,11 @@ func TestEmailDelivers(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
+			// The server's trace names the client as it said EHLO: by its
+			// address, having no name in the DNS.
+			if got := raw.Header.Get("Received"); !strings.HasPrefix(got, "from [127.0.0.1] ") {
+				t.Errorf("Received = %q, want EHLO [127.0.0.1]", got)
+			}
 			if d, err := raw.Header.Date(); err != nil || time.Since(d) > time.Minute {
 				t.Errorf("Date = %v, %v; want now", d, err)
 			}
