@@ -30,8 +30,9 @@ type EmailOptions struct {
 	// (usually port 465), or "smtp://host:port", which must offer STARTTLS
 	// (usually port 587). Mail is never sent in plain text.
 	URL string
-	// Username and Password log in with AUTH PLAIN, over TLS only; no
-	// Username sends without logging in.
+	// Username and Password log in with AUTH PLAIN (or AUTH LOGIN where
+	// the server offers only that), over TLS only; no Username sends
+	// without logging in.
 	Username, Password string
 	// From is the sender and To the recipients: a bare address
 	// ("manager@shop.example.jp") or a name and address
@@ -192,13 +193,14 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 				Err: fmt.Errorf("alert: %s: the server offers no AUTH", m.kind),
 			}
 		}
-		if !slices.Contains(strings.Fields(strings.ToUpper(mechs)), "PLAIN") {
+		auth := m.auth(mechs)
+		if auth == nil {
 			return &Permanent{
-				Fix: fmt.Sprintf("the SMTP server does not take AUTH PLAIN, the login mamoru speaks (it offers %s)", mechs),
-				Err: fmt.Errorf("alert: %s: no AUTH PLAIN", m.kind),
+				Fix: fmt.Sprintf("the SMTP server takes neither AUTH PLAIN nor AUTH LOGIN, the logins mamoru speaks (it offers %s)", mechs),
+				Err: fmt.Errorf("alert: %s: no AUTH PLAIN or LOGIN", m.kind),
 			}
 		}
-		if err := c.Auth(smtp.PlainAuth("", m.opts.Username, m.opts.Password, m.host)); err != nil {
+		if err := c.Auth(auth); err != nil {
 			return m.failed(ctx, "login", err)
 		}
 	}
@@ -223,6 +225,53 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 	}
 	_ = c.Quit()
 	return nil
+}
+
+// auth is the login to use among the mechanisms a server offers: PLAIN,
+// or LOGIN for a server without it; nil when it offers neither. Both
+// send the password as it is, and both refuse a connection without TLS.
+func (m *Email) auth(mechs string) smtp.Auth {
+	offered := strings.Fields(strings.ToUpper(mechs))
+	switch {
+	case slices.Contains(offered, "PLAIN"):
+		return smtp.PlainAuth("", m.opts.Username, m.opts.Password, m.host)
+	case slices.Contains(offered, "LOGIN"):
+		return &loginAuth{username: m.opts.Username, password: m.opts.Password, host: m.host}
+	}
+	return nil
+}
+
+// loginAuth is AUTH LOGIN (draft-murchison-sasl-login): the server asks
+// for the username, then the password. The prompts' words vary between
+// servers, so the answers go by their order.
+type loginAuth struct {
+	username, password, host string
+	asked                    int
+}
+
+func (a *loginAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
+	if !server.TLS {
+		return "", nil, errors.New("unencrypted connection")
+	}
+	if server.Name != a.host {
+		return "", nil, errors.New("wrong host name")
+	}
+	a.asked = 0
+	return "LOGIN", nil, nil
+}
+
+func (a *loginAuth) Next(prompt []byte, more bool) ([]byte, error) {
+	if !more {
+		return nil, nil
+	}
+	a.asked++
+	switch a.asked {
+	case 1:
+		return []byte(a.username), nil
+	case 2:
+		return []byte(a.password), nil
+	}
+	return nil, fmt.Errorf("AUTH LOGIN: a third prompt %q", prompt)
 }
 
 // heloName is the name EHLO gives. A recorder has no name in the DNS, so

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/mail"
+	"net/smtp"
 	"strings"
 	"testing"
 	"time"
@@ -345,5 +346,61 @@ func TestEmailDroppedConnection(t *testing.T) {
 	var p *Permanent
 	if err := m.Send(t.Context(), pressEvent()); err == nil || errors.As(err, &p) {
 		t.Errorf("Send over a dropped connection = %v, want an error worth retrying", err)
+	}
+}
+
+// The login goes by what the server offers: PLAIN, else LOGIN, else none.
+func TestEmailAuthChoice(t *testing.T) {
+	m, err := NewEmail(EmailOptions{URL: "smtps://smtp.example.jp:465", Username: "u", Password: "p", From: "m@example.jp", To: []string{"a@example.jp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ offered, want string }{
+		{"PLAIN LOGIN", "PLAIN"},
+		{"LOGIN PLAIN", "PLAIN"},
+		{"login xoauth2", "LOGIN"},
+		{"CRAM-MD5 XOAUTH2", ""},
+	}
+	for _, tt := range tests {
+		auth := m.auth(tt.offered)
+		got := ""
+		if auth != nil {
+			got, _, err = auth.Start(&smtp.ServerInfo{Name: "smtp.example.jp", TLS: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("offered %q: login %q, want %q", tt.offered, got, tt.want)
+		}
+	}
+}
+
+// AUTH LOGIN, spoken with a real server: the right password logs in, a
+// wrong one is refused; and never over plain text.
+func TestEmailLoginAuth(t *testing.T) {
+	ca := smtptest.NewCA(t)
+	server := smtptest.Start(t, smtptest.Options{CA: ca, Implicit: true, Users: map[string]string{mailUser: mailPassword}})
+	for _, tt := range []struct {
+		password string
+		ok       bool
+	}{{mailPassword, true}, {"wrong-password", false}} {
+		m := emailTo(t, "smtps", server.SMTP, ca, tt.password)
+		conn, err := m.dial(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := smtp.NewClient(conn, m.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Auth(&loginAuth{username: mailUser, password: tt.password, host: m.host})
+		c.Close()
+		if (err == nil) != tt.ok {
+			t.Errorf("AUTH LOGIN with password %q: %v, want ok %v", tt.password, err, tt.ok)
+		}
+	}
+	if _, _, err := (&loginAuth{host: "h"}).Start(&smtp.ServerInfo{Name: "h"}); err == nil {
+		t.Error("AUTH LOGIN starts without TLS")
 	}
 }
