@@ -19,8 +19,13 @@ export MAMORU_MINIO := $(MINIO)
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(HOME)/.cache/mamoru/versitygw-$(VERSITYGW_VERSION)/versitygw
 export MAMORU_VERSITYGW := $(VERSITYGW)
+# mailpit, the SMTP server the e-mail alert tests send to (and read back
+# through its API), built from the Go module proxy once and cached.
+MAILPIT_VERSION := v1.33.1
+MAILPIT := $(HOME)/.cache/mamoru/mailpit-$(MAILPIT_VERSION)/mailpit
+export MAMORU_MAILPIT := $(MAILPIT)
 
-.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio versitygw
+.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio versitygw mailpit
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -43,9 +48,9 @@ cross:
 
 ## test-arm64, test-armv7: the tests, cross-built, under qemu-user (there
 ## is no binfmt here, hence -exec; audio is the null backend)
-test-arm64: cross $(MINIO) $(VERSITYGW)
+test-arm64: cross $(MINIO) $(VERSITYGW) $(MAILPIT)
 	$(ARM64_ENV) MAMORU_TEST_EXEC='$(ARM64_EXEC)' $(GO) test -count=1 -timeout 20m -exec '$(ARM64_EXEC)' ./...
-test-armv7: cross $(MINIO) $(VERSITYGW)
+test-armv7: cross $(MINIO) $(VERSITYGW) $(MAILPIT)
 	$(ARMV7_ENV) MAMORU_TEST_EXEC='$(ARMV7_EXEC)' $(GO) test -count=1 -timeout 20m -exec '$(ARMV7_EXEC)' ./...
 
 ## deb: bin/mamoru_<version>_<ARCH>.deb, ARCH=arm64 (default), armhf or amd64
@@ -93,6 +98,12 @@ $(VERSITYGW):
 	@echo "building versitygw $(VERSITYGW_VERSION) once..." >&2
 	GOBIN=$(dir $(VERSITYGW)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
+## mailpit: the SMTP server for the e-mail alert tests
+mailpit: $(MAILPIT)
+$(MAILPIT):
+	@echo "building mailpit $(MAILPIT_VERSION) once..." >&2
+	GOBIN=$(dir $(MAILPIT)) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
 ## demo: the recorder on the simulated counter (test pattern, null
 ## microphone), uploading to a local MinIO
 demo: build $(MINIO)
@@ -108,7 +119,7 @@ demo: build $(MINIO)
 
 ## test: every test, with the race detector, then again cross-built for
 ## arm64 under qemu
-test: $(MINIO) $(VERSITYGW)
+test: $(MINIO) $(VERSITYGW) $(MAILPIT)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-arm64

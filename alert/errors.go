@@ -111,13 +111,23 @@ func checkTransport(err error, kind string) error {
 		err = ue.Err
 	}
 	err = fmt.Errorf("alert: %s: %w", kind, err)
+	if fix := certificateFix(err, "the receiver"); fix != "" {
+		return &Permanent{Fix: fix, Err: err}
+	}
+	return err
+}
+
+// certificateFix says what to do about a certificate of server's that no
+// retry will make valid, or "" when err is not about one. A certificate
+// not valid yet may be the Pi's clock before NTP: that is retried.
+func certificateFix(err error, server string) string {
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {
 	case errors.As(err, &unknownCA):
-		return &Permanent{Fix: "the receiver's certificate is signed by an unknown authority", Err: err}
+		return server + "'s certificate is signed by an unknown authority: check the url's host, or add its authority to the device's (/usr/local/share/ca-certificates, then update-ca-certificates)"
 	case errors.As(err, &hostname):
-		return &Permanent{Fix: "the receiver's certificate is not for the url's host: check the url", Err: err}
+		return server + "'s certificate is not for the url's host: check the url"
 	}
-	return err
+	return ""
 }

@@ -311,6 +311,13 @@ label = "オーナー"
 url = "https://ntfy.example.jp"
 topic = "owner-7YqLm3Xc9Pw2"
 events = ["device.fault", "spool.full"]
+[[alerts.target]]
+kind = "email"
+label = "本社"
+url = "smtps://smtp.example.jp:465"
+from = "mamoru@shop.example.jp"
+to = ["owner@shop.example.jp"]
+events = ["incident.started"]
 `
 
 // The rules say who is alerted, by label and kind, of what, and what an
@@ -323,10 +330,10 @@ func TestRenderSaysWhoIsAlerted(t *testing.T) {
 	want := map[string][]string{
 		"ja": {"カウンター1（counter-1）", "店長のスマホ（ntfyのプッシュ通知）：従業員が通報ボタンを押したとき、通報中にボタンが再び押され",
 			"本部 <Slack> & 警備（Webhook）：", "ボタンが押されたが記録できなかったとき", "オーナー（ntfyのプッシュ通知）：本機が故障し、記録できなくなったとき、送信前の記録で",
-			"管理画面でその通報を確認するためのリンク", "音声・映像）は連絡に含めません"},
+			"管理画面でその通報を確認するためのリンク", "音声・映像）は連絡に含めません", "本社（電子メール）：従業員が通報ボタンを押したとき"},
 		"en": {"カウンター1 (counter-1)", "店長のスマホ (ntfy push notification): when a member of staff presses the incident button; when a further press",
 			"本部 <Slack> & 警備 (webhook): ", "when a press could not be recorded", "オーナー (ntfy push notification): when the device develops a fault and cannot record; when the device's card is full",
-			"a link to it on the managers' console", "neither audio nor video"},
+			"a link to it on the managers' console", "neither audio nor video", "本社 (e-mail): when a member of staff presses the incident button"},
 	}
 	never := []string{"shop1-Zq8rT2kd7VwX", "tok3n", "hooks.slack.com", "smtp.example.jp", "owner@shop.example.jp", "console.example.com", "://"}
 	for _, lang := range []string{"ja", "en"} {
@@ -417,16 +424,15 @@ func TestRenderNamesEveryEventAndKind(t *testing.T) {
 func TestRenderRefusesUnsentTargets(t *testing.T) {
 	c, err := Parse("m.toml", []byte(renderConfig+`
 [[alerts.target]]
-kind = "email"
-label = "オーナー"
-url = "smtps://smtp.example.jp:465"
-from = "mamoru@shop.example.jp"
-to = ["owner@shop.example.jp"]
+kind = "line"
+label = "店舗グループ"
+token_file = "/etc/mamoru/line.token"
+to = ["U0123456789abcdef0123456789abcdef"]
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), `'alerts.target[1].kind' "email" targets are not sent to by this version yet`) {
-		t.Errorf("Render with an e-mail target: %v; want it refused, naming the target", err)
+	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), `'alerts.target[1].kind' "line" targets are not sent to by this version yet`) {
+		t.Errorf("Render with a LINE target: %v; want it refused, naming the target", err)
 	}
 }

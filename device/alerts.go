@@ -62,6 +62,9 @@ func newTarget(t config.Target, wall clock.Clock) (alert.Target, error) {
 	case config.KindNtfy:
 		return alert.NewNtfy(alert.NtfyOptions{Label: t.Label, URL: strings.TrimSuffix(t.URL.Reveal(), "/") + "/" + t.Topic.Reveal(),
 			Token: t.Token.Reveal(), Language: t.Language, Wall: wall})
+	case config.KindEmail:
+		return alert.NewEmail(alert.EmailOptions{Label: t.Label, URL: t.URL.Reveal(), Username: t.Username,
+			Password: t.Password.Reveal(), From: t.From, To: t.To, Language: t.Language, Wall: wall})
 	}
 	return nil, fmt.Errorf("%w: %q", ErrKindNotSent, t.Kind)
 }

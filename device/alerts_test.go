@@ -116,3 +116,31 @@ func TestMachineShowsTheAlertWentOut(t *testing.T) {
 		t.Errorf("patterns %v; want Ack, then Alerted once", got)
 	}
 }
+
+// NewAlerts builds a target of each kind this version sends to, and
+// refuses the others: config refuses them first, and this is the guard
+// behind it.
+func TestNewAlertsKinds(t *testing.T) {
+	targets := map[string]config.Target{
+		config.KindWebhook: {URL: "https://hooks.example/T0/s3cr3t", Format: config.FormatStandard, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		config.KindNtfy:    {URL: config.DefaultNtfyURL, Topic: "shop1-Zq8rT2kd7VwX"},
+		config.KindEmail: {URL: "smtps://smtp.example.jp:465", Username: "mamoru", Password: "pa55word",
+			From: "まもる <mamoru@shop.example.jp>", To: []string{"owner@shop.example.jp"}},
+		config.KindMQTT: {URL: "mqtts://broker.example:8883"},
+		config.KindLine: {Token: "t0ken", To: []string{"U0123456789abcdef0123456789abcdef"}},
+	}
+	for _, kind := range config.Kinds {
+		tgt := targets[kind]
+		tgt.Kind, tgt.Label, tgt.Language, tgt.Events = kind, "target "+kind, "ja", config.DefaultEvents
+		var cfg config.Config
+		cfg.Device.StateDir = t.TempDir()
+		cfg.Alerts.Targets = []config.Target{tgt}
+		d, err := NewAlerts(cfg, nil, nil, nil, nil)
+		if sent := slices.Contains(config.Sent, kind); sent != (err == nil && d != nil) {
+			t.Errorf("%s: NewAlerts = %v, %v; want a dispatcher %v", kind, d, err, sent)
+		}
+		if err != nil && !errors.Is(err, ErrKindNotSent) {
+			t.Errorf("%s: %v, want ErrKindNotSent", kind, err)
+		}
+	}
+}
