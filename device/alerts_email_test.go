@@ -28,7 +28,10 @@ func TestAlertsByEmail(t *testing.T) {
 	}
 	ca := smtptest.NewCA(t)
 	server := smtptest.Start(t, smtptest.Options{CA: ca, Implicit: true, Users: map[string]string{"mamoru": "pa55word"}})
-	child := exec.Command(os.Args[0], "-test.run=^TestAlertsByEmail$", "-test.count=1", "-test.v")
+	// Under make test-arm64 this binary runs in qemu-user, and so must its
+	// child: there is no binfmt to do it for us.
+	argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestAlertsByEmail$", "-test.count=1", "-test.v")
+	child := exec.Command(argv[0], argv[1:]...)
 	child.Env = append(os.Environ(), "MAMORU_TEST_SMTP="+server.SMTP, "SSL_CERT_FILE="+ca.File, "SSL_CERT_DIR=")
 	if out, err := child.CombinedOutput(); err != nil {
 		t.Fatalf("the press in a child process: %v\n%s", err, out)
