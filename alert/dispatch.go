@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -86,8 +87,9 @@ func (d *Dispatcher) Status() DispatcherStatus {
 }
 
 // Run queues what Publish hands over and runs every queue, until ctx ends;
-// then it queues what Publish had handed over by then, and returns when
-// all its goroutines have.
+// then it queues what Publish had handed over by then, closes each target
+// that is an io.Closer (an MQTT target says offline), and returns when all
+// its goroutines have.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range d.routes {
@@ -95,6 +97,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 	d.intake(ctx)
 	wg.Wait()
+	for _, r := range d.routes {
+		if c, ok := r.Queue.target.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				d.log.Warn("alert: closing a target", "target", r.Queue.opts.Label, "err", err)
+			}
+		}
+	}
 }
 
 // intake puts each event published into the matching queues.
