@@ -101,8 +101,8 @@ type State struct {
 // mqttSafe is what a Home Assistant node or object id may hold.
 var mqttSafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
-// NewMQTT checks o and returns its target, not yet connected: Send
-// connects.
+// NewMQTT checks o and returns its target, not yet connected: Connect
+// or Send connects.
 func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || u.Host == "" || u.Port() == "" || (u.Scheme != "mqtt" && u.Scheme != "mqtts") {
@@ -226,6 +226,15 @@ func (m *MQTT) follow(e *Event) paho.Token {
 	}
 	b, _ := json.Marshal(m.state)
 	return m.client.Publish(m.topic+"/state", 1, true, b)
+}
+
+// Connect makes the connection, if it is not made yet, so that the
+// broker hears online before the first event: Dispatcher.Run calls it at
+// start. Send connects too, so an error here is only worth a log line.
+func (m *MQTT) Connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout)
+	defer cancel()
+	return m.connect(ctx)
 }
 
 // connect makes the first connection; after it, paho keeps the

@@ -7,142 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
+	"mamoru/alert/mqtttest"
 	"mamoru/backoff"
 )
 
-// broker is a mosquitto of the test's own, on a loopback port.
-type broker struct {
-	t    *testing.T
-	bin  string
-	conf string
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startBroker starts mosquitto on a free loopback port, with the logins
-// in users (none: anonymous), and stops it when the test ends. It skips
-// the test when mosquitto is not installed (.ci/install-deps installs it).
-func startBroker(t *testing.T, users map[string]string) *broker {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("mosquitto is not installed (apt-get install mosquitto)")
-		}
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nuser root\n", port)
-	if len(users) == 0 {
-		conf += "allow_anonymous true\n"
-	} else {
-		pw := filepath.Join(dir, "passwd")
-		for u, p := range users {
-			args := []string{"-b", pw, u, p}
-			if _, err := os.Stat(pw); err != nil {
-				args = append([]string{"-c"}, args...)
-			}
-			if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
-				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-			}
-		}
-		conf += "allow_anonymous false\npassword_file " + pw + "\n"
-	}
-	b := &broker{t: t, conf: filepath.Join(dir, "mosquitto.conf"), addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b.bin = bin
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-// start runs mosquitto and waits until it takes connections.
-func (b *broker) start() {
-	b.t.Helper()
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	if err := b.cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	// Real time: the broker is a real process.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", b.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto did not listen on %s: %v", b.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop kills this test's mosquitto, by its pid only.
-func (b *broker) stop() {
-	if b.cmd == nil {
-		return
-	}
-	b.cmd.Process.Kill()
-	b.cmd.Wait()
-	b.cmd = nil
-}
-
-// message is one message a subscriber took.
-type message struct {
-	topic    string
-	payload  string
-	retained bool
-}
-
-// subscribers numbers the test's clients: a broker drops the older of two
-// with the same id.
-var subscribers atomic.Int64
-
-// subscribe connects a paho client of the test's to addr and returns what
-// it receives on filter.
-func subscribe(t *testing.T, addr, filter string) <-chan message {
-	t.Helper()
-	got := make(chan message, 256)
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("test-%d", subscribers.Add(1))))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber: connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(0) })
-	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
-		got <- message{m.Topic(), string(m.Payload()), m.Retained()}
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber: subscribe: %v", tok.Error())
-	}
-	return got
-}
-
 // next returns the next message on topic, skipping others.
-func next(t *testing.T, got <-chan message, topic string) message {
+func next(t *testing.T, got <-chan mqtttest.Message, topic string) mqtttest.Message {
 	t.Helper()
 	for {
 		m := wait(t, got, "a message on "+topic)
-		if m.topic == topic {
+		if m.Topic == topic {
 			return m
 		}
 	}
@@ -177,9 +56,9 @@ func sendNow(t *testing.T, m *MQTT, e Event) {
 // (retained) and the state follows the event (retained); Close says
 // offline.
 func TestMQTTEvent(t *testing.T) {
-	b := startBroker(t, nil)
-	got := subscribe(t, b.addr, "mamoru/#")
-	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.addr})
+	b := mqtttest.Start(t, nil)
+	got := b.Subscribe("mamoru/#")
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr})
 	e := origin.IncidentEvent(IncidentStarted, time.Date(2026, 11, 30, 14, 2, 5, 0, time.UTC), "20261130-140205-000042", time.Date(2026, 11, 30, 14, 2, 5, 0, time.UTC))
 	e.Urgent = true
 	sendNow(t, m, e)
@@ -189,7 +68,7 @@ func TestMQTTEvent(t *testing.T) {
 	last := map[string]string{}
 	for last["events"] == "" || last["availability"] == "" || last["state"] == "" || strings.Contains(last["state"], "unknown") {
 		msg := wait(t, got, "availability, state and the event")
-		last[strings.TrimPrefix(msg.topic, "mamoru/shop-1/counter-1/")] = msg.payload
+		last[strings.TrimPrefix(msg.Topic, "mamoru/shop-1/counter-1/")] = msg.Payload
 	}
 	if last["availability"] != "online" {
 		t.Errorf("availability: got %q, want online", last["availability"])
@@ -207,32 +86,32 @@ func TestMQTTEvent(t *testing.T) {
 	}
 
 	// Retained: a subscriber that comes later still reads them.
-	late := subscribe(t, b.addr, "mamoru/shop-1/counter-1/+")
+	late := b.Subscribe("mamoru/shop-1/counter-1/+")
 	retained := map[string]bool{}
 	for len(retained) < 2 {
 		msg := wait(t, late, "availability and state, retained")
-		if !msg.retained {
-			t.Fatalf("%s is not retained", msg.topic)
+		if !msg.Retained {
+			t.Fatalf("%s is not retained", msg.Topic)
 		}
-		retained[msg.topic] = true
+		retained[msg.Topic] = true
 	}
 
 	m.Close()
-	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.payload != "offline" {
-		t.Errorf("availability after Close: got %q, want offline", a.payload)
+	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.Payload != "offline" {
+		t.Errorf("availability after Close: got %q, want offline", a.Payload)
 	}
 }
 
 // Events leaves out of …/events what the target does not take, but the
 // state still follows it.
 func TestMQTTEventsFilter(t *testing.T) {
-	b := startBroker(t, nil)
-	got := subscribe(t, b.addr, "mamoru/#")
+	b := mqtttest.Start(t, nil)
+	got := b.Subscribe("mamoru/#")
 	f, err := NewFilter([]string{"device.*"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.addr, Events: f})
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, Events: f})
 	now := time.Now()
 	sendNow(t, m, origin.IncidentEvent(IncidentSaved, now, "x", now))
 	fault := origin.Event(DeviceFault, now)
@@ -241,17 +120,17 @@ func TestMQTTEventsFilter(t *testing.T) {
 	var events []string
 	for len(states) < 2 || len(events) < 1 {
 		msg := wait(t, got, "state and events")
-		switch msg.topic {
+		switch msg.Topic {
 		case "mamoru/shop-1/counter-1/state":
 			var s State
-			json.Unmarshal([]byte(msg.payload), &s)
+			json.Unmarshal([]byte(msg.Payload), &s)
 			// The connect publishes the state too: it may already be
 			// the first event's.
 			if s.State != "unknown" && (len(states) == 0 || states[len(states)-1] != s) {
 				states = append(states, s)
 			}
 		case "mamoru/shop-1/counter-1/events":
-			events = append(events, msg.payload)
+			events = append(events, msg.Payload)
 		}
 	}
 	if want := []State{{"buffering", "on", 1}, {"fault", "fault", 1}}; fmt.Sprint(states) != fmt.Sprint(want) {
@@ -266,17 +145,17 @@ func TestMQTTEventsFilter(t *testing.T) {
 // connection dies without a word: here a proxy between them drops it, as
 // a power cut or a pulled cable would.
 func TestMQTTLastWill(t *testing.T) {
-	b := startBroker(t, nil)
-	got := subscribe(t, b.addr, "mamoru/shop-1/counter-1/availability")
-	p := startProxy(t, b.addr)
+	b := mqtttest.Start(t, nil)
+	got := b.Subscribe("mamoru/shop-1/counter-1/availability")
+	p := startProxy(t, b.Addr)
 	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + p.addr()})
 	sendNow(t, m, origin.Event(DeviceRecovered, time.Now()))
-	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.payload != "online" {
-		t.Fatalf("availability: got %q, want online", a.payload)
+	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.Payload != "online" {
+		t.Fatalf("availability: got %q, want online", a.Payload)
 	}
 	p.cut()
-	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.payload != "offline" {
-		t.Errorf("availability after the cut: got %q, want offline (the Last Will)", a.payload)
+	if a := next(t, got, "mamoru/shop-1/counter-1/availability"); a.Payload != "offline" {
+		t.Errorf("availability after the cut: got %q, want offline (the Last Will)", a.Payload)
 	}
 }
 
@@ -331,16 +210,16 @@ func (p *proxy) cut() {
 // With HADiscovery, the configs are retained under homeassistant/…/config
 // with the fields Home Assistant's MQTT discovery reads.
 func TestMQTTDiscovery(t *testing.T) {
-	b := startBroker(t, nil)
-	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.addr, HADiscovery: true})
+	b := mqtttest.Start(t, nil)
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, HADiscovery: true})
 	sendNow(t, m, origin.Event(DeviceRecovered, time.Now()))
 	// The configs go out on connect, beside Send: once a first subscriber
 	// has them all, a second one can only have them as retained.
-	first := subscribe(t, b.addr, "homeassistant/#")
+	first := b.Subscribe("homeassistant/#")
 	for range 3 {
 		wait(t, first, "a discovery config")
 	}
-	got := subscribe(t, b.addr, "homeassistant/#")
+	got := b.Subscribe("homeassistant/#")
 	want := map[string]string{
 		"homeassistant/binary_sensor/mamoru_shop-1_counter-1/recording/config": "{{ 'ON' if value_json.indicator == 'on' else 'OFF' }}",
 		"homeassistant/sensor/mamoru_shop-1_counter-1/state/config":            "{{ value_json.state }}",
@@ -348,13 +227,13 @@ func TestMQTTDiscovery(t *testing.T) {
 	}
 	for range want {
 		msg := wait(t, got, "a discovery config")
-		template, ok := want[msg.topic]
+		template, ok := want[msg.Topic]
 		if !ok {
-			t.Errorf("unexpected topic %s", msg.topic)
+			t.Errorf("unexpected topic %s", msg.Topic)
 			continue
 		}
-		if !msg.retained {
-			t.Errorf("%s is not retained", msg.topic)
+		if !msg.Retained {
+			t.Errorf("%s is not retained", msg.Topic)
 		}
 		var c struct {
 			UniqueID          string `json:"unique_id"`
@@ -366,42 +245,42 @@ func TestMQTTDiscovery(t *testing.T) {
 				Name        string   `json:"name"`
 			} `json:"device"`
 		}
-		if err := json.Unmarshal([]byte(msg.payload), &c); err != nil {
-			t.Fatalf("%s: %v", msg.topic, err)
+		if err := json.Unmarshal([]byte(msg.Payload), &c); err != nil {
+			t.Fatalf("%s: %v", msg.Topic, err)
 		}
-		object := strings.Split(msg.topic, "/")[3]
+		object := strings.Split(msg.Topic, "/")[3]
 		if c.UniqueID != "mamoru_shop-1_counter-1_"+object || c.StateTopic != "mamoru/shop-1/counter-1/state" ||
 			c.AvailabilityTopic != "mamoru/shop-1/counter-1/availability" || c.ValueTemplate != template ||
 			fmt.Sprint(c.Device.Identifiers) != "[mamoru_shop-1_counter-1]" || c.Device.Name != "カウンター1" {
-			t.Errorf("%s: got %s", msg.topic, msg.payload)
+			t.Errorf("%s: got %s", msg.Topic, msg.Payload)
 		}
 	}
 }
 
 // A broker that refuses the login is a *Permanent that says what to fix.
 func TestMQTTWrongPassword(t *testing.T) {
-	b := startBroker(t, map[string]string{"mamoru": "right"})
-	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.addr, Username: "mamoru", Password: "wrong"})
+	b := mqtttest.Start(t, map[string]string{"mamoru": "right"})
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, Username: "mamoru", Password: "wrong"})
 	err := m.Send(context.Background(), origin.Event(DeviceFault, time.Now()))
 	var p *Permanent
 	if !errors.As(err, &p) || !strings.Contains(p.Fix, "password_file") {
 		t.Fatalf("got %v, want a *Permanent naming password_file", err)
 	}
-	if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), b.addr) {
+	if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), b.Addr) {
 		t.Errorf("the error shows a secret: %v", err)
 	}
 
-	ok := newMQTT(t, MQTTOptions{Label: "right", URL: "mqtt://" + b.addr, Username: "mamoru", Password: "right"})
+	ok := newMQTT(t, MQTTOptions{Label: "right", URL: "mqtt://" + b.Addr, Username: "mamoru", Password: "right"})
 	sendNow(t, ok, origin.Event(DeviceFault, time.Now()))
 }
 
 // While the broker is down the queue keeps the event; once it is back,
 // the event arrives.
 func TestMQTTBrokerDownThenUp(t *testing.T) {
-	b := startBroker(t, nil)
-	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.addr, MaxReconnectBackoff: 200 * time.Millisecond})
+	b := mqtttest.Start(t, nil)
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, MaxReconnectBackoff: 200 * time.Millisecond})
 	sendNow(t, m, origin.Event(DeviceRecovered, time.Now())) // connected once: paho reconnects from now on
-	b.stop()
+	b.Stop()
 
 	accepted := make(chan Event, 1)
 	q, err := OpenQueue(t.TempDir(), m, QueueOptions{Label: "ha", Accepted: func(e Event) { accepted <- e },
@@ -423,14 +302,14 @@ func TestMQTTBrokerDownThenUp(t *testing.T) {
 		}
 	}
 
-	b.start()
+	b.Start()
 	// Accepted means the restarted broker acknowledged the event.
 	if a := wait(t, accepted, "the event accepted after the broker's return"); a.ID != e.ID {
 		t.Errorf("accepted %s, want %s", a.ID, e.ID)
 	}
 	// And the state it led to is retained there.
-	st := next(t, subscribe(t, b.addr, "mamoru/shop-1/counter-1/state"), "mamoru/shop-1/counter-1/state")
-	if !strings.Contains(st.payload, `"state":"fault"`) {
-		t.Errorf("state after the return: got %s, want fault", st.payload)
+	st := next(t, b.Subscribe("mamoru/shop-1/counter-1/state"), "mamoru/shop-1/counter-1/state")
+	if !strings.Contains(st.Payload, `"state":"fault"`) {
+		t.Errorf("state after the return: got %s, want fault", st.Payload)
 	}
 }
