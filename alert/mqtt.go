@@ -70,7 +70,10 @@ type MQTT struct {
 	client paho.Client
 	topic  string // <prefix>/<store>/<device>
 
-	mu sync.Mutex // guards state and connected, and orders the state's publishes
+	// dial serializes connect: Dispatcher.Run's Connect and a Send
+	// should not both make the first connection.
+	dial sync.Mutex
+	mu   sync.Mutex // guards state and connected, and orders the state's publishes
 	// state is what the state topic says, from the events Send saw.
 	state State
 	// connected: a first Connect succeeded, and paho reconnects from
@@ -240,6 +243,8 @@ func (m *MQTT) Connect(ctx context.Context) error {
 // connect makes the first connection; after it, paho keeps the
 // connection, and a connection down is an error worth retrying.
 func (m *MQTT) connect(ctx context.Context) error {
+	m.dial.Lock()
+	defer m.dial.Unlock()
 	m.mu.Lock()
 	connected := m.connected
 	m.mu.Unlock()

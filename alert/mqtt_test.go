@@ -313,3 +313,32 @@ func TestMQTTBrokerDownThenUp(t *testing.T) {
 		t.Errorf("state after the return: got %s, want fault", st.Payload)
 	}
 }
+
+// A broker down when the target first connects (a device that starts
+// before the network): Connect fails and is worth retrying, and the queue
+// delivers once the broker is up.
+func TestMQTTBrokerDownAtStart(t *testing.T) {
+	b := mqtttest.Start(t, nil)
+	b.Stop()
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, ConnectTimeout: time.Second})
+	err := m.Connect(context.Background())
+	var p *Permanent
+	if err == nil || errors.As(err, &p) {
+		t.Fatalf("Connect with the broker down: got %v, want an error worth retrying", err)
+	}
+	accepted := make(chan Event, 1)
+	q, err := OpenQueue(t.TempDir(), m, QueueOptions{Label: "ha", Accepted: func(e Event) { accepted <- e },
+		Backoff: backoff.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := origin.Event(DeviceFault, time.Now())
+	if err := q.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	runQueue(t, q)
+	b.Start()
+	if a := wait(t, accepted, "the event accepted once the broker is up"); a.ID != e.ID {
+		t.Errorf("accepted %s, want %s", a.ID, e.ID)
+	}
+}
