@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,9 +21,12 @@ import (
 // MQTTOptions configure an MQTT target.
 type MQTTOptions struct {
 	Label string // who this is, for errors; never the URL or the login
-	// URL is the broker: mqtts://host:port (TLS, checked against the
-	// system's roots) or mqtt://host:port (plain).
-	URL                string
+	// URL is the broker: mqtts://host:port (TLS, checked against
+	// RootCAs) or mqtt://host:port (plain).
+	URL string
+	// RootCAs are the authorities an mqtts broker's certificate must come
+	// from; nil is the system's.
+	RootCAs            *x509.CertPool
 	Username, Password string // the broker's login; "" for none
 	// TopicPrefix starts every topic: <prefix>/<store>/<device>/...;
 	// "" is "mamoru".
@@ -146,7 +150,7 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 		SetClientID("mamoru-"+o.Store+"-"+o.Device+"-"+hex.EncodeToString(sum[:4])).
 		SetUsername(o.Username).
 		SetPassword(o.Password).
-		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}). // nil RootCAs: the system's
+		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}).
 		SetWill(m.topic+"/availability", "offline", 1, true).
 		SetCleanSession(true).
 		SetAutoReconnect(true).

@@ -342,3 +342,24 @@ func TestMQTTBrokerDownAtStart(t *testing.T) {
 		t.Errorf("accepted %s, want %s", a.ID, e.ID)
 	}
 }
+
+// Over mqtts the broker's certificate is checked: one from an authority
+// the target does not trust is a *Permanent; one it does carries the
+// event.
+func TestMQTTTLS(t *testing.T) {
+	b := mqtttest.StartTLS(t, nil)
+	untrusting := newMQTT(t, MQTTOptions{Label: "untrusting", URL: "mqtts://" + b.Addr})
+	err := untrusting.Send(context.Background(), origin.Event(DeviceFault, time.Now()))
+	var p *Permanent
+	if !errors.As(err, &p) || !strings.Contains(p.Fix, "unknown authority") {
+		t.Fatalf("got %v, want a *Permanent for the unknown authority", err)
+	}
+
+	got := b.Subscribe("mamoru/shop-1/counter-1/events")
+	m := newMQTT(t, MQTTOptions{URL: "mqtts://" + b.Addr, RootCAs: b.RootCAs})
+	e := origin.Event(DeviceFault, time.Now())
+	sendNow(t, m, e)
+	if ev := next(t, got, "mamoru/shop-1/counter-1/events"); !strings.Contains(ev.Payload, e.ID) {
+		t.Errorf("event: got %s, want %s", ev.Payload, e.ID)
+	}
+}

@@ -8,9 +8,13 @@
 package mqtttest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +28,8 @@ import (
 // Broker is a mosquitto of the test's own.
 type Broker struct {
 	Addr string // host:port, on loopback
+	// RootCAs holds the certificate of a broker started by StartTLS.
+	RootCAs *x509.CertPool
 
 	t     testing.TB
 	bin   string
@@ -36,6 +42,18 @@ type Broker struct {
 // anonymous), and stops it when the test ends. With logins, Subscribe logs
 // in as a user of its own, "mqtttest".
 func Start(t testing.TB, users map[string]string) *Broker {
+	t.Helper()
+	return start(t, users, false)
+}
+
+// StartTLS is Start with a TLS listener only, whose certificate (for
+// 127.0.0.1) is in RootCAs, and in no system's roots.
+func StartTLS(t testing.TB, users map[string]string) *Broker {
+	t.Helper()
+	return start(t, users, true)
+}
+
+func start(t testing.TB, users map[string]string, withTLS bool) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -72,6 +90,26 @@ func Start(t testing.TB, users map[string]string) *Broker {
 		conf += "allow_anonymous false\npassword_file " + pw + "\n"
 	}
 	b := &Broker{t: t, bin: bin, login: len(users) > 0, conf: filepath.Join(dir, "mosquitto.conf"), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	if withTLS {
+		// httptest's certificate is for 127.0.0.1 and signs itself.
+		srv := httptest.NewTLSServer(nil)
+		cert := srv.TLS.Certificates[0]
+		srv.Close()
+		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile := filepath.Join(dir, "broker.crt"), filepath.Join(dir, "broker.key")
+		os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+		conf += "certfile " + certFile + "\nkeyfile " + keyFile + "\n"
+		b.RootCAs = x509.NewCertPool()
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.RootCAs.AddCert(leaf)
+	}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +170,10 @@ func (b *Broker) Subscribe(filter string) <-chan Message {
 	b.t.Helper()
 	got := make(chan Message, 256)
 	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr).SetClientID(fmt.Sprintf("mqtttest-%d", clients.Add(1)))
+	if b.RootCAs != nil {
+		o.Servers = nil
+		o.AddBroker("ssl://" + b.Addr).SetTLSConfig(&tls.Config{RootCAs: b.RootCAs})
+	}
 	if b.login {
 		o.SetUsername(subscriber).SetPassword(subscriberPassword)
 	}
