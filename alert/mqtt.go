@@ -65,9 +65,13 @@ type MQTTOptions struct {
 // by the device's label, unavailable while availability says offline.
 //
 // Send waits for the broker's acknowledgement of the event (PUBACK),
-// bounded by its context. A broker that refuses the login is a
-// *Permanent; a broker that cannot be reached, or a connection being
-// re-established, is worth retrying.
+// bounded by its context and Timeout. A broker that refuses the login at
+// the first connection is a *Permanent; a broker that cannot be reached,
+// or a connection being re-established, is worth retrying. (Once
+// connected, paho re-establishes the connection itself and does not say
+// why it fails: a login refused then shows as a connection down until the
+// recorder restarts.) A message lost with a connection is not sent again
+// by paho but by the queue, when Send's wait ends without an ack.
 type MQTT struct {
 	opts   MQTTOptions
 	kind   string
@@ -112,7 +116,7 @@ var mqttSafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 // or Send connects.
 func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	u, err := url.Parse(o.URL)
-	if err != nil || u.Host == "" || u.Port() == "" || (u.Scheme != "mqtt" && u.Scheme != "mqtts") {
+	if err != nil || u.Hostname() == "" || u.Port() == "" || (u.Scheme != "mqtt" && u.Scheme != "mqtts") {
 		return nil, errors.New("alert: the url is not an mqtt:// or mqtts:// URL with host and port")
 	}
 	if o.Store == "" || o.Device == "" {

@@ -363,3 +363,23 @@ func TestMQTTTLS(t *testing.T) {
 		t.Errorf("event: got %s, want %s", ev.Payload, e.ID)
 	}
 }
+
+// NewMQTT refuses what it cannot connect to, without repeating the URL.
+func TestNewMQTTRefuses(t *testing.T) {
+	for _, tc := range []struct{ name, url, store string }{
+		{"http", "http://broker.example:1883", "shop-1"},
+		{"no port", "mqtts://broker.example", "shop-1"},
+		{"no host", "mqtt://:1883", "shop-1"},
+		{"no store", "mqtts://broker.example:8883", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewMQTT(MQTTOptions{Label: "ha", URL: tc.url, Store: tc.store, Device: "counter-1"})
+			if err == nil {
+				t.Fatal("NewMQTT took it")
+			}
+			if strings.Contains(err.Error(), "broker.example") {
+				t.Errorf("the error repeats the URL: %v", err)
+			}
+		})
+	}
+}
