@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -85,16 +86,38 @@ func (d *Dispatcher) Status() DispatcherStatus {
 	return st
 }
 
+// Connector is a target that keeps a connection (MQTT): Run connects it
+// at start, before its queue runs, so that it is seen online before its
+// first event. An error is logged; Send connects again.
+type Connector interface {
+	Connect(ctx context.Context) error
+}
+
 // Run queues what Publish hands over and runs every queue, until ctx ends;
-// then it queues what Publish had handed over by then, and returns when
-// all its goroutines have.
+// then it queues what Publish had handed over by then, closes each target
+// that is an io.Closer (an MQTT target says offline), and returns when all
+// its goroutines have. A target that is a Connector is connected first.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range d.routes {
-		wg.Go(func() { r.Queue.Run(ctx) })
+		wg.Go(func() {
+			if c, ok := r.Queue.target.(Connector); ok {
+				if err := c.Connect(ctx); err != nil && ctx.Err() == nil {
+					d.log.Warn("alert: connecting a target", "target", r.Queue.opts.Label, "err", err)
+				}
+			}
+			r.Queue.Run(ctx)
+		})
 	}
 	d.intake(ctx)
 	wg.Wait()
+	for _, r := range d.routes {
+		if c, ok := r.Queue.target.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				d.log.Warn("alert: closing a target", "target", r.Queue.opts.Label, "err", err)
+			}
+		}
+	}
 }
 
 // intake puts each event published into the matching queues.

@@ -2,9 +2,11 @@ package alert
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"mamoru/alert/mqtttest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -133,11 +135,12 @@ func TestPublishNeverBlocks(t *testing.T) {
 // BenchmarkPublishToReceiver measures a press's alert from Publish to a
 // local receiver's handler, through the queue's fsynced file and a POST on
 // loopback: the p50 and p99 over 100 presses, one after another as a
-// counter's presses come, for a signed webhook and for ntfy (a local
+// counter's presses come, for a signed webhook, for ntfy (a local
 // receiver in ntfy's place: ntfy's server is not on this machine's module
-// proxy).
+// proxy), and for MQTT (a real mosquitto, and a subscriber on the events
+// topic).
 func BenchmarkPublishToReceiver(b *testing.B) {
-	for _, kind := range []string{"webhook", "ntfy"} {
+	for _, kind := range []string{"webhook", "ntfy", "mqtt"} {
 		b.Run(kind, func(b *testing.B) {
 			// The receiver passes on what identifies the press: the
 			// webhook's id, or ntfy's Click, the incident's link.
@@ -148,12 +151,29 @@ func BenchmarkPublishToReceiver(b *testing.B) {
 			}))
 			defer srv.Close()
 			var target Target = webhookTo(b, srv.URL, nil)
-			if kind == "ntfy" {
+			switch kind {
+			case "ntfy":
 				n, err := NewNtfy(NtfyOptions{URL: srv.URL + "/topic"})
 				if err != nil {
 					b.Fatal(err)
 				}
 				target = n
+			case "mqtt":
+				broker := mqtttest.Start(b, nil)
+				m, err := NewMQTT(MQTTOptions{URL: "mqtt://" + broker.Addr, Store: origin.Store, Device: origin.Device})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				target = m
+				msgs := broker.Subscribe(m.topic + "/events")
+				go func() {
+					for msg := range msgs {
+						var e Event
+						_ = json.Unmarshal([]byte(msg.Payload), &e)
+						got <- e.ID
+					}
+				}()
 			}
 			d := NewDispatcher([]Route{route(b, nil, target, make(chan Event, 1000))}, DispatcherOptions{Log: quiet})
 			runDispatcher(b, d)

@@ -32,13 +32,19 @@ func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accep
 	}
 	var routes []alert.Route
 	for i, t := range cfg.Alerts.Targets {
-		target, err := newTarget(t, wall)
-		if err != nil {
-			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
-		}
 		filter, err := alert.NewFilter(t.Events)
 		if err != nil {
 			return nil, fmt.Errorf("alerts.target[%d] (%s): events: %w", i+1, t, err)
+		}
+		target, err := newTarget(cfg.Device, t, filter, wall)
+		if err != nil {
+			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
+		}
+		if t.Kind == config.KindMQTT {
+			// An MQTT target is handed every event, for its state topic
+			// to follow the device; it publishes on its events topic only
+			// those its filter takes.
+			filter = everyEvent
 		}
 		q, err := alert.OpenQueue(alert.QueueDir(filepath.Join(cfg.Device.StateDir, alertsDir), t.Label), target,
 			alert.QueueOptions{Label: t.Label, Clock: clk, Wall: wall, Log: log, Accepted: accepted})
@@ -54,8 +60,16 @@ func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accep
 // to yet; config refuses it first.
 var ErrKindNotSent = errors.New("this version does not send to this kind of target")
 
-func newTarget(t config.Target, wall clock.Clock) (alert.Target, error) {
+// everyEvent is the filter that takes every event.
+var everyEvent, _ = alert.NewFilter([]string{"*"})
+
+// newTarget builds t's target on device d; events are those t takes.
+func newTarget(d config.Device, t config.Target, events alert.Filter, wall clock.Clock) (alert.Target, error) {
 	switch t.Kind {
+	case config.KindMQTT:
+		return alert.NewMQTT(alert.MQTTOptions{Label: t.Label, URL: t.URL.Reveal(), Username: t.Username,
+			Password: t.Password.Reveal(), TopicPrefix: t.TopicPrefix, Store: d.Store, Device: d.ID,
+			DeviceLabel: d.Label, HADiscovery: t.HADiscovery, Events: events})
 	case config.KindWebhook:
 		return alert.NewWebhook(alert.WebhookOptions{Label: t.Label, URL: t.URL.Reveal(), Secret: t.Secret.Reveal(),
 			Format: t.Format, Language: t.Language, Wall: wall})

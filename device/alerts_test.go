@@ -1,6 +1,7 @@
 package device
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -133,7 +134,7 @@ func TestNewAlertsKinds(t *testing.T) {
 		tgt := targets[kind]
 		tgt.Kind, tgt.Label, tgt.Language, tgt.Events = kind, "target "+kind, "ja", config.DefaultEvents
 		var cfg config.Config
-		cfg.Device.StateDir = t.TempDir()
+		cfg.Device.Store, cfg.Device.ID, cfg.Device.StateDir = "shop-1", "counter-1", t.TempDir()
 		cfg.Alerts.Targets = []config.Target{tgt}
 		d, err := NewAlerts(cfg, nil, nil, nil, nil)
 		if sent := slices.Contains(config.Sent, kind); sent != (err == nil && d != nil) {
@@ -142,5 +143,30 @@ func TestNewAlertsKinds(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrKindNotSent) {
 			t.Errorf("%s: %v, want ErrKindNotSent", kind, err)
 		}
+	}
+}
+
+// An mqtt target is built, named by the device's store, id and label, and
+// is handed every event (its state topic follows them all), whatever its
+// events; the other kinds only theirs.
+func TestNewAlertsMQTT(t *testing.T) {
+	var cfg config.Config
+	cfg.Device.Store, cfg.Device.ID, cfg.Device.Label, cfg.Device.StateDir = "shop-1", "counter-1", "カウンター1", t.TempDir()
+	cfg.Alerts.Targets = []config.Target{
+		{Kind: config.KindMQTT, Label: "ha", URL: "mqtt://127.0.0.1:1883", TopicPrefix: "mamoru", Events: []string{"device.*"}},
+		{Kind: config.KindNtfy, Label: "店長", URL: "https://ntfy.sh", Topic: "shop1-Zq8rT2kd7VwX", Events: []string{"device.*"}},
+	}
+	d, err := NewAlerts(cfg, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := alert.Origin{Store: "shop-1", Device: "counter-1"}
+	d.Publish(origin.Event(alert.IncidentSaved, time.Now()))
+	d.Publish(origin.Event(alert.DeviceFault, time.Now()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Run queues what was published, and returns
+	d.Run(ctx)
+	if got, want := []int{d.Status().Targets[0].Pending, d.Status().Targets[1].Pending}, []int{2, 1}; !slices.Equal(got, want) {
+		t.Errorf("pending: got %v, want %v (mqtt every event, ntfy device.* only)", got, want)
 	}
 }

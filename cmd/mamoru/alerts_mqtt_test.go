@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mamoru/alert"
+	"mamoru/alert/mqtttest"
+)
+
+// The running recorder (a child process, as in TestPowerCuts) says online
+// on a real broker with a login as it starts, a press reaches the broker's events topic
+// as incident.started, and when the recorder is killed with SIGKILL the
+// broker says offline for it: its Last Will.
+func TestAlertsMQTTEndToEnd(t *testing.T) {
+	b := mqtttest.Start(t, map[string]string{"mamoru": "s3cret-pass"})
+	got := b.Subscribe("mamoru/test-store/test-counter/#")
+	dir := t.TempDir()
+	passFile := filepath.Join(dir, "mqtt.password")
+	if err := os.WriteFile(passFile, []byte("s3cret-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, "mamoru.toml", fmt.Sprintf(validConfig, t.TempDir())+fmt.Sprintf(`
+[[alerts.target]]
+kind = "mqtt"
+label = "Home Assistant"
+url = "mqtt://%s"
+username = "mamoru"
+password_file = %q
+events = ["incident.started"]
+`, b.Addr, passFile))
+
+	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer childLog.Close()
+	argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
+	cmd.Stdout, cmd.Stderr = childLog, childLog
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the kill takes its ffmpeg too
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	kill := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			kill()
+		}
+	}()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		log, _ := os.ReadFile(childLog.Name())
+		t.Fatalf(format+"\nthe recorder's output:\n%s", append(args, log)...)
+	}
+	next := func(topic string) string {
+		t.Helper()
+		for {
+			select {
+			case m := <-got:
+				if m.Topic == "mamoru/test-store/test-counter/"+topic {
+					return m.Payload
+				}
+			case <-time.After(60 * time.Second):
+				fail("no message on %s within 60 s", topic)
+			}
+		}
+	}
+
+	// The target connects at start, before any event.
+	if a := next("availability"); a != "online" {
+		t.Errorf("availability at start: got %q, want online", a)
+	}
+	var id string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, out, _ := runCmd(t, "trigger", "--config", cfg)
+		if code == 0 {
+			id = strings.Fields(out)[1]
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("mamoru trigger never succeeded: %s", out)
+		}
+	}
+	var e alert.Event
+	if p := next("events"); json.Unmarshal([]byte(p), &e) != nil || e.Name != alert.IncidentStarted || e.Incident != "test-store/test-counter/"+id || e.Source != "cli" {
+		t.Errorf("events: got %s, want incident.started for test-store/test-counter/%s from cli", p, id)
+	}
+
+	kill()
+	if a := next("availability"); a != "offline" {
+		t.Errorf("availability after SIGKILL: got %q, want offline (the Last Will)", a)
+	}
+}
