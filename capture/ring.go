@@ -174,7 +174,9 @@ type Stats struct {
 	Capacity int
 	// Buffered is the time from the oldest to the newest frame held.
 	Buffered time.Duration
-	NextSeq  uint64
+	// Newest is the newest frame's time, when the ring holds any.
+	Newest  time.Duration
+	NextSeq uint64
 }
 
 // Stats returns what the ring holds now.
@@ -184,6 +186,7 @@ func (r *Ring) Stats() Stats {
 	s := Stats{Frames: r.count, Bytes: r.used, Capacity: len(r.data), NextSeq: r.firstSeq + uint64(r.count)}
 	if r.count > 0 {
 		s.Buffered = r.newest - r.at(0).time
+		s.Newest = r.newest
 	}
 	return s
 }

@@ -204,11 +204,11 @@ type run struct {
 	// spoolUsed is the outbox's size, measured every second: a press reads
 	// it rather than walk the directory before the acknowledgement.
 	spoolUsed int64
-	// lastSeq and lastAdvance follow the ring, for the watchdog.
-	lastSeq     uint64
-	lastAdvance time.Time
-	schedule    *config.Schedule
-	closed      string // why capture is off by the rules ("outside recording hours"), or ""
+	// capturedFrom is the capture timeline's time when capture was last
+	// seen not running, for the watchdog.
+	capturedFrom time.Duration
+	schedule     *config.Schedule
+	closed       string // why capture is off by the rules ("outside recording hours"), or ""
 	// ready is set once Ready has been called.
 	ready bool
 	// lastRetry and lastFinish pace the 5 s retries of a fault and of
@@ -607,11 +607,15 @@ func (ru *run) auditWorks() bool {
 	return true
 }
 
-// healthy reports whether the recorder is doing what it should.
+// healthy reports whether the recorder is doing what it should. The ring
+// stands still when its newest frame is 10 s old on the capture timeline,
+// judged by the frame's own time, not by when this check got to see it.
 func (ru *run) healthy(now time.Time) bool {
 	capturing := ru.interlock.Capturing()
-	if seq := ru.ring.Stats().NextSeq; seq != ru.lastSeq || !capturing {
-		ru.lastSeq, ru.lastAdvance = seq, now
+	at := ru.tl.Of(now)
+	rs := ru.ring.Stats()
+	if !capturing {
+		ru.capturedFrom = at // a ring is not still before capture starts
 	}
 	switch {
 	case ru.state == StateFault:
@@ -619,7 +623,7 @@ func (ru *run) healthy(now time.Time) bool {
 	case !capturing:
 		return ru.closed != "" // not capturing only because the rules say so
 	default:
-		return now.Sub(ru.lastAdvance) < 10*time.Second
+		return at-max(rs.Newest, ru.capturedFrom) < 10*time.Second
 	}
 }
 
