@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"mamoru/testproc"
 	"math/big"
 	"net"
 	"net/http"
@@ -168,13 +169,7 @@ func (m *Server) Stop() {
 	if m.cmd == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.exited
-	}
+	testproc.Stop(m.cmd.Process, m.exited)
 	m.cmd = nil
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"mamoru/config"
+	"mamoru/testproc"
 )
 
 // Root credentials of every test server.
@@ -174,20 +175,8 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	stop(s.cmd.Process, s.exited)
+	testproc.Stop(s.cmd.Process, s.exited)
 	s.cmd = nil
-}
-
-// stop ends a server this package started, by its pid: SIGTERM, then
-// SIGKILL after 10 s; exited closes when it has.
-func stop(p *os.Process, exited <-chan struct{}) {
-	p.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		p.Kill()
-		<-exited
-	}
 }
 
 func (s *Server) transport() http.RoundTripper {

@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"mamoru/config"
+	"mamoru/testproc"
 )
 
 // Gateway is one versitygw server (github.com/versity/versitygw, the
@@ -106,7 +107,7 @@ func (g *Gateway) Stop() {
 	if g.cmd == nil {
 		return
 	}
-	stop(g.cmd.Process, g.exited)
+	testproc.Stop(g.cmd.Process, g.exited)
 	g.cmd = nil
 }
 
