@@ -162,6 +162,18 @@ func (o Origin) zone() *time.Location {
 	return o.Zone
 }
 
+// incidentSpace is the namespace of IncidentID's name-based UUIDs.
+var incidentSpace = uuid.MustParse("6f3c1b0e-5a1d-4e8b-9b7a-2c4d8e6f1a35")
+
+// IncidentID is the id of the event name about incident (store/device/id)
+// that must be the same however often it is raised: a name-based UUID
+// (version 5), so that an incident.started raised again after a power cut
+// that may have lost the first is the same event to every receiver, and a
+// queue that still holds it takes it once.
+func IncidentID(incident string, name Name) string {
+	return uuid.NewSHA1(incidentSpace, []byte(string(name)+" "+incident)).String()
+}
+
 // Link is the console's page for an incident,
 // <consoleURL>/incidents/<store>/<device>/<id>, each part escaped as a path
 // segment; "" when consoleURL is "".

@@ -101,14 +101,38 @@ type Alerts struct {
 	pressed map[string]time.Time
 }
 
-// Show publishes the alert e stands for, if it stands for one.
+// Show publishes the alerts e stands for, if any.
 func (a *Alerts) Show(e Event) {
-	if ev, ok := a.of(e); ok {
+	for _, ev := range a.of(e) {
 		a.Publish(ev)
 	}
 }
 
-func (a *Alerts) of(e Event) (alert.Event, bool) {
+// of returns the alerts e stands for: mostly one, and two for an incident
+// recovered after a power cut (see started).
+func (a *Alerts) of(e Event) []alert.Event {
+	if e.Kind == EventIncident && e.State == outbox.StateRecovered && e.Manifest != nil {
+		saved, _ := a.one(e)
+		return []alert.Event{a.started(*e.Manifest), saved}
+	}
+	if ev, ok := a.one(e); ok {
+		return []alert.Event{ev}
+	}
+	return nil
+}
+
+// started is the incident.started of an incident the recorder recovered at
+// start: the power went while it recorded, perhaps before its alert was
+// on the card. Its id is the one the press gave it (alert.IncidentID), so
+// a receiver that had it takes it once, and a queue still holding it
+// keeps one; its time is the press's, so it arrives marked late.
+func (a *Alerts) started(m outbox.Manifest) alert.Event {
+	ev := a.Origin.IncidentEvent(alert.IncidentStarted, m.PressTime, m.Incident, m.PressTime)
+	ev.ID, ev.Source, ev.Urgent = alert.IncidentID(ev.Incident, alert.IncidentStarted), m.Trigger, m.Urgent
+	return ev
+}
+
+func (a *Alerts) one(e Event) (alert.Event, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch e.Kind {
@@ -126,6 +150,9 @@ func (a *Alerts) of(e Event) (alert.Event, bool) {
 			}
 			ev := a.Origin.IncidentEvent(name, e.Time, e.Incident, e.Time)
 			ev.Source = e.Source
+			if name == alert.IncidentStarted {
+				ev.ID = alert.IncidentID(ev.Incident, name) // raised again after a power cut: see started
+			}
 			return ev, true
 		case PressRefused:
 			ev := a.Origin.Event(alert.PressRefused, e.Time)

@@ -63,7 +63,7 @@ func TestAlertsOfEvents(t *testing.T) {
 		{e: Event{Kind: EventUploadStuck, Err: errors.New("AccessDenied"), Time: later}, name: alert.UploadStuck,
 			details: map[string]string{"error": "AccessDenied"}},
 	} {
-		got, ok := a.of(tc.e)
+		got, ok := a.one(tc.e)
 		if tc.name == "" {
 			if ok {
 				t.Errorf("%s %s: alert %s, want none", tc.e.Kind, tc.e.Result, got.Name)
@@ -168,5 +168,30 @@ func TestNewAlertsMQTT(t *testing.T) {
 	d.Run(ctx)
 	if got, want := []int{d.Status().Targets[0].Pending, d.Status().Targets[1].Pending}, []int{2, 1}; !slices.Equal(got, want) {
 		t.Errorf("pending: got %v, want %v (mqtt every event, ntfy device.* only)", got, want)
+	}
+}
+
+// An incident recovered at start (the power went while it recorded,
+// perhaps before its alert reached the card) raises its incident.started
+// again, with the id its press gave it, dated at the press, before it is
+// saved.
+func TestAlertsRecoveredIncidentStartsAgain(t *testing.T) {
+	press := time.Date(2026, 11, 30, 5, 2, 5, 0, time.UTC)
+	a := &Alerts{Origin: alert.Origin{Store: "shop-1", Device: "counter-1"}}
+	pressed := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140205-000001", Source: "button", Time: press})
+	m := &outbox.Manifest{Incident: "20261130-140205-000001", PressTime: press, Trigger: "button", State: outbox.StateRecovered}
+	got := a.of(Event{Kind: EventIncident, State: outbox.StateRecovered, Incident: m.Incident, Manifest: m, Time: press.Add(time.Hour)})
+	if len(pressed) != 1 || len(got) != 2 {
+		t.Fatalf("alerts %v then %v; want one, then two", pressed, got)
+	}
+	if s := got[0]; s.Name != alert.IncidentStarted || s.ID != pressed[0].ID || !s.Time.Equal(press) || s.Source != "button" {
+		t.Errorf("raised again: %+v; want incident.started with the press's id %s, at the press, from the button", s, pressed[0].ID)
+	}
+	if got[1].Name != alert.IncidentSaved {
+		t.Errorf("then %s, want incident.saved", got[1].Name)
+	}
+	other := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140206-000002", Time: press})
+	if other[0].ID == pressed[0].ID {
+		t.Error("two incidents' incident.started share an id")
 	}
 }

@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,4 +192,95 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The recorder killed (SIGKILL, as a power cut) right after a press, while
+// the receiver was refusing: once it restarts and the receiver takes
+// again, the press's incident.started arrives, always under the one id its
+// press gave it, and the recovered incident's incident.saved follows.
+func TestAlertsSurvivePowerCut(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	started := map[string]bool{} // ids of this incident's incident.started
+	var saved bool
+	var incident string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		var e alert.Event
+		json.Unmarshal(body, &e)
+		switch {
+		case e.Name == alert.IncidentStarted && strings.HasSuffix(e.Incident, "/"+incident):
+			started[e.ID] = true
+		case e.Name == alert.IncidentSaved && strings.HasSuffix(e.Incident, "/"+incident) && e.Details["state"] == "recovered":
+			saved = true
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "webhook.secret")
+	os.WriteFile(secretFile, []byte("whsec_"+base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))+"\n"), 0o600)
+	src := strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "post_seconds = 1", "post_seconds = 30", 1) + fmt.Sprintf(`
+[[alerts.target]]
+kind = "webhook"
+label = "本部"
+url = %q
+secret_file = %q
+events = ["incident.*"]
+`, srv.URL, secretFile)
+	cfg := writeConfig(t, dir, "mamoru.toml", src)
+
+	start := func() (kill func()) {
+		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the kill takes its ffmpeg too
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
+	}
+	kill := start()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, out, _ := runCmd(t, "trigger", "--config", cfg)
+		if code == 0 {
+			mu.Lock()
+			incident = strings.Fields(out)[1]
+			mu.Unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			kill()
+			t.Fatal("mamoru trigger never succeeded")
+		}
+	}
+	kill() // the power goes, mid-incident, the alert not yet taken
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	kill = start()
+	defer kill()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		n, s := len(started), saved
+		mu.Unlock()
+		if n > 0 && s {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: incident.started under %d ids, incident.saved (recovered) %v; want both", n, s)
+		}
+	}
+	time.Sleep(2 * time.Second) // anything sent twice would have come by now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(started) != 1 {
+		t.Errorf("the press's incident.started arrived under %d ids, want one: %v", len(started), started)
+	}
 }
