@@ -207,6 +207,15 @@ func (a *Alerts) one(e Event) (alert.Event, bool) {
 		if e.State == "unsynced" {
 			return a.Origin.Event(alert.ClockUnsynced, e.Time), true
 		}
+	case EventSource:
+		if e.State == "down" {
+			ev := a.Origin.Event(alert.DeviceFault, e.Time)
+			ev.Details = map[string]string{"source": e.Track, "reason": e.Track + " has sent nothing for 30 s", "error": errText(e.Err)}
+			return ev, true
+		}
+		ev := a.Origin.Event(alert.DeviceRecovered, e.Time)
+		ev.Details = map[string]string{"source": e.Track}
+		return ev, true
 	case EventUploadStuck:
 		ev := a.Origin.Event(alert.UploadStuck, e.Time)
 		ev.Details = map[string]string{"error": errText(e.Err)}

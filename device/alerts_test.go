@@ -3,11 +3,13 @@ package device
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"mamoru/alert"
+	"mamoru/audit"
 	"mamoru/config"
 	"mamoru/hardware"
 	"mamoru/outbox"
@@ -62,6 +64,10 @@ func TestAlertsOfEvents(t *testing.T) {
 		{e: Event{Kind: EventClock, State: "synced", Time: later}},
 		{e: Event{Kind: EventUploadStuck, Err: errors.New("AccessDenied"), Time: later}, name: alert.UploadStuck,
 			details: map[string]string{"error": "AccessDenied"}},
+		{e: Event{Kind: EventSource, Track: "video", State: "down", Err: errors.New("no camera on CSI port"), Time: later}, name: alert.DeviceFault,
+			details: map[string]string{"source": "video", "error": "no camera on CSI port"}},
+		{e: Event{Kind: EventSource, Track: "video", State: "up", Time: later}, name: alert.DeviceRecovered,
+			details: map[string]string{"source": "video"}},
 	} {
 		got, ok := a.one(tc.e)
 		if tc.name == "" {
@@ -193,5 +199,41 @@ func TestAlertsRecoveredIncidentStartsAgain(t *testing.T) {
 	other := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140206-000002", Time: press})
 	if other[0].ID == pressed[0].ID {
 		t.Error("two incidents' incident.started share an id")
+	}
+}
+
+// A microphone that sends nothing for 30 s while capture runs is reported
+// down once (a device.fault alert), and up again when it sends; the
+// camera, sending all along, is not reported.
+func TestMachineSourceDownIsSaid(t *testing.T) {
+	m := newMachine(t, machineConfig(t), monday, nil)
+	m.advance(2 * time.Second)
+	m.stalled = true
+	m.advance(29 * time.Second)
+	states := func() []string {
+		t.Helper()
+		entries, err := audit.ReadAll(filepath.Join(m.cfg.Device.StateDir, auditFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			if e.Event == string(EventSource) {
+				got = append(got, e.Fields["source"]+" "+e.Fields["state"])
+			}
+		}
+		return got
+	}
+	if got := states(); len(got) != 0 {
+		t.Fatalf("reported %q within 30 s of silence", got)
+	}
+	m.advance(2 * time.Second)
+	if got := states(); !slices.Equal(got, []string{"audio down"}) {
+		t.Fatalf("after 31 s of silence: %q, want audio down once", got)
+	}
+	m.stalled = false
+	m.advance(2 * time.Second)
+	if got := states(); !slices.Equal(got, []string{"audio down", "audio up"}) {
+		t.Errorf("after the microphone sent again: %q, want audio down, then up", got)
 	}
 }

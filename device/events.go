@@ -39,6 +39,10 @@ const (
 	EventClock Kind = "clock"
 	// EventUploadStuck: the uploader met an error a person must fix (Err).
 	EventUploadStuck Kind = "upload_stuck"
+	// EventSource: a source (Track) has sent nothing for 30 s while
+	// capture ran (State "down", Err its last error), or sends again
+	// ("up").
+	EventSource Kind = "source"
 )
 
 // CaptureChange is what happened to capture in an EventCapture.
@@ -89,6 +93,7 @@ type Event struct {
 	Object  string
 	SHA256  string
 	Dir     string // a set-aside directory's name
+	Track   string // a source's name: "video" or "audio"
 	Version string
 	Device  string
 	// Clip is the clip's path on the device, for an incident saved.
@@ -170,6 +175,11 @@ func (e Event) attrs() []string {
 		return []string{"state", e.State}
 	case EventUploadStuck:
 		return []string{"err", errText()}
+	case EventSource:
+		if e.Err != nil {
+			return []string{"source", e.Track, "state", e.State, "err", errText()}
+		}
+		return []string{"source", e.Track, "state", e.State}
 	}
 	return nil
 }

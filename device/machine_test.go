@@ -45,6 +45,9 @@ type fakeSource struct {
 	// time Run began and returned, for the interlock's order.
 	litAtStart, litAtStop []bool
 	ind                   *hardwaretest.Indicator
+	// lastFrame, if set, is the newest frame's time, as a source's Health
+	// says it; nil is 0.
+	lastFrame func() time.Duration
 }
 
 func (s *fakeSource) Run(ctx context.Context) error {
@@ -72,7 +75,11 @@ func (s *fakeSource) Run(ctx context.Context) error {
 func (s *fakeSource) Health() capture.Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return capture.Health{Running: s.running}
+	h := capture.Health{Running: s.running}
+	if s.lastFrame != nil {
+		h.LastFrame = s.lastFrame()
+	}
+	return h
 }
 
 // capture runs write while the source runs, and not once Run has
@@ -111,20 +118,22 @@ func (u *fakeUploader) Status() uploader.Status {
 
 // machine is a recorder on fakes, started by newMachine.
 type machine struct {
-	t     *testing.T
-	cfg   config.Config
-	clk   *clockwork.FakeClock
-	wall  *clockwork.FakeClock
-	tl    *capture.Timeline
-	ring  *capture.Ring
-	mic   *fakeSource
-	cam   *fakeSource
-	ind   *hardwaretest.Indicator
-	btn   *hardwaretest.Button
-	up    *fakeUploader
-	rec   *Recorder
-	pets  atomic.Int32
-	ready atomic.Int32
+	t    *testing.T
+	cfg  config.Config
+	clk  *clockwork.FakeClock
+	wall *clockwork.FakeClock
+	tl   *capture.Timeline
+	ring *capture.Ring
+	mic  *fakeSource
+	cam  *fakeSource
+	// lastBlock is the newest microphone block's time, for its Health.
+	lastBlock atomic.Int64
+	ind       *hardwaretest.Indicator
+	btn       *hardwaretest.Button
+	up        *fakeUploader
+	rec       *Recorder
+	pets      atomic.Int32
+	ready     atomic.Int32
 	// stalled stops the microphone's blocks: the ring stands still.
 	stalled bool
 	next    time.Duration // the media time of the microphone's next block
@@ -188,6 +197,10 @@ func newMachine(t *testing.T, cfg config.Config, wallAt time.Time, setup func(*m
 	m.tl = capture.NewTimeline(m.clk, m.wall)
 	m.ring = capture.NewRing(8<<20, cfg.RingSpan(), 4096)
 	m.mic, m.cam = &fakeSource{ind: m.ind}, &fakeSource{ind: m.ind}
+	// The microphone's newest frame is the newest block advance wrote; the
+	// camera, which writes nothing here, is always fresh.
+	m.mic.lastFrame = func() time.Duration { return time.Duration(m.lastBlock.Load()) }
+	m.cam.lastFrame = func() time.Duration { return m.tl.Now() }
 	m.btn = &hardwaretest.Button{Clock: m.clk}
 	format, err := (&capture.AudioSource{Config: cfg.Audio}).Format()
 	if err != nil {
@@ -302,6 +315,7 @@ func (m *machine) advance(d time.Duration) {
 					if err := m.ring.Write(capture.Frame{Track: capture.Audio, Time: m.next, Key: true, Data: flacBlock}); err != nil {
 						m.t.Error(err)
 					}
+					m.lastBlock.Store(int64(m.next))
 				}
 			})
 		}

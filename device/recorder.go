@@ -170,6 +170,8 @@ type run struct {
 	ackEnd   time.Time
 	alerted  string
 	alertDue bool
+	// sourceDown is each source watchSources last reported down.
+	sourceDown map[string]bool
 	// wasFull, wasSynced (once clockChecked) and stuckErr are the
 	// conditions watchConditions last reported.
 	wasFull, wasSynced, clockChecked bool
@@ -442,6 +444,7 @@ func (ru *run) everySecond(ctx context.Context) {
 	if ru.healthy(now) && ru.r.Healthy != nil {
 		ru.r.Healthy()
 	}
+	ru.watchSources(now)
 	if ru.state == StateFault && ru.closed == "" && now.Sub(ru.lastRetry) >= 5*time.Second {
 		ru.lastRetry = now
 		if ru.auditWorks() {
@@ -481,6 +484,45 @@ func (ru *run) watchConditions() {
 		case !st.Problem:
 			ru.stuckErr = ""
 		}
+	}
+}
+
+// sourceDownAfter is how long a source may send nothing, while capture
+// runs, before it is reported down: longer than any restart of a camera
+// or a microphone that recovers by itself.
+const sourceDownAfter = 30 * time.Second
+
+// watchSources reports a source that has sent nothing for sourceDownAfter
+// while capture ran, judged by its newest frame's own time, and reports
+// it again when it sends. The other source goes on recording meanwhile.
+func (ru *run) watchSources(now time.Time) {
+	at := ru.tl.Of(now)
+	capturing := ru.interlock.Capturing()
+	for _, s := range []struct {
+		name string
+		src  capture.Source
+	}{{"video", ru.r.Capture.Video}, {"audio", ru.r.Capture.Audio}} {
+		if s.src == nil {
+			continue
+		}
+		h := s.src.Health()
+		down := capturing && at-max(h.LastFrame, ru.capturedFrom) >= sourceDownAfter
+		if down == ru.sourceDown[s.name] {
+			continue
+		}
+		if ru.sourceDown == nil {
+			ru.sourceDown = map[string]bool{}
+		}
+		ru.sourceDown[s.name] = down
+		e := Event{Kind: EventSource, Track: s.name, State: "up"}
+		if down {
+			e.State = "down"
+			if h.LastError != "" {
+				e.Err = errors.New(h.LastError)
+			}
+			ru.log.Error("a source has sent nothing for 30 s", "source", s.name, "last_error", h.LastError)
+		}
+		ru.emit(e)
 	}
 }
 
