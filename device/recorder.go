@@ -170,8 +170,9 @@ type run struct {
 	ackEnd   time.Time
 	alerted  string
 	alertDue bool
-	// sourceDown is each source watchSources last reported down.
-	sourceDown map[string]bool
+	// sourceDown holds each source watchSources reported down, with the
+	// capture timeline's time it did.
+	sourceDown map[string]time.Duration
 	// wasFull, wasSynced (once clockChecked) and stuckErr are the
 	// conditions watchConditions last reported.
 	wasFull, wasSynced, clockChecked bool
@@ -493,11 +494,15 @@ func (ru *run) watchConditions() {
 const sourceDownAfter = 30 * time.Second
 
 // watchSources reports a source that has sent nothing for sourceDownAfter
-// while capture ran, judged by its newest frame's own time, and reports
-// it again when it sends. The other source goes on recording meanwhile.
+// while capture ran, judged by its newest frame's own time, and reports it
+// up again once it sends a frame newer than that. It judges only while
+// capture runs: closing time neither downs nor ups a source. The other
+// source goes on recording meanwhile.
 func (ru *run) watchSources(now time.Time) {
+	if !ru.interlock.Capturing() {
+		return
+	}
 	at := ru.tl.Of(now)
-	capturing := ru.interlock.Capturing()
 	for _, s := range []struct {
 		name string
 		src  capture.Source
@@ -506,23 +511,23 @@ func (ru *run) watchSources(now time.Time) {
 			continue
 		}
 		h := s.src.Health()
-		down := capturing && at-max(h.LastFrame, ru.capturedFrom) >= sourceDownAfter
-		if down == ru.sourceDown[s.name] {
-			continue
-		}
-		if ru.sourceDown == nil {
-			ru.sourceDown = map[string]bool{}
-		}
-		ru.sourceDown[s.name] = down
-		e := Event{Kind: EventSource, Track: s.name, State: "up"}
-		if down {
-			e.State = "down"
+		downAt, down := ru.sourceDown[s.name]
+		switch {
+		case !down && at-max(h.LastFrame, ru.capturedFrom) >= sourceDownAfter:
+			if ru.sourceDown == nil {
+				ru.sourceDown = map[string]time.Duration{}
+			}
+			ru.sourceDown[s.name] = at
+			e := Event{Kind: EventSource, Track: s.name, State: "down"}
 			if h.LastError != "" {
 				e.Err = errors.New(h.LastError)
 			}
 			ru.log.Error("a source has sent nothing for 30 s", "source", s.name, "last_error", h.LastError)
+			ru.emit(e)
+		case down && h.LastFrame > downAt:
+			delete(ru.sourceDown, s.name)
+			ru.emit(Event{Kind: EventSource, Track: s.name, State: "up"})
 		}
-		ru.emit(e)
 	}
 }
 
