@@ -109,11 +109,16 @@ func (a *Alerts) Show(e Event) {
 }
 
 // of returns the alerts e stands for: mostly one, and two for an incident
-// recovered after a power cut (see started).
+// recovered after a power cut (see started); an incident the power cut
+// before any of its clip was whole raises its incident.started alone.
 func (a *Alerts) of(e Event) []alert.Event {
-	if e.Kind == EventIncident && e.State == outbox.StateRecovered && e.Manifest != nil {
+	switch {
+	case e.Kind == EventIncident && e.State == outbox.StateRecovered && e.Manifest != nil:
 		saved, _ := a.one(e)
 		return []alert.Event{a.started(*e.Manifest), saved}
+	case e.Kind == EventSetAside && e.Manifest != nil:
+		// Cut short before any of its clip was whole: the press still was.
+		return []alert.Event{a.started(*e.Manifest)}
 	}
 	if ev, ok := a.one(e); ok {
 		return []alert.Event{ev}

@@ -196,6 +196,12 @@ func TestAlertsRecoveredIncidentStartsAgain(t *testing.T) {
 	if got[1].Name != alert.IncidentSaved {
 		t.Errorf("then %s, want incident.saved", got[1].Name)
 	}
+	// Cut before any of its clip was whole, and set aside: the press still
+	// goes out, under its id.
+	aside := a.of(Event{Kind: EventSetAside, Dir: m.Incident, Err: errors.New("no complete fragment"), Manifest: m})
+	if len(aside) != 1 || aside[0].Name != alert.IncidentStarted || aside[0].ID != pressed[0].ID {
+		t.Errorf("set aside: %+v; want its incident.started under the press's id", aside)
+	}
 	other := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140206-000002", Time: press})
 	if other[0].ID == pressed[0].ID {
 		t.Error("two incidents' incident.started share an id")

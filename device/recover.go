@@ -35,11 +35,13 @@ func (ru *run) recoverIncidents() {
 		if err != nil {
 			// The manifest is written before the clip, so a directory
 			// without one holds nothing worth keeping in place.
-			ru.putAside(dir, err)
+			ru.putAside(dir, err, nil)
 			continue
 		}
 		if err := recoverClip(dir, &m, ru.r.Config.Audio, "the recorder stopped while recording (power cut or crash)", ru.r.auditHead()); err != nil {
-			ru.putAside(dir, err)
+			// The press was made (its manifest says so) though nothing of
+			// its clip can be used: kept aside, and said with its press.
+			ru.putAside(dir, err, &m)
 			continue
 		}
 		ru.log.Warn("recovered an incident cut short", "id", m.Incident, "seconds", fmt.Sprintf("%.1f", m.DurationSeconds))
@@ -78,8 +80,9 @@ func recoverClip(dir string, m *outbox.Manifest, audio config.Audio, why string,
 }
 
 // putAside moves a directory the recorder cannot use out of the outbox, so
-// it is kept for a person to look at and never blocks anything.
-func (ru *run) putAside(dir string, why error) {
+// it is kept for a person to look at and never blocks anything. m is its
+// manifest, when it has a readable one.
+func (ru *run) putAside(dir string, why error, m *outbox.Manifest) {
 	aside := filepath.Join(ru.outbox.Dir, setAsideDir)
 	os.MkdirAll(aside, 0o750)
 	to := filepath.Join(aside, filepath.Base(dir))
@@ -94,5 +97,5 @@ func (ru *run) putAside(dir string, why error) {
 		return
 	}
 	ru.log.Error("incident directory set aside", "dir", dir, "moved_to", to, "why", why)
-	ru.emit(Event{Kind: EventSetAside, Dir: filepath.Base(dir), Err: why})
+	ru.emit(Event{Kind: EventSetAside, Dir: filepath.Base(dir), Err: why, Manifest: m})
 }
