@@ -130,10 +130,11 @@ func (a *Alerts) of(e Event) []alert.Event {
 // start: the power went while it recorded, perhaps before its alert was
 // on the card. Its id is the one the press gave it (alert.IncidentID), so
 // a receiver that had it takes it once, and a queue still holding it
-// keeps one; its time is the press's, so it arrives marked late.
+// keeps one; its time is the press's, so it arrives marked late. It says
+// what the press's own said (an urgent mark was another event).
 func (a *Alerts) started(m outbox.Manifest) alert.Event {
 	ev := a.Origin.IncidentEvent(alert.IncidentStarted, m.PressTime, m.Incident, m.PressTime)
-	ev.ID, ev.Source, ev.Urgent = alert.IncidentID(ev.Incident, alert.IncidentStarted), m.Trigger, m.Urgent
+	ev.ID, ev.Source = alert.IncidentID(ev.Incident, alert.IncidentStarted), m.Trigger
 	return ev
 }
 
