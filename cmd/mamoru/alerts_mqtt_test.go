@@ -84,16 +84,9 @@ events = ["incident.started"]
 	if a := next("availability"); a != "online" {
 		t.Errorf("availability at start: got %q, want online", a)
 	}
-	var id string
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, out, _ := runCmd(t, "trigger", "--config", cfg)
-		if code == 0 {
-			id = strings.Fields(out)[1]
-			break
-		}
-		if time.Now().After(deadline) {
-			fail("mamoru trigger never succeeded: %s", out)
-		}
+	id, out := triggerWhenUp(t, cfg)
+	if id == "" {
+		fail("mamoru trigger never succeeded: %s", out)
 	}
 	var e alert.Event
 	if p := next("events"); json.Unmarshal([]byte(p), &e) != nil || e.Name != alert.IncidentStarted || e.Incident != "test-store/test-counter/"+id || e.Source != "cli" {

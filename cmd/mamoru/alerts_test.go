@@ -109,16 +109,9 @@ topic = "shop-1-Zq8rT2kd7VwX"
 			t.Error("mamoru run did not stop within 60 s of its context ending")
 		}
 	}()
-	var id string
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, out, _ := runCmd(t, "trigger", "--config", cfg)
-		if code == 0 {
-			id = strings.Fields(out)[1]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mamoru trigger never succeeded: %s\n%s", out, stderr.String())
-		}
+	id, out := triggerWhenUp(t, cfg)
+	if id == "" {
+		t.Fatalf("mamoru trigger never succeeded: %s\n%s", out, stderr.String())
 	}
 	wait := func(what string, got <-chan received) received {
 		t.Helper()
@@ -175,14 +168,29 @@ topic = "shop-1-Zq8rT2kd7VwX"
 	}
 
 	// Who is alerted is in the operating rules, never where.
-	out := t.TempDir()
-	if code, _, errOut := runCmd(t, "policy", "render", "--config", cfg, "--lang", "ja", "--out", out); code != 0 {
+	rendered := t.TempDir()
+	if code, _, errOut := runCmd(t, "policy", "render", "--config", cfg, "--lang", "ja", "--out", rendered); code != 0 {
 		t.Fatalf("policy render: %s", errOut)
 	}
-	rules := mustRead(t, filepath.Join(out, "operating-rules.html"))
+	rules := mustRead(t, filepath.Join(rendered, "operating-rules.html"))
 	if !strings.Contains(rules, "本部") || !strings.Contains(rules, "店長のスマホ") || strings.Contains(rules, hook.URL) || strings.Contains(rules, "Zq8rT2kd7VwX") {
 		t.Error("the operating rules do not name both targets, or show where they are")
 	}
+}
+
+// triggerWhenUp presses through `mamoru trigger` until the recorder at cfg
+// answers, for up to 60 s, and returns the incident's id, or "" and the
+// last thing trigger printed.
+func triggerWhenUp(t *testing.T, cfg string) (id, out string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		code, stdout, stderr := runCmd(t, "trigger", "--config", cfg)
+		if code == 0 {
+			return strings.Fields(stdout)[1], stdout
+		}
+		out = stdout + stderr
+	}
+	return "", out
 }
 
 func mustRead(t *testing.T, path string) string {
@@ -253,19 +261,14 @@ events = ["incident.*"]
 		return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
 	}
 	kill := start()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, out, _ := runCmd(t, "trigger", "--config", cfg)
-		if code == 0 {
-			mu.Lock()
-			incident = strings.Fields(out)[1]
-			mu.Unlock()
-			break
-		}
-		if time.Now().After(deadline) {
-			kill()
-			t.Fatal("mamoru trigger never succeeded")
-		}
+	id, out := triggerWhenUp(t, cfg)
+	if id == "" {
+		kill()
+		t.Fatalf("mamoru trigger never succeeded: %s", out)
 	}
+	mu.Lock()
+	incident = id
+	mu.Unlock()
 	kill() // the power goes, mid-incident, the alert not yet taken
 
 	mu.Lock()
