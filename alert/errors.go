@@ -125,7 +125,7 @@ func certificateFix(err error, server string) string {
 	var hostname x509.HostnameError
 	switch {
 	case errors.As(err, &unknownCA):
-		return server + "'s certificate is signed by an unknown authority: check the url's host, or add its authority to the device's (/usr/local/share/ca-certificates, then update-ca-certificates)"
+		return server + "'s certificate is signed by an unknown authority: check the url's host, or give the target the authority's certificate in 'ca_file' (a PEM file)"
 	case errors.As(err, &hostname):
 		return server + "'s certificate is not for the url's host: check the url"
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -177,6 +179,21 @@ func checkURL(raw string) error {
 var defaultClient = &http.Client{
 	Timeout:       10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// ClientFor is the client of a target whose server's certificate must
+// chain to roots (the system's and a private CA's, config.CertPool):
+// defaultClient's timeout and redirect rule, and those authorities. nil
+// roots is defaultClient.
+func ClientFor(roots *x509.CertPool) *http.Client {
+	if roots == nil {
+		return defaultClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	c := *defaultClient
+	c.Transport = tr
+	return &c
 }
 
 // post sends body to u with header h and classifies the result (see

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"time"
 
@@ -58,16 +57,9 @@ func transport(s config.Storage) (http.RoundTripper, error) {
 	if s.Secure {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
+			pool, err := config.CertPool(s.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("bucket: storage.ca_file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("bucket: storage.ca_file %s holds no PEM certificate", s.CAFile)
 			}
 			tr.TLSClientConfig.RootCAs = pool
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -70,6 +71,9 @@ const (
 	// DefaultTopicPrefix starts an MQTT target's topics:
 	// "mamoru/<store>/<device>/state".
 	DefaultTopicPrefix = "mamoru"
+	// DefaultDiscoveryPrefix is Home Assistant's own MQTT discovery
+	// prefix.
+	DefaultDiscoveryPrefix = "homeassistant"
 )
 
 // Target is one [[alerts.target]]: where alerts go and which ones. Each
@@ -97,6 +101,10 @@ type Target struct {
 	// AllowPlainHTTP accepts a webhook or ntfy URL in plain http, or an
 	// mqtt:// broker, on a machine other than this one.
 	AllowPlainHTTP bool `toml:"allow_plain_http"`
+	// CAFile is a PEM file of certificate authorities to trust besides
+	// the system's, for a server with a private CA's certificate (a
+	// broker or a mail server on the shop's NAS); read into RootCAs.
+	CAFile string `toml:"ca_file"`
 
 	// Format of a webhook: FormatStandard or FormatSlack.
 	Format string `toml:"format"`
@@ -116,8 +124,12 @@ type Target struct {
 	PasswordFile string `toml:"password_file"`
 	// TopicPrefix starts an MQTT target's topics.
 	TopicPrefix string `toml:"topic_prefix"`
-	// HADiscovery publishes Home Assistant MQTT discovery.
-	HADiscovery bool `toml:"ha_discovery"`
+	// HADiscovery publishes Home Assistant MQTT discovery, under
+	// DiscoveryPrefix (Home Assistant's own default, "homeassistant",
+	// unless its MQTT integration was set to another).
+	HADiscovery     bool   `toml:"ha_discovery"`
+	DiscoveryPrefix string `toml:"discovery_prefix"`
+
 
 	// From is an e-mail's sender.
 	From string `toml:"from"`
@@ -130,6 +142,9 @@ type Target struct {
 	Secret   Secret `toml:"-"`
 	Password Secret `toml:"-"`
 	Token    Secret `toml:"-"`
+	// RootCAs are the system's authorities and CAFile's, read by
+	// LoadSecrets; nil without CAFile: the system's.
+	RootCAs *x509.CertPool `toml:"-"`
 
 	// set holds the keys the file's table sets; nil for a Target built
 	// by hand, whose set keys are those not zero.
@@ -141,10 +156,10 @@ var commonKeys = []string{"kind", "label", "events", "language"}
 
 // targetKeys are the keys each kind takes besides commonKeys.
 var targetKeys = map[string][]string{
-	KindWebhook: {"url", "allow_plain_http", "format", "secret_file"},
-	KindNtfy:    {"url", "allow_plain_http", "topic", "token_file"},
-	KindMQTT:    {"url", "allow_plain_http", "username", "password_file", "topic_prefix", "ha_discovery"},
-	KindEmail:   {"url", "username", "password_file", "from", "to"},
+	KindWebhook: {"url", "allow_plain_http", "ca_file", "format", "secret_file"},
+	KindNtfy:    {"url", "allow_plain_http", "ca_file", "topic", "token_file"},
+	KindMQTT:    {"url", "allow_plain_http", "ca_file", "username", "password_file", "topic_prefix", "ha_discovery", "discovery_prefix"},
+	KindEmail:   {"url", "ca_file", "username", "password_file", "from", "to"},
 	KindLine:    {"url", "token_file", "to"},
 }
 
@@ -262,6 +277,9 @@ func (a *Alerts) fillDefaults() {
 		if takes("ha_discovery") {
 			t.HADiscovery = true
 		}
+		if takes("discovery_prefix") {
+			t.DiscoveryPrefix = DefaultDiscoveryPrefix
+		}
 	}
 }
 
@@ -338,6 +356,9 @@ func (a *Alerts) validate(bad func(key, format string, args ...any)) {
 			continue
 		}
 		t.validateKind(key, bad)
+		if u, err := url.Parse(t.URL.Reveal()); t.CAFile != "" && err == nil && (u.Scheme == "http" || u.Scheme == "mqtt") {
+			bad(key("ca_file"), "is set but 'url' is plain %s://, which uses no certificate: use %s://, or remove 'ca_file'", u.Scheme, u.Scheme+"s")
+		}
 	}
 }
 
@@ -390,6 +411,12 @@ func (t *Target) validateKind(key func(string) string, bad func(key, format stri
 		}
 		if !mqttPrefix.MatchString(t.TopicPrefix) || len(t.TopicPrefix) > 128 {
 			bad(key("topic_prefix"), "must be MQTT topic levels of letters, digits, '_' or '-', joined by '/', like \"mamoru\" or \"shop/alerts\" (no wildcard, no leading '$') (got %q)", t.TopicPrefix)
+		}
+		switch {
+		case !t.HADiscovery && t.has("discovery_prefix"):
+			bad(key("discovery_prefix"), "is set but 'ha_discovery' = false, so nothing is published under it: remove it, or set 'ha_discovery' = true")
+		case !mqttPrefix.MatchString(t.DiscoveryPrefix) || len(t.DiscoveryPrefix) > 128:
+			bad(key("discovery_prefix"), "must be the discovery prefix Home Assistant's MQTT integration uses, %q unless it was changed: topic levels of letters, digits, '_' or '-' (got %q)", DefaultDiscoveryPrefix, t.DiscoveryPrefix)
 		}
 	case KindEmail:
 		t.checkHostPort(key("url"), bad, "smtp", "smtps")
@@ -542,6 +569,13 @@ func (a *Alerts) loadSecrets() Errors {
 		t.Secret = read("secret_file", t.SecretFile)
 		t.Password = read("password_file", t.PasswordFile)
 		t.Token = read("token_file", t.TokenFile)
+		if t.CAFile != "" {
+			pool, err := CertPool(t.CAFile)
+			if err != nil {
+				errs = append(errs, &Error{Key: targetKey(i, "ca_file"), Msg: fmt.Sprintf("cannot be used: %v", err), Err: err})
+			}
+			t.RootCAs = pool
+		}
 		if t.Secret != "" {
 			if _, err := webhookKey(t.Secret); err != nil {
 				errs = append(errs, &Error{Key: targetKey(i, "secret_file"), Msg: fmt.Sprintf("%s %v", t.SecretFile, err)})

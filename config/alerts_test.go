@@ -2,9 +2,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -31,14 +35,14 @@ func TestAlertErrors(t *testing.T) {
 			[]string{`m.toml:6: 'alerts.target[1].kind' is required: one of ["webhook" "ntfy" "mqtt" "email" "line"]`}},
 		{"key of another kind", webhook + "topic = \"abc\"\nto = [\"a@example.com\"]\n",
 			[]string{
-				`m.toml:11: 'alerts.target[1].topic' is not a key of a "webhook" target, which takes kind, label, events, language, url, allow_plain_http, format, secret_file`,
-				`m.toml:12: 'alerts.target[1].to' is not a key of a "webhook" target, which takes kind, label, events, language, url, allow_plain_http, format, secret_file`,
+				`m.toml:11: 'alerts.target[1].topic' is not a key of a "webhook" target, which takes kind, label, events, language, url, allow_plain_http, ca_file, format, secret_file`,
+				`m.toml:12: 'alerts.target[1].to' is not a key of a "webhook" target, which takes kind, label, events, language, url, allow_plain_http, ca_file, format, secret_file`,
 			}},
 		// A key of another kind set to its zero value is still refused.
 		{"zero key of another kind", webhook + "ha_discovery = false\n",
 			[]string{`m.toml:11: 'alerts.target[1].ha_discovery' is not a key of a "webhook" target`}},
 		{"unknown key", webhook + "colour = \"red\"\n",
-			[]string{`m.toml:11: 'alerts.target[1].colour' is not a known key: an [[alerts.target]] takes kind, label, events, language, url, allow_plain_http, format, secret_file, topic, token_file, username, password_file, topic_prefix, ha_discovery, from, to, each kind some of them`}},
+			[]string{`m.toml:11: 'alerts.target[1].colour' is not a known key: an [[alerts.target]] takes kind, label, events, language, url, allow_plain_http, ca_file, format, secret_file, topic, token_file, username, password_file, topic_prefix, ha_discovery, discovery_prefix, from, to, each kind some of them`}},
 		{"unknown key in the second", webhook + "[[alerts.target]]\nkind = \"ntfy\"\nlabel = \"b\"\ntopik = \"x\"\n",
 			[]string{
 				`m.toml:11: 'alerts.target[2].topic' is required`,
@@ -111,6 +115,16 @@ func TestAlertErrors(t *testing.T) {
 			[]string{`m.toml:9: 'alerts.target[1].url' must be "mqtt://" or "mqtts://" and host:port, with nothing after`}},
 		{"mqtt plain to another machine", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtt://ha.local:1883\"\n",
 			[]string{`m.toml:9: 'alerts.target[1].url' is plain mqtt:// to "ha.local:1883", which is not this machine: every alert would cross the network readable; use mqtts://, or set 'allow_plain_http' = true`}},
+		{"discovery prefix without discovery", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtts://ha.local:8883\"\nha_discovery = false\ndiscovery_prefix = \"ha\"\n",
+			[]string{`m.toml:11: 'alerts.target[1].discovery_prefix' is set but 'ha_discovery' = false, so nothing is published under it`}},
+		{"bad discovery prefix", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtts://ha.local:8883\"\ndiscovery_prefix = \"home/#\"\n",
+			[]string{`m.toml:10: 'alerts.target[1].discovery_prefix' must be the discovery prefix Home Assistant's MQTT integration uses, "homeassistant" unless it was changed: topic levels of letters, digits, '_' or '-' (got "home/#")`}},
+		{"ca file over plain mqtt", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtt://127.0.0.1:1883\"\nca_file = \"/etc/mamoru/ca.pem\"\n",
+			[]string{`m.toml:10: 'alerts.target[1].ca_file' is set but 'url' is plain mqtt://, which uses no certificate: use mqtts://, or remove 'ca_file'`}},
+		{"ca file over plain http", strings.Replace(webhook, "https://hooks.example.com", "http://localhost:8080", 1) + "ca_file = \"/etc/mamoru/ca.pem\"\n",
+			[]string{`m.toml:11: 'alerts.target[1].ca_file' is set but 'url' is plain http://, which uses no certificate: use https://, or remove 'ca_file'`}},
+		{"ca file of LINE", "[[alerts.target]]\nkind = \"line\"\nlabel = \"l\"\ntoken_file = \"/t\"\nto = [\"U0123456789abcdef0123456789abcdef\"]\nca_file = \"/etc/mamoru/ca.pem\"\n",
+			[]string{`m.toml:11: 'alerts.target[1].ca_file' is not a key of a "line" target`}},
 		{"mqtt without url", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\n",
 			[]string{`m.toml:6: 'alerts.target[1].url' is required: the server, like "mqtts://host:8883"`}},
 		{"mqtt password without user", "[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtts://ha.local:8883\"\npassword_file = \"/etc/mamoru/mqtt.pass\"\n",
@@ -555,6 +569,44 @@ events = ["device.offline", "device.online"]
 	for i := range got {
 		if !strings.HasPrefix(got[i], want[i]) {
 			t.Errorf("error %d: got\n%s\nwant it to start\n%s", i+1, got[i], want[i])
+		}
+	}
+}
+
+// A target's ca_file is read by LoadSecrets into its RootCAs; a file that
+// is missing or holds no certificate is an error naming the key.
+func TestTargetCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	ca := keyFile(t, 0o644, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	notPEM := keyFile(t, 0o644, "not a certificate\n")
+	src := func(caFile string) string {
+		return minimal + fmt.Sprintf("[[alerts.target]]\nkind = \"mqtt\"\nlabel = \"ha\"\nurl = \"mqtts://nas.local:8883\"\nca_file = %q\n", caFile)
+	}
+	c, err := Parse("m.toml", []byte(src(ca)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadSecrets(nil); err != nil {
+		t.Fatalf("LoadSecrets: %v", err)
+	}
+	roots := c.Alerts.Targets[0].RootCAs
+	if roots == nil {
+		t.Fatal("LoadSecrets left RootCAs nil")
+	}
+	if _, err := srv.Certificate().Verify(x509.VerifyOptions{Roots: roots, DNSName: "example.com"}); err != nil {
+		t.Errorf("the CA in ca_file does not verify its own server's certificate: %v", err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"/nonexistent/ca.pem", "m.toml:10: 'alerts.target[1].ca_file' cannot be used: open /nonexistent/ca.pem: no such file or directory"},
+		{notPEM, fmt.Sprintf("m.toml:10: 'alerts.target[1].ca_file' cannot be used: %s holds no PEM certificate", notPEM)},
+	} {
+		c, err := Parse("m.toml", []byte(src(tc.file)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.LoadSecrets(nil); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("LoadSecrets with ca_file %s = %v, want %s", tc.file, err, tc.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -251,6 +252,24 @@ func readSecret(key, path string) (Secret, *Error) {
 		return "", &Error{Key: key, Msg: fmt.Sprintf("%s is empty", path)}
 	}
 	return Secret(v), nil
+}
+
+// CertPool returns the system's certificate authorities with those in
+// the PEM file at path added, for a server whose certificate a private CA
+// signed (storage.ca_file, a target's ca_file).
+func CertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", path)
+	}
+	return pool, nil
 }
 
 // ManagerConfig is what a manager's commands need: the bucket, the

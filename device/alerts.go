@@ -67,18 +67,18 @@ var everyEvent, _ = alert.NewFilter([]string{"*"})
 func newTarget(d config.Device, t config.Target, events alert.Filter, wall clock.Clock) (alert.Target, error) {
 	switch t.Kind {
 	case config.KindMQTT:
-		return alert.NewMQTT(alert.MQTTOptions{Label: t.Label, URL: t.URL.Reveal(), Username: t.Username,
+		return alert.NewMQTT(alert.MQTTOptions{Label: t.Label, URL: t.URL.Reveal(), RootCAs: t.RootCAs, Username: t.Username,
 			Password: t.Password.Reveal(), TopicPrefix: t.TopicPrefix, Store: d.Store, Device: d.ID,
-			DeviceLabel: d.Label, HADiscovery: t.HADiscovery, Events: events})
+			DeviceLabel: d.Label, HADiscovery: t.HADiscovery, DiscoveryPrefix: t.DiscoveryPrefix, Events: events})
 	case config.KindWebhook:
 		return alert.NewWebhook(alert.WebhookOptions{Label: t.Label, URL: t.URL.Reveal(), Secret: t.Secret.Reveal(),
-			Format: t.Format, Language: t.Language, Wall: wall})
+			Format: t.Format, Language: t.Language, Client: alert.ClientFor(t.RootCAs), Wall: wall})
 	case config.KindNtfy:
 		return alert.NewNtfy(alert.NtfyOptions{Label: t.Label, URL: strings.TrimSuffix(t.URL.Reveal(), "/") + "/" + t.Topic.Reveal(),
-			Token: t.Token.Reveal(), Language: t.Language, Wall: wall})
+			Token: t.Token.Reveal(), Language: t.Language, Client: alert.ClientFor(t.RootCAs), Wall: wall})
 	case config.KindEmail:
 		return alert.NewEmail(alert.EmailOptions{Label: t.Label, URL: t.URL.Reveal(), Username: t.Username,
-			Password: t.Password.Reveal(), From: t.From, To: t.To, Language: t.Language, Wall: wall})
+			Password: t.Password.Reveal(), From: t.From, To: t.To, Language: t.Language, RootCAs: t.RootCAs, Wall: wall})
 	}
 	return nil, fmt.Errorf("%w: %q", ErrKindNotSent, t.Kind)
 }

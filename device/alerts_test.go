@@ -2,9 +2,13 @@ package device
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,5 +245,48 @@ func TestMachineSourceDownIsSaid(t *testing.T) {
 	m.advance(2 * time.Second)
 	if got := states(); !slices.Equal(got, []string{"audio down", "audio up"}) {
 		t.Errorf("after the microphone sent again: %q, want audio down, then up", got)
+	}
+}
+
+// A webhook on a server whose certificate a private CA signed (the shop's
+// NAS) is refused without its ca_file and delivered to with it: the
+// target's RootCAs reach its client.
+func TestNewAlertsPrivateCA(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("webhook-id")
+	}))
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	for _, tc := range []struct {
+		name  string
+		roots *x509.CertPool
+	}{{"without ca_file", nil}, {"with ca_file", roots}} {
+		var cfg config.Config
+		cfg.Device.Store, cfg.Device.ID, cfg.Device.StateDir = "shop-1", "counter-1", t.TempDir()
+		cfg.Alerts.Targets = []config.Target{{Kind: config.KindWebhook, Label: "nas", URL: config.Secret(srv.URL), Format: config.FormatStandard,
+			Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", RootCAs: tc.roots, Language: "ja", Events: []string{"*"}}}
+		d, err := NewAlerts(cfg, nil, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); d.Run(ctx) }()
+		e := alert.Origin{Store: "shop-1", Device: "counter-1"}.Event(alert.DeviceFault, time.Now())
+		d.Publish(e)
+		if tc.roots == nil {
+			for deadline := time.Now().Add(10 * time.Second); d.Status().Targets[0].LastError == "" && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if st := d.Status().Targets[0]; !strings.Contains(st.LastError, "certificate") || len(got) != 0 {
+				t.Errorf("%s: status %+v, %d delivered; want a certificate error and none", tc.name, st, len(got))
+			}
+		} else if id := <-got; id != e.ID {
+			t.Errorf("%s: delivered %q, want %q", tc.name, id, e.ID)
+		}
+		cancel()
+		<-done
 	}
 }
