@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mamoru/backoff"
 	"net/url"
 	"regexp"
 	"sync"
@@ -65,13 +66,14 @@ type MQTTOptions struct {
 // by the device's label, unavailable while availability says offline.
 //
 // Send waits for the broker's acknowledgement of the event (PUBACK),
-// bounded by its context and Timeout. A broker that refuses the login at
-// the first connection is a *Permanent; a broker that cannot be reached,
-// or a connection being re-established, is worth retrying. (Once
-// connected, paho re-establishes the connection itself and does not say
-// why it fails: a login refused then shows as a connection down until the
-// recorder restarts.) A message lost with a connection is not sent again
-// by paho but by the queue, when Send's wait ends without an ack.
+// bounded by its context and Timeout. A broker that refuses the login is
+// a *Permanent, at the first connection or at any reconnection after a
+// lost one (the password changed on the broker); a broker that cannot be
+// reached, or a connection being re-established, is worth retrying. The
+// target reconnects by itself, with backoff up to MaxReconnectBackoff,
+// rather than leaving it to paho, which does not say why a reconnection
+// fails. A message lost with a connection is not sent again by paho but
+// by the queue, when Send's wait ends without an ack.
 type MQTT struct {
 	opts   MQTTOptions
 	kind   string
@@ -81,12 +83,23 @@ type MQTT struct {
 	// dial serializes connect: Dispatcher.Run's Connect and a Send
 	// should not both make the first connection.
 	dial sync.Mutex
-	mu   sync.Mutex // guards state and connected, and orders the state's publishes
+	mu   sync.Mutex // guards the fields below, and orders the state's publishes
 	// state is what the state topic says, from the events Send saw.
 	state State
-	// connected: a first Connect succeeded, and paho reconnects from
-	// then on.
+	// connected: a first Connect succeeded, and the target reconnects
+	// from then on.
 	connected bool
+	// redialing: a redial goroutine runs; down is why the connection is
+	// not up while it does, the last reconnection's error.
+	redialing bool
+	down      error
+	closed    bool // Close ran: no more redials
+
+	// stop ends a redial, and the connection it is making: Close calls
+	// it.
+	stopped context.Context
+	stop    context.CancelFunc
+	redial  sync.WaitGroup
 }
 
 // State is what the state topic says. The target learns it from the
@@ -142,6 +155,7 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	}
 	m := &MQTT{opts: o, kind: "mqtt " + o.Label, topic: o.TopicPrefix + "/" + o.Store + "/" + o.Device,
 		state: State{State: "unknown", Indicator: "unknown"}}
+	m.stopped, m.stop = context.WithCancel(context.Background())
 	broker := "tcp://" + u.Host
 	if u.Scheme == "mqtts" {
 		broker = "ssl://" + u.Host
@@ -157,13 +171,15 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}).
 		SetWill(m.topic+"/availability", "offline", 1, true).
 		SetCleanSession(true).
-		SetAutoReconnect(true).
+		SetAutoReconnect(false). // see lost
+
 		SetConnectRetry(false).
 		SetConnectTimeout(o.ConnectTimeout).
 		SetMaxReconnectInterval(o.MaxReconnectBackoff).
 		SetOrderMatters(false).
 		SetStore(forgetful{}).
-		SetOnConnectHandler(m.onConnect)
+		SetOnConnectHandler(m.onConnect).
+		SetConnectionLostHandler(m.lost)
 	m.client = paho.NewClient(co)
 	return m, nil
 }
@@ -257,10 +273,15 @@ func (m *MQTT) connect(ctx context.Context) error {
 	connected := m.connected
 	m.mu.Unlock()
 	if connected {
-		if !m.client.IsConnectionOpen() {
-			return fmt.Errorf("alert: %s: the broker's connection is down, reconnecting", m.kind)
+		if m.client.IsConnectionOpen() {
+			return nil
 		}
-		return nil
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.down != nil {
+			return m.down
+		}
+		return fmt.Errorf("alert: %s: the broker's connection is down, reconnecting", m.kind)
 	}
 	if err := m.wait(ctx, m.client.Connect()); err != nil {
 		return err
@@ -269,6 +290,49 @@ func (m *MQTT) connect(ctx context.Context) error {
 	m.connected = true
 	m.mu.Unlock()
 	return nil
+}
+
+// lost runs on paho's goroutine when a connection made is lost: it starts
+// the redial, unless one runs or the target is closed.
+func (m *MQTT) lost(_ paho.Client, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.redialing || m.closed {
+		return
+	}
+	m.redialing = true
+	m.down = fmt.Errorf("alert: %s: the broker's connection was lost, reconnecting: %w", m.kind, err)
+	m.redial.Add(1)
+	go m.redialLoop()
+}
+
+// redialLoop connects again until it succeeds or Close stops it,
+// waiting with backoff between attempts, and keeps each failure in down
+// for Send to report: a login refused is a *Permanent saying what to fix.
+func (m *MQTT) redialLoop() {
+	defer m.redial.Done()
+	b := backoff.Backoff{Min: min(time.Second, m.opts.MaxReconnectBackoff), Max: m.opts.MaxReconnectBackoff, Jitter: 0.2}
+	for attempt := 0; ; attempt++ {
+		// Real time: the broker is on the network.
+		t := time.NewTimer(b.Delay(attempt))
+		select {
+		case <-m.stopped.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(m.stopped, m.opts.ConnectTimeout)
+		err := m.wait(ctx, m.client.Connect())
+		cancel()
+		m.mu.Lock()
+		if err == nil || m.closed {
+			m.redialing, m.down = false, nil
+			m.mu.Unlock()
+			return
+		}
+		m.down = err
+		m.mu.Unlock()
+	}
 }
 
 // wait waits for t, bounded by ctx, and classifies its error.
@@ -297,6 +361,11 @@ func (m *MQTT) wait(ctx context.Context, t paho.Token) error {
 // Close says offline (retained) and disconnects. It waits at most
 // timeout for the broker to take the offline message.
 func (m *MQTT) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.stop()
+	m.redial.Wait()
 	if !m.client.IsConnectionOpen() {
 		m.client.Disconnect(0)
 		return nil

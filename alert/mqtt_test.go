@@ -383,3 +383,47 @@ func TestNewMQTTRefuses(t *testing.T) {
 		})
 	}
 }
+
+// The broker's password changed while the target was connected: the
+// reconnection it makes is refused, and Send says so as a *Permanent
+// naming password_file, not as a connection down for ever. Once the
+// password is right again, the target reconnects by itself.
+func TestMQTTPasswordChangedWhileConnected(t *testing.T) {
+	b := mqtttest.Start(t, map[string]string{"mamoru": "right"})
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr, Username: "mamoru", Password: "right", MaxReconnectBackoff: 100 * time.Millisecond})
+	sendNow(t, m, origin.Event(DeviceRecovered, time.Now()))
+
+	b.Stop()
+	b.SetPassword("mamoru", "changed")
+	b.Start()
+	var p *Permanent
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := m.Send(context.Background(), origin.Event(DeviceFault, time.Now()))
+		if errors.As(err, &p) {
+			break
+		}
+		if err == nil || time.Now().After(deadline) {
+			t.Fatalf("Send after the password changed: got %v, want a *Permanent", err)
+		}
+	}
+	if !strings.Contains(p.Fix, "password_file") || strings.Contains(p.Error(), "right") {
+		t.Errorf("got %v, want a fix naming password_file and no password", p)
+	}
+
+	b.Stop()
+	b.SetPassword("mamoru", "right")
+	b.Start()
+	online := b.Subscribe("mamoru/shop-1/counter-1/availability")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := m.Send(context.Background(), origin.Event(DeviceRecovered, time.Now()))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Send once the password is right again: %v", err)
+		}
+	}
+	if got := next(t, online, "mamoru/shop-1/counter-1/availability"); got.Payload != "online" {
+		t.Errorf("availability after reconnecting: got %q, want online", got.Payload)
+	}
+}

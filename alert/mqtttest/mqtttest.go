@@ -35,6 +35,7 @@ type Broker struct {
 	bin   string
 	login bool // Subscribe logs in
 	conf  string
+	pw    string // the password file, with logins
 	cmd   *exec.Cmd
 }
 
@@ -90,6 +91,9 @@ func start(t testing.TB, users map[string]string, withTLS bool) *Broker {
 		conf += "allow_anonymous false\npassword_file " + pw + "\n"
 	}
 	b := &Broker{t: t, bin: bin, login: len(users) > 0, conf: filepath.Join(dir, "mosquitto.conf"), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	if b.login {
+		b.pw = filepath.Join(dir, "passwd")
+	}
 	if withTLS {
 		// httptest's certificate is for 127.0.0.1 and signs itself.
 		srv := httptest.NewTLSServer(nil)
@@ -137,6 +141,18 @@ func (b *Broker) Start() {
 			b.t.Fatalf("mosquitto did not listen on %s: %v", b.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// SetPassword gives user password on a broker started with logins, as a
+// broker's owner changing it would; the broker reads it at its next Start.
+func (b *Broker) SetPassword(user, password string) {
+	b.t.Helper()
+	if b.pw == "" {
+		b.t.Fatal("mqtttest: SetPassword on a broker without logins")
+	}
+	if out, err := exec.Command("mosquitto_passwd", "-b", b.pw, user, password).CombinedOutput(); err != nil {
+		b.t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
 }
 
