@@ -72,7 +72,7 @@ image:
 	@$(MAKE) --no-print-directory build deb ARCH=$(ARCH)
 	@# The configuration must be valid; its key files are on the device, not here.
 	MAMORU_DEVICE_SIGNING_KEY_FILE= MAMORU_STORAGE_ACCESS_KEY_FILE= MAMORU_STORAGE_SECRET_KEY_FILE= \
-	  MAMORU_S3_ACCESS_KEY=checked-on-device MAMORU_S3_SECRET_KEY=checked-on-device bin/mamoru check --config $(CONFIG)
+	  MAMORU_S3_ACCESS_KEY=checked-on-device MAMORU_S3_SECRET_KEY=checked-on-device bin/mamoru check --no-probe --config $(CONFIG)
 	cmd/mamoru/installer/image.sh $(BASE) $(CONFIG) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb $(OUT)
 
 ## flash: write IMG to the SD card DEVICE and verify it; refuses a mounted,

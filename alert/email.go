@@ -129,12 +129,29 @@ func (m *Email) Send(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	timeout := m.opts.Timeout
-	if timeout <= 0 {
-		timeout = defaultEmailTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, m.timeout())
 	defer cancel()
+	return m.session(ctx, func(c *smtp.Client) error { return m.deliver(ctx, c, msg) })
+}
+
+// Probe connects, says hello, starts TLS and logs in as Send does, and
+// quits without sending: `mamoru check` shows a server that cannot be
+// reached, whose certificate is not trusted, or that refuses the login.
+func (m *Email) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout())
+	defer cancel()
+	return m.session(ctx, func(c *smtp.Client) error { return c.Quit() })
+}
+
+func (m *Email) timeout() time.Duration {
+	if m.opts.Timeout <= 0 {
+		return defaultEmailTimeout
+	}
+	return m.opts.Timeout
+}
+
+// session connects and logs in (login), then runs then on the client.
+func (m *Email) session(ctx context.Context, then func(*smtp.Client) error) error {
 	conn, err := m.dial(ctx)
 	if err != nil {
 		return m.failed(ctx, "connect", err)
@@ -144,7 +161,15 @@ func (m *Email) Send(ctx context.Context, e Event) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	defer conn.Close()
-	return m.deliver(ctx, conn, msg)
+	c, err := smtp.NewClient(conn, m.host)
+	if err != nil {
+		return m.failed(ctx, "greeting", err)
+	}
+	defer c.Close()
+	if err := m.login(ctx, c, conn); err != nil {
+		return err
+	}
+	return then(c)
 }
 
 func (m *Email) tlsConfig() *tls.Config {
@@ -160,15 +185,9 @@ func (m *Email) dial(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", m.addr)
 }
 
-// deliver speaks SMTP over conn: STARTTLS unless the connection is TLS
-// already, the login, the envelope, the message. The mail is sent once the
-// server has answered the message with 250; what follows cannot fail it.
-func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
-	c, err := smtp.NewClient(conn, m.host)
-	if err != nil {
-		return m.failed(ctx, "greeting", err)
-	}
-	defer c.Close()
+// login speaks SMTP on c up to the envelope: EHLO, STARTTLS unless the
+// connection is TLS already, and the login.
+func (m *Email) login(ctx context.Context, c *smtp.Client, conn net.Conn) error {
 	// EHLO now, for its error: Extension would take a dropped connection
 	// for a server without the extension.
 	if err := c.Hello(heloName(conn)); err != nil {
@@ -204,6 +223,13 @@ func (m *Email) deliver(ctx context.Context, conn net.Conn, msg []byte) error {
 			return m.failed(ctx, "login", err)
 		}
 	}
+	return nil
+}
+
+// deliver sends the envelope and the message on a client logged in. The
+// mail is sent once the server has answered the message with 250; what
+// follows cannot fail it.
+func (m *Email) deliver(ctx context.Context, c *smtp.Client, msg []byte) error {
 	if err := c.Mail(m.from.Address); err != nil {
 		return m.failed(ctx, "sender", err)
 	}

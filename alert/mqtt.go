@@ -40,7 +40,7 @@ type MQTTOptions struct {
 	// for the broker's ack; zero is 10 s each. They are the network's,
 	// real time: a broker that never answers would hold up the queue.
 	ConnectTimeout, Timeout time.Duration
-	MaxReconnectBackoff     time.Duration // paho's reconnect backoff's ceiling; zero is 30 s
+	MaxReconnectBackoff     time.Duration // the reconnection backoff's ceiling; zero is 30 s
 	// Events are the events published on the events topic; the zero
 	// Filter publishes every event Send is given. Every event Send is
 	// given moves the state topic, whether it is published or not: hand
@@ -78,6 +78,7 @@ type MQTT struct {
 	opts   MQTTOptions
 	kind   string
 	client paho.Client
+	broker string // paho's: tcp://host:port or ssl://host:port
 	topic  string // <prefix>/<store>/<device>
 
 	// dial serializes connect: Dispatcher.Run's Connect and a Send
@@ -156,32 +157,51 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	m := &MQTT{opts: o, kind: "mqtt " + o.Label, topic: o.TopicPrefix + "/" + o.Store + "/" + o.Device,
 		state: State{State: "unknown", Indicator: "unknown"}}
 	m.stopped, m.stop = context.WithCancel(context.Background())
-	broker := "tcp://" + u.Host
+	m.broker = "tcp://" + u.Host
 	if u.Scheme == "mqtts" {
-		broker = "ssl://" + u.Host
+		m.broker = "ssl://" + u.Host
 	}
-	// One client id per device and target: a broker drops the older
-	// connection of two with the same id.
-	sum := sha256.Sum256([]byte(o.Label))
-	co := paho.NewClientOptions().
-		AddBroker(broker).
-		SetClientID("mamoru-"+o.Store+"-"+o.Device+"-"+hex.EncodeToString(sum[:4])).
-		SetUsername(o.Username).
-		SetPassword(o.Password).
-		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}).
+	co := m.clientOptions("").
 		SetWill(m.topic+"/availability", "offline", 1, true).
-		SetCleanSession(true).
-		SetAutoReconnect(false). // see lost
-
+		SetAutoReconnect(false). // the target reconnects itself: see lost
 		SetConnectRetry(false).
-		SetConnectTimeout(o.ConnectTimeout).
-		SetMaxReconnectInterval(o.MaxReconnectBackoff).
 		SetOrderMatters(false).
 		SetStore(forgetful{}).
 		SetOnConnectHandler(m.onConnect).
 		SetConnectionLostHandler(m.lost)
 	m.client = paho.NewClient(co)
 	return m, nil
+}
+
+// clientOptions are a connection's to the broker, its client id the
+// target's with suffix. One client id per device and target: a broker
+// drops the older connection of two with the same id.
+func (m *MQTT) clientOptions(suffix string) *paho.ClientOptions {
+	sum := sha256.Sum256([]byte(m.opts.Label))
+	return paho.NewClientOptions().
+		AddBroker(m.broker).
+		SetClientID("mamoru-" + m.opts.Store + "-" + m.opts.Device + "-" + hex.EncodeToString(sum[:4]) + suffix).
+		SetUsername(m.opts.Username).
+		SetPassword(m.opts.Password).
+		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: m.opts.RootCAs}).
+		SetCleanSession(true).
+		SetConnectTimeout(m.opts.ConnectTimeout)
+}
+
+// Probe connects to the broker and disconnects, publishing nothing: no
+// availability, no state, and no Last Will, under a client id of its own
+// so that a recorder running with this target keeps its connection.
+// `mamoru check` shows a broker that cannot be reached, whose certificate
+// is not trusted, or that refuses the login.
+func (m *MQTT) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout)
+	defer cancel()
+	c := paho.NewClient(m.clientOptions("-check").SetAutoReconnect(false).SetConnectRetry(false))
+	if err := m.wait(ctx, c.Connect()); err != nil {
+		return err
+	}
+	c.Disconnect(250)
+	return nil
 }
 
 // onConnect runs on paho's goroutine on each connect: it says online,

@@ -130,7 +130,6 @@ type Target struct {
 	HADiscovery     bool   `toml:"ha_discovery"`
 	DiscoveryPrefix string `toml:"discovery_prefix"`
 
-
 	// From is an e-mail's sender.
 	From string `toml:"from"`
 	// To are an e-mail's recipients, or the LINE user, group or room ids

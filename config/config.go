@@ -230,6 +230,15 @@ type origin struct {
 	fromEnv map[string]string // dotted key → the variable that set it
 }
 
+// Place says where key was set, on an error about it found after
+// loading, as a target that cannot be reached: the file and the key's
+// line, or the environment variable. A Config built by hand leaves e
+// as it is.
+func (c Config) Place(e *Error) *Error {
+	c.origin.place(Errors{e})
+	return e
+}
+
 // place says where each error's key was set: the environment variable, or
 // the file and its line. Errors already placed are left alone. They are
 // then sorted into file order; those not on a line of the file come last.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +12,21 @@ import (
 	"strings"
 	"time"
 
+	"mamoru/alert"
 	"mamoru/config"
+	"mamoru/device"
 )
 
-const checkHelp = `Usage: mamoru check --config FILE [--unit-dropin DIR]
+const checkHelp = `Usage: mamoru check --config FILE [--no-probe] [--unit-dropin DIR]
 
 Loads and validates the configuration, as 'mamoru run' would, and says
 what it sets up. Exit status 2 names the key at fault.
+
+It then tries to reach each alert target, sending nothing a person reads:
+a webhook's or ntfy's server is dialled (and its certificate checked), an
+MQTT broker or SMTP server is logged in to and left. Exit status 1 names
+each target that cannot be reached. --no-probe skips this, on a machine
+that is not on the device's network.
 
 With --unit-dropin, it also writes DIR/mamoru.service.d/50-memory-max.conf,
 which sets the unit's MemoryMax from capture.ring_max_mb; the package's
@@ -25,8 +35,10 @@ key file, since a generator may run before the keys are in place.`
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var dropin string
+	var noProbe bool
 	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&dropin, "unit-dropin", "", "write the unit's MemoryMax drop-in under `DIR` (a systemd generator's output directory)")
+		fs.BoolVar(&noProbe, "no-probe", false, "do not try to reach the alert targets")
 	}
 	// A generator may run before the key files are in place: with
 	// --unit-dropin, check reads none.
@@ -55,8 +67,36 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", path)
+		return 0
 	}
-	return 0
+	if noProbe || len(cfg.Alerts.Targets) == 0 {
+		return 0
+	}
+	return probeAlerts(cfg, stdout, stderr)
+}
+
+// probeAlerts says, for each alert target, whether it was reached, and
+// returns 1 if any was not.
+func probeAlerts(cfg config.Config, stdout, stderr io.Writer) int {
+	code := 0
+	for _, p := range device.ProbeAlerts(context.Background(), cfg) {
+		events := strings.Join(p.Target.Events, ", ")
+		var perm *alert.Permanent
+		switch {
+		case p.Err == nil:
+			fmt.Fprintf(stdout, "alerts: %s reached in %d ms; it is told of %s\n", p.Target, p.Took.Milliseconds(), events)
+		case errors.Is(p.Err, device.ErrNotProbed):
+			fmt.Fprintf(stdout, "alerts: %s not checked (%v); it is told of %s\n", p.Target, p.Err, events)
+		default:
+			msg := fmt.Sprintf("of %s cannot be reached: %v", p.Target, p.Err)
+			if errors.As(p.Err, &perm) {
+				msg = fmt.Sprintf("of %s was reached but would not take alerts: %v", p.Target, p.Err)
+			}
+			fmt.Fprintf(stderr, "mamoru check: %v\n", cfg.Place(&config.Error{Key: fmt.Sprintf("alerts.target[%d].url", p.Index+1), Msg: msg, Err: p.Err}))
+			code = 1
+		}
+	}
+	return code
 }
 
 // memoryOverheadMiB is what the recorder's cgroup needs beside the ring:
