@@ -82,13 +82,14 @@ const (
 	SoundRaised      Name = "sound.raised"      // the device heard a raised voice (listening, when enabled)
 	DeviceOffline    Name = "device.offline"    // a device went silent in its hours (fleet watch raises it)
 	DeviceOnline     Name = "device.online"     // it was heard from again (fleet watch)
+	AlertTest        Name = "alert.test"        // an installer's test (mamoru check --send-test)
 )
 
 // Names are all the events, in the order the documentation lists them.
 var Names = []Name{
 	IncidentStarted, IncidentExtended, IncidentSaved, IncidentUploaded, PressRefused,
 	DeviceFault, DeviceRecovered, SpoolFull, UploadStuck, ClockUnsynced,
-	SoundRaised, DeviceOffline, DeviceOnline,
+	SoundRaised, DeviceOffline, DeviceOnline, AlertTest,
 }
 
 // Known reports whether n is one of Names.

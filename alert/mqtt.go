@@ -204,6 +204,25 @@ func (m *MQTT) Probe(ctx context.Context) error {
 	return nil
 }
 
+// SendTest publishes e, an installer's test alert, on the events topic
+// through a connection of its own, made as Probe makes it: it says
+// nothing of availability or state, so a recorder running with this
+// target keeps its connection and its state.
+func (m *MQTT) SendTest(ctx context.Context, e Event) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout+m.opts.Timeout)
+	defer cancel()
+	body, err := json.Marshal(e)
+	if err != nil {
+		return &Permanent{Fix: "the event cannot be encoded", Err: fmt.Errorf("alert: %s: %w", m.kind, err)}
+	}
+	c := paho.NewClient(m.clientOptions("-check").SetAutoReconnect(false).SetConnectRetry(false))
+	if err := m.wait(ctx, c.Connect()); err != nil {
+		return err
+	}
+	defer c.Disconnect(250)
+	return m.wait(ctx, c.Publish(m.topic+"/events", 1, false, body))
+}
+
 // onConnect runs on paho's goroutine on each connect: it says online,
 // and publishes the discovery configs and the state again, since the
 // broker may have lost its retained messages. It does not wait for

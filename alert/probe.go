@@ -19,6 +19,13 @@ type Prober interface {
 	Probe(ctx context.Context) error
 }
 
+// TestSender is a target whose test alert goes another way than Send: an
+// MQTT target's must not move the device's state (MQTT.SendTest). Other
+// targets' test alerts go by Send.
+type TestSender interface {
+	SendTest(ctx context.Context, e Event) error
+}
+
 // probeTimeout bounds a probe of an HTTP target.
 const probeTimeout = 10 * time.Second
 

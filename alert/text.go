@@ -51,6 +51,7 @@ var texts = map[string]struct {
 			SoundRaised:      "%sで大きな声を検知 %s",
 			DeviceOffline:    "%sと連絡が取れません %s",
 			DeviceOnline:     "%sと再び連絡が取れました %s",
+			AlertTest:        "%sからのテスト通知 %s",
 		},
 		urgent: "【至急】",
 		store:  "店舗", device: "機器", incident: "事案", at: "時刻", press: "通報", source: "操作元", why: "理由",
@@ -72,6 +73,7 @@ var texts = map[string]struct {
 			SoundRaised:      "Raised voice heard at %s %s",
 			DeviceOffline:    "%s is not heard from %s",
 			DeviceOnline:     "%s is heard from again %s",
+			AlertTest:        "Test alert from %s %s",
 		},
 		urgent: "URGENT: ",
 		store:  "Store", device: "Device", incident: "Incident", at: "Time", press: "Pressed", source: "Source", why: "Reason",
@@ -167,4 +169,5 @@ var tags = map[Name]string{
 	SoundRaised:      "loud_sound",
 	DeviceOffline:    "warning",
 	DeviceOnline:     "white_check_mark",
+	AlertTest:        "white_check_mark",
 }

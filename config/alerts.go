@@ -58,6 +58,7 @@ var EventNames = []string{
 	"incident.started", "incident.extended", "incident.saved", "incident.uploaded",
 	"press.refused", "device.fault", "device.recovered", "spool.full",
 	"upload.stuck", "clock.unsynced", "sound.raised", "device.offline", "device.online",
+	"alert.test",
 }
 
 // DefaultEvents are a target's events when its table leaves them out: a

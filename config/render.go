@@ -122,6 +122,7 @@ var eventText = map[string]map[string]string{
 		"sound.raised":      "カウンターで大きな声を検知したとき",
 		"device.offline":    "記録時間内に本機からの連絡が途絶えたとき",
 		"device.online":     "本機からの連絡が再開したとき",
+		"alert.test":        "設置者が通知の届き方を確かめるとき（テスト通知）",
 	},
 	"en": {
 		"incident.started":  "when a member of staff presses the incident button",
@@ -137,6 +138,7 @@ var eventText = map[string]map[string]string{
 		"sound.raised":      "when raised voices are detected at the counter",
 		"device.offline":    "when the device stops reporting during its recording hours",
 		"device.online":     "when the device reports again",
+		"alert.test":        "when an installer checks that alerts arrive (a test alert)",
 	},
 }
 

@@ -28,6 +28,40 @@ type AlertProbe struct {
 // bounded by ctx and its own timeout, sending nothing a person reads (see
 // alert.Prober). cfg's secrets must be loaded.
 func ProbeAlerts(ctx context.Context, cfg config.Config) []AlertProbe {
+	return eachTarget(cfg, func(target alert.Target) error {
+		p, ok := target.(alert.Prober)
+		if !ok {
+			return ErrNotProbed
+		}
+		return p.Probe(ctx)
+	})
+}
+
+// TestAlerts sends every alert target cfg names a test alert (alert.test)
+// at once, directly rather than through the queues, so that an installer
+// sees each arrive: on a phone, in a mailbox, in Home Assistant. An MQTT
+// target's goes on its events topic only (alert.TestSender). source says
+// who sent it, as the event's trigger source.
+func TestAlerts(ctx context.Context, cfg config.Config, source string) []AlertProbe {
+	e := OriginOf(cfg).Event(alert.AlertTest, time.Now())
+	e.Source = source
+	return eachTarget(cfg, func(target alert.Target) error {
+		if ts, ok := target.(alert.TestSender); ok {
+			return ts.SendTest(ctx, e)
+		}
+		return target.Send(ctx, e)
+	})
+}
+
+// OriginOf is where cfg's device's alerts come from.
+func OriginOf(cfg config.Config) alert.Origin {
+	return alert.Origin{Store: cfg.Device.Store, Device: cfg.Device.ID, Label: cfg.Device.Label,
+		Zone: cfg.Location(), ConsoleURL: cfg.Alerts.ConsoleURL}
+}
+
+// eachTarget builds each of cfg's alert targets and runs do on them all
+// at once, timing each.
+func eachTarget(cfg config.Config, do func(alert.Target) error) []AlertProbe {
 	probes := make([]AlertProbe, len(cfg.Alerts.Targets))
 	var wg sync.WaitGroup
 	for i, t := range cfg.Alerts.Targets {
@@ -37,14 +71,9 @@ func ProbeAlerts(ctx context.Context, cfg config.Config) []AlertProbe {
 			probes[i].Err = err
 			continue
 		}
-		p, ok := target.(alert.Prober)
-		if !ok {
-			probes[i].Err = ErrNotProbed
-			continue
-		}
 		wg.Go(func() {
 			start := time.Now()
-			probes[i].Err = p.Probe(ctx)
+			probes[i].Err = do(target)
 			probes[i].Took = time.Since(start)
 		})
 	}

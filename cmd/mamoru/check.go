@@ -17,7 +17,7 @@ import (
 	"mamoru/device"
 )
 
-const checkHelp = `Usage: mamoru check --config FILE [--no-probe] [--unit-dropin DIR]
+const checkHelp = `Usage: mamoru check --config FILE [--no-probe | --send-test] [--unit-dropin DIR]
 
 Loads and validates the configuration, as 'mamoru run' would, and says
 what it sets up. Exit status 2 names the key at fault.
@@ -28,6 +28,10 @@ MQTT broker or SMTP server is logged in to and left. Exit status 1 names
 each target that cannot be reached. --no-probe skips this, on a machine
 that is not on the device's network.
 
+--send-test sends each target a test alert instead (alert.test; on an
+MQTT broker, on the events topic only), for the installer to see it
+arrive on the managers' phones, in their mail or in Home Assistant.
+
 With --unit-dropin, it also writes DIR/mamoru.service.d/50-memory-max.conf,
 which sets the unit's MemoryMax from capture.ring_max_mb; the package's
 systemd generator runs it at each boot and daemon-reload. It then reads no
@@ -35,10 +39,11 @@ key file, since a generator may run before the keys are in place.`
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var dropin string
-	var noProbe bool
+	var noProbe, sendTest bool
 	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&dropin, "unit-dropin", "", "write the unit's MemoryMax drop-in under `DIR` (a systemd generator's output directory)")
 		fs.BoolVar(&noProbe, "no-probe", false, "do not try to reach the alert targets")
+		fs.BoolVar(&sendTest, "send-test", false, "send each alert target a test alert")
 	}
 	// A generator may run before the key files are in place: with
 	// --unit-dropin, check reads none.
@@ -69,22 +74,29 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "wrote %s\n", path)
 		return 0
 	}
-	if noProbe || len(cfg.Alerts.Targets) == 0 {
+	switch {
+	case len(cfg.Alerts.Targets) == 0 || noProbe && !sendTest:
 		return 0
+	case noProbe && sendTest:
+		fmt.Fprintln(stderr, "mamoru check: --send-test and --no-probe: choose one")
+		return 2
+	case sendTest:
+		return reportAlerts(cfg, device.TestAlerts(context.Background(), cfg, "check"), "took the test alert in %d ms: see that it arrived", stdout, stderr)
 	}
-	return probeAlerts(cfg, stdout, stderr)
+	return reportAlerts(cfg, device.ProbeAlerts(context.Background(), cfg), "reached in %d ms", stdout, stderr)
 }
 
-// probeAlerts says, for each alert target, whether it was reached, and
-// returns 1 if any was not.
-func probeAlerts(cfg config.Config, stdout, stderr io.Writer) int {
+// reportAlerts says, for each alert target, whether it was reached (done,
+// a format taking the milliseconds it took), and returns 1 if any was
+// not.
+func reportAlerts(cfg config.Config, probes []device.AlertProbe, done string, stdout, stderr io.Writer) int {
 	code := 0
-	for _, p := range device.ProbeAlerts(context.Background(), cfg) {
+	for _, p := range probes {
 		events := strings.Join(p.Target.Events, ", ")
 		var perm *alert.Permanent
 		switch {
 		case p.Err == nil:
-			fmt.Fprintf(stdout, "alerts: %s reached in %d ms; it is told of %s\n", p.Target, p.Took.Milliseconds(), events)
+			fmt.Fprintf(stdout, "alerts: %s "+done+"; it is told of %s\n", p.Target, p.Took.Milliseconds(), events)
 		case errors.Is(p.Err, device.ErrNotProbed):
 			fmt.Fprintf(stdout, "alerts: %s not checked (%v); it is told of %s\n", p.Target, p.Err, events)
 		default:

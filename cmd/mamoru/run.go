@@ -15,7 +15,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"mamoru/alert"
 	"mamoru/bucket"
 	"mamoru/clock"
 	"mamoru/config"
@@ -105,8 +104,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return 1
 	}
 	if disp != nil {
-		alerts := &device.Alerts{Publish: disp.Publish, Origin: alert.Origin{
-			Store: cfg.Device.Store, Device: cfg.Device.ID, Label: cfg.Device.Label, Zone: cfg.Location(), ConsoleURL: cfg.Alerts.ConsoleURL}}
+		alerts := &device.Alerts{Publish: disp.Publish, Origin: device.OriginOf(cfg)}
 		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
 		rec.AlertStatus = disp.Status
 		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
