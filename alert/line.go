@@ -46,8 +46,9 @@ import (
 //     and LINE's FAQ on the LINE Official Account, which adds that the
 //     monthly limit can be met for a moment while another delivery holds
 //     messages in reserve).
-//   - Error bodies are {"message": ..., "details": [{"message", "property"}]};
-//     an invalid recipient is a 400 about the property "to".
+//   - Error bodies are {"message": ..., "details": [{"message", "property"}]}
+//     (#error-responses); an invalid recipient is a 400 whose message names
+//     the property 'to' (as LINE answered in line/line-bot-sdk-java#54).
 //
 // None of it has been tried against LINE from here: the tests run against
 // a local stand-in written from the above.
@@ -263,16 +264,26 @@ type lineAnswer struct {
 		Message  string `json:"message"`
 		Property string `json:"property"`
 	} `json:"details"`
-	token string
 }
 
 // parseLineAnswer reads an error body; one that is not LINE's is empty.
+// The token is cut out of it, whatever a server echoes: its words go into
+// errors.
 func parseLineAnswer(b []byte, token string) lineAnswer {
 	var a lineAnswer
 	if json.Unmarshal(b, &a) != nil {
 		return lineAnswer{}
 	}
-	a.token = token
+	scrub := func(s string) string {
+		if token == "" {
+			return s
+		}
+		return strings.ReplaceAll(s, token, "[token]")
+	}
+	a.Message = scrub(a.Message)
+	for i := range a.Details {
+		a.Details[i].Message, a.Details[i].Property = scrub(a.Details[i].Message), scrub(a.Details[i].Property)
+	}
 	return a
 }
 
@@ -290,8 +301,7 @@ func (a lineAnswer) about(p string) bool {
 // maxSaid bounds what of LINE's message goes into an error.
 const maxSaid = 200
 
-// explain adds what LINE said to err, made safe for a log line: quoted,
-// bounded, and never the token, whatever a server echoes.
+// explain adds what LINE said to err, quoted and bounded for a log line.
 func (a lineAnswer) explain(err error) error {
 	said := a.Message
 	for _, d := range a.Details {
@@ -299,9 +309,6 @@ func (a lineAnswer) explain(err error) error {
 	}
 	if said == "" || err == nil {
 		return err
-	}
-	if a.token != "" {
-		said = strings.ReplaceAll(said, a.token, "[token]")
 	}
 	if r := []rune(said); len(r) > maxSaid {
 		said = string(r[:maxSaid]) + "…"
