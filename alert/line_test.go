@@ -585,3 +585,25 @@ func TestLineThroughQueue(t *testing.T) {
 		}
 	}
 }
+
+// LINE's error body is outside bytes: whatever it holds, what goes into an
+// error is bounded and never the token.
+func FuzzLineAnswer(f *testing.F) {
+	f.Add([]byte(`{"message":"The property, 'to', in the request body is invalid (line: -, column: -)"}`))
+	f.Add([]byte(`{"message":"The request body has 1 error(s)","details":[{"message":"invalid","property":"to"}]}`))
+	f.Add([]byte(`{"message":"You have reached your monthly limit."}`))
+	f.Add([]byte(`{"message":"` + lineToken + `","details":[{"message":"` + lineToken + lineToken + `","property":"x` + lineToken + `"}]}`))
+	f.Add([]byte("<html>not found</html>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a := parseLineAnswer(b, lineToken)
+		a.about("to")
+		msg := a.explain(errors.New("alert: line x: HTTP 400 Bad Request")).Error()
+		if strings.Contains(msg, lineToken) {
+			t.Errorf("%q: error %q shows the token", b, msg)
+		}
+		// 200 characters, each quoted in at most 10 bytes (\U0010ffff).
+		if len(msg) > 100+maxSaid*10 {
+			t.Errorf("%q: error of %d bytes", b, len(msg))
+		}
+	})
+}
