@@ -47,8 +47,9 @@ import (
 //     monthly limit can be met for a moment while another delivery holds
 //     messages in reserve).
 //   - Error bodies are {"message": ..., "details": [{"message", "property"}]}
-//     (#error-responses); an invalid recipient is a 400 whose message names
-//     the property 'to' (as LINE answered in line/line-bot-sdk-java#54).
+//     (the reference's #error-responses); an invalid recipient is a 400
+//     whose message names the property 'to' (as LINE answered in
+//     line/line-bot-sdk-java#54).
 //
 // None of it has been tried against LINE from here: the tests run against
 // a local stand-in written from the above.
