@@ -2,8 +2,8 @@
 // refused press, a fault. It turns each into an Event, keeps it in a durable
 // queue on the card per target, and delivers it to that target (a signed
 // webhook, a Slack-style webhook, an ntfy topic, an e-mail, an MQTT
-// broker) at least once, oldest first, retrying with backoff until the
-// target takes it.
+// broker, a LINE chat) at least once, oldest first, retrying with backoff
+// until the target takes it.
 //
 // The package knows nothing of configuration or of the recorder: the caller
 // builds each Target and Queue from plain structs and hands them to a
@@ -45,12 +45,13 @@
 // # Wiring
 //
 // The caller (cmd) builds one Target per configured target (NewWebhook,
-// NewNtfy, NewEmail, NewMQTT), opens a Queue for each in its own
+// NewNtfy, NewEmail, NewMQTT, NewLine), opens a Queue for each in its own
 // directory, and hands them with their Filter to NewDispatcher; it runs
 // Dispatcher.Run under its context, and the recorder calls Publish with
 // events made by an Origin. Secrets (a webhook's secret, an ntfy token, an
-// SMTP or MQTT password, the URLs themselves) are handed in as strings and
-// never appear in an error, a log line or Status.
+// SMTP or MQTT password, a LINE channel access token, the URLs themselves)
+// are handed in as strings and never appear in an error, a log line or
+// Status.
 package alert
 
 import (

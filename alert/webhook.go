@@ -199,21 +199,35 @@ func ClientFor(roots *x509.CertPool) *http.Client {
 // post sends body to u with header h and classifies the result (see
 // checkResponse, checkTransport).
 func post(ctx context.Context, client *http.Client, u string, h http.Header, body []byte, kind string, kindFixes map[int]string, now time.Time) error {
+	resp, _, err := request(ctx, client, u, h, body, kind)
+	if err != nil {
+		return err
+	}
+	return checkResponse(resp, kind, kindFixes, now)
+}
+
+// maxAnswer bounds what is read of a receiver's answer.
+const maxAnswer = 4096
+
+// request POSTs body to u with header h and returns the answer with its
+// body closed, and the first maxAnswer bytes of it. Its error is already
+// classified (see checkTransport) and never shows u.
+func request(ctx context.Context, client *http.Client, u string, h http.Header, body []byte, kind string) (*http.Response, []byte, error) {
 	if client == nil {
 		client = defaultClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return &Permanent{Fix: "check the url", Err: fmt.Errorf("alert: %s: the url is not one a request can go to", kind)}
+		return nil, nil, &Permanent{Fix: "check the url", Err: fmt.Errorf("alert: %s: the url is not one a request can go to", kind)}
 	}
 	req.Header = h
 	resp, err := client.Do(req)
 	if err != nil {
-		return checkTransport(err, kind)
+		return nil, nil, checkTransport(err, kind)
 	}
 	defer resp.Body.Close()
-	// Read a little of the answer so the connection can be reused; its
-	// contents are the receiver's business.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	return checkResponse(resp, kind, kindFixes, now)
+	// Read a little of the answer, which lets the connection be reused;
+	// a receiver's own words are for the caller to judge.
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	return resp, answer, nil
 }

@@ -173,7 +173,7 @@ var Kinds = []string{KindWebhook, KindNtfy, KindMQTT, KindEmail, KindLine}
 // is checked in full, but the commands that act on it refuse it (the
 // recorder, through LoadSecrets; the operating rules, through Render): the
 // rules would otherwise name someone who is never told.
-var Sent = []string{KindWebhook, KindNtfy, KindEmail, KindMQTT}
+var Sent = []string{KindWebhook, KindNtfy, KindEmail, KindMQTT, KindLine}
 
 // unsent reports each target whose kind this version does not send to.
 func (a *Alerts) unsent() Errors {

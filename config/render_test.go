@@ -291,7 +291,7 @@ func TestRenderSaysWhatTheLockDoes(t *testing.T) {
 }
 
 // renderAlerts are targets of every kind, each with what must never reach
-// the rules: a token in a URL, a topic, a host.
+// the rules: a token in a URL, a topic, a host, a LINE group's id.
 const renderAlerts = `
 [alerts]
 console_url = "https://console.example.com"
@@ -318,6 +318,12 @@ url = "smtps://smtp.example.jp:465"
 from = "mamoru@shop.example.jp"
 to = ["owner@shop.example.jp"]
 events = ["incident.started"]
+[[alerts.target]]
+kind = "line"
+label = "店舗グループ"
+token_file = "/etc/mamoru/line.token"
+to = ["C0123456789abcdef0123456789abcdef"]
+events = ["press.refused"]
 `
 
 // The rules say who is alerted, by label and kind, of what, and what an
@@ -330,12 +336,15 @@ func TestRenderSaysWhoIsAlerted(t *testing.T) {
 	want := map[string][]string{
 		"ja": {"カウンター1（counter-1）", "店長のスマホ（ntfyのプッシュ通知）：従業員が通報ボタンを押したとき、通報中にボタンが再び押され",
 			"本部 <Slack> & 警備（Webhook）：", "ボタンが押されたが記録できなかったとき", "オーナー（ntfyのプッシュ通知）：本機が故障し、記録できなくなったとき、送信前の記録で",
-			"管理画面でその通報を確認するためのリンク", "音声・映像）は連絡に含めません", "本社（電子メール）：従業員が通報ボタンを押したとき"},
+			"管理画面でその通報を確認するためのリンク", "音声・映像）は連絡に含めません", "本社（電子メール）：従業員が通報ボタンを押したとき",
+			"店舗グループ（LINE）：ボタンが押されたが記録できなかったとき"},
 		"en": {"カウンター1 (counter-1)", "店長のスマホ (ntfy push notification): when a member of staff presses the incident button; when a further press",
 			"本部 <Slack> & 警備 (webhook): ", "when a press could not be recorded", "オーナー (ntfy push notification): when the device develops a fault and cannot record; when the device's card is full",
-			"a link to it on the managers' console", "neither audio nor video", "本社 (e-mail): when a member of staff presses the incident button"},
+			"a link to it on the managers' console", "neither audio nor video", "本社 (e-mail): when a member of staff presses the incident button",
+			"店舗グループ (LINE): when a press could not be recorded"},
 	}
-	never := []string{"shop1-Zq8rT2kd7VwX", "tok3n", "hooks.slack.com", "smtp.example.jp", "owner@shop.example.jp", "console.example.com", "://"}
+	never := []string{"shop1-Zq8rT2kd7VwX", "tok3n", "hooks.slack.com", "smtp.example.jp", "owner@shop.example.jp", "console.example.com", "://",
+		"C0123456789abcdef0123456789abcdef", "line.token"}
 	for _, lang := range []string{"ja", "en"} {
 		files, err := c.Render(lang, t.TempDir(), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
 		if err != nil {
@@ -416,23 +425,5 @@ func TestRenderNamesEveryEventAndKind(t *testing.T) {
 		if len(eventText[lang]) != len(EventNames) {
 			t.Errorf("%s: %d event texts for %d events", lang, len(eventText[lang]), len(EventNames))
 		}
-	}
-}
-
-// The rules never name a target this version does not send to: it would
-// be told nothing.
-func TestRenderRefusesUnsentTargets(t *testing.T) {
-	c, err := Parse("m.toml", []byte(renderConfig+`
-[[alerts.target]]
-kind = "line"
-label = "店舗グループ"
-token_file = "/etc/mamoru/line.token"
-to = ["U0123456789abcdef0123456789abcdef"]
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Render("ja", t.TempDir(), time.Now()); err == nil || !strings.Contains(err.Error(), `'alerts.target[1].kind' "line" targets are not sent to by this version yet`) {
-		t.Errorf("Render with a LINE target: %v; want it refused, naming the target", err)
 	}
 }

@@ -79,6 +79,9 @@ func newTarget(d config.Device, t config.Target, events alert.Filter, wall clock
 	case config.KindEmail:
 		return alert.NewEmail(alert.EmailOptions{Label: t.Label, URL: t.URL.Reveal(), Username: t.Username,
 			Password: t.Password.Reveal(), From: t.From, To: t.To, Language: t.Language, RootCAs: t.RootCAs, Wall: wall})
+	case config.KindLine:
+		return alert.NewLine(alert.LineOptions{Label: t.Label, URL: t.URL.Reveal(), Token: t.Token.Reveal(),
+			To: t.To, Language: t.Language, Wall: wall})
 	}
 	return nil, fmt.Errorf("%w: %q", ErrKindNotSent, t.Kind)
 }

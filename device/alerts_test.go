@@ -138,7 +138,7 @@ func TestNewAlertsKinds(t *testing.T) {
 		config.KindEmail: {URL: "smtps://smtp.example.jp:465", Username: "mamoru", Password: "pa55word",
 			From: "まもる <mamoru@shop.example.jp>", To: []string{"owner@shop.example.jp"}},
 		config.KindMQTT: {URL: "mqtts://broker.example:8883"},
-		config.KindLine: {Token: "t0ken", To: []string{"U0123456789abcdef0123456789abcdef"}},
+		config.KindLine: {URL: config.DefaultLineURL, Token: "t0ken", To: []string{"U0123456789abcdef0123456789abcdef"}},
 	}
 	for _, kind := range config.Kinds {
 		tgt := targets[kind]

@@ -61,16 +61,23 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte) error {
 	return fmt.Errorf("no v1 signature matches (got %q)", h.Get("webhook-signature"))
 }
 
-// A press on the running recorder reaches a signed webhook and an ntfy
-// topic as incident.started, naming the incident as store/device/id with
-// the console's link; the operating rules name both targets.
+// A press on the running recorder reaches a signed webhook, an ntfy
+// topic and a LINE chat (through a local stand-in for LINE's API) as
+// incident.started, naming the incident as store/device/id with the
+// console's link; the operating rules name every target.
 func TestAlertsEndToEnd(t *testing.T) {
 	hook, hooked := receiver(t)
 	ntfy, pushed := receiver(t)
+	line, lined := receiver(t)
 	dir := t.TempDir()
 	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))
 	secretFile := filepath.Join(dir, "webhook.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const lineToken, lineGroup = "l1ne-ch4nnel-t0ken", "C0123456789abcdef0123456789abcdef"
+	tokenFile := filepath.Join(dir, "line.token")
+	if err := os.WriteFile(tokenFile, []byte(lineToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	stateDir := t.TempDir()
@@ -94,7 +101,15 @@ kind = "ntfy"
 label = "店長のスマホ"
 url = %q
 topic = "shop-1-Zq8rT2kd7VwX"
-`, hook.URL+"/hook", secretFile, ntfy.URL))
+
+[[alerts.target]]
+kind = "line"
+label = "店舗グループ"
+url = %q
+token_file = %q
+to = [%q]
+events = ["incident.started"]
+`, hook.URL+"/hook", secretFile, ntfy.URL, line.URL, tokenFile, lineGroup))
 	os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "[device]\n", "[device]\nlabel = \"カウンター1\"\n", 1)), 0o644)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -143,6 +158,18 @@ topic = "shop-1-Zq8rT2kd7VwX"
 		t.Errorf("the ntfy push: headers %v, body %q; want the incident, its link and a priority", p.header, p.body)
 	}
 
+	l := wait("LINE push", lined)
+	var push struct {
+		To       string `json:"to"`
+		Messages []struct{ Type, Text string }
+	}
+	json.Unmarshal(l.body, &push)
+	if l.header.Get("Authorization") != "Bearer "+lineToken || l.header.Get("X-Line-Retry-Key") == "" || push.To != lineGroup ||
+		len(push.Messages) != 1 || push.Messages[0].Type != "text" || !strings.Contains(push.Messages[0].Text, wantRef) ||
+		!strings.HasPrefix(push.Messages[0].Text, "カウンター1で通報ボタン") {
+		t.Errorf("the LINE push: headers %v, body %s; want the bearer token, a retry key, the group and the press's text", l.header, l.body)
+	}
+
 	// The counter shows that the call went out, once the Ack is over.
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stdout.String(), "the alert went out"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -155,12 +182,12 @@ topic = "shop-1-Zq8rT2kd7VwX"
 		_, out, _ := runCmd(t, "status", "--config", cfg, "--json")
 		var st device.Status
 		json.Unmarshal([]byte(out), &st)
-		if st.Alerts != nil && len(st.Alerts.Targets) == 2 && st.Alerts.Targets[0].Label == "本部" && st.Alerts.Targets[0].Delivered >= 1 &&
-			st.Alerts.Targets[1].Delivered >= 1 && st.Alerts.Targets[0].Pending == 0 {
+		if st.Alerts != nil && len(st.Alerts.Targets) == 3 && st.Alerts.Targets[0].Label == "本部" && st.Alerts.Targets[0].Delivered >= 1 &&
+			st.Alerts.Targets[1].Delivered >= 1 && st.Alerts.Targets[2].Delivered >= 1 && st.Alerts.Targets[0].Pending == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("status never showed both targets delivered: %s", out)
+			t.Fatalf("status never showed every target delivered: %s", out)
 		}
 	}
 	if _, out, _ := runCmd(t, "status", "--config", cfg); !strings.Contains(out, "alert       本部: 0 waiting") || strings.Contains(out, hook.URL) {
@@ -173,8 +200,9 @@ topic = "shop-1-Zq8rT2kd7VwX"
 		t.Fatalf("policy render: %s", errOut)
 	}
 	rules := mustRead(t, filepath.Join(rendered, "operating-rules.html"))
-	if !strings.Contains(rules, "本部") || !strings.Contains(rules, "店長のスマホ") || strings.Contains(rules, hook.URL) || strings.Contains(rules, "Zq8rT2kd7VwX") {
-		t.Error("the operating rules do not name both targets, or show where they are")
+	if !strings.Contains(rules, "本部") || !strings.Contains(rules, "店長のスマホ") || !strings.Contains(rules, "店舗グループ") ||
+		strings.Contains(rules, hook.URL) || strings.Contains(rules, "Zq8rT2kd7VwX") || strings.Contains(rules, lineGroup) {
+		t.Error("the operating rules do not name every target, or show where they are")
 	}
 }
 
