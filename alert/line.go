@@ -170,6 +170,37 @@ func (l *Line) Send(ctx context.Context, e Event) error {
 	return pushFailed(refused, nil)
 }
 
+// Probe asks LINE for the bot's own information (Get bot info, GET
+// /v2/bot/info with the token: https://developers.line.biz/en/reference/messaging-api/#get-bot-info),
+// which pushes nothing: it shows the API cannot be reached, or that LINE
+// refuses the channel access token.
+func (l *Line) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(l.opts.URL, "/")+"/v2/bot/info", nil)
+	if err != nil {
+		return &Permanent{Fix: "check the url", Err: fmt.Errorf("alert: %s: the url is not one a request can go to", l.kind)}
+	}
+	req.Header.Set("Authorization", "Bearer "+l.opts.Token)
+	client := l.opts.Client
+	if client == nil {
+		client = defaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return checkTransport(err, l.kind)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	err = fmt.Errorf("alert: %s: LINE answered %s", l.kind, resp.Status)
+	if fix, ok := lineFixes[resp.StatusCode]; ok {
+		return &Permanent{Status: resp.StatusCode, Fix: fix, Err: err}
+	}
+	return err
+}
+
 // took reports whether to has taken the event id already.
 func (l *Line) took(id, to string) bool {
 	l.mu.Lock()

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,16 @@ func (s *lineStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]string{"message": msg})
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/v2/bot/info" {
+		if r.Header.Get("Authorization") != "Bearer "+lineToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"message":"Authentication failed. Confirm that the access token in the authorization header is valid."}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"userId":"Ub0000000000000000000000000000000","basicId":"@000aaaaa","displayName":"まもる","chatMode":"bot","markAsReadMode":"auto"}`)
+		return
 	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v2/bot/message/push" {
 		refuse(http.StatusNotFound, "%s %s: want POST /v2/bot/message/push", r.Method, r.URL.Path)
@@ -606,4 +617,27 @@ func FuzzLineAnswer(f *testing.F) {
 			t.Errorf("%q: error of %d bytes", b, len(msg))
 		}
 	})
+}
+
+// Probe asks LINE for the bot's information, which pushes nothing: with
+// the right token it passes, with another it is a *Permanent saying to
+// reissue the token, and the token never shows.
+func TestLineProbe(t *testing.T) {
+	s := newLineStandIn(t)
+	if err := lineTo(t, s, "ja", lineUser).Probe(context.Background()); err != nil {
+		t.Errorf("Probe: %v", err)
+	}
+	wrong, err := NewLine(LineOptions{Label: "店長のLINE", URL: s.URL, Token: "an-0ld-t0ken", To: []string{lineUser}, Client: s.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *Permanent
+	if err := wrong.Probe(context.Background()); !errors.As(err, &p) || !strings.Contains(p.Fix, "reissue the channel access token") || strings.Contains(err.Error(), "an-0ld-t0ken") {
+		t.Errorf("Probe with a wrong token = %v, want a *Permanent saying to reissue it, without the token", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seen) != 0 {
+		t.Errorf("the probes pushed %d messages, want none", len(s.seen))
+	}
 }

@@ -169,23 +169,6 @@ var defaultURL = map[string]string{KindNtfy: DefaultNtfyURL, KindLine: DefaultLi
 // Kinds are the kinds of alert target, in the order errors list them.
 var Kinds = []string{KindWebhook, KindNtfy, KindMQTT, KindEmail, KindLine}
 
-// Sent are the kinds this version delivers to. A target of another kind
-// is checked in full, but the commands that act on it refuse it (the
-// recorder, through LoadSecrets; the operating rules, through Render): the
-// rules would otherwise name someone who is never told.
-var Sent = []string{KindWebhook, KindNtfy, KindEmail, KindMQTT, KindLine}
-
-// unsent reports each target whose kind this version does not send to.
-func (a *Alerts) unsent() Errors {
-	var errs Errors
-	for i, t := range a.Targets {
-		if slices.Contains(Kinds, t.Kind) && !slices.Contains(Sent, t.Kind) {
-			errs = append(errs, &Error{Key: targetKey(i, "kind"), Msg: fmt.Sprintf("%q targets are not sent to by this version yet (it sends to %q): the operating rules would name %q, who is never told", t.Kind, Sent, t.Label)})
-		}
-	}
-	return errs
-}
-
 // String describes t for people, with no secret: "店長のスマホ (ntfy)".
 func (t Target) String() string { return fmt.Sprintf("%s (%s)", t.Label, t.Kind) }
 
@@ -550,10 +533,9 @@ func checkAddress(s string) string {
 	return ""
 }
 
-// loadSecrets reads each target's secret, password and token files, and
-// refuses a target this version does not send to.
+// loadSecrets reads each target's secret, password, token and CA files.
 func (a *Alerts) loadSecrets() Errors {
-	errs := a.unsent()
+	var errs Errors
 	for i := range a.Targets {
 		t := &a.Targets[i]
 		read := func(key, path string) Secret {

@@ -37,7 +37,6 @@ func (c *Config) Render(lang, dir string, date time.Time) ([]string, error) {
 	if strings.TrimSpace(c.Policy.Contact) == "" {
 		errs = append(errs, &Error{Key: "policy.contact", Msg: "is required to write the rules and the notice: where customers ask about recordings"})
 	}
-	errs = append(errs, c.Alerts.unsent()...)
 	if len(errs) > 0 {
 		c.origin.place(errs)
 		return nil, errs

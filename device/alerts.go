@@ -56,8 +56,8 @@ func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accep
 	return alert.NewDispatcher(routes, alert.DispatcherOptions{Log: log}), nil
 }
 
-// ErrKindNotSent means a target's kind is one this version cannot deliver
-// to yet; config refuses it first.
+// ErrKindNotSent means a target's kind is not one of config.Kinds; config
+// refuses it first.
 var ErrKindNotSent = errors.New("this version does not send to this kind of target")
 
 // everyEvent is the filter that takes every event.
