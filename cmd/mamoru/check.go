@@ -24,7 +24,8 @@ what it sets up. Exit status 2 names the key at fault.
 
 It then tries to reach each alert target, sending nothing a person reads:
 a webhook's or ntfy's server is dialled (and its certificate checked), an
-MQTT broker or SMTP server is logged in to and left. Exit status 1 names
+MQTT broker or SMTP server is logged in to and left, LINE is asked for
+the bot's own information. Exit status 1 names
 each target that cannot be reached. --no-probe skips this, on a machine
 that is not on the device's network.
 
