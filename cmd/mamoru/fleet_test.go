@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"mamoru/alert"
 	"mamoru/bucket/s3test"
+	"mamoru/config"
 	"mamoru/health"
 )
 
@@ -258,4 +260,47 @@ events = ["device.*"]
 		t.Errorf("the restarted watch said %s about %s", e.Name, e.Device)
 	}
 	stop()
+}
+
+// fleetPolicy is the least a manager's fleet commands need, as
+// docs/security.md gives it, for bucket "clips" and prefix "mamoru".
+const fleetPolicy = `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::clips"],
+     "Condition": {"StringLike": {"s3:prefix": ["mamoru/", "mamoru/*/"]}}},
+    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::clips/mamoru/*/*/health.json"]}
+  ]
+}`
+
+// fleet ls works with credentials that may list the folders and read the
+// health reports and nothing else: no clip, no manifest.
+func TestFleetLsWithItsOwnPolicy(t *testing.T) {
+	srv, _ := managerConfig(t)
+	srv.AddUser("fleet-reader", "fleet-reader-secret", fleetPolicy)
+	cfg := writeConfig(t, t.TempDir(), "fleet.toml", fmt.Sprintf("[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\nprefix = \"mamoru\"\n", srv.Endpoint)+keyFiles(t, "fleet-reader", "fleet-reader-secret"))
+	plantHealth(t, srv, healthReport("shop-1", "counter-1"), nil)
+	plantHealth(t, srv, healthReport("shop-2", "counter-1"), nil)
+	manifest := "mamoru/shop-1/counter-1/2026/11/30/20261130-120000-000001/manifest.json"
+	plantBytes(t, srv, manifest, []byte("{}"))
+
+	code, out, errOut := runCmd(t, "fleet", "ls", "--config", cfg)
+	if code != 0 || strings.Contains(out, "ERROR") || !strings.Contains(out, "shop-1/counter-1") || !strings.Contains(out, "shop-2/counter-1") {
+		t.Fatalf("fleet ls with the fleet policy: exit %d\n%s%s", code, out, errOut)
+	}
+	c, err := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4("fleet-reader", "fleet-reader-secret", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StatObject(t.Context(), "clips", manifest, minio.StatObjectOptions{}); minio.ToErrorResponse(err).StatusCode != 403 {
+		t.Errorf("the fleet policy lets its user read a manifest: %v", err)
+	}
+}
+
+// The manager's example file is one fleet watch takes.
+func TestFleetWatchExampleConfig(t *testing.T) {
+	a, err := config.LoadAlerts("../../docs/manager.example.toml", nil)
+	if err != nil || len(a.Targets) != 1 || !a.Targets[0].Wants("device.offline") || !a.Targets[0].Wants("device.online") {
+		t.Errorf("docs/manager.example.toml: %+v, %v; want one target of device.offline and device.online", a.Targets, err)
+	}
 }
