@@ -79,6 +79,9 @@ type stateFile struct {
 
 const stateVersion = 1
 
+// ErrWatched means another watch holds the state directory (LockState).
+var ErrWatched = errors.New("another fleet watch runs on this state directory")
+
 // NewWatch returns a Watch that remembers nothing, on clk; cooldown 0 is
 // DefaultCooldown.
 func NewWatch(clk clock.Clock, cooldown time.Duration) *Watch {

@@ -314,6 +314,12 @@ func fleetWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "mamoru fleet watch: --state-dir: %v\n", err)
 		return 2
 	}
+	unlock, err := fleet.LockState(stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru fleet watch: %v\n", err)
+		return 1
+	}
+	defer unlock()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	// Every device of a chain may go silent at once (the bucket's network
 	// down at the shops' end): the buffer holds a poll's alerts.
