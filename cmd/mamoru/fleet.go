@@ -39,6 +39,7 @@ on the health.json keys.
           closed         as silent, but outside its hours: expected to be off
           NOT RECORDING  in a fault, or idle while its hours say it records
           CLOCK OFF      its clock differs from the server's by over 5 s
+          REPORT NAMES   the report in its folder names another device
         Ages are on the server's clock, never this machine's.
 
   mamoru fleet watch --config FILE [--interval 30s] [--cooldown 10m] [--state-dir DIR]
@@ -224,6 +225,12 @@ func marks(d fleet.Device) string {
 	}
 	if d.Err != nil {
 		add("ERROR " + d.Err.Error())
+	}
+	if r := d.Report; r != nil && (r.Store != d.Store || r.Device != d.Device) {
+		// The device's keys write only in its own folder: a report that
+		// names another was put there by someone else, or by a device
+		// configured as another.
+		add("REPORT NAMES " + r.Store + "/" + r.Device)
 	}
 	if d.Offline {
 		add("OFFLINE")

@@ -71,6 +71,9 @@ func TestFleetLs(t *testing.T) {
 	fault := healthReport("shop-2", "fault")
 	fault.State, fault.Fault = "fault", "camera gone"
 	plantHealth(t, srv, fault, nil)
+	elsewhere := healthReport("shop-9", "counter-9")
+	b, _ := elsewhere.Marshal()
+	plantHealth(t, srv, healthReport("shop-3", "moved"), b)
 	plantHealth(t, srv, health.Report{Store: "shop-2", Device: "malformed"}, []byte(`{"version": 1, "store": "shop-2", "state": "idle\x1b[2J"`))
 	// A device folder with no report (an older device): listed too.
 	plantBytes(t, srv, "mamoru/shop-3/old/2026/11/30/20261130-120000-000001/manifest.json", []byte("{}"))
@@ -99,6 +102,7 @@ func TestFleetLs(t *testing.T) {
 		"shop-2/fault":     {notRecording: true},
 		"shop-2/malformed": {err: true},
 		"shop-3/old":       {err: true},
+		"shop-3/moved":     {},
 	}
 	if len(got.Devices) != len(want) {
 		t.Errorf("%d devices listed, want %d:\n%s", len(got.Devices), len(want), out)
@@ -125,7 +129,7 @@ func TestFleetLs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("fleet ls: exit %d, stderr %q", code, errOut)
 	}
-	for _, s := range []string{"shop-1/stale", "OFFLINE", "closed", "NOT RECORDING (camera gone)", "CLOCK OFF by -", "mamoru/shop-2/malformed/health.json", "freshのカメラ"} {
+	for _, s := range []string{"shop-1/stale", "OFFLINE", "closed", "NOT RECORDING (camera gone)", "CLOCK OFF by -", "mamoru/shop-2/malformed/health.json", "freshのカメラ", "REPORT NAMES shop-9/counter-9"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("fleet ls does not say %q:\n%s", s, out)
 		}
