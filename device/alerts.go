@@ -27,16 +27,36 @@ const alertsDir = "alerts"
 // beside the recorder, and put an Alerts publishing to it in the
 // recorder's Events.
 func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accepted func(alert.Event)) (*alert.Dispatcher, error) {
-	if len(cfg.Alerts.Targets) == 0 {
+	return NewDispatcher(cfg.Alerts.Targets, cfg.Device, filepath.Join(cfg.Device.StateDir, alertsDir), DispatcherOptions{
+		Clock: clk, Wall: wall, Log: log, Accepted: accepted})
+}
+
+// DispatcherOptions are NewDispatcher's; the zero value is usable.
+type DispatcherOptions struct {
+	Clock, Wall clock.Clock // nil: the system clock
+	Log         *slog.Logger
+	Accepted    func(alert.Event) // see alert.QueueOptions.Accepted
+	// Buffer is the dispatcher's (alert.DispatcherOptions.Buffer).
+	Buffer int
+}
+
+// NewDispatcher builds the alert targets, each with its durable queue
+// under dir (alert.QueueDir), and the dispatcher that feeds them; nil when
+// there are none. d is the device the events are about, for the targets
+// that follow one device (MQTT); a command that alerts of many devices,
+// as fleet watch does, hands the zero Device and must refuse MQTT
+// targets.
+func NewDispatcher(targets []config.Target, d config.Device, dir string, o DispatcherOptions) (*alert.Dispatcher, error) {
+	if len(targets) == 0 {
 		return nil, nil
 	}
 	var routes []alert.Route
-	for i, t := range cfg.Alerts.Targets {
+	for i, t := range targets {
 		filter, err := alert.NewFilter(t.Events)
 		if err != nil {
 			return nil, fmt.Errorf("alerts.target[%d] (%s): events: %w", i+1, t, err)
 		}
-		target, err := newTarget(cfg.Device, t, filter, wall)
+		target, err := newTarget(d, t, filter, o.Wall)
 		if err != nil {
 			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
 		}
@@ -46,14 +66,14 @@ func NewAlerts(cfg config.Config, clk, wall clock.Clock, log *slog.Logger, accep
 			// those its filter takes.
 			filter = everyEvent
 		}
-		q, err := alert.OpenQueue(alert.QueueDir(filepath.Join(cfg.Device.StateDir, alertsDir), t.Label), target,
-			alert.QueueOptions{Label: t.Label, Clock: clk, Wall: wall, Log: log, Accepted: accepted})
+		q, err := alert.OpenQueue(alert.QueueDir(dir, t.Label), target,
+			alert.QueueOptions{Label: t.Label, Clock: o.Clock, Wall: o.Wall, Log: o.Log, Accepted: o.Accepted})
 		if err != nil {
 			return nil, fmt.Errorf("alerts.target[%d] (%s): %w", i+1, t, err)
 		}
 		routes = append(routes, alert.Route{Filter: filter, Queue: q})
 	}
-	return alert.NewDispatcher(routes, alert.DispatcherOptions{Log: log}), nil
+	return alert.NewDispatcher(routes, alert.DispatcherOptions{Log: o.Log, Buffer: o.Buffer}), nil
 }
 
 // ErrKindNotSent means a target's kind is not one of config.Kinds; config

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/minio/minio-go/v7"
+
 	"mamoru/bucket"
 	"mamoru/config"
 	"mamoru/outbox"
@@ -107,14 +109,8 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 		}
 		return c, time.Local, rest, 0, true
 	}
-	mc, err := config.LoadManager(*path, os.Environ())
-	if err != nil {
-		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
-		return c, nil, nil, 2, false
-	}
-	client, err := bucket.NewClient(mc.Storage)
-	if err != nil {
-		fmt.Fprintf(stderr, "mamoru: %v\n", err)
+	mc, client, ok := loadBucket(*path, stderr)
+	if !ok {
 		return c, nil, nil, 2, false
 	}
 	loc, err = time.LoadLocation(mc.Location)
@@ -122,6 +118,23 @@ func managerCommand(name, help string, args []string, stderr io.Writer, define f
 		loc = time.Local
 	}
 	return bucket.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix, Keyring: mc.Keyring}, loc, rest, 0, true
+}
+
+// loadBucket loads a manager's configuration (the file at path, if any,
+// then the environment) and connects to its bucket, or says why not on
+// stderr.
+func loadBucket(path string, stderr io.Writer) (config.ManagerConfig, *minio.Core, bool) {
+	mc, err := config.LoadManager(path, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
+		return mc, nil, false
+	}
+	client, err := bucket.NewClient(mc.Storage)
+	if err != nil {
+		fmt.Fprintf(stderr, "mamoru: %v\n", err)
+		return mc, nil, false
+	}
+	return mc, client, true
 }
 
 func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -31,6 +31,8 @@ Usage:
   mamoru audit   --config FILE         verify the audit log's hash chain
   mamoru check   --config FILE         validate a configuration
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
+  mamoru fleet   ls|watch              for managers: every device's health, and
+                                       alerts when one goes silent
   mamoru storage init --config FILE    for installers: prepare the bucket
   mamoru provision --store S --device D [--out DIR] [--endpoint ... --bucket ...]
                                        for installers: a device's config and signing key
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdAudit(args, stdout, stderr)
 	case "clips":
 		return cmdClips(ctx, args, stdout, stderr)
+	case "fleet":
+		return cmdFleet(ctx, args, stdout, stderr)
 	case "storage":
 		return cmdStorage(ctx, args, stdout, stderr)
 	case "policy":
