@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -146,8 +148,12 @@ func (d *Dispatcher) intake(ctx context.Context) {
 	}
 }
 
-// queue puts e in the queue of every target that takes it.
-func (d *Dispatcher) queue(e Event) {
+// Put puts e in the queue of every target that takes it, on the card,
+// before it returns: for a caller that may wait, as fleet watch, which
+// records that it raised e only once e is durable. Its error joins every
+// queue's that could not take e.
+func (d *Dispatcher) Put(e Event) error {
+	var errs []error
 	for _, r := range d.routes {
 		if !r.Filter.Match(e.Name) {
 			continue
@@ -155,6 +161,11 @@ func (d *Dispatcher) queue(e Event) {
 		if err := r.Queue.Put(e); err != nil {
 			d.lost.Add(1)
 			d.log.Error("alert: could not queue an event", "target", r.Queue.opts.Label, "event", e.Name, "id", e.ID, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", r.Queue.opts.Label, err))
 		}
 	}
+	return errors.Join(errs...)
 }
+
+// queue puts e in the queue of every target that takes it.
+func (d *Dispatcher) queue(e Event) { _ = d.Put(e) }

@@ -104,6 +104,23 @@ func TestDispatcherQueuesAtStop(t *testing.T) {
 	}
 }
 
+// TestDispatcherPut: Put has the event on the card, in every queue whose
+// filter takes it, when it returns, with no Run to take it there; and
+// says which queue could not take it.
+func TestDispatcherPut(t *testing.T) {
+	devices, incidents := route(t, []string{"device.*"}, nil, nil), route(t, []string{"incident.*"}, nil, nil)
+	d := NewDispatcher([]Route{devices, incidents}, DispatcherOptions{Log: quiet})
+	if err := d.Put(origin.Event(DeviceOffline, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := []int{devices.Queue.Status().Pending, incidents.Queue.Status().Pending}; !slices.Equal(got, []int{1, 0}) {
+		t.Errorf("pending after Put = %v, want [1 0]", got)
+	}
+	if err := d.Put(Event{Name: DeviceOnline}); err == nil || d.Status().Lost != 1 {
+		t.Errorf("Put of an event with no id = %v, lost %d; want the queue's error, one lost", err, d.Status().Lost)
+	}
+}
+
 // TestPublishNeverBlocks: neither a dispatcher that is not running nor a
 // target that never answers holds up Publish.
 func TestPublishNeverBlocks(t *testing.T) {

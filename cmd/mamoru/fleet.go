@@ -328,9 +328,7 @@ func fleetWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer unlock()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	// Every device of a chain may go silent at once (the bucket's network
-	// down at the shops' end): the buffer holds a poll's alerts.
-	disp, err := device.NewDispatcher(alerts.Targets, config.Device{}, filepath.Join(stateDir, "alerts"), device.DispatcherOptions{Log: log, Buffer: 4096})
+	disp, err := device.NewDispatcher(alerts.Targets, config.Device{}, filepath.Join(stateDir, "alerts"), device.DispatcherOptions{Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru fleet watch: %v\n", err)
 		return 2
@@ -350,7 +348,9 @@ func fleetWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	fmt.Fprintf(stdout, "watching %s/%s every %s (offline after %s, cooldown %s; state in %s)\n", b.Bucket, b.Prefix, interval, f.offlineAfter, cooldown, stateDir)
 	publish := func(e alert.Event) bool {
-		if !disp.Publish(e) {
+		// On the card before watch.json says it was raised: a crash
+		// between the two raises it again, under the same id.
+		if err := disp.Put(e); err != nil {
 			return false
 		}
 		fmt.Fprintf(stdout, "%s %s %s/%s: %s\n", e.Time.Format(time.RFC3339), e.Name, printable(e.Store), printable(e.Device), printable(e.Details["reason"]))
