@@ -95,14 +95,18 @@ password_file = %q
 }
 
 // siteAlerts are the storage keys and three alert targets of a shop, each
-// key file named at its path on the device. %s is the state directory.
+// key file named at its path on the device.
 const siteAlerts = `
 [storage]
 endpoint = "s3.example.com"
 bucket = "clips"
 access_key_file = "/etc/mamoru/s3-access-key"
 secret_key_file = "/etc/mamoru/s3-secret-key"
+` + siteTargets
 
+// siteTargets are a webhook, an ntfy and an e-mail target, the e-mail
+// last.
+const siteTargets = `
 [[alerts.target]]
 kind = "webhook"
 label = "本部"
