@@ -164,6 +164,16 @@ func TestMakeImage(t *testing.T) {
 	if out, err := sh(t, nil, "installer/image.sh", filepath.Join(dir, "none.img"), config, deb, filepath.Join(dir, "x.img"), mamoru); err == nil || !strings.Contains(out, "no such file") {
 		t.Errorf("image from a missing base: %v %s", err, out)
 	}
+	// Two names FAT takes for one are refused, naming both keys.
+	other := filepath.Join(dir, "shop 2")
+	mustSh(t, "cp", "-a", site, other)
+	src, _ := os.ReadFile(filepath.Join(other, "mamoru.toml"))
+	os.WriteFile(filepath.Join(other, "mamoru.toml"), []byte(strings.Replace(string(src), `"/etc/mamoru/smtp.password"`, `"/etc/mamoru/NTFY.token"`, 1)), 0o644)
+	os.WriteFile(filepath.Join(other, "NTFY.token"), []byte("pa55word\n"), 0o600)
+	if out, err := sh(t, nil, "installer/image.sh", base, filepath.Join(other, "mamoru.toml"), deb, filepath.Join(dir, "none.img"), mamoru); err == nil ||
+		!strings.Contains(out, `make image: 'alerts.target[3].password_file' = "/etc/mamoru/NTFY.token" and 'alerts.target[2].token_file' differ only in case`) {
+		t.Errorf("make image with ntfy.token and NTFY.token: %v\n%s", err, out)
+	}
 	// A key file missing beside the configuration: check names it with
 	// its line and the file it looked for, and make image refuses, naming
 	// each one missing, before it builds anything.

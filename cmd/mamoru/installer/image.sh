@@ -17,37 +17,29 @@ done
 # secrets, tokens, passwords and CAs) must be beside it under the base name
 # of its path: site/ntfy.token for "/etc/mamoru/ntfy.token". All are
 # looked for before anything is built, and every one missing is named.
-site=$(dirname -- "$config")
-list=$("$mamoru" check --list-key-files --config "$config") || { echo "make image: the key files of $config cannot be listed (see above)" >&2; exit 2; }
-keys=()
-declare -A onCard=()
+. "$here/keyfiles.sh"
 bad=0
-while IFS=$'\t' read -r key path; do
-  [ -n "$key" ] || continue
+site_key_files "$mamoru" "$config" "make image" || bad=1
+site=$(dirname -- "$config")
+# The boot partition is FAT: no \ : * ? " < > | in a name, and one name
+# whatever its case. The configuration and the package are there too.
+declare -A onCard=()
+for i in "${!key_paths[@]}"; do
+  key=${key_names[$i]} path=${key_paths[$i]}
   name=${path##*/}
-  # The boot partition is FAT: no \ : * ? " < > |, and one name whatever
-  # its case. The configuration and the package are there too.
+  lower=${name,,}
   case "$name" in
   mamoru.toml | mamoru_*.deb | *[\\:*?\"\<\>\|]*)
     echo "make image: '$key' = \"$path\": the card's FAT boot partition cannot hold its file as '$name' beside the configuration; give it another name" >&2
     bad=1
-    continue
     ;;
   esac
-  lower=${name,,}
   if [ -n "${onCard["$lower"]:-}" ]; then
     echo "make image: '$key' = \"$path\" and '${onCard["$lower"]}' differ only in case, and would be one file on the card's FAT boot partition; give one another name" >&2
     bad=1
-    continue
   fi
   onCard["$lower"]=$key
-  if [ ! -f "$site/$name" ]; then
-    echo "make image: '$key' = \"$path\" needs its file beside the configuration, as $site/$name (mode 0600 for a secret): it is not there" >&2
-    bad=1
-    continue
-  fi
-  keys+=("$site/$name")
-done <<<"$list"
+done
 [ "$bad" = 0 ] || exit 2
 case "$base" in
   *.xz) xz -dc "$base" >"$out.tmp" ;;
@@ -72,7 +64,7 @@ mcopy -o -i "$img" "$config" ::mamoru/mamoru.toml
 # readable by mamoru only, and deletes them here, which does not erase
 # them from the card (docs/install.md). The signing key never goes: the
 # device makes its own at first boot.
-for f in "${keys[@]}"; do
+for f in "${key_files[@]}"; do
   mcopy -o -i "$img" "$f" "::mamoru/${f##*/}"
 done
 if [ -f "$site/signing.key" ]; then
@@ -89,4 +81,4 @@ printf '%s\n' "$cmdline" >"$out.cmdline"
 mcopy -o -i "$img" "$out.cmdline" ::cmdline.txt
 rm -f "$out.cmdline"
 mv "$out.tmp" "$out"
-echo "$out: $(basename "$deb"), $(basename "$config"), ${#keys[@]} key file(s) beside it and the first-boot script are on the boot partition"
+echo "$out: $(basename "$deb"), $(basename "$config"), ${#key_files[@]} key file(s) beside it and the first-boot script are on the boot partition"
