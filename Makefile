@@ -82,10 +82,13 @@ flash:
 	@[ -n "$(IMG)" ] && [ -n "$(DEVICE)" ] || { echo "usage: make flash IMG=card.img DEVICE=/dev/sdX [FORCE=1]" >&2; exit 2; }
 	FORCE=$(FORCE) cmd/mamoru/installer/flash.sh $(IMG) $(DEVICE)
 
-## install: build for the Pi at HOST (over ssh), install, restart, self-test
+## install: build for the Pi at HOST (over ssh), install, restart, self-test;
+## with CONFIG, also the site's configuration and the key files beside it
 install:
-	@[ -n "$(HOST)" ] || { echo "usage: make install HOST=pi@shop-1.local" >&2; exit 2; }
-	cmd/mamoru/installer/remote-install.sh $(HOST) "$(MAKE)"
+	@[ -n "$(HOST)" ] || { echo "usage: make install HOST=pi@shop-1.local [CONFIG=site/mamoru.toml]" >&2; exit 2; }
+	@if [ -n "$(CONFIG)" ]; then $(MAKE) --no-print-directory build && \
+	  bin/mamoru check --no-probe --key-dir "$$(dirname -- "$(CONFIG)")" --config "$(CONFIG)"; fi
+	cmd/mamoru/installer/remote-install.sh "$(HOST)" "$(MAKE)" "$(CONFIG)" bin/mamoru
 
 ## minio: the MinIO server for tests and the demo
 minio: $(MINIO)

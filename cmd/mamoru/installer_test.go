@@ -573,21 +573,36 @@ func TestRemoteInstall(t *testing.T) {
 	deb := filepath.Join(bin, "mamoru_1.0_arm64.deb")
 	os.WriteFile(deb, []byte("package"), 0o644)
 	stubs := map[string]string{
-		// The Pi answers dpkg with $PI_ARCH, mktemp with $PI_TMP and runs
-		// everything else.
-		"ssh":  `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; *"mktemp -d") echo "$PI_TMP";; esac`,
+		// The Pi answers dpkg with $PI_ARCH, mktemp with $PI_TMP, and
+		// runs the install through its shell, where sudo logs each of
+		// its arguments in brackets, so the quoting shows.
+		"ssh": `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; *"mktemp -d") echo "$PI_TMP";; *"apt-get install"*) shift 2; sh -c "$*";; esac`,
+		"sudo": `printf sudo >>` + calls + `; for a; do printf ' [%s]' "$a" >>` + calls + `; done; echo >>` + calls +
+			`; [ "$1" != test ] || [ "$3" = "$PI_HAS" ]`,
 		"scp":  `echo "scp $*" >>` + calls,
 		"make": `echo "make $*" >>` + calls + `; echo building; echo ` + deb,
 	}
 	for name, body := range stubs {
 		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
 	}
-	run := func(host, arch, tmp string) (out, ran string, err error) {
+	run := func(host, arch, tmp string, site ...string) (out, ran string, err error) {
 		os.Remove(calls)
 		env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "PI_ARCH=" + arch, "PI_TMP=" + tmp}
-		out, err = sh(t, env, "installer/remote-install.sh", host, "make")
+		out, err = sh(t, env, "installer/remote-install.sh", append([]string{host, "make"}, site...)...)
 		b, _ := os.ReadFile(calls)
 		return out, string(b), err
+	}
+	inOrder := func(got string, want []string) {
+		t.Helper()
+		at := 0
+		for _, w := range want {
+			i := strings.Index(got[at:], w)
+			if i < 0 {
+				t.Errorf("remote-install did not run %q (after the steps before it); it ran:\n%s", w, got)
+				continue
+			}
+			at += i + len(w)
+		}
 	}
 	out, got, err := run("pi@shop-1.local", "arm64", "/tmp/tmp.Qx81ZpL0aV")
 	if err != nil {
@@ -602,17 +617,67 @@ func TestRemoteInstall(t *testing.T) {
 		"mamoru selftest --quick --config /etc/mamoru/mamoru.toml",
 		"ssh -- pi@shop-1.local rm -rf -- /tmp/tmp.Qx81ZpL0aV",
 	}
-	at := 0
-	for _, w := range want {
-		i := strings.Index(got[at:], w)
-		if i < 0 {
-			t.Errorf("remote-install did not run %q (after the steps before it); it ran:\n%s", w, got)
-			continue
-		}
-		at += i + len(w)
-	}
+	inOrder(got, want)
 	if strings.Contains(got, " pi@shop-1.local:/tmp/\n") || strings.Contains(got, " /tmp/mamoru_") {
 		t.Errorf("remote-install used a predictable /tmp path:\n%s", got)
+	}
+	if strings.Contains(got, "sudo [install]") {
+		t.Errorf("remote-install without CONFIG replaced the Pi's configuration or keys:\n%s", got)
+	}
+
+	// With CONFIG, the site's configuration and every key file beside it
+	// go to the Pi, each installed at its configured path (one with a
+	// space, one outside /etc/mamoru) for mamoru, before the restart.
+	mamoru := buildMamoru(t, t.TempDir())
+	cfg := writeSite(t, siteKeyFiles(t))
+	site := filepath.Dir(cfg)
+	src, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(src), `"/etc/mamoru/smtp.password"`, `"/srv/mamoru keys/smtp.password"`, 1)+"ca_file = \"/etc/mamoru/nas ca.pem\"\n"), 0o644)
+	out, got, err = run("pi@shop-1.local", "arm64", "/tmp/tmp.Qx81ZpL0aV", cfg, mamoru)
+	if err != nil {
+		t.Fatalf("remote-install with CONFIG: %v\n%s\n%s", err, out, got)
+	}
+	const tmp = "/tmp/tmp.Qx81ZpL0aV"
+	want = []string{
+		"scp -- " + deb + " pi@shop-1.local:" + tmp + "/",
+		"scp -- " + cfg + " pi@shop-1.local:" + tmp + "/mamoru.toml",
+		"scp -- " + filepath.Join(site, "s3-access-key") + " pi@shop-1.local:" + tmp + "/key-0",
+		"scp -- " + filepath.Join(site, "smtp.password") + " pi@shop-1.local:" + tmp + "/key-4",
+		"scp -- " + filepath.Join(site, "nas ca.pem") + " pi@shop-1.local:" + tmp + "/key-5",
+		"sudo [DEBIAN_FRONTEND=noninteractive] [apt-get] [install]",
+		"sudo [install] [-m] [0640] [-o] [root] [-g] [mamoru] [" + tmp + "/mamoru.toml] [/etc/mamoru/mamoru.toml]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-0] [/etc/mamoru/s3-access-key]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-1] [/etc/mamoru/s3-secret-key]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-2] [/etc/mamoru/webhook.secret]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-3] [/etc/mamoru/ntfy.token]",
+		"sudo [test] [-e] [/srv/mamoru keys/smtp.password]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-4] [/srv/mamoru keys/smtp.password]",
+		"sudo [install] [-D] [-m] [0644] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-5] [/etc/mamoru/nas ca.pem]",
+		"sudo [systemctl] [restart] [mamoru]",
+		"sudo [-u] [mamoru] [mamoru] [selftest] [--quick] [--config] [/etc/mamoru/mamoru.toml]",
+		"ssh -- pi@shop-1.local rm -rf -- " + tmp,
+	}
+	inOrder(got, want)
+	if !strings.Contains(out, "alerts.target[3].ca_file: /etc/mamoru/nas ca.pem installed") {
+		t.Errorf("remote-install did not say what it installed:\n%s", out)
+	}
+	for name, text := range siteKeyFiles(t) {
+		if strings.Contains(out+got, strings.TrimSpace(text)) {
+			t.Errorf("remote-install showed what %s holds:\n%s\n%s", name, out, got)
+		}
+	}
+	// A file the Pi has at a path outside /etc/mamoru is kept.
+	t.Setenv("PI_HAS", "/srv/mamoru keys/smtp.password")
+	out, got, err = run("pi@shop-1.local", "arm64", tmp, cfg, mamoru)
+	if err != nil || !strings.Contains(out, "alerts.target[3].password_file: /srv/mamoru keys/smtp.password is there already and is kept") || strings.Contains(got, "/key-4] [/srv") {
+		t.Errorf("remote-install over a file the Pi has outside /etc/mamoru: %v\n%s\n%s", err, out, got)
+	}
+	// A key file missing beside the configuration stops the install
+	// before the Pi is touched, naming it.
+	os.Remove(filepath.Join(site, "ntfy.token"))
+	out, got, err = run("pi@shop-1.local", "arm64", tmp, cfg, mamoru)
+	if err == nil || got != "" || !strings.Contains(out, fmt.Sprintf(`make install: 'alerts.target[2].token_file' = "/etc/mamoru/ntfy.token" needs its file beside the configuration, as %s`, filepath.Join(site, "ntfy.token"))) {
+		t.Errorf("remote-install with ntfy.token missing: %v\n%s\nran:\n%s", err, out, got)
 	}
 
 	out, got, err = run("pi@shop-1.local", "i386", "/tmp/tmp.Qx81ZpL0aV")
