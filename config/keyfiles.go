@@ -66,7 +66,7 @@ type KeyFile struct {
 // base name of its path, so KeyFiles refuses, with Errors naming each key
 // and its line, a path that is not absolute and clean ("/etc/mamoru/x",
 // not "x" or "/etc/mamoru/../x"), one holding a control character, and
-// two paths of one base name.
+// two paths of one base name (the signing key's among them).
 func (c Config) KeyFiles() ([]KeyFile, error) {
 	files, errs := c.keyFiles()
 	if len(errs) > 0 {
@@ -101,6 +101,12 @@ func (c Config) keyFiles() ([]KeyFile, Errors) {
 	}
 	var errs Errors
 	byBase := map[string]KeyFile{}
+	// The signing key is not carried, but provision leaves it beside the
+	// configuration under its base name, and the device makes it at its
+	// path: no other file may take either.
+	if sk := c.Device.SigningKeyFile; sk != "" {
+		byBase[filepath.Base(sk)] = KeyFile{Key: "device.signing_key_file", Path: sk}
+	}
 	for _, f := range files {
 		switch {
 		case strings.ContainsFunc(f.Path, unicode.IsControl):

@@ -89,6 +89,8 @@ func TestKeyFiles(t *testing.T) {
 			`'alerts.target[2].token_file' must be the absolute path of a file, with no '.', '..' or trailing '/' in it, like "/etc/mamoru/shadow" (got "/etc/mamoru/../shadow")`},
 		{"control character", `"/etc/mamoru/ntfy.token"`, `"/etc/mamoru/ntfy\ntoken"`,
 			`'alerts.target[2].token_file' holds a control character ("/etc/mamoru/ntfy\ntoken"): the installer's tools read the key files' paths one a line`},
+		{"the signing key's name", `"/etc/mamoru/ntfy.token"`, `"/etc/mamoru/signing.key"`,
+			`'alerts.target[2].token_file' "/etc/mamoru/signing.key" has the base name "signing.key" of 'device.signing_key_file' ("/etc/mamoru/signing.key")`},
 		{"one base name twice", `"/etc/mamoru/smtp.password"`, `"/etc/mail/ntfy.token"`,
 			`'alerts.target[3].password_file' "/etc/mail/ntfy.token" has the base name "ntfy.token" of 'alerts.target[2].token_file' ("/etc/mamoru/ntfy.token")`},
 	} {
@@ -99,7 +101,8 @@ func TestKeyFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			files, err := c.KeyFiles()
-			wantLine := lineWith(t, src, tc.to)
+			key := strings.SplitN(tc.want, "'", 3)[1] // the key at fault
+			wantLine := lineWith(t, src, key[strings.LastIndex(key, ".")+1:]+" = "+tc.to)
 			if files != nil || err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("m.toml:%d: %s", wantLine, tc.want)) {
 				t.Errorf("KeyFiles() = %+v, %v\nwant the error m.toml:%d: %s", files, err, wantLine, tc.want)
 			}
