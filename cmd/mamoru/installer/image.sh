@@ -13,6 +13,8 @@ for f in "$base" "$config" "$deb"; do
   [ -f "$f" ] || { echo "make image: $f: no such file" >&2; exit 2; }
 done
 [ -x "$mamoru" ] || { echo "make image: $mamoru: not an executable mamoru for this machine (make build makes bin/mamoru)" >&2; exit 2; }
+# Absolute, so that mtools never reads a relative "x:…" as a drive.
+config=$(cd -- "$(dirname -- "$config")" && pwd)/$(basename -- "$config")
 # Each key file the configuration names (storage keys, alert targets'
 # secrets, tokens, passwords and CAs) must be beside it under the base name
 # of its path: site/ntfy.token for "/etc/mamoru/ntfy.token". All are

@@ -25,6 +25,9 @@ fi
 # Every key file is looked for before the Pi is touched.
 if [ -n "$config" ]; then
   [ -f "$config" ] || { echo "make install: $config: no such file" >&2; exit 2; }
+  # Absolute, so that scp never reads a ':' in a relative local path as
+  # a host's name.
+  config=$(cd -- "$(dirname -- "$config")" && pwd)/$(basename -- "$config")
   . "$here/keyfiles.sh"
   site_key_files "$mamoru" "$config" "make install" || exit 2
 fi
@@ -41,7 +44,7 @@ dir=$(ssh -- "$host" mktemp -d)
 [[ $dir =~ ^/[A-Za-z0-9._/-]+$ ]] || { echo "make install: mktemp -d on $host answered '$dir', not a directory path" >&2; exit 1; }
 trap 'ssh -- "$host" rm -rf -- "$dir"' EXIT
 scp -- "$deb" "$host:$dir/"
-# The site's files go to the Pi under names of our own (key-1, …), which
+# The site's files go to the Pi under names of our own (key-0, …), which
 # neither collide nor need quoting there; the commands that install them
 # quote each device path for the Pi's shell (KeyFiles refuses a path with
 # a control character, so %q gives plain backslashes). Only keys and
