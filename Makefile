@@ -64,16 +64,17 @@ deb:
 	cmd/mamoru/debian/build-deb $(ARCH) $$bin $(DEB_VERSION) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb
 
 ## image: OUT, a copy of the Raspberry Pi OS image BASE (.img or .img.xz)
-## whose boot partition holds the package, the site's CONFIG (with the storage
-## keys left beside it) and a first-boot script that installs them and makes
-## the device's signing key on the device
+## whose boot partition holds the package, the site's CONFIG with the key
+## files left beside it (storage keys, alert targets' secrets and CAs, each
+## under the base name of its configured path) and a first-boot script that
+## installs them and makes the device's signing key on the device
 image:
 	@[ -n "$(BASE)" ] && [ -n "$(CONFIG)" ] && [ -n "$(OUT)" ] || { echo "usage: make image BASE=raspios-lite.img[.xz] CONFIG=site.toml OUT=card.img [ARCH=arm64]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory build deb ARCH=$(ARCH)
-	@# The configuration must be valid; its key files are on the device, not here.
-	MAMORU_DEVICE_SIGNING_KEY_FILE= MAMORU_STORAGE_ACCESS_KEY_FILE= MAMORU_STORAGE_SECRET_KEY_FILE= \
-	  MAMORU_S3_ACCESS_KEY=checked-on-device MAMORU_S3_SECRET_KEY=checked-on-device bin/mamoru check --no-probe --config $(CONFIG)
-	cmd/mamoru/installer/image.sh $(BASE) $(CONFIG) bin/mamoru_$(DEB_VERSION)_$(ARCH).deb $(OUT)
+	@# The configuration must be valid with the key files beside it, as
+	@# they go on the card; the signing key is made on the device.
+	bin/mamoru check --no-probe --key-dir "$$(dirname -- "$(CONFIG)")" --config "$(CONFIG)"
+	cmd/mamoru/installer/image.sh "$(BASE)" "$(CONFIG)" bin/mamoru_$(DEB_VERSION)_$(ARCH).deb "$(OUT)" bin/mamoru
 
 ## flash: write IMG to the SD card DEVICE and verify it; refuses a mounted,
 ## fixed or over-256 GB device unless FORCE=1
@@ -81,10 +82,13 @@ flash:
 	@[ -n "$(IMG)" ] && [ -n "$(DEVICE)" ] || { echo "usage: make flash IMG=card.img DEVICE=/dev/sdX [FORCE=1]" >&2; exit 2; }
 	FORCE=$(FORCE) cmd/mamoru/installer/flash.sh $(IMG) $(DEVICE)
 
-## install: build for the Pi at HOST (over ssh), install, restart, self-test
+## install: build for the Pi at HOST (over ssh), install, restart, self-test;
+## with CONFIG, also the site's configuration and the key files beside it
 install:
-	@[ -n "$(HOST)" ] || { echo "usage: make install HOST=pi@shop-1.local" >&2; exit 2; }
-	cmd/mamoru/installer/remote-install.sh $(HOST) "$(MAKE)"
+	@[ -n "$(HOST)" ] || { echo "usage: make install HOST=pi@shop-1.local [CONFIG=site/mamoru.toml]" >&2; exit 2; }
+	@if [ -n "$(CONFIG)" ]; then $(MAKE) --no-print-directory build && \
+	  bin/mamoru check --no-probe --key-dir "$$(dirname -- "$(CONFIG)")" --config "$(CONFIG)"; fi
+	cmd/mamoru/installer/remote-install.sh "$(HOST)" "$(MAKE)" "$(CONFIG)" bin/mamoru
 
 ## minio: the MinIO server for tests and the demo
 minio: $(MINIO)

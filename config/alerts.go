@@ -533,8 +533,9 @@ func checkAddress(s string) string {
 	return ""
 }
 
-// loadSecrets reads each target's secret, password, token and CA files.
-func (a *Alerts) loadSecrets() Errors {
+// loadSecrets reads each target's secret, password, token and CA files,
+// found where o says.
+func (a *Alerts) loadSecrets(o LoadOptions) Errors {
 	var errs Errors
 	for i := range a.Targets {
 		t := &a.Targets[i]
@@ -542,7 +543,7 @@ func (a *Alerts) loadSecrets() Errors {
 			if path == "" {
 				return ""
 			}
-			v, err := readSecret(targetKey(i, key), path)
+			v, err := readSecret(targetKey(i, key), path, o)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -551,20 +552,19 @@ func (a *Alerts) loadSecrets() Errors {
 		t.Secret = read("secret_file", t.SecretFile)
 		t.Password = read("password_file", t.PasswordFile)
 		t.Token = read("token_file", t.TokenFile)
+		t.RootCAs = nil
 		if t.CAFile != "" {
-			pool, err := CertPool(t.CAFile)
-			if err != nil {
-				errs = append(errs, &Error{Key: targetKey(i, "ca_file"), Msg: fmt.Sprintf("cannot be used: %v", err), Err: err})
+			if err := readCA(targetKey(i, "ca_file"), t.CAFile, o, &t.RootCAs); err != nil {
+				errs = append(errs, err)
 			}
-			t.RootCAs = pool
 		}
 		if t.Secret != "" {
 			if _, err := webhookKey(t.Secret); err != nil {
-				errs = append(errs, &Error{Key: targetKey(i, "secret_file"), Msg: fmt.Sprintf("%s %v", t.SecretFile, err)})
+				errs = append(errs, &Error{Key: targetKey(i, "secret_file"), Msg: fmt.Sprintf("%s %v", o.keyPath(t.SecretFile), err)})
 			}
 		}
 		if strings.ContainsFunc(t.Token.Reveal(), unicode.IsSpace) {
-			errs = append(errs, &Error{Key: targetKey(i, "token_file"), Msg: fmt.Sprintf("%s must hold the token alone, on one line", t.TokenFile)})
+			errs = append(errs, &Error{Key: targetKey(i, "token_file"), Msg: fmt.Sprintf("%s must hold the token alone, on one line", o.keyPath(t.TokenFile))})
 		}
 	}
 	return errs
@@ -628,7 +628,7 @@ func LoadAlerts(path string, environ []string) (Alerts, error) {
 	f.Alerts.validate(func(key, format string, args ...any) {
 		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 	})
-	errs = append(errs, f.Alerts.loadSecrets()...)
+	errs = append(errs, f.Alerts.loadSecrets(LoadOptions{})...)
 	if len(errs) > 0 {
 		(&origin{name: path, src: src, fromEnv: fromEnv}).place(errs)
 		return Alerts{}, errs

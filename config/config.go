@@ -286,15 +286,7 @@ func Load(path string, environ []string) (Config, error) {
 // to the bucket or sign. It reports the problems of both in one Errors: a
 // key file that cannot be read along with a bad value elsewhere.
 func LoadWithSecrets(path string, environ []string) (Config, error) {
-	src, err := readConfig(path)
-	if err != nil {
-		return Config{}, err
-	}
-	c, errs, decoded := parse(path, src, environ)
-	if decoded {
-		errs = append(errs, c.loadSecrets(environ)...)
-	}
-	return result(c, errs)
+	return LoadWith(path, environ, LoadOptions{})
 }
 
 func readConfig(path string) ([]byte, error) {
@@ -351,12 +343,14 @@ func result(c Config, errs Errors) (Config, error) {
 // storage.access_key_file and storage.secret_key_file (each of mode 0600 or 0400)
 // or else from MAMORU_S3_ACCESS_KEY and MAMORU_S3_SECRET_KEY in environ,
 // the signing key from device.signing_key_file, and each alert target's
-// secret_file, password_file and token_file (0600 or 0400 too). It is the step, apart
+// secret_file, password_file and token_file (0600 or 0400 too), and the
+// certificate authorities of storage.ca_file and each target's ca_file.
+// It is the step, apart
 // from Load, for the commands that talk to the bucket or sign: run,
 // selftest, storage init, check. Its errors are Errors naming the key and,
 // for a Config from Load or Parse, its line.
 func (c *Config) LoadSecrets(environ []string) error {
-	errs := c.loadSecrets(environ)
+	errs := c.loadSecrets(environ, LoadOptions{})
 	if len(errs) > 0 {
 		c.origin.place(errs)
 		return errs
@@ -364,17 +358,19 @@ func (c *Config) LoadSecrets(environ []string) error {
 	return nil
 }
 
-func (c *Config) loadSecrets(environ []string) Errors {
-	errs := c.Storage.loadCredentials(environ)
+// loadSecrets reads the secrets, the key files found where o says. With
+// o.KeyDir the signing key is not read: the device makes its own.
+func (c *Config) loadSecrets(environ []string, o LoadOptions) Errors {
+	errs := c.Storage.loadCredentials(environ, o)
 	c.Device.SigningKey = signing.Key{}
-	if c.Device.SigningKeyFile != "" {
+	if c.Device.SigningKeyFile != "" && o.KeyDir == "" {
 		key, err := signing.ReadKey(c.Device.SigningKeyFile)
 		if err != nil {
 			errs = append(errs, &Error{Key: "device.signing_key_file", Msg: err.Error()})
 		}
 		c.Device.SigningKey = key
 	}
-	return append(errs, c.Alerts.loadSecrets()...)
+	return append(errs, c.Alerts.loadSecrets(o)...)
 }
 
 func decodeErrors(name string, err error) Errors {

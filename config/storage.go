@@ -168,11 +168,6 @@ func (s *Storage) validate(bad func(key, format string, args ...any)) {
 	between("storage.part_size_mb", s.PartSizeMB, 5, 5120) // S3's smallest part is 5 MiB
 	between("storage.max_bandwidth_kbps", s.MaxBandwidthKbps, 0, 10_000_000)
 	between("storage.spool_max_mb", s.SpoolMaxMB, 16, 1<<20)
-	if s.CAFile != "" {
-		if _, err := os.Stat(s.CAFile); err != nil {
-			bad("storage.ca_file", "cannot be read: %v", errors.Unwrap(err))
-		}
-	}
 }
 
 func (r *Policy) validate(bad func(key, format string, args ...any)) {
@@ -211,15 +206,16 @@ func (r Policy) Locked() bool {
 }
 
 // loadCredentials fills AccessKey and SecretKey: from the key files, which
-// must be readable by their owner only, or from the environment.
-func (s *Storage) loadCredentials(environ []string) Errors {
+// must be readable by their owner only, or from the environment; and
+// checks that CAFile holds a certificate. o says where the files are.
+func (s *Storage) loadCredentials(environ []string, o LoadOptions) Errors {
 	var errs Errors
 	read := func(key, path, env string) Secret {
 		if path == "" {
 			v, _ := lookup(environ, env)
 			return Secret(v)
 		}
-		v, err := readSecret(key, path)
+		v, err := readSecret(key, path, o)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -230,28 +226,55 @@ func (s *Storage) loadCredentials(environ []string) Errors {
 	if len(errs) == 0 && s.Enabled() && (s.AccessKey == "" || s.SecretKey == "") {
 		errs = append(errs, &Error{Key: "storage.access_key_file", Msg: fmt.Sprintf("and 'storage.secret_key_file' (or %s and %s) are required when 'storage.endpoint' is set", EnvAccessKey, EnvSecretKey)})
 	}
+	if s.CAFile != "" {
+		if err := readCA("storage.ca_file", s.CAFile, o, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
 
-// readSecret reads the secret in the file at path, named by key in
-// errors: a file that its owner alone may read, holding one line.
-func readSecret(key, path string) (Secret, *Error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err}
+// readSecret reads the secret in the key file configured at path (found
+// where o says), named by key in errors: a file that its owner alone may
+// read, holding one line.
+func readSecret(key, path string, o LoadOptions) (Secret, *Error) {
+	at := o.keyPath(path)
+	unreadable := func(err error) *Error {
+		if at != path {
+			return &Error{Key: key, Msg: fmt.Sprintf("cannot be read from %s (the file for %s on the device): %v", at, path, errors.Unwrap(err)), Err: err}
+		}
+		return &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err}
 	}
-	if err := signing.OwnerOnly(path, fi); err != nil {
+	fi, err := os.Stat(at)
+	if err != nil {
+		return "", unreadable(err)
+	}
+	if err := signing.OwnerOnly(at, fi); err != nil {
 		return "", &Error{Key: key, Msg: err.Error()}
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(at)
 	if err != nil {
-		return "", &Error{Key: key, Msg: fmt.Sprintf("cannot be read: %v", errors.Unwrap(err)), Err: err}
+		return "", unreadable(err)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return "", &Error{Key: key, Msg: fmt.Sprintf("%s is empty", path)}
+		return "", &Error{Key: key, Msg: fmt.Sprintf("%s is empty", at)}
 	}
 	return Secret(v), nil
+}
+
+// readCA reads the certificate authorities in the file configured at path
+// (found where o says) into *pool, if pool is not nil, named by key in
+// errors.
+func readCA(key, path string, o LoadOptions, pool **x509.CertPool) *Error {
+	p, err := CertPool(o.keyPath(path))
+	if err != nil {
+		return &Error{Key: key, Msg: fmt.Sprintf("cannot be used: %v", err), Err: err}
+	}
+	if pool != nil {
+		*pool = p
+	}
+	return nil
 }
 
 // CertPool returns the system's certificate authorities with those in
@@ -320,7 +343,7 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 		bad("storage.endpoint", "is required (or set MAMORU_STORAGE_ENDPOINT)")
 	}
 	f.Storage.validate(bad)
-	errs = append(errs, f.Storage.loadCredentials(environ)...)
+	errs = append(errs, f.Storage.loadCredentials(environ, LoadOptions{})...)
 	errs = append(errs, keyErrs...)
 	if len(errs) > 0 {
 		o.place(errs)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +16,8 @@ import (
 	"mamoru/device"
 )
 
-const checkHelp = `Usage: mamoru check --config FILE [--no-probe | --send-test] [--unit-dropin DIR]
+const checkHelp = `Usage: mamoru check --config FILE [--no-probe | --send-test] [--key-dir DIR] [--unit-dropin DIR]
+       mamoru check --config FILE --list-key-files
 
 Loads and validates the configuration, as 'mamoru run' would, and says
 what it sets up. Exit status 2 names the key at fault.
@@ -33,31 +33,57 @@ that is not on the device's network.
 MQTT broker, on the events topic only), for the installer to see it
 arrive on the managers' phones, in their mail or in Home Assistant.
 
+With --key-dir, a site's configuration is checked on the installer's
+machine: every key file it names (the storage keys and CA, each alert
+target's secret_file, token_file, password_file and ca_file) is read from
+DIR under the base name of its path (DIR/ntfy.token for
+"/etc/mamoru/ntfy.token"), held to the same mode and content as on the
+device. The device's signing key is not asked for: the device makes its
+own at first boot. 'make image' runs it on the configuration's folder.
+
+--list-key-files prints the files the device needs with the
+configuration, one a line: the key, a tab, and the path the device reads
+it at (the signing key is not among them). It reads none of them: 'make
+image', 'make install' and the first boot copy and install what it lists.
+
 With --unit-dropin, it also writes DIR/mamoru.service.d/50-memory-max.conf,
 which sets the unit's MemoryMax from capture.ring_max_mb; the package's
 systemd generator runs it at each boot and daemon-reload. It then reads no
 key file, since a generator may run before the keys are in place.`
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	var dropin string
-	var noProbe, sendTest bool
+	var dropin, keyDir string
+	var noProbe, sendTest, listKeys bool
 	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&dropin, "unit-dropin", "", "write the unit's MemoryMax drop-in under `DIR` (a systemd generator's output directory)")
 		fs.BoolVar(&noProbe, "no-probe", false, "do not try to reach the alert targets")
 		fs.BoolVar(&sendTest, "send-test", false, "send each alert target a test alert")
+		fs.StringVar(&keyDir, "key-dir", "", "read each key file from `DIR`, by the base name of its configured path, and not the signing key")
+		fs.BoolVar(&listKeys, "list-key-files", false, "print the key files the device needs (key, tab, path), one a line, and read none")
 	}
-	// A generator may run before the key files are in place: with
-	// --unit-dropin, check reads none.
-	load := command
-	if slices.ContainsFunc(args, func(a string) bool {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		return strings.HasPrefix(a, "-") && name == "unit-dropin"
-	}) {
-		load = commandWithoutSecrets
+	// A generator may run before the key files are in place, and the
+	// list is asked for before they are: then check reads none. The flags
+	// are parsed by the time load runs.
+	load := func(path string, environ []string) (config.Config, error) {
+		if dropin != "" || listKeys {
+			return config.Load(path, environ)
+		}
+		return config.LoadWith(path, environ, config.LoadOptions{KeyDir: keyDir})
 	}
-	cfg, code, ok := load("check", checkHelp, args, stderr, define)
+	cfg, code, ok := loadCommand("check", checkHelp, args, stderr, define, load)
 	if !ok {
 		return code
+	}
+	if listKeys {
+		files, err := cfg.KeyFiles()
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru: configuration:\n%v\n", err)
+			return 2
+		}
+		for _, f := range files {
+			fmt.Fprintf(stdout, "%s\t%s\n", f.Key, f.Path)
+		}
+		return 0
 	}
 	storage := "clips stay on the device"
 	if cfg.Storage.Enabled() {

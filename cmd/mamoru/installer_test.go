@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"mamoru/signing"
@@ -84,24 +90,33 @@ func TestMakeImage(t *testing.T) {
 	t.Setenv("MTOOLS_SKIP_CHECK", "1")
 	dir := t.TempDir()
 	base, rootBefore := synthImage(t, dir)
-	site := filepath.Join(dir, "site")
-	if code, _, errOut := runCmd(t, "provision", "--store", "ikebukuro", "--device", "counter-1", "--out", site); code != 0 {
+	// The site's folder holds whatever a folder of that name may: a space.
+	site := filepath.Join(dir, "shop 1")
+	if code, _, errOut := runCmd(t, "provision", "--store", "ikebukuro", "--device", "counter-1", "--out", site, "--endpoint", "s3.example.com", "--bucket", "mamoru-clips"); code != 0 {
 		t.Fatal(errOut)
 	}
-	// make image checks the configuration with the device's key files
-	// left out, as they are not on the installer's laptop at their paths.
-	if code, out, errOut := runCmd(t, "check", "--config", filepath.Join(site, "mamoru.toml")); code != 2 || !strings.Contains(errOut, "signing_key_file") {
-		t.Errorf("check without the overrides: %d %s %s; want the missing key named", code, out, errOut)
+	config := filepath.Join(site, "mamoru.toml")
+	addAlertTargets(t, config)
+	keys := siteKeyFiles(t)
+	for name, text := range keys {
+		mode := os.FileMode(0o600)
+		if strings.HasSuffix(name, ".pem") {
+			mode = 0o644
+		}
+		os.WriteFile(filepath.Join(site, name), []byte(text), mode)
 	}
-	t.Setenv("MAMORU_DEVICE_SIGNING_KEY_FILE", "")
-	if code, out, errOut := runCmd(t, "check", "--config", filepath.Join(site, "mamoru.toml")); code != 0 || !strings.Contains(out, "configuration OK: device counter-1 in store ikebukuro") {
-		t.Errorf("check: %d %s %s", code, out, errOut)
+	// make image checks the configuration with the key files taken from
+	// beside it, as it puts them on the card; the signing key is the
+	// device's to make. At their device paths they are not on this machine.
+	if code, out, errOut := runCmd(t, "check", "--no-probe", "--config", config); code != 2 || !strings.Contains(errOut, "signing_key_file") || !strings.Contains(errOut, "'alerts.target[2].token_file' cannot be read") {
+		t.Errorf("check without --key-dir: %d %s %s; want the key files missing at their device paths", code, out, errOut)
+	}
+	if code, out, errOut := runCmd(t, "check", "--no-probe", "--key-dir", site, "--config", config); code != 0 || !strings.Contains(out, "configuration OK: device counter-1 in store ikebukuro") {
+		t.Errorf("check --key-dir: %d %s %s", code, out, errOut)
 	}
 	deb := filepath.Join(dir, "mamoru_0~test_arm64.deb")
 	os.WriteFile(deb, []byte("a package"), 0o644)
-	for _, k := range []string{"s3-access-key", "s3-secret-key"} {
-		os.WriteFile(filepath.Join(site, k), []byte("key"), 0o600)
-	}
+	mamoru := buildMamoru(t, t.TempDir())
 
 	mustSh(t, "xz", "-0", "-k", base)
 	for _, in := range []string{base, base + ".xz"} {
@@ -109,16 +124,21 @@ func TestMakeImage(t *testing.T) {
 		for range 2 { // twice: the boot line is changed once
 			// The signing key provision left beside the configuration
 			// stays here, and make image says so.
-			if got := mustSh(t, "installer/image.sh", in, filepath.Join(site, "mamoru.toml"), deb, out); !strings.Contains(got, "signing.key stays on this machine and is not this card's key") {
+			if got := mustSh(t, "installer/image.sh", in, config, deb, out, mamoru); !strings.Contains(got, "signing.key stays on this machine and is not this card's key") {
 				t.Errorf("%s: make image did not say the signing key stays behind:\n%s", in, got)
 			}
 		}
 		at := out + "@@1048576"
 		env := []string{"MTOOLS_SKIP_CHECK=1"}
 		listing, _ := sh(t, env, "mdir", "-b", "-i", at, "::mamoru")
-		for _, want := range []string{"mamoru_0~test_arm64.deb", "mamoru.toml", "s3-access-key", "s3-secret-key"} {
+		for _, want := range []string{"mamoru_0~test_arm64.deb", "mamoru.toml"} {
 			if !strings.Contains(listing, want) {
 				t.Errorf("%s: the boot partition's mamoru/ lacks %s:\n%s", in, want, listing)
+			}
+		}
+		for name, text := range keys {
+			if got, err := sh(t, env, "mtype", "-i", at, "::mamoru/"+name); err != nil || got != text {
+				t.Errorf("%s: mamoru/%s on the boot partition: %v, %d bytes; want the site's %s", in, name, err, len(got), name)
 			}
 		}
 		if strings.Contains(listing, "signing") {
@@ -141,10 +161,85 @@ func TestMakeImage(t *testing.T) {
 			t.Errorf("%s: the root partition changed", in)
 		}
 	}
-	if out, err := sh(t, nil, "installer/image.sh", filepath.Join(dir, "none.img"), filepath.Join(site, "mamoru.toml"), deb, filepath.Join(dir, "x.img")); err == nil || !strings.Contains(out, "no such file") {
+	if out, err := sh(t, nil, "installer/image.sh", filepath.Join(dir, "none.img"), config, deb, filepath.Join(dir, "x.img"), mamoru); err == nil || !strings.Contains(out, "no such file") {
 		t.Errorf("image from a missing base: %v %s", err, out)
 	}
+	// Two names FAT takes for one are refused, naming both keys.
+	other := filepath.Join(dir, "shop 2")
+	mustSh(t, "cp", "-a", site, other)
+	src, _ := os.ReadFile(filepath.Join(other, "mamoru.toml"))
+	os.WriteFile(filepath.Join(other, "mamoru.toml"), []byte(strings.Replace(string(src), `"/etc/mamoru/smtp.password"`, `"/etc/mamoru/NTFY.token"`, 1)), 0o644)
+	os.WriteFile(filepath.Join(other, "NTFY.token"), []byte("pa55word\n"), 0o600)
+	if out, err := sh(t, nil, "installer/image.sh", base, filepath.Join(other, "mamoru.toml"), deb, filepath.Join(dir, "none.img"), mamoru); err == nil ||
+		!strings.Contains(out, `make image: 'alerts.target[3].password_file' = "/etc/mamoru/NTFY.token" and 'alerts.target[2].token_file' differ only in case`) {
+		t.Errorf("make image with ntfy.token and NTFY.token: %v\n%s", err, out)
+	}
+	// A key file missing beside the configuration: check names it with
+	// its line and the file it looked for, and make image refuses, naming
+	// each one missing, before it builds anything.
+	os.Remove(filepath.Join(site, "ntfy.token"))
+	os.Remove(filepath.Join(site, "smtp.password"))
+	if code, _, errOut := runCmd(t, "check", "--no-probe", "--key-dir", site, "--config", config); code != 2 ||
+		!strings.Contains(errOut, fmt.Sprintf("%s:%d: 'alerts.target[2].token_file' cannot be read from %s (the file for /etc/mamoru/ntfy.token on the device)", config, lineIn(t, config, "token_file"), filepath.Join(site, "ntfy.token"))) {
+		t.Errorf("check --key-dir with ntfy.token missing: %d\n%s", code, errOut)
+	}
+	none := filepath.Join(dir, "none.img")
+	out, err := sh(t, nil, "installer/image.sh", base, config, deb, none, mamoru)
+	for _, want := range []string{
+		fmt.Sprintf(`make image: 'alerts.target[2].token_file' = "/etc/mamoru/ntfy.token" needs its file beside the configuration, as %s (mode 0600 for a secret): it is not there`, filepath.Join(site, "ntfy.token")),
+		fmt.Sprintf(`make image: 'alerts.target[3].password_file' = "/etc/mamoru/smtp.password" needs its file beside the configuration, as %s (mode 0600 for a secret): it is not there`, filepath.Join(site, "smtp.password")),
+	} {
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("make image with key files missing: %v\n%s\nwant %q", err, out, want)
+		}
+	}
+	if _, err := os.Stat(none + ".tmp"); err == nil {
+		t.Error("make image began an image it then refused")
+	}
 	mustSh(t, "bash", "-n", "installer/remote-install.sh")
+}
+
+// addAlertTargets appends siteTargets to the configuration at path, the
+// e-mail server's with a CA whose file's name holds a space.
+func addAlertTargets(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(siteTargets + "ca_file = \"/etc/mamoru/nas ca.pem\"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// siteKeyFiles are the files an installer keeps beside a configuration
+// from provision with addAlertTargets, by name: siteKeys and the CA.
+func siteKeyFiles(t *testing.T) map[string]string {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	keys := maps.Clone(siteKeys)
+	keys["nas ca.pem"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	return keys
+}
+
+// buildMamoru builds mamoru into dir and returns its path: for the
+// platform under test, so under make test-arm64 it is a script that runs
+// the build through the same emulator as the tests.
+func buildMamoru(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("no go on PATH to build mamoru")
+	}
+	bin := filepath.Join(dir, "mamoru")
+	if ex := os.Getenv("MAMORU_TEST_EXEC"); ex != "" {
+		mustSh(t, goBin, "build", "-o", bin+".bin", ".")
+		os.WriteFile(bin, []byte("#!/bin/sh\nexec "+ex+" "+bin+".bin \"$@\"\n"), 0o755)
+	} else {
+		mustSh(t, goBin, "build", "-o", bin, ".")
+	}
+	return bin
 }
 
 // The first-boot script, run against a directory standing for the Pi's
@@ -159,19 +254,33 @@ func TestFirstBoot(t *testing.T) {
 	root := t.TempDir()
 	boot := filepath.Join(root, "boot/firmware")
 	cmdline := "console=serial0,115200 root=PARTUUID=deadbeef-02 rootwait"
+	// The site's key files, as make image leaves them beside the
+	// configuration: a mail password kept outside /etc/mamoru, and a CA
+	// at a path outside it where the system already has a file.
+	config := strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "\n\n[capture]", "\nsigning_key_file = \"/etc/mamoru/signing.key\"\n\n[capture]", 1) +
+		strings.Replace(siteAlerts, `"/etc/mamoru/smtp.password"`, `"/srv/mamoru keys/smtp.password"`, 1) +
+		"ca_file = \"/etc/ssl/certs/shop-ca.pem\"\n"
+	config = strings.Replace(config, "secret_file = \"/etc/mamoru/webhook.secret\"\n", "secret_file = \"/etc/mamoru/webhook.secret\"\nca_file = \"/etc/mamoru/nas ca.pem\"\n", 1)
+	keys := siteKeyFiles(t)
+	keys["shop-ca.pem"] = "the card's CA"
 	files := map[string]string{
 		"cmdline.txt":                    cmdline + " systemd.run=/boot/firmware/mamoru-firstrun.sh systemd.run_success_action=reboot systemd.run_failure_action=reboot systemd.unit=kernel-command-line.target\n",
 		"mamoru/mamoru_0~test_arm64.deb": "package",
-		"mamoru/mamoru.toml":             strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "\n\n[capture]", "\nsigning_key_file = \"/etc/mamoru/signing.key\"\n\n[capture]", 1),
-		"mamoru/s3-secret-key":           "s3cr3t",
+		"mamoru/mamoru.toml":             config,
 		// An older make image staged the signing key here: it sat on the
 		// FAT partition and is not installed.
 		"mamoru/signing.key": "staged",
+	}
+	for name, text := range keys {
+		files["mamoru/"+name] = text
 	}
 	for name, text := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(boot, name)), 0o755)
 		os.WriteFile(filepath.Join(boot, name), []byte(text), 0o644)
 	}
+	systemCA := filepath.Join(root, "etc/ssl/certs/shop-ca.pem")
+	os.MkdirAll(filepath.Dir(systemCA), 0o755)
+	os.WriteFile(systemCA, []byte("the system's CA"), 0o644)
 	script := filepath.Join(boot, "mamoru-firstrun.sh")
 	b, _ := os.ReadFile("installer/firstrun.sh")
 	os.WriteFile(script, b, 0o755)
@@ -182,19 +291,9 @@ func TestFirstBoot(t *testing.T) {
 	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\necho \"apt-get $*\" >>"+calls+"\n[ ! -e "+root+"/offline ]\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho \"systemctl $*\" >>"+calls+"\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "logger"), []byte("#!/bin/sh\necho \"logger $*\" >>"+calls+"\nsed 's/^/logged: /' >>"+calls+"\n"), 0o755)
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal("no go on PATH to build mamoru for the first boot")
-	}
-	// Built for the platform under test: under `make test-arm64` that is
-	// arm64, so the script runs it through the same emulator as the tests.
-	if ex := os.Getenv("MAMORU_TEST_EXEC"); ex != "" {
-		mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru.bin"), ".")
-		os.WriteFile(filepath.Join(bin, "mamoru"), []byte("#!/bin/sh\nexec "+ex+" "+filepath.Join(bin, "mamoru.bin")+" \"$@\"\n"), 0o755)
-	} else {
-		mustSh(t, goBin, "build", "-o", filepath.Join(bin, "mamoru"), ".")
-	}
-	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=root", "PATH=" + bin + ":" + os.Getenv("PATH"),
+	buildMamoru(t, bin) // the real one, as the package would install it
+	// daemon stands for the mamoru user: a user other than root.
+	env := []string{"MAMORU_ROOT=" + root, "MAMORU_OWNER=daemon", "PATH=" + bin + ":" + os.Getenv("PATH"),
 		"MAMORU_DEVICE_SIGNING_KEY_FILE=" + filepath.Join(root, "etc/mamoru/signing.key")}
 	log := func() string {
 		b, _ := os.ReadFile(filepath.Join(root, "var/log/mamoru-firstboot.log"))
@@ -213,8 +312,8 @@ func TestFirstBoot(t *testing.T) {
 		}
 	}
 	stage := filepath.Join(root, "var/lib/mamoru-firstboot")
-	if _, err := os.Stat(filepath.Join(stage, "s3-secret-key")); err != nil || mustMode(t, stage) != 0o700 {
-		t.Errorf("stage 1 did not keep the storage key where only root reads it: %v, mode %o", err, mustMode(t, stage))
+	if _, err := os.Stat(filepath.Join(stage, "ntfy.token")); err != nil || mustMode(t, stage) != 0o700 {
+		t.Errorf("stage 1 did not keep the key files where only root reads them: %v, mode %o", err, mustMode(t, stage))
 	}
 	unit := filepath.Join(root, "etc/systemd/system/mamoru-firstboot.service")
 	// Verified as written, but with an ExecStart this machine has: the
@@ -258,9 +357,43 @@ func TestFirstBoot(t *testing.T) {
 			t.Errorf("stage 2 did not run %q; it ran:\n%s", want, got)
 		}
 	}
-	for name, mode := range map[string]os.FileMode{"etc/mamoru/mamoru.toml": 0o640, "etc/mamoru/signing.key": 0o600, "etc/mamoru/s3-secret-key": 0o600} {
-		if m := mustMode(t, filepath.Join(root, name)); m != mode {
-			t.Errorf("%s has mode %o, want %o", name, m, mode)
+	daemon, err := user.Lookup("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		path, from string // from: the file on the card, "" for none
+		mode       os.FileMode
+		uid        string
+	}{
+		{"etc/mamoru/mamoru.toml", "mamoru.toml", 0o640, "0"},
+		{"etc/mamoru/signing.key", "", 0o600, daemon.Uid},
+		{"etc/mamoru/s3-access-key", "s3-access-key", 0o600, daemon.Uid},
+		{"etc/mamoru/s3-secret-key", "s3-secret-key", 0o600, daemon.Uid},
+		{"etc/mamoru/webhook.secret", "webhook.secret", 0o600, daemon.Uid},
+		{"etc/mamoru/ntfy.token", "ntfy.token", 0o600, daemon.Uid},
+		{"srv/mamoru keys/smtp.password", "smtp.password", 0o600, daemon.Uid},
+		{"etc/mamoru/nas ca.pem", "nas ca.pem", 0o644, daemon.Uid},
+	} {
+		st, err := os.Stat(filepath.Join(root, f.path))
+		if err != nil {
+			t.Errorf("stage 2 did not install /%s: %v", f.path, err)
+			continue
+		}
+		if uid := fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid); st.Mode().Perm() != f.mode || uid != f.uid {
+			t.Errorf("/%s has mode %o and owner %s, want %o and %s", f.path, st.Mode().Perm(), uid, f.mode, f.uid)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, f.path)); f.from != "" && string(got) != files["mamoru/"+f.from] {
+			t.Errorf("/%s does not hold the card's %s", f.path, f.from)
+		}
+	}
+	// A file the system has at a path outside /etc/mamoru is its own.
+	if got, _ := os.ReadFile(systemCA); string(got) != "the system's CA" || !strings.Contains(log(), "alerts.target[3].ca_file: /etc/ssl/certs/shop-ca.pem is there already and is kept") {
+		t.Errorf("stage 2 replaced the system's /etc/ssl/certs/shop-ca.pem with %q, or did not say it kept it:\n%s", got, log())
+	}
+	for name, text := range keys {
+		if strings.Contains(log(), strings.TrimSpace(text)) {
+			t.Errorf("the first-boot log shows what %s holds:\n%s", name, log())
 		}
 	}
 	// The signing key was made on the device, not taken from the card,
@@ -440,21 +573,36 @@ func TestRemoteInstall(t *testing.T) {
 	deb := filepath.Join(bin, "mamoru_1.0_arm64.deb")
 	os.WriteFile(deb, []byte("package"), 0o644)
 	stubs := map[string]string{
-		// The Pi answers dpkg with $PI_ARCH, mktemp with $PI_TMP and runs
-		// everything else.
-		"ssh":  `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; *"mktemp -d") echo "$PI_TMP";; esac`,
+		// The Pi answers dpkg with $PI_ARCH, mktemp with $PI_TMP, and
+		// runs the install through its shell, where sudo logs each of
+		// its arguments in brackets, so the quoting shows.
+		"ssh": `echo "ssh $*" >>` + calls + `; case "$*" in *print-architecture*) echo "$PI_ARCH";; *"mktemp -d") echo "$PI_TMP";; *"apt-get install"*) shift 2; sh -c "$*";; esac`,
+		"sudo": `printf sudo >>` + calls + `; for a; do printf ' [%s]' "$a" >>` + calls + `; done; echo >>` + calls +
+			`; [ "$1" != test ] || [ "$3" = "$PI_HAS" ]`,
 		"scp":  `echo "scp $*" >>` + calls,
 		"make": `echo "make $*" >>` + calls + `; echo building; echo ` + deb,
 	}
 	for name, body := range stubs {
 		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
 	}
-	run := func(host, arch, tmp string) (out, ran string, err error) {
+	run := func(host, arch, tmp string, site ...string) (out, ran string, err error) {
 		os.Remove(calls)
 		env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "PI_ARCH=" + arch, "PI_TMP=" + tmp}
-		out, err = sh(t, env, "installer/remote-install.sh", host, "make")
+		out, err = sh(t, env, "installer/remote-install.sh", append([]string{host, "make"}, site...)...)
 		b, _ := os.ReadFile(calls)
 		return out, string(b), err
+	}
+	inOrder := func(got string, want []string) {
+		t.Helper()
+		at := 0
+		for _, w := range want {
+			i := strings.Index(got[at:], w)
+			if i < 0 {
+				t.Errorf("remote-install did not run %q (after the steps before it); it ran:\n%s", w, got)
+				continue
+			}
+			at += i + len(w)
+		}
 	}
 	out, got, err := run("pi@shop-1.local", "arm64", "/tmp/tmp.Qx81ZpL0aV")
 	if err != nil {
@@ -469,17 +617,67 @@ func TestRemoteInstall(t *testing.T) {
 		"mamoru selftest --quick --config /etc/mamoru/mamoru.toml",
 		"ssh -- pi@shop-1.local rm -rf -- /tmp/tmp.Qx81ZpL0aV",
 	}
-	at := 0
-	for _, w := range want {
-		i := strings.Index(got[at:], w)
-		if i < 0 {
-			t.Errorf("remote-install did not run %q (after the steps before it); it ran:\n%s", w, got)
-			continue
-		}
-		at += i + len(w)
-	}
+	inOrder(got, want)
 	if strings.Contains(got, " pi@shop-1.local:/tmp/\n") || strings.Contains(got, " /tmp/mamoru_") {
 		t.Errorf("remote-install used a predictable /tmp path:\n%s", got)
+	}
+	if strings.Contains(got, "sudo [install]") {
+		t.Errorf("remote-install without CONFIG replaced the Pi's configuration or keys:\n%s", got)
+	}
+
+	// With CONFIG, the site's configuration and every key file beside it
+	// go to the Pi, each installed at its configured path (one with a
+	// space, one outside /etc/mamoru) for mamoru, before the restart.
+	mamoru := buildMamoru(t, t.TempDir())
+	cfg := writeSite(t, siteKeyFiles(t))
+	site := filepath.Dir(cfg)
+	src, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(src), `"/etc/mamoru/smtp.password"`, `"/srv/mamoru keys/smtp.password"`, 1)+"ca_file = \"/etc/mamoru/nas ca.pem\"\n"), 0o644)
+	out, got, err = run("pi@shop-1.local", "arm64", "/tmp/tmp.Qx81ZpL0aV", cfg, mamoru)
+	if err != nil {
+		t.Fatalf("remote-install with CONFIG: %v\n%s\n%s", err, out, got)
+	}
+	const tmp = "/tmp/tmp.Qx81ZpL0aV"
+	want = []string{
+		"scp -- " + deb + " pi@shop-1.local:" + tmp + "/",
+		"scp -- " + cfg + " pi@shop-1.local:" + tmp + "/mamoru.toml",
+		"scp -- " + filepath.Join(site, "s3-access-key") + " pi@shop-1.local:" + tmp + "/key-0",
+		"scp -- " + filepath.Join(site, "smtp.password") + " pi@shop-1.local:" + tmp + "/key-4",
+		"scp -- " + filepath.Join(site, "nas ca.pem") + " pi@shop-1.local:" + tmp + "/key-5",
+		"sudo [DEBIAN_FRONTEND=noninteractive] [apt-get] [install]",
+		"sudo [install] [-m] [0640] [-o] [root] [-g] [mamoru] [" + tmp + "/mamoru.toml] [/etc/mamoru/mamoru.toml]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-0] [/etc/mamoru/s3-access-key]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-1] [/etc/mamoru/s3-secret-key]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-2] [/etc/mamoru/webhook.secret]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-3] [/etc/mamoru/ntfy.token]",
+		"sudo [test] [-e] [/srv/mamoru keys/smtp.password]",
+		"sudo [install] [-D] [-m] [0600] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-4] [/srv/mamoru keys/smtp.password]",
+		"sudo [install] [-D] [-m] [0644] [-o] [mamoru] [-g] [mamoru] [" + tmp + "/key-5] [/etc/mamoru/nas ca.pem]",
+		"sudo [systemctl] [restart] [mamoru]",
+		"sudo [-u] [mamoru] [mamoru] [selftest] [--quick] [--config] [/etc/mamoru/mamoru.toml]",
+		"ssh -- pi@shop-1.local rm -rf -- " + tmp,
+	}
+	inOrder(got, want)
+	if !strings.Contains(out, "alerts.target[3].ca_file: /etc/mamoru/nas ca.pem installed") {
+		t.Errorf("remote-install did not say what it installed:\n%s", out)
+	}
+	for name, text := range siteKeyFiles(t) {
+		if strings.Contains(out+got, strings.TrimSpace(text)) {
+			t.Errorf("remote-install showed what %s holds:\n%s\n%s", name, out, got)
+		}
+	}
+	// A file the Pi has at a path outside /etc/mamoru is kept.
+	t.Setenv("PI_HAS", "/srv/mamoru keys/smtp.password")
+	out, got, err = run("pi@shop-1.local", "arm64", tmp, cfg, mamoru)
+	if err != nil || !strings.Contains(out, "alerts.target[3].password_file: /srv/mamoru keys/smtp.password is there already and is kept") || strings.Contains(got, "/key-4] [/srv") {
+		t.Errorf("remote-install over a file the Pi has outside /etc/mamoru: %v\n%s\n%s", err, out, got)
+	}
+	// A key file missing beside the configuration stops the install
+	// before the Pi is touched, naming it.
+	os.Remove(filepath.Join(site, "ntfy.token"))
+	out, got, err = run("pi@shop-1.local", "arm64", tmp, cfg, mamoru)
+	if err == nil || got != "" || !strings.Contains(out, fmt.Sprintf(`make install: 'alerts.target[2].token_file' = "/etc/mamoru/ntfy.token" needs its file beside the configuration, as %s`, filepath.Join(site, "ntfy.token"))) {
+		t.Errorf("remote-install with ntfy.token missing: %v\n%s\nran:\n%s", err, out, got)
 	}
 
 	out, got, err = run("pi@shop-1.local", "i386", "/tmp/tmp.Qx81ZpL0aV")

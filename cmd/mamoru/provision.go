@@ -27,8 +27,8 @@ one, which still verifies the older clips.
 Put the device's storage keys in DIR/s3-access-key and DIR/s3-secret-key
 (mode 0600) before starting it, and edit the rest of the file as the site
 needs (README.md lists every key). --keys-dir is where those files will be
-on the device (default /etc/mamoru); 'make image' copies the storage keys
-there. For a card made with 'make image', add --no-key: the device makes
+on the device (default /etc/mamoru); 'make image' copies every key file
+the configuration names from beside it there (docs/install.md). For a card made with 'make image', add --no-key: the device makes
 its own signing key at first boot ('mamoru keygen') and leaves its public
 key in mamoru-public-key.txt on the card's boot partition.`
 

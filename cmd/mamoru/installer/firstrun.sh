@@ -9,13 +9,15 @@
 #    Pi then reboots into the normal system.
 # 2. With "install", the mamoru-firstboot service runs it once the network
 #    is online: it installs the package (its dependencies, such as ffmpeg,
-#    come from the network), puts the configuration and storage keys in
-#    /etc/mamoru, makes the device's signing key there ('mamoru keygen':
-#    the key is never on the boot partition), writes its public key to
-#    the journal and to mamoru-public-key.txt on the boot partition,
-#    enables and starts mamoru, and removes itself. If it fails (no network
-#    yet), systemd tries again every minute, and at every boot, until it
-#    works; the Pi meanwhile runs as usual, reachable over ssh.
+#    come from the network), puts the configuration in /etc/mamoru and
+#    each key file it names (storage keys, alert targets' secrets, tokens,
+#    passwords and CAs) at its path, makes the device's signing key
+#    ('mamoru keygen': the key is never on the boot partition), writes its
+#    public key to the journal and to mamoru-public-key.txt on the boot
+#    partition, enables and starts mamoru, and removes itself. If it
+#    fails (no network yet), systemd tries again every minute, and at
+#    every boot, until it works; the Pi meanwhile runs as usual,
+#    reachable over ssh.
 #
 # Everything it does is logged to /var/log/mamoru-firstboot.log.
 # MAMORU_ROOT (tests only) is prefixed to every path it touches, and
@@ -75,11 +77,33 @@ install)
   # conffile is there without asking.
   apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${debs[0]}"
   install -D -m 0640 -o root -g "$owner" "$stage/mamoru.toml" "$root/etc/mamoru/mamoru.toml"
-  for k in s3-access-key s3-secret-key; do
-    if [ -f "$stage/$k" ]; then
-      install -m 0600 -o "$owner" -g "$owner" "$stage/$k" "$root/etc/mamoru/$k"
+  # The key files the configuration names came beside it under the base
+  # names of their paths (make image): each goes to its path, mamoru's
+  # alone (a CA, which holds no secret, readable by all). A file already
+  # at a path outside /etc/mamoru belongs to the system and is kept.
+  # Only keys and paths are logged, never what the files hold.
+  list=$(mamoru check --list-key-files --config "$root/etc/mamoru/mamoru.toml")
+  while IFS=$'\t' read -r key path; do
+    [ -n "$key" ] || continue
+    name=${path##*/}
+    if [ ! -f "$stage/$name" ]; then
+      echo "$key: $path was not on the card: mamoru will not start until it is put there (owner $owner, mode 0600)"
+      continue
     fi
-  done
+    mode=0600
+    case "$key" in *ca_file) mode=0644 ;; esac
+    case "$path" in
+    /etc/mamoru/*) ;;
+    *)
+      if [ -e "$root$path" ]; then
+        echo "$key: $path is there already and is kept; the card's copy is not installed"
+        continue
+      fi
+      ;;
+    esac
+    install -D -m "$mode" -o "$owner" -g "$owner" "$stage/$name" "$root$path"
+    echo "$key: installed $path (mode $mode)"
+  done <<<"$list"
   # The signing key is made here, on the device, so no copy of it was ever
   # on the card's FAT partition. Its public key, which holds no secret,
   # goes to the journal and to the boot partition for the installer.

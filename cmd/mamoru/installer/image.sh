@@ -1,15 +1,48 @@
 #!/usr/bin/env bash
-# image.sh BASE CONFIG DEB OUT: a copy of the Raspberry Pi OS image BASE
-# (.img or .img.xz) whose FAT boot partition also holds the mamoru package
-# DEB, the site's CONFIG and a first-boot script the kernel command line
-# runs once. It uses mtools on the image file: no mounting, no loop devices,
-# no root.
+# image.sh BASE CONFIG DEB OUT MAMORU: a copy of the Raspberry Pi OS image
+# BASE (.img or .img.xz) whose FAT boot partition also holds the mamoru
+# package DEB, the site's CONFIG, the key files it names (taken from beside
+# it, under the base name of each configured path) and a first-boot script
+# the kernel command line runs once. MAMORU, a mamoru for this machine,
+# lists the key files ('mamoru check --list-key-files'). It uses mtools on
+# the image file: no mounting, no loop devices, no root.
 set -euo pipefail
-base=$1 config=$2 deb=$3 out=$4
+base=$1 config=$2 deb=$3 out=$4 mamoru=$5
 here=$(cd "$(dirname "$0")" && pwd)
 for f in "$base" "$config" "$deb"; do
   [ -f "$f" ] || { echo "make image: $f: no such file" >&2; exit 2; }
 done
+[ -x "$mamoru" ] || { echo "make image: $mamoru: not an executable mamoru for this machine (make build makes bin/mamoru)" >&2; exit 2; }
+# Absolute, so that mtools never reads a relative "x:…" as a drive.
+config=$(cd -- "$(dirname -- "$config")" && pwd)/$(basename -- "$config")
+# Each key file the configuration names (storage keys, alert targets'
+# secrets, tokens, passwords and CAs) must be beside it under the base name
+# of its path: site/ntfy.token for "/etc/mamoru/ntfy.token". All are
+# looked for before anything is built, and every one missing is named.
+. "$here/keyfiles.sh"
+bad=0
+site_key_files "$mamoru" "$config" "make image" || bad=1
+site=$(dirname -- "$config")
+# The boot partition is FAT: no \ : * ? " < > | in a name, and one name
+# whatever its case. The configuration and the package are there too.
+declare -A onCard=()
+for i in "${!key_paths[@]}"; do
+  key=${key_names[$i]} path=${key_paths[$i]}
+  name=${path##*/}
+  lower=${name,,}
+  case "$name" in
+  mamoru.toml | mamoru_*.deb | *[\\:*?\"\<\>\|]*)
+    echo "make image: '$key' = \"$path\": the card's FAT boot partition cannot hold its file as '$name' beside the configuration; give it another name" >&2
+    bad=1
+    ;;
+  esac
+  if [ -n "${onCard["$lower"]:-}" ]; then
+    echo "make image: '$key' = \"$path\" and '${onCard["$lower"]}' differ only in case, and would be one file on the card's FAT boot partition; give one another name" >&2
+    bad=1
+  fi
+  onCard["$lower"]=$key
+done
+[ "$bad" = 0 ] || exit 2
 case "$base" in
   *.xz) xz -dc "$base" >"$out.tmp" ;;
   *) cp --sparse=always "$base" "$out.tmp" ;;
@@ -29,15 +62,15 @@ mtype -i "$img" ::cmdline.txt >/dev/null 2>&1 || { rm -f "$out.tmp"; echo "make 
 mmd -i "$img" ::mamoru 2>/dev/null || true
 mcopy -o -i "$img" "$deb" "::mamoru/$(basename "$deb")"
 mcopy -o -i "$img" "$config" ::mamoru/mamoru.toml
-# The storage keys beside the configuration go too: the first boot moves
-# them into /etc/mamoru, readable by mamoru only, and deletes them here,
-# which does not erase them from the card (docs/install.md). The signing
-# key never goes: the device makes its own at first boot.
-for k in s3-access-key s3-secret-key; do
-  if [ -f "$(dirname "$config")/$k" ]; then mcopy -o -i "$img" "$(dirname "$config")/$k" "::mamoru/$k"; fi
+# The key files go beside it: the first boot installs each at its path,
+# readable by mamoru only, and deletes them here, which does not erase
+# them from the card (docs/install.md). The signing key never goes: the
+# device makes its own at first boot.
+for f in "${key_files[@]}"; do
+  mcopy -o -i "$img" "$f" "::mamoru/${f##*/}"
 done
-if [ -f "$(dirname "$config")/signing.key" ]; then
-  echo "make image: $(dirname "$config")/signing.key stays on this machine and is not this card's key: the device makes its own at first boot and leaves its public key in mamoru-public-key.txt on the boot partition; give that one to the managers" >&2
+if [ -f "$site/signing.key" ]; then
+  echo "make image: $site/signing.key stays on this machine and is not this card's key: the device makes its own at first boot and leaves its public key in mamoru-public-key.txt on the boot partition; give that one to the managers" >&2
 fi
 mcopy -o -i "$img" "$here/firstrun.sh" ::mamoru-firstrun.sh
 # cmdline.txt is one line: run the script once on the next boot.
@@ -50,4 +83,4 @@ printf '%s\n' "$cmdline" >"$out.cmdline"
 mcopy -o -i "$img" "$out.cmdline" ::cmdline.txt
 rm -f "$out.cmdline"
 mv "$out.tmp" "$out"
-echo "$out: $(basename "$deb"), $(basename "$config") and the first-boot script are on the boot partition"
+echo "$out: $(basename "$deb"), $(basename "$config"), ${#key_files[@]} key file(s) beside it and the first-boot script are on the boot partition"
