@@ -84,6 +84,13 @@ func healthReport(st Status, cfg config.Config) health.Report {
 		}
 		r.SourcesDown[name] = st.Sources[name].LastError
 	}
+	// In the device's zone, as the format says.
+	loc := cfg.Location()
+	for _, t := range []*time.Time{&r.LastUpload, &r.LastErrorAt, &r.LastIncidentAt} {
+		if !t.IsZero() {
+			*t = t.In(loc)
+		}
+	}
 	return r
 }
 

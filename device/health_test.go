@@ -172,8 +172,8 @@ func TestHealthReportOfStatus(t *testing.T) {
 	if len(got.SourcesDown) != 1 || got.SourcesDown["video"] != "rpicam-vid exited" {
 		t.Errorf("sources down %v, want video with its error", got.SourcesDown)
 	}
-	if got.LastUploadIncident != "test-store/test-counter/20261130-140000-000001" || !got.LastUpload.Equal(at) || got.LastError != "timeout" {
-		t.Errorf("last upload %q at %v, error %q", got.LastUploadIncident, got.LastUpload, got.LastError)
+	if got.LastUploadIncident != "test-store/test-counter/20261130-140000-000001" || !got.LastUpload.Equal(at) || got.LastUpload.Hour() != 23 || got.LastError != "timeout" {
+		t.Errorf("last upload %q at %v, error %q; want it in Asia/Tokyo", got.LastUploadIncident, got.LastUpload, got.LastError)
 	}
 	if got.Hours.Recording[0] != "mon-fri 09:00-21:00" || got.Hours.Closed[0] != "2026-12-31" || got.Hours.Zone != "Asia/Tokyo" {
 		t.Errorf("hours %+v, want the configured ones", got.Hours)

@@ -32,6 +32,9 @@ type Writer struct {
 	// Clock times each write's Timeout; Wall stamps each report's Sent as
 	// it is written. nil is the system clock.
 	Clock, Wall clock.Clock
+	// Zone is the device's time zone (device.timezone), which Sent is
+	// given in; nil leaves it in the wall clock's.
+	Zone *time.Location
 	// Timeout bounds one write: 15 s if 0, so that one the network holds
 	// up does not delay the next report much.
 	Timeout time.Duration
@@ -108,6 +111,9 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) write(ctx context.Context, r Report) {
 	clk := clock.Or(w.Clock)
 	r.Sent = clock.Or(w.Wall).Now()
+	if w.Zone != nil {
+		r.Sent = r.Sent.In(w.Zone)
+	}
 	err := w.put(ctx, clk, r)
 	if ctx.Err() != nil {
 		return // shutting down: not a failure of the bucket

@@ -65,7 +65,7 @@ func startWriter(t *testing.T) (*Writer, *bucket, *clockwork.FakeClock, *syncLog
 	clk := clockwork.NewFakeClockAt(time.Unix(1000, 0))
 	wall := clockwork.NewFakeClockAt(time.Date(2026, 11, 30, 14, 3, 0, 0, time.UTC))
 	log := &syncLog{}
-	w := &Writer{Bucket: b, Key: "m/shop-1/counter-1/health.json", Clock: clk, Wall: wall,
+	w := &Writer{Bucket: b, Key: "m/shop-1/counter-1/health.json", Clock: clk, Wall: wall, Zone: time.FixedZone("JST", 9*3600),
 		Log: slog.New(slog.NewTextHandler(log, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -104,9 +104,10 @@ func TestWriterLatestWins(t *testing.T) {
 	if first.key != w.Key || first.report.State != "idle" {
 		t.Fatalf("first write: %s %s, want %s idle", first.key, first.report.State, w.Key)
 	}
-	// The report is stamped as it is written, by the wall clock.
-	if want := time.Date(2026, 11, 30, 14, 3, 0, 0, time.UTC); !first.report.Sent.Equal(want) {
-		t.Errorf("sent %v, want the wall clock's %v", first.report.Sent, want)
+	// The report is stamped as it is written, by the wall clock, in the
+	// device's zone.
+	if want := time.Date(2026, 11, 30, 14, 3, 0, 0, time.UTC); !first.report.Sent.Equal(want) || first.report.Sent.Hour() != 23 {
+		t.Errorf("sent %v, want the wall clock's %v in JST", first.report.Sent, want)
 	}
 	sent := make(chan struct{})
 	go func() {
