@@ -12,6 +12,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/tags"
 
 	"mamoru/bucket"
 	"mamoru/bucket/s3test"
@@ -176,6 +177,15 @@ func TestHealthInTheBucket(t *testing.T) {
 		if err := dev.RemoveObject(t.Context(), "clips", clip, opts); minio.ToErrorResponse(err).Code != "AccessDenied" {
 			t.Errorf("the device deleting a clip (version %q): %v, want AccessDenied", opts.VersionID, err)
 		}
+	}
+	// Nor tag it for the lifecycle rule that deletes health.json's older
+	// versions.
+	tag, err := tags.NewTags(map[string]string{bucket.HealthTag.Key: bucket.HealthTag.Value}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.PutObjectTagging(t.Context(), "clips", clip, tag, minio.PutObjectTaggingOptions{}); minio.ToErrorResponse(err).Code != "AccessDenied" {
+		t.Errorf("the device tagging a clip: %v, want AccessDenied", err)
 	}
 	if err := dev.RemoveObject(t.Context(), "clips", key, minio.RemoveObjectOptions{}); minio.ToErrorResponse(err).Code != "AccessDenied" {
 		t.Errorf("the device deleting health.json: %v, want AccessDenied", err)
