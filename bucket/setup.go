@@ -118,8 +118,9 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		if errorCode(err) != "NotImplemented" {
 			return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
 		}
-		done = append(done, "this server cannot expire objects (no lifecycle rules): each device's health.json leaves an older version every minute, "+
-			"1440 a day of about 1 KB each, which stay until someone deletes them")
+		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0); this server cannot expire objects (no lifecycle rules): "+
+			"each device's health.json leaves an older version every minute, 1440 a day of about 1 KB each, which stay until someone deletes them")
+		return done, nil
 	}
 	switch {
 	case rules.RetentionDays > 0 && lock.On():

@@ -62,6 +62,11 @@ func TestDevicePolicyForEachServer(t *testing.T) {
 			t.Errorf("the AWS policy does not let the device write its health report over:\n%s", p)
 		}
 	}
+	for _, s := range []config.Storage{{Endpoint: "s3.ap-northeast-1.amazonaws.com"}, {Endpoint: "127.0.0.1:9000"}} {
+		if note := PolicyNote(s); !strings.Contains(note, "health.json") {
+			t.Errorf("the note for %s does not say the device writes its health.json over: %s", s.Endpoint, note)
+		}
+	}
 	if strings.Contains(local, "health.json") || strings.Contains(local, "PutObjectTagging") {
 		t.Errorf("the MinIO policy grants something new for the health report, which its folder-wide write already covers:\n%s", local)
 	}
@@ -164,5 +169,15 @@ func TestSetupBucketHealthVersions(t *testing.T) {
 			tags[0].Key != HealthTag.Key || tags[0].Value != HealthTag.Value || prefix != strings.TrimPrefix(tc.prefix+"/", "/") {
 			t.Errorf("prefix %q: rule %+v; want older versions tagged %v below the prefix to go after a day, and nothing else", tc.prefix, r, HealthTag)
 		}
+	}
+
+	// A server with no lifecycle rules keeps them, and storage init says so.
+	gw := s3test.StartGateway(t)
+	if err := gw.Root().MakeBucket(t.Context(), "plain", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := SetupBucket(t.Context(), gw.Root(), gw.Storage("plain"), config.Policy{ObjectLock: config.LockNone})
+	if got := strings.Join(steps, "\n"); err != nil || !strings.Contains(got, "health.json leaves an older version every minute, 1440 a day") || strings.Contains(got, "go a day after") {
+		t.Errorf("SetupBucket on versitygw, clips kept: %v, steps\n%s\nwant them to say health.json's versions stay", err, strings.Join(steps, "\n"))
 	}
 }
