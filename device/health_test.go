@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +91,37 @@ func TestMachineHealthEveryIntervalAndAtOnce(t *testing.T) {
 	reports, _ = hl.since(n, pressed)
 	if len(reports) == 0 || reports[0].State != string(StateBuffering) || reports[0].PendingUploads != 1 {
 		t.Errorf("after the incident: %+v; want buffering at once, its clip pending", reports)
+	}
+}
+
+// Closing time sends a report at once, saying recording is not expected
+// and why, with the hours it comes from; the clock losing its sync does
+// too.
+func TestMachineHealthAtClosingTime(t *testing.T) {
+	cfg := machineConfig(t)
+	cfg.Policy.RecordingHours = []string{"daily 09:00-21:00"}
+	hl := &healthLog{}
+	var synced atomic.Bool
+	synced.Store(true)
+	m := newMachine(t, cfg, time.Date(2026, 11, 23, 20, 59, 30, 0, cfg.Location()), func(m *machine) {
+		hl.m, m.rec.Health = m, hl
+		m.rec.ClockSynced = synced.Load
+	})
+	start := m.clk.Now()
+	m.advance(30 * time.Second)
+	reports, at := hl.since(0, start)
+	if len(reports) != 2 || at[1] != 30*time.Second {
+		t.Fatalf("reports at %v, want at start and at closing time, 30 s on", at)
+	}
+	if r := reports[1]; r.RecordingExpected || r.Indicator || r.State != string(StateIdle) || r.Closed != "outside recording hours" ||
+		len(r.Hours.Recording) != 1 || r.Hours.Recording[0] != "daily 09:00-21:00" {
+		t.Errorf("report at closing time %+v; want idle, indicator off, recording not expected, outside recording hours, with the hours", r)
+	}
+	synced.Store(false)
+	m.advance(time.Second)
+	reports, _ = hl.since(2, start)
+	if len(reports) != 1 || reports[0].ClockSynced {
+		t.Errorf("after the clock lost its sync: %+v; want one report saying so", reports)
 	}
 }
 
