@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
 
 	"mamoru/config"
+	"mamoru/health"
 )
 
 // SetupBucket prepares the bucket for the devices, as an installer's
@@ -78,6 +79,22 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 	// keep every expired clip longer than the rules say recordings are
 	// kept, and the rules win (the lock is what keeps evidence).
 	const noncurrentDays = 1
+	// health.json is written over every minute, and each write leaves an
+	// older version: 1440 a day per device. The retention rule below
+	// deletes them a day on; without it, this one does, and only them
+	// (they carry HealthTag, which clips never do).
+	if rules.RetentionDays == 0 {
+		rule := lifecycle.Rule{
+			ID:                          "mamoru-health-versions",
+			Status:                      "Enabled",
+			NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: lifecycle.ExpirationDays(noncurrentDays)},
+			RuleFilter:                  lifecycle.Filter{Tag: HealthTag},
+		}
+		if s.Prefix != "" {
+			rule.RuleFilter = lifecycle.Filter{And: lifecycle.And{Prefix: s.Prefix + "/", Tags: []lifecycle.Tag{HealthTag}}}
+		}
+		cfg.Rules = append(cfg.Rules, rule)
+	}
 	if rules.RetentionDays > 0 {
 		rule := lifecycle.Rule{
 			ID:                          "mamoru-retention",
@@ -98,9 +115,12 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 			return done, fmt.Errorf("this server cannot expire objects (no lifecycle rules), so clips would not be deleted after policy.retention_days = %d as the operating rules promise: "+
 				"delete them by other means (a daily job), or use a server with lifecycle rules: %w", rules.RetentionDays, err)
 		}
-		if rules.RetentionDays > 0 || errorCode(err) != "NotImplemented" {
+		if errorCode(err) != "NotImplemented" {
 			return done, fmt.Errorf("set lifecycle on %s: %w", s.Bucket, Classify(err))
 		}
+		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0); this server cannot expire objects (no lifecycle rules): "+
+			"each device's health.json leaves an older version every minute, 1440 a day of about 1 KB each, which stay until someone deletes them")
+		return done, nil
 	}
 	switch {
 	case rules.RetentionDays > 0 && lock.On():
@@ -110,10 +130,15 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		done = append(done, fmt.Sprintf("clips under %q expire %d days after upload; an older version, an expired clip or an original written over, "+
 			"goes a day after it became one: unlocked, an overwrite can be seen by 'mamoru clips verify' for a day only", s.Prefix+"/", rules.RetentionDays))
 	default:
-		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0)")
+		done = append(done, "clips are kept until someone deletes them (policy.retention_days = 0); the older versions of each device's health.json, "+
+			"written over every minute, go a day after they became one")
 	}
 	return done, nil
 }
+
+// HealthTag marks every version of a device's health.json, for the
+// lifecycle rule that deletes its older versions. No clip carries it.
+var HealthTag = lifecycle.Tag{Key: "mamoru", Value: "health"}
 
 func lockEnabled(ctx context.Context, c *minio.Client, bucket string) bool {
 	enabled, _, _, _, err := c.GetObjectLockConfig(ctx, bucket)
@@ -146,7 +171,9 @@ func onOff(b bool) string {
 // the policy allows a write only with If-None-Match (the condition key
 // s3:if-none-match; starting a multipart upload and sending its parts
 // cannot carry it, and s3:ObjectCreationOperation is false for those), so
-// the server refuses the overwrite. MinIO and versitygw refuse such a
+// the server refuses the overwrite, but for the device's health.json
+// (health.Key), which it writes over every minute: that one key may be
+// written without the condition, with its tag (HealthTag). MinIO and versitygw refuse such a
 // condition in a policy: there, what protects a clip from that key is
 // versioning and its object lock (SetupBucket, Lock), which keep the
 // original; 'mamoru clips verify' reports the overwrite.
@@ -171,6 +198,14 @@ func DevicePolicy(s config.Storage, store, device string) string {
 			"Action":    []string{"s3:PutObject", "s3:PutObjectRetention"},
 			"Resource":  []string{folder + "/*"},
 			"Condition": map[string]any{"Bool": map[string]string{"s3:ObjectCreationOperation": "false"}},
+		}, {
+			// The one object a device writes over, tagged for the
+			// lifecycle rule that deletes its older versions: AWS wants
+			// s3:PutObjectTagging for a write that carries tags.
+			"Sid":      "MamoruDeviceHealth",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:PutObject", "s3:PutObjectTagging"},
+			"Resource": []string{fmt.Sprintf("arn:aws:s3:::%s/%s", s.Bucket, health.Key(s.Prefix, store, device))},
 		}}
 	}
 	doc := map[string]any{
@@ -189,9 +224,11 @@ func DevicePolicy(s config.Storage, store, device string) string {
 // PolicyNote says, for an installer, what DevicePolicy's server enforces.
 func PolicyNote(s config.Storage) string {
 	if IsAWS(s) {
-		return "This policy lets the device write only with If-None-Match: * (condition s3:if-none-match), so even a stolen key cannot write over an object."
+		return "This policy lets the device write only with If-None-Match: * (condition s3:if-none-match), so even a stolen key cannot write over a clip. " +
+			"The one exception is the device's own health.json, which it writes over every minute: a stolen key could only make it lie about the device."
 	}
-	return "This server cannot demand If-None-Match in a policy (AWS can): a stolen device key could write over a clip, which keeps its original as an older version, locked by policy.object_lock; 'mamoru clips verify' reports it. Never grant the device s3:BypassGovernanceRetention, s3:DeleteObjectVersion or s3:PutBucket*."
+	return "This server cannot demand If-None-Match in a policy (AWS can): a stolen device key could write over a clip, which keeps its original as an older version, locked by policy.object_lock; 'mamoru clips verify' reports it. " +
+		"The device itself writes over one object only, its health.json, every minute. Never grant the device s3:BypassGovernanceRetention, s3:DeleteObjectVersion or s3:PutBucket*."
 }
 
 // IsAWS reports whether s names Amazon S3, whose policies can demand

@@ -3,6 +3,7 @@ package bucket
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/lifecycle"
 
 	"mamoru/bucket/s3test"
 	"mamoru/config"
@@ -28,18 +30,45 @@ func TestDevicePolicyForEachServer(t *testing.T) {
 	if strings.Contains(local, "if-none-match") {
 		t.Errorf("the MinIO policy has a condition MinIO refuses:\n%s", local)
 	}
+	const healthKey = "arn:aws:s3:::clips/m/shibuya/counter-1/health.json"
 	for _, p := range []string{aws, local} {
-		var doc struct{ Statement []struct{ Action []string } }
+		var doc struct {
+			Statement []struct {
+				Sid       string
+				Action    []string
+				Resource  []string
+				Condition map[string]any
+			}
+		}
 		if err := json.Unmarshal([]byte(p), &doc); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range doc.Statement {
+			health := len(s.Resource) == 1 && s.Resource[0] == healthKey
 			for _, a := range s.Action {
-				if a != "s3:PutObject" && a != "s3:PutObjectRetention" && a != "s3:DeleteObject" {
-					t.Errorf("the device may %s", a)
+				// Tagging on the health report alone: AWS wants it for a
+				// write with tags.
+				if a != "s3:PutObject" && a != "s3:PutObjectRetention" && a != "s3:DeleteObject" && (a != "s3:PutObjectTagging" || !health) {
+					t.Errorf("the device may %s on %v", a, s.Resource)
 				}
 			}
+			// On AWS, only the health report may be written without
+			// If-None-Match (or as a multipart upload's part).
+			if p == aws && s.Condition == nil && slices.Contains(s.Action, "s3:PutObject") && !health {
+				t.Errorf("on AWS, statement %s lets the device write %v over", s.Sid, s.Resource)
+			}
 		}
+		if p == aws && !strings.Contains(p, `"Sid": "MamoruDeviceHealth"`) {
+			t.Errorf("the AWS policy does not let the device write its health report over:\n%s", p)
+		}
+	}
+	for _, s := range []config.Storage{{Endpoint: "s3.ap-northeast-1.amazonaws.com"}, {Endpoint: "127.0.0.1:9000"}} {
+		if note := PolicyNote(s); !strings.Contains(note, "health.json") {
+			t.Errorf("the note for %s does not say the device writes its health.json over: %s", s.Endpoint, note)
+		}
+	}
+	if strings.Contains(local, "health.json") || strings.Contains(local, "PutObjectTagging") {
+		t.Errorf("the MinIO policy grants something new for the health report, which its folder-wide write already covers:\n%s", local)
 	}
 
 	srv := s3test.Start(t, s3test.Options{})
@@ -109,5 +138,46 @@ func TestSetupBucketOlderVersions(t *testing.T) {
 		if got := int(cfg.Rules[0].NoncurrentVersionExpiration.NoncurrentDays); got != tc.days {
 			t.Errorf("object lock %q: older versions expire after %d days, want %d", tc.lock, got, tc.days)
 		}
+	}
+}
+
+// Without a retention rule, the older versions of health.json, written
+// over every minute, still go a day on: a rule for them alone, by their
+// tag, below the prefix. MinIO takes it.
+func TestSetupBucketHealthVersions(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	for _, tc := range []struct{ bucket, prefix string }{{"with-prefix", "m"}, {"without-prefix", ""}} {
+		st := srv.Storage(tc.bucket)
+		st.Prefix = tc.prefix
+		steps, err := SetupBucket(t.Context(), srv.Root(), st, config.Policy{ObjectLock: config.LockNone})
+		if err != nil {
+			t.Fatalf("SetupBucket: %v (did %q)", err, steps)
+		}
+		if got := strings.Join(steps, "\n"); !strings.Contains(got, "older versions of each device's health.json, written over every minute, go a day after") {
+			t.Errorf("steps do not say what becomes of health.json's versions:\n%s", got)
+		}
+		cfg, err := srv.Root().GetBucketLifecycle(t.Context(), tc.bucket)
+		if err != nil || len(cfg.Rules) != 1 {
+			t.Fatalf("prefix %q: lifecycle %+v, %v; want one rule", tc.prefix, cfg, err)
+		}
+		r := cfg.Rules[0]
+		tags, prefix := r.RuleFilter.And.Tags, r.RuleFilter.And.Prefix
+		if tc.prefix == "" {
+			tags, prefix = []lifecycle.Tag{r.RuleFilter.Tag}, r.RuleFilter.Prefix
+		}
+		if r.NoncurrentVersionExpiration.NoncurrentDays != 1 || !r.Expiration.IsNull() || len(tags) != 1 ||
+			tags[0].Key != HealthTag.Key || tags[0].Value != HealthTag.Value || prefix != strings.TrimPrefix(tc.prefix+"/", "/") {
+			t.Errorf("prefix %q: rule %+v; want older versions tagged %v below the prefix to go after a day, and nothing else", tc.prefix, r, HealthTag)
+		}
+	}
+
+	// A server with no lifecycle rules keeps them, and storage init says so.
+	gw := s3test.StartGateway(t)
+	if err := gw.Root().MakeBucket(t.Context(), "plain", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := SetupBucket(t.Context(), gw.Root(), gw.Storage("plain"), config.Policy{ObjectLock: config.LockNone})
+	if got := strings.Join(steps, "\n"); err != nil || !strings.Contains(got, "health.json leaves an older version every minute, 1440 a day") || strings.Contains(got, "go a day after") {
+		t.Errorf("SetupBucket on versitygw, clips kept: %v, steps\n%s\nwant them to say health.json's versions stay", err, strings.Join(steps, "\n"))
 	}
 }

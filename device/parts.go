@@ -14,6 +14,7 @@ import (
 	"mamoru/capture"
 	"mamoru/clock"
 	"mamoru/config"
+	"mamoru/health"
 	"mamoru/uploader"
 )
 
@@ -60,4 +61,21 @@ func NewUploader(rec *Recorder) *uploader.Uploader {
 		AuditLog:    filepath.Join(cfg.Device.StateDir, auditFile), // its segments
 		AuditSynced: rec.auditHead,
 	}
+}
+
+// NewHealth builds the writer that keeps rec's report in the bucket its
+// configuration names, as health.json, on rec's clocks. It has a client of
+// its own, with its own connections: a clip upload holding one up does not
+// hold up the report.
+func NewHealth(rec *Recorder) (*health.Writer, error) {
+	cfg := rec.Config
+	c, err := bucket.NewClient(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &health.Writer{
+		Bucket: uploader.HealthObject{Client: c, Bucket: cfg.Storage.Bucket},
+		Key:    health.Key(cfg.Storage.Prefix, cfg.Device.Store, cfg.Device.ID),
+		Clock:  rec.Clock, Wall: rec.Wall, Zone: cfg.Location(), Log: rec.Log.With("part", "health"),
+	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -83,6 +84,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	}
 	ru.cur = in
 	ru.state = StateIncident
+	ru.lastIncident, ru.lastIncidentAt = path.Join(ru.r.Config.Device.Store, ru.r.Config.Device.ID, in.id), wall
 	go in.run(ctx, ru.lit.between)
 	ru.emit(Event{Kind: EventPress, Source: source, Incident: in.id, Result: PressIncident})
 	ru.emit(Event{Kind: EventIncident, Incident: in.id, State: outbox.StateRecording})

@@ -68,6 +68,11 @@ type Recorder struct {
 	Button    hardware.Button // may be nil: presses come only from the control socket
 	Capture   Capture
 	Uploader  Uploader // nil: clips stay on the device
+	// Health, if set, keeps the device's report in the bucket: the
+	// recorder hands it one every health.Interval, and at once when its
+	// state, the indicator, a fault, the recording hours, a full spool, a
+	// source or the clock's sync changes.
+	Health HealthWriter
 	// AlertStatus, if set, reports the alert targets' queues for status
 	// (alert.Dispatcher.Status); nil: no target is configured.
 	AlertStatus func() alert.DispatcherStatus
@@ -221,6 +226,17 @@ type run struct {
 	reserved int64
 	// lastReserve paces the refilling of the audit log's reserve.
 	lastReserve time.Time
+	// started is when Run began, for the uptime.
+	started time.Time
+	// lastIncident (store/device/id) and lastIncidentAt (its press) are
+	// the newest incident a press raised in this run.
+	lastIncident   string
+	lastIncidentAt time.Time
+	// healthLast is the state the last health report said, healthAt when
+	// it was sent (on clock), healthSent whether one was.
+	healthLast healthState
+	healthAt   time.Time
+	healthSent bool
 }
 
 // Run records until ctx ends, then finishes any incident, closes capture,
@@ -275,6 +291,13 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		})()
 	}
+	if r.Health != nil {
+		defer goUntil(ctx, func(ctx context.Context) {
+			if err := r.Health.Run(ctx); err != nil {
+				r.Log.Error("health writer stopped", "err", err)
+			}
+		})()
+	}
 	reqs := make(chan request)
 	ctl, err := listenControl(filepath.Join(state, socketFile), reqs, ru.clock, r.Config.Device.TriggerSources, r.Log)
 	if err != nil {
@@ -317,6 +340,7 @@ func (r *Recorder) newRun() (*run, error) {
 		outbox:   Outbox(state),
 		schedule: r.Config.Schedule(),
 		state:    StateIdle,
+		started:  clk.Now(),
 	}
 	ru.ids = incidentIDs{path: filepath.Join(state, counterFile), loc: ru.loc}
 	sources := map[string]capture.Source{}
@@ -380,6 +404,8 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	for {
 		// Before curDone is taken: a fault ends the incident.
 		ru.checkAuditWrites()
+		// After whatever the last pass changed, before waiting again.
+		ru.sendHealth()
 		var curDone <-chan struct{}
 		if ru.cur != nil {
 			curDone = ru.cur.done

@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"mamoru/alert"
 	"mamoru/capture"
+	"mamoru/health"
 	"mamoru/outbox"
 	"mamoru/uploader"
 )
@@ -34,6 +37,9 @@ type Status struct {
 	SpoolBytes int64                     `json:"spool_bytes"`
 	Fault      string                    `json:"fault,omitempty"`
 	Sources    map[string]capture.Health `json:"sources"`
+	// SourcesDown names the sources that have sent nothing for 30 s while
+	// capture ran, sorted.
+	SourcesDown []string `json:"sources_down,omitempty"`
 	// SetAside are the incident directories recovery could make no sense
 	// of, moved to incidents/.set-aside in this run or an earlier one. They
 	// never upload and are never deleted: they stay, counted in SpoolBytes,
@@ -43,16 +49,32 @@ type Status struct {
 	SetAsideBytes int64    `json:"set_aside_bytes,omitempty"`
 	ButtonStuck   bool     `json:"button_stuck,omitempty"`
 	// Hours says whether this is within the recording hours, and until when.
-	Hours       string `json:"recording_hours"`
-	ClockSynced bool   `json:"clock_synced"`
+	Hours string `json:"recording_hours"`
+	// RecordingExpected says whether the rules say the device should
+	// record now: within the recording hours, with a clock set to apply
+	// them. Closed says why not.
+	RecordingExpected bool `json:"recording_expected"`
+	ClockSynced       bool `json:"clock_synced"`
 	// Closed says why the rules keep capture off now, if they do.
 	Closed        string `json:"closed,omitempty"`
 	IncidentError string `json:"incident_error,omitempty"`
 	Device        string `json:"device"`
 	Store         string `json:"store"`
+	Label         string `json:"label"`
 	Version       string `json:"version"`
 	RingBytes     int    `json:"ring_bytes"`
 	RingCapacity  int    `json:"ring_capacity"`
+	// DiskFree is the bytes free on the card holding the state directory
+	// (0 where it cannot be measured).
+	DiskFree      int64   `json:"disk_free"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// LastIncident is the newest incident raised in this run, or else the
+	// newest in the outbox (store/device/id), and LastIncidentAt its press.
+	LastIncident   string    `json:"last_incident,omitempty"`
+	LastIncidentAt time.Time `json:"last_incident_at,omitzero"`
+	// Health is what the health writer has done (health.json in the
+	// bucket), when storage is configured.
+	Health *health.WriterStatus `json:"health,omitempty"`
 }
 
 // IncidentStatus is one incident in the outbox.
@@ -73,22 +95,26 @@ func (ru *run) status() Status {
 	cfg := ru.r.Config
 	rs := ru.ring.Stats()
 	st := Status{
-		State:           ru.state,
-		Indicator:       ru.lit.now(),
-		BufferedSeconds: rs.Buffered.Seconds(),
-		Incidents:       []IncidentStatus{},
-		Fault:           ru.fault,
-		Sources:         map[string]capture.Health{},
-		ButtonStuck:     ru.stuck,
-		Hours:           ru.schedule.Describe(ru.wall.Now()),
-		Closed:          ru.closed,
-		ClockSynced:     ru.clockSynced(),
-		IncidentError:   ru.incidentErr,
-		Device:          cfg.Device.ID,
-		Store:           cfg.Device.Store,
-		Version:         ru.r.Version,
-		RingBytes:       rs.Bytes,
-		RingCapacity:    rs.Capacity,
+		State:             ru.state,
+		Indicator:         ru.lit.now(),
+		BufferedSeconds:   rs.Buffered.Seconds(),
+		Incidents:         []IncidentStatus{},
+		Fault:             ru.fault,
+		Sources:           map[string]capture.Health{},
+		ButtonStuck:       ru.stuck,
+		Hours:             ru.schedule.Describe(ru.wall.Now()),
+		Closed:            ru.closed,
+		RecordingExpected: ru.closed == "",
+		ClockSynced:       ru.clockSynced(),
+		IncidentError:     ru.incidentErr,
+		Device:            cfg.Device.ID,
+		Store:             cfg.Device.Store,
+		Label:             cfg.Device.Label,
+		Version:           ru.r.Version,
+		UptimeSeconds:     ru.uptime().Seconds(),
+		SourcesDown:       slices.Sorted(maps.Keys(ru.sourceDown)),
+		RingBytes:         rs.Bytes,
+		RingCapacity:      rs.Capacity,
 	}
 	if v := ru.r.Capture.Video; v != nil {
 		st.Sources["video"] = v.Health()
@@ -96,9 +122,20 @@ func (ru *run) status() Status {
 	if a := ru.r.Capture.Audio; a != nil {
 		st.Sources["audio"] = a.Health()
 	}
+	if st.Label == "" {
+		st.Label = st.Device
+	}
+	if free, err := ru.cardFree(); err == nil {
+		st.DiskFree = free
+	}
 	incidents, _, err := ru.outbox.List()
 	if err != nil {
 		ru.log.Error("cannot list incidents", "err", err)
+	}
+	st.LastIncident, st.LastIncidentAt = ru.lastIncident, ru.lastIncidentAt
+	if n := len(incidents); n > 0 && incidents[n-1].Manifest.PressTime.After(st.LastIncidentAt) {
+		m := incidents[n-1].Manifest
+		st.LastIncident, st.LastIncidentAt = path.Join(m.Store, m.Device, m.Incident), m.PressTime
 	}
 	for i := len(incidents) - 1; i >= 0 && len(st.Incidents) < 20; i-- {
 		m := incidents[i].Manifest
@@ -118,6 +155,10 @@ func (ru *run) status() Status {
 		us := ru.r.Uploader.Status()
 		st.Uploads = &us
 		st.Storage = fmt.Sprintf("bucket %s at %s", cfg.Storage.Bucket, cfg.Storage.Endpoint)
+	}
+	if ru.r.Health != nil {
+		hs := ru.r.Health.Status()
+		st.Health = &hs
 	}
 	if ru.r.AlertStatus != nil {
 		as := ru.r.AlertStatus()

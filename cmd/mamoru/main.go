@@ -243,6 +243,20 @@ func writeStatus(w io.Writer, st device.Status) {
 			fmt.Fprintf(w, "audit log:  NOT UPLOADED: %s\n", u.AuditError)
 		}
 	}
+	if st.UptimeSeconds > 0 {
+		fmt.Fprintf(w, "running:    %s, %d MB free on the card\n", (time.Duration(st.UptimeSeconds) * time.Second).Round(time.Second), st.DiskFree>>20)
+	}
+	if st.LastIncident != "" {
+		fmt.Fprintf(w, "last incident: %s (%s)\n", st.LastIncident, st.LastIncidentAt.Format(time.DateTime))
+	}
+	if h := st.Health; h != nil {
+		switch {
+		case h.LastError != "":
+			fmt.Fprintf(w, "health:     NOT WRITTEN to the bucket since %s: %s\n", h.FailingSince.Format(time.DateTime), h.LastError)
+		case h.Written > 0:
+			fmt.Fprintf(w, "health:     written to the bucket %d times, last %s\n", h.Written, h.LastWritten.Format(time.DateTime))
+		}
+	}
 	if a := st.Alerts; a != nil {
 		for _, t := range a.Targets {
 			line := fmt.Sprintf("%s: %d waiting, %d delivered", t.Label, t.Pending, t.Delivered)

@@ -114,6 +114,13 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	if cfg.Storage.Enabled() {
 		rec.Uploader = device.NewUploader(rec)
+		// health.json, every minute and at each change, around the clips.
+		hw, err := device.NewHealth(rec)
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru: %v\n", err)
+			return 1
+		}
+		rec.Health = hw
 		// On the simulated counter the person at the keyboard is also the
 		// manager: show them the clip in the bucket straight away.
 		shown.uploads = cfg.Hardware.Driver == config.DriverSim
