@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,7 +76,8 @@ func TestHealthInTheBucket(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), &stdout, &stderr) }()
-	defer func() { cancel(); <-done }()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	defer stop()
 
 	root := srv.Root()
 	key := health.Key("mamoru", "test-store", "test-counter")
@@ -195,6 +197,26 @@ func TestHealthInTheBucket(t *testing.T) {
 	}
 	if err := dev.RemoveObject(t.Context(), "clips", key, minio.RemoveObjectOptions{}); minio.ToErrorResponse(err).Code != "AccessDenied" {
 		t.Errorf("the device deleting health.json: %v, want AccessDenied", err)
+	}
+	// A manager's fleet ls reads what the recorder wrote: up, recording,
+	// its clock right; stopped, offline once its report is older than
+	// --offline-after (3 minutes unless told).
+	row := func(offlineAfter string) fleetRow {
+		t.Helper()
+		code, out, errOut := runCmd(t, "fleet", "ls", "--config", admin, "--offline-after", offlineAfter, "--json")
+		var got struct{ Devices []fleetRow }
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got.Devices) != 1 {
+			t.Fatalf("fleet ls: exit %d, %v, %s%s", code, err, out, errOut)
+		}
+		return got.Devices[0]
+	}
+	if d := row("3m"); d.Store != "test-store" || d.Device != "test-counter" || d.Offline || d.NotRecording || d.ClockOff || d.Error != "" {
+		t.Errorf("fleet ls of the running recorder: %+v; want it up, recording, its clock right", d)
+	}
+	stop()
+	time.Sleep(3 * time.Second)
+	if d := row("2s"); !d.Offline || d.Closed {
+		t.Errorf("fleet ls 3 s after the recorder stopped, offline after 2 s: %+v; want it offline", d)
 	}
 }
 
