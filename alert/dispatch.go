@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mamoru/health"
 	"sync"
 	"sync/atomic"
 )
@@ -36,6 +37,7 @@ type DispatcherOptions struct {
 type Dispatcher struct {
 	routes  []Route
 	in      chan Event
+	reports chan health.Report // the newest report not yet passed on (Follow)
 	log     *slog.Logger
 	dropped atomic.Int64 // events Publish dropped, the buffer being full
 	lost    atomic.Int64 // events a queue could not take (its Put failed)
@@ -49,7 +51,7 @@ func NewDispatcher(routes []Route, o DispatcherOptions) *Dispatcher {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Dispatcher{routes: routes, in: make(chan Event, o.Buffer), log: o.Log}
+	return &Dispatcher{routes: routes, in: make(chan Event, o.Buffer), reports: make(chan health.Report, 1), log: o.Log}
 }
 
 // Publish hands e over to be queued for every target that takes it, and
@@ -88,6 +90,47 @@ func (d *Dispatcher) Status() DispatcherStatus {
 	return st
 }
 
+// Follower is a target that says the device's state (MQTT): the
+// dispatcher hands it each report the recorder makes (Follow).
+type Follower interface {
+	Follow(health.Report)
+}
+
+// Follow hands r, the recorder's newest report, to every target that is
+// a Follower, and returns at once: it never waits and never blocks, as it
+// is called from the recorder's goroutine. Of reports handed over faster
+// than Run passes them on, the newest wins.
+func (d *Dispatcher) Follow(r health.Report) {
+	for {
+		select {
+		case d.reports <- r:
+			return
+		default:
+		}
+		select {
+		case <-d.reports: // an older one, not yet passed on
+		default:
+		}
+	}
+}
+
+// follow passes each report on to the targets that follow the state,
+// until ctx ends.
+func (d *Dispatcher) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-d.reports:
+			for _, rt := range d.routes {
+				if f, ok := rt.Queue.target.(Follower); ok {
+					f.Follow(r)
+				}
+			}
+		}
+	}
+}
+
 // Connector is a target that keeps a connection (MQTT): Run connects it
 // at start, before its queue runs, so that it is seen online before its
 // first event. An error is logged; Send connects again.
@@ -111,6 +154,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			r.Queue.Run(ctx)
 		})
 	}
+	wg.Go(func() { d.follow(ctx) })
 	d.intake(ctx)
 	wg.Wait()
 	for _, r := range d.routes {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"mamoru/backoff"
+	"mamoru/health"
 	"net/url"
 	"regexp"
 	"sync"
@@ -104,19 +105,20 @@ type MQTT struct {
 }
 
 // State is what the state topic says. The target learns it from the
-// events it is sent, nothing else, since the recorder has started:
+// recorder's reports (Follow: every minute, and at once when the state,
+// the indicator, a fault or the recording hours change), and in between
+// from the events it is sent, which move it at once:
 //
-//	state:           "unknown" until an event says; then incident.started or
-//	                 incident.extended → "incident"; incident.saved and
-//	                 device.recovered → "buffering"; device.fault → "fault"
-//	indicator:       "on" in buffering and incident, "fault" in fault, else "unknown"
-//	                 (the indicator's own reading is not reported: this follows the state)
-//	pending_uploads: incidents saved less incidents uploaded, as this target saw them
-//	                 since the recorder started; incidents left on the card from
-//	                 before a restart are not counted
-//
-// Hours are not reported: outside its recording hours a device says the
-// state of its last event.
+//	state:           the recorder's: idle (outside its hours), buffering,
+//	                 incident or fault; "unknown" until a report or an event
+//	                 says; incident.started or incident.extended → "incident";
+//	                 incident.saved and device.recovered → "buffering";
+//	                 device.fault → "fault"
+//	indicator:       "on" or "off" as the recorder read it back, "fault" in a
+//	                 fault; "unknown" until a report or an event says
+//	pending_uploads: the incidents on the card not yet uploaded, by the last
+//	                 report, counted up and down by incident.saved and
+//	                 incident.uploaded until the next
 type State struct {
 	State          string `json:"state"`
 	Indicator      string `json:"indicator"`
@@ -292,6 +294,27 @@ func (m *MQTT) follow(e *Event) paho.Token {
 	}
 	b, _ := json.Marshal(m.state)
 	return m.client.Publish(m.topic+"/state", 1, true, b)
+}
+
+// Follow sets the state from the recorder's own report, r, and publishes
+// it if it changed, without waiting for the broker: a state lost with a
+// connection goes again at the next connect. Dispatcher.Follow calls it.
+func (m *MQTT) Follow(r health.Report) {
+	st := State{State: r.State, Indicator: "off", PendingUploads: r.PendingUploads}
+	switch {
+	case r.State == "fault":
+		st.Indicator = "fault"
+	case r.Indicator:
+		st.Indicator = "on"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state == st {
+		return
+	}
+	m.state = st
+	b, _ := json.Marshal(m.state)
+	m.client.Publish(m.topic+"/state", 1, true, b)
 }
 
 // Connect makes the connection, if it is not made yet, so that the

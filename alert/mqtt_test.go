@@ -14,6 +14,7 @@ import (
 
 	"mamoru/alert/mqtttest"
 	"mamoru/backoff"
+	"mamoru/health"
 )
 
 // next returns the next message on topic, skipping others.
@@ -425,5 +426,44 @@ func TestMQTTPasswordChangedWhileConnected(t *testing.T) {
 	}
 	if got := next(t, online, "mamoru/shop-1/counter-1/availability"); got.Payload != "online" {
 		t.Errorf("availability after reconnecting: got %q, want online", got.Payload)
+	}
+}
+
+// The state topic follows the recorder's reports, handed on by the
+// dispatcher: outside its hours a device says idle with its indicator off,
+// and the pending uploads are the card's, incidents from before a restart
+// included; an event moves it at once in between.
+func TestMQTTFollowsReports(t *testing.T) {
+	b := mqtttest.Start(t, nil)
+	states := b.Subscribe("mamoru/shop-1/counter-1/state")
+	m := newMQTT(t, MQTTOptions{URL: "mqtt://" + b.Addr})
+	if err := m.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDispatcher([]Route{route(t, nil, m, nil)}, DispatcherOptions{Log: quiet})
+	runDispatcher(t, d)
+	if got := next(t, states, "mamoru/shop-1/counter-1/state").Payload; got != `{"state":"unknown","indicator":"unknown","pending_uploads":0}` {
+		t.Errorf("state at connect: %s", got)
+	}
+	for _, tt := range []struct {
+		r    health.Report
+		want string
+	}{
+		{health.Report{State: "idle", PendingUploads: 3}, `{"state":"idle","indicator":"off","pending_uploads":3}`},
+		{health.Report{State: "buffering", Indicator: true, PendingUploads: 2}, `{"state":"buffering","indicator":"on","pending_uploads":2}`},
+		{health.Report{State: "fault", PendingUploads: 2}, `{"state":"fault","indicator":"fault","pending_uploads":2}`},
+	} {
+		d.Follow(tt.r)
+		if got := next(t, states, "mamoru/shop-1/counter-1/state").Payload; got != tt.want {
+			t.Errorf("after a report of %s: state %s, want %s", tt.r.State, got, tt.want)
+		}
+	}
+	sendNow(t, m, origin.Event(DeviceRecovered, time.Now()))
+	if got := next(t, states, "mamoru/shop-1/counter-1/state").Payload; got != `{"state":"buffering","indicator":"on","pending_uploads":2}` {
+		t.Errorf("after device.recovered: state %s", got)
+	}
+	// Retained: a subscriber that comes later is told the newest.
+	if got := next(t, b.Subscribe("mamoru/shop-1/counter-1/state"), "mamoru/shop-1/counter-1/state"); !got.Retained || got.Payload != `{"state":"buffering","indicator":"on","pending_uploads":2}` {
+		t.Errorf("a later subscriber is told %s (retained %v), want the newest state retained", got.Payload, got.Retained)
 	}
 }

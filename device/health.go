@@ -48,7 +48,7 @@ func (ru *run) healthState() healthState {
 // It runs on the recorder's goroutine after everything the loop handles;
 // the writer never waits, so a bucket slow to answer holds nothing up.
 func (ru *run) sendHealth() {
-	if ru.r.Health == nil {
+	if ru.r.Health == nil && ru.r.Reports == nil {
 		return
 	}
 	now, hs := ru.clock.Now(), ru.healthState()
@@ -56,7 +56,13 @@ func (ru *run) sendHealth() {
 		return
 	}
 	ru.healthSent, ru.healthLast, ru.healthAt = true, hs, now
-	ru.r.Health.Send(healthReport(ru.status(), ru.r.Config))
+	r := healthReport(ru.status(), ru.r.Config)
+	if ru.r.Health != nil {
+		ru.r.Health.Send(r)
+	}
+	if ru.r.Reports != nil {
+		ru.r.Reports(r)
+	}
 }
 
 // healthReport is the report of a device whose status is st and whose

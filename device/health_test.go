@@ -94,6 +94,26 @@ func TestMachineHealthEveryIntervalAndAtOnce(t *testing.T) {
 	}
 }
 
+// Without a bucket, and so without a health writer, Reports is still
+// handed the reports (an MQTT target's state follows them): every
+// health.Interval, and at once on a press.
+func TestMachineReportsWithoutAWriter(t *testing.T) {
+	hl := &healthLog{}
+	m := newMachine(t, machineConfig(t), monday, func(m *machine) { hl.m = m; m.rec.Reports = hl.Send })
+	m.advance(90 * time.Second)
+	if n := hl.count(); n != 2 {
+		t.Errorf("%d reports in 90 s, want 2 (at start, and a minute on)", n)
+	}
+	n := hl.count()
+	if _, err := m.trigger(); err != nil {
+		t.Fatal(err)
+	}
+	m.eventually("a report of the incident", func() bool { return hl.count() > n })
+	if reports, _ := hl.since(n, m.clk.Now()); reports[0].State != string(StateIncident) {
+		t.Errorf("after a press: %s, want incident", reports[0].State)
+	}
+}
+
 // Closing time sends a report at once, saying recording is not expected
 // and why, with the hours it comes from; the clock losing its sync does
 // too.

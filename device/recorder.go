@@ -24,6 +24,7 @@ import (
 	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/hardware"
+	"mamoru/health"
 	"mamoru/outbox"
 	"mamoru/uploader"
 )
@@ -73,6 +74,10 @@ type Recorder struct {
 	// state, the indicator, a fault, the recording hours, a full spool, a
 	// source or the clock's sync changes.
 	Health HealthWriter
+	// Reports, if set, is handed the same reports as Health, as the MQTT
+	// alert targets' state follows them (alert.Dispatcher.Follow); it is
+	// called from the recorder's goroutine and must not block.
+	Reports func(health.Report)
 	// AlertStatus, if set, reports the alert targets' queues for status
 	// (alert.Dispatcher.Status); nil: no target is configured.
 	AlertStatus func() alert.DispatcherStatus

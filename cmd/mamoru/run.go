@@ -107,6 +107,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		alerts := &device.Alerts{Publish: disp.Publish, Origin: device.OriginOf(cfg)}
 		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
 		rec.AlertStatus = disp.Status
+		rec.Reports = disp.Follow
 		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() { defer close(done); disp.Run(actx) }()
