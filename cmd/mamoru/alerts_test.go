@@ -11,11 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,7 +227,7 @@ func TestAlertsSurvivePowerCut(t *testing.T) {
 			saved = true
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the recorder's kill: cleanups run last first
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "webhook.secret")
 	os.WriteFile(secretFile, []byte("whsec_"+base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))+"\n"), 0o600)
@@ -242,51 +240,26 @@ secret_file = %q
 events = ["incident.*"]
 `, srv.URL, secretFile)
 	cfg := writeConfig(t, dir, "mamoru.toml", src)
-	childLog := filepath.Join(t.TempDir(), "recorders.log")
-	logFile, err := os.Create(childLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-
-	start := func() (kill func()) {
-		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the kill takes its ffmpeg too
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
-	}
-	kill := start()
+	rec := newRecorders(t, cfg)
+	rec.start()
 	id, out := triggerWhenUp(t, cfg)
 	if id == "" {
-		kill()
-		t.Fatalf("mamoru trigger never succeeded: %s", out)
+		rec.fail("mamoru trigger never succeeded: %s", out)
 	}
 	mu.Lock()
 	incident = id
 	mu.Unlock()
-	kill() // the power goes, mid-incident, the alert not yet taken
+	rec.kill() // the power goes, mid-incident, the alert not yet taken
 
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	kill = start()
-	defer kill()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	rec.start()
+	rec.await("the incident.started after the restart", 60*time.Second, func() (bool, string) {
 		mu.Lock()
-		n := len(started)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart: no incident.started within 60 s\nthe recorders' output:\n%s", mustRead(t, childLog))
-		}
-	}
+		defer mu.Unlock()
+		return len(started) > 0, "none"
+	})
 	time.Sleep(2 * time.Second) // anything sent twice would have come by now
 	mu.Lock()
 	defer mu.Unlock()
