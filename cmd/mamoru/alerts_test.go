@@ -65,34 +65,21 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte) error {
 func TestAlertsEndToEnd(t *testing.T) {
 	hook, hooked := receiver(t)
 	ntfy, pushed := receiver(t)
-	dir := t.TempDir()
-	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))
-	secretFile := filepath.Join(dir, "webhook.secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	stateDir := t.TempDir()
-	cfg := writeConfig(t, dir, "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+fmt.Sprintf(`
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+`
 [policy]
 operator_name = "まもる商店"
 contact = "03-0000-0000"
 
 [alerts]
 console_url = "https://console.example.com"
-
-[[alerts.target]]
-kind = "webhook"
-label = "本部"
-url = %q
-secret_file = %q
-events = ["incident.*"]
-
+`+webhookTarget(t, hook.URL+"/hook")+fmt.Sprintf(`
 [[alerts.target]]
 kind = "ntfy"
 label = "店長のスマホ"
 url = %q
 topic = "shop-1-Zq8rT2kd7VwX"
-`, hook.URL+"/hook", secretFile, ntfy.URL))
+`, ntfy.URL))
 	os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "[device]\n", "[device]\nlabel = \"カウンター1\"\n", 1)), 0o644)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -123,7 +110,7 @@ topic = "shop-1-Zq8rT2kd7VwX"
 	}
 
 	r := wait("webhook", hooked)
-	if err := verifyStandardWebhook(secret, r.header, r.body); err != nil {
+	if err := verifyStandardWebhook(webhookSecret, r.header, r.body); err != nil {
 		t.Errorf("the webhook's signature: %v", err)
 	}
 	var e alert.Event
@@ -191,6 +178,29 @@ func triggerWhenUp(t *testing.T, cfg string) (id, out string) {
 	return "", out
 }
 
+// webhookSecret signs the webhook of webhookConfig: 32 bytes, in base64
+// after "whsec_", as Standard Webhooks has it.
+const webhookSecret = "whsec_YSBzZWNyZXQgb2YgdGhpcnR5LXR3byBieXRlcy4uLi4u"
+
+// webhookTarget writes webhookSecret to a file and returns the
+// [[alerts.target]] of a webhook to url, labelled 本部, signed with it and
+// taking incident.*.
+func webhookTarget(t *testing.T, url string) string {
+	t.Helper()
+	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(webhookSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`
+[[alerts.target]]
+kind = "webhook"
+label = "本部"
+url = %q
+secret_file = %q
+events = ["incident.*"]
+`, url, secretFile)
+}
+
 func mustRead(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -228,18 +238,8 @@ func TestAlertsSurvivePowerCut(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close) // after the recorder's kill: cleanups run last first
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "webhook.secret")
-	os.WriteFile(secretFile, []byte("whsec_"+base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))+"\n"), 0o600)
-	src := strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "post_seconds = 1", "post_seconds = 30", 1) + fmt.Sprintf(`
-[[alerts.target]]
-kind = "webhook"
-label = "本部"
-url = %q
-secret_file = %q
-events = ["incident.*"]
-`, srv.URL, secretFile)
-	cfg := writeConfig(t, dir, "mamoru.toml", src)
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml",
+		strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "post_seconds = 1", "post_seconds = 30", 1)+webhookTarget(t, srv.URL))
 	rec := newRecorders(t, cfg)
 	rec.start()
 	id, out := triggerWhenUp(t, cfg)
