@@ -70,6 +70,14 @@ func (d *Dispatcher) Publish(e Event) bool {
 	}
 }
 
+// Queue puts e in the queue of every target that takes it, as Run does
+// with what Publish hands over, and returns once it is on the card (or a
+// queue could not take it: counted as lost, and logged). It does disk I/O
+// and fsyncs: for an event that must be durable before the caller goes on
+// (an interrupted incident's press, said again at start before recovery
+// changes the incident), never on a press's path.
+func (d *Dispatcher) Queue(e Event) { d.queue(e) }
+
 // DispatcherStatus is a dispatcher's state: its queues', and what it lost.
 type DispatcherStatus struct {
 	Targets []Status `json:"targets"`

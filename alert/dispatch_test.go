@@ -208,3 +208,30 @@ func BenchmarkPublishToReceiver(b *testing.B) {
 		})
 	}
 }
+
+// Queue is on the card when it returns, with no Run to take it there: the
+// queue opened afresh (after a power cut) holds it, and only in the
+// queues whose filter takes it.
+func TestDispatcherQueueIsDurableAtOnce(t *testing.T) {
+	incidents, devices := route(t, []string{"incident.*"}, webhookTo(t, "http://127.0.0.1:9/", nil), nil),
+		route(t, []string{"device.*"}, webhookTo(t, "http://127.0.0.1:9/", nil), nil)
+	d := NewDispatcher([]Route{incidents, devices}, DispatcherOptions{Log: quiet})
+	now := time.Now()
+	d.Queue(origin.IncidentEvent(IncidentStarted, now, "i", now))
+	for _, tc := range []struct {
+		name string
+		r    Route
+		want int
+	}{{"incident.*", incidents, 1}, {"device.*", devices, 0}} {
+		q, err := OpenQueue(tc.r.Queue.dir, tc.r.Queue.target, QueueOptions{Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Status().Pending; got != tc.want {
+			t.Errorf("the %s queue opened again: %d pending, want %d", tc.name, got, tc.want)
+		}
+	}
+	if st := d.Status(); st.Lost != 0 || st.Dropped != 0 {
+		t.Errorf("status %+v: nothing lost or dropped", st)
+	}
+}

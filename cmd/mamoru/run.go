@@ -107,7 +107,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if disp != nil {
 		alerts := &device.Alerts{Publish: disp.Publish, Origin: alert.Origin{
 			Store: cfg.Device.Store, Device: cfg.Device.ID, Label: cfg.Device.Label, Zone: cfg.Location(), ConsoleURL: cfg.Alerts.ConsoleURL}}
+		alerts.Keep = disp.Queue
 		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
+		rec.Interrupted = alerts.Interrupted
 		rec.AlertStatus = disp.Status
 		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
