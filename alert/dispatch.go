@@ -192,10 +192,14 @@ func (d *Dispatcher) intake(ctx context.Context) {
 	}
 }
 
-// Put puts e in the queue of every target that takes it, on the card,
-// before it returns: for a caller that may wait, as fleet watch, which
-// records that it raised e only once e is durable. Its error joins every
-// queue's that could not take e.
+// Put puts e in the queue of every target that takes it, as Run does with
+// what Publish hands over, and returns once it is on the card. It does
+// disk I/O and fsyncs: for an event that must be durable before the
+// caller goes on, never on a press's path: an interrupted incident's
+// press, said again at start before recovery changes the incident, and
+// fleet watch's events, which it records as raised only once they are.
+// Its error joins every queue's that could not take e (each counted as
+// lost, and logged).
 func (d *Dispatcher) Put(e Event) error {
 	var errs []error
 	for _, r := range d.routes {

@@ -104,23 +104,6 @@ func TestDispatcherQueuesAtStop(t *testing.T) {
 	}
 }
 
-// TestDispatcherPut: Put has the event on the card, in every queue whose
-// filter takes it, when it returns, with no Run to take it there; and
-// says which queue could not take it.
-func TestDispatcherPut(t *testing.T) {
-	devices, incidents := route(t, []string{"device.*"}, nil, nil), route(t, []string{"incident.*"}, nil, nil)
-	d := NewDispatcher([]Route{devices, incidents}, DispatcherOptions{Log: quiet})
-	if err := d.Put(origin.Event(DeviceOffline, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	if got := []int{devices.Queue.Status().Pending, incidents.Queue.Status().Pending}; !slices.Equal(got, []int{1, 0}) {
-		t.Errorf("pending after Put = %v, want [1 0]", got)
-	}
-	if err := d.Put(Event{Name: DeviceOnline}); err == nil || d.Status().Lost != 1 {
-		t.Errorf("Put of an event with no id = %v, lost %d; want the queue's error, one lost", err, d.Status().Lost)
-	}
-}
-
 // TestPublishNeverBlocks: neither a dispatcher that is not running nor a
 // target that never answers holds up Publish.
 func TestPublishNeverBlocks(t *testing.T) {
@@ -223,5 +206,38 @@ func BenchmarkPublishToReceiver(b *testing.B) {
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
 		})
+	}
+}
+
+// Put has the event on the card when it returns, with no Run to take it
+// there: the queue opened afresh (after a power cut) holds it, and only in
+// the queues whose filter takes it. One a queue cannot take is an error,
+// counted as lost.
+func TestDispatcherPutIsDurableAtOnce(t *testing.T) {
+	incidents, devices := route(t, []string{"incident.*"}, webhookTo(t, "http://127.0.0.1:9/", nil), nil),
+		route(t, []string{"device.*"}, webhookTo(t, "http://127.0.0.1:9/", nil), nil)
+	d := NewDispatcher([]Route{incidents, devices}, DispatcherOptions{Log: quiet})
+	now := time.Now()
+	if err := d.Put(origin.IncidentEvent(IncidentStarted, now, "i", now)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    Route
+		want int
+	}{{"incident.*", incidents, 1}, {"device.*", devices, 0}} {
+		q, err := OpenQueue(tc.r.Queue.dir, tc.r.Queue.target, QueueOptions{Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Status().Pending; got != tc.want {
+			t.Errorf("the %s queue opened again: %d pending, want %d", tc.name, got, tc.want)
+		}
+	}
+	if st := d.Status(); st.Lost != 0 || st.Dropped != 0 {
+		t.Errorf("status %+v: nothing lost or dropped", st)
+	}
+	if err := d.Put(Event{Name: IncidentSaved}); err == nil || d.Status().Lost != 1 {
+		t.Errorf("Put of an event with no id = %v, lost %d; want the queue's error, one lost", err, d.Status().Lost)
 	}
 }

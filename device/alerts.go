@@ -110,10 +110,17 @@ func newTarget(d config.Device, t config.Target, events alert.Filter, wall clock
 // a press raised or extended an incident, or was refused; an incident was
 // saved or uploaded; recording stopped for a fault, and came back. Put its
 // Show in Recorder.Events; it never waits and never touches the disk, so
-// it costs a press nothing.
+// it costs a press nothing. Put its Interrupted in Recorder.Interrupted:
+// the press of an incident a power cut interrupted is said again at
+// start, durably, before recovery touches the incident.
 type Alerts struct {
 	Origin  alert.Origin
 	Publish func(alert.Event) bool
+	// Keep puts an event in the targets' queues and returns once it is on
+	// the card (alert.Dispatcher.Put); Interrupted uses it, off any
+	// press's path. nil: Interrupted publishes, and a cut moments later
+	// may lose what it said.
+	Keep func(alert.Event) error
 
 	mu sync.Mutex // guards the fields below: Events come from the loop and from the uploader
 	// faulted: a fault stopped recording, and capture has not started
@@ -131,30 +138,38 @@ func (a *Alerts) Show(e Event) {
 	}
 }
 
-// of returns the alerts e stands for: mostly one, and two for an incident
-// recovered after a power cut (see started); an incident the power cut
-// before any of its clip was whole raises its incident.started alone.
+// of returns the alerts e stands for, if any.
 func (a *Alerts) of(e Event) []alert.Event {
-	switch {
-	case e.Kind == EventIncident && e.State == outbox.StateRecovered && e.Manifest != nil:
-		saved, _ := a.one(e)
-		return []alert.Event{a.started(*e.Manifest), saved}
-	case e.Kind == EventSetAside && e.Manifest != nil:
-		// Cut short before any of its clip was whole: the press still was.
-		return []alert.Event{a.started(*e.Manifest)}
-	}
 	if ev, ok := a.one(e); ok {
 		return []alert.Event{ev}
 	}
 	return nil
 }
 
-// started is the incident.started of an incident the recorder recovered at
-// start: the power went while it recorded, perhaps before its alert was
-// on the card. Its id is the one the press gave it (alert.IncidentID), so
-// a receiver that had it takes it once, and a queue still holding it
-// keeps one; its time is the press's, so it arrives marked late. It says
-// what the press's own said (an urgent mark was another event).
+// Interrupted says again, on the card before it returns, the press of an
+// incident the last run left recording (m is its manifest as the power cut
+// left it): the cut may have come before its incident.started was queued.
+// Recovery calls it before it recovers the clip or sets the incident
+// aside, so a second cut then cannot leave the incident no longer
+// recording with its press never said; an incident cut before any of its
+// clip was whole, set aside, has said its press too.
+func (a *Alerts) Interrupted(m outbox.Manifest) {
+	ev := a.started(m)
+	if a.Keep != nil {
+		// An error is the card's, counted and logged by the dispatcher.
+		_ = a.Keep(ev)
+		return
+	}
+	a.Publish(ev)
+}
+
+// started is the incident.started of an incident the recorder found
+// recording at start: the power went while it recorded, perhaps before its
+// alert was on the card. Its id is the one the press gave it
+// (alert.IncidentID), so a receiver that had it takes it once, and a queue
+// still holding it keeps one; its time is the press's, so it arrives
+// marked late. It says what the press's own said (an urgent mark was
+// another event).
 func (a *Alerts) started(m outbox.Manifest) alert.Event {
 	ev := a.Origin.IncidentEvent(alert.IncidentStarted, m.PressTime, m.Incident, m.PressTime)
 	ev.ID, ev.Source = alert.IncidentID(ev.Incident, alert.IncidentStarted), m.Trigger

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -180,34 +182,76 @@ func TestNewAlertsMQTT(t *testing.T) {
 	}
 }
 
-// An incident recovered at start (the power went while it recorded,
-// perhaps before its alert reached the card) raises its incident.started
-// again, with the id its press gave it, dated at the press, before it is
-// saved.
+// An incident the last run left recording (the power went while it
+// recorded, perhaps before its alert reached the card) says its press
+// again, on the card (Keep), with the id its press gave it, dated at the
+// press; recovered, it is then saved, and set aside it says nothing more.
 func TestAlertsRecoveredIncidentStartsAgain(t *testing.T) {
 	press := time.Date(2026, 11, 30, 5, 2, 5, 0, time.UTC)
-	a := &Alerts{Origin: alert.Origin{Store: "shop-1", Device: "counter-1"}}
+	var kept []alert.Event
+	a := &Alerts{Origin: alert.Origin{Store: "shop-1", Device: "counter-1"}, Keep: func(e alert.Event) error { kept = append(kept, e); return nil }}
 	pressed := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140205-000001", Source: "button", Time: press})
-	m := &outbox.Manifest{Incident: "20261130-140205-000001", PressTime: press, Trigger: "button", State: outbox.StateRecovered}
-	got := a.of(Event{Kind: EventIncident, State: outbox.StateRecovered, Incident: m.Incident, Manifest: m, Time: press.Add(time.Hour)})
-	if len(pressed) != 1 || len(got) != 2 {
-		t.Fatalf("alerts %v then %v; want one, then two", pressed, got)
+	m := outbox.Manifest{Incident: "20261130-140205-000001", PressTime: press, Trigger: "button", State: outbox.StateRecording}
+	a.Interrupted(m)
+	if len(pressed) != 1 || len(kept) != 1 {
+		t.Fatalf("alerts %v, then kept %v; want one, then one", pressed, kept)
 	}
-	if s := got[0]; s.Name != alert.IncidentStarted || s.ID != pressed[0].ID || !s.Time.Equal(press) || s.Source != "button" {
-		t.Errorf("raised again: %+v; want incident.started with the press's id %s, at the press, from the button", s, pressed[0].ID)
+	if s := kept[0]; s.Name != alert.IncidentStarted || s.ID != pressed[0].ID || !s.Time.Equal(press) || s.Source != "button" {
+		t.Errorf("said again: %+v; want incident.started with the press's id %s, at the press, from the button", s, pressed[0].ID)
 	}
-	if got[1].Name != alert.IncidentSaved {
-		t.Errorf("then %s, want incident.saved", got[1].Name)
+	m.State = outbox.StateRecovered
+	got := a.of(Event{Kind: EventIncident, State: outbox.StateRecovered, Incident: m.Incident, Manifest: &m, Time: press.Add(time.Hour)})
+	if len(got) != 1 || got[0].Name != alert.IncidentSaved || got[0].Details["state"] != outbox.StateRecovered {
+		t.Errorf("recovered: %+v; want incident.saved alone, state recovered", got)
 	}
-	// Cut before any of its clip was whole, and set aside: the press still
-	// goes out, under its id.
-	aside := a.of(Event{Kind: EventSetAside, Dir: m.Incident, Err: errors.New("no complete fragment"), Manifest: m})
-	if len(aside) != 1 || aside[0].Name != alert.IncidentStarted || aside[0].ID != pressed[0].ID {
-		t.Errorf("set aside: %+v; want its incident.started under the press's id", aside)
+	// Cut before any of its clip was whole, and set aside: its press was
+	// said as it was found.
+	if aside := a.of(Event{Kind: EventSetAside, Dir: m.Incident, Err: errors.New("no complete fragment"), Manifest: &m}); len(aside) != 0 {
+		t.Errorf("set aside: %+v; want nothing more", aside)
 	}
 	other := a.of(Event{Kind: EventPress, Result: PressIncident, Incident: "20261130-140206-000002", Time: press})
 	if other[0].ID == pressed[0].ID {
 		t.Error("two incidents' incident.started share an id")
+	}
+}
+
+// The press of an incident the last run left recording is said before
+// recovery changes anything of it: when Recorder.Interrupted is called the
+// incident is still in place and still recording, so a second cut at any
+// moment after leaves its press said, or the incident to be recovered (and
+// said) again. Once recovery is done it is not said again. (Before, the
+// alert was published after recovery had set the incident aside or marked
+// it recovered, and queued a moment later: a cut in between lost it.)
+func TestMachineInterruptedSaidBeforeRecovery(t *testing.T) {
+	cfg := machineConfig(t)
+	const id = "20261123-100000-000001"
+	dir := filepath.Join(cfg.Device.StateDir, "incidents", id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	m := outbox.Manifest{Version: outbox.ManifestVersion, Device: cfg.Device.ID, Store: cfg.Device.Store, Incident: id,
+		State: outbox.StateRecording, Trigger: "button", PressTime: monday}
+	m.Object = outbox.ObjectKey(m, cfg.Location())
+	// No clip: cut before any of it was on the card, so it is set aside.
+	if err := outbox.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	var said []string // each call, and what the card held then
+	interrupted := func(got outbox.Manifest) {
+		onCard, err := outbox.ReadManifest(dir)
+		said = append(said, fmt.Sprintf("%s (card: %s, %v)", got.Incident, onCard.State, err))
+	}
+	for _, run := range []string{"first start", "second start"} {
+		mach := newMachine(t, cfg, monday, func(m *machine) { m.rec.Interrupted = interrupted })
+		mach.advance(time.Second)
+		st := mach.sync()
+		mach.shutdown()
+		if len(st.SetAside) != 1 {
+			t.Fatalf("%s: set aside %q, want the incident", run, st.SetAside)
+		}
+	}
+	if want := []string{id + " (card: recording, <nil>)"}; !slices.Equal(said, want) {
+		t.Errorf("Interrupted: %q; want %q: once, before recovery touched it", said, want)
 	}
 }
 

@@ -95,6 +95,13 @@ type Recorder struct {
 	// recorded it. It is called from the recorder's goroutine, and from the
 	// uploader's for EventUploaded, and must not block.
 	Events func(Event)
+	// Interrupted, if set, is called at start with the manifest of each
+	// incident the last run left recording (a power cut, a crash), before
+	// recovery changes anything of it, and must return only once what is
+	// to be said of its press is on the card (Alerts.Interrupted). A cut
+	// during recovery then leaves either that, or the incident still
+	// recording, to be recovered (and said) again: never neither.
+	Interrupted func(outbox.Manifest)
 	// Ready, if set, is called once, when the indicator is confirmed and
 	// capture has started (or the recording hours rightly keep capture
 	// off): never while in a fault. It tells systemd the service is up.

@@ -38,6 +38,9 @@ func (ru *run) recoverIncidents() {
 			ru.putAside(dir, err, nil)
 			continue
 		}
+		if ru.r.Interrupted != nil {
+			ru.r.Interrupted(m)
+		}
 		if err := recoverClip(dir, &m, ru.r.Config.Audio, "the recorder stopped while recording (power cut or crash)", ru.r.auditHead()); err != nil {
 			// The press was made (its manifest says so) though nothing of
 			// its clip can be used: kept aside, and said with its press.

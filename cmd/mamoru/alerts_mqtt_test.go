@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,35 +34,8 @@ password_file = %q
 events = ["incident.started"]
 `, b.Addr, passFile))
 
-	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer childLog.Close()
-	argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
-	cmd.Stdout, cmd.Stderr = childLog, childLog
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the kill takes its ffmpeg too
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	kill := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			kill()
-		}
-	}()
-	fail := func(format string, args ...any) {
-		t.Helper()
-		log, _ := os.ReadFile(childLog.Name())
-		t.Fatalf(format+"\nthe recorder's output:\n%s", append(args, log)...)
-	}
+	rec := newRecorders(t, cfg)
+	rec.start()
 	next := func(topic string) string {
 		t.Helper()
 		for {
@@ -75,7 +45,7 @@ events = ["incident.started"]
 					return m.Payload
 				}
 			case <-time.After(60 * time.Second):
-				fail("no message on %s within 60 s", topic)
+				rec.fail("no message on %s within 60 s", topic)
 			}
 		}
 	}
@@ -86,14 +56,14 @@ events = ["incident.started"]
 	}
 	id, out := triggerWhenUp(t, cfg)
 	if id == "" {
-		fail("mamoru trigger never succeeded: %s", out)
+		rec.fail("mamoru trigger never succeeded: %s", out)
 	}
 	var e alert.Event
 	if p := next("events"); json.Unmarshal([]byte(p), &e) != nil || e.Name != alert.IncidentStarted || e.Incident != "test-store/test-counter/"+id || e.Source != "cli" {
 		t.Errorf("events: got %s, want incident.started for test-store/test-counter/%s from cli", p, id)
 	}
 
-	kill()
+	rec.kill()
 	if a := next("availability"); a != "offline" {
 		t.Errorf("availability after SIGKILL: got %q, want offline (the Last Will)", a)
 	}

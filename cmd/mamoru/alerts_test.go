@@ -11,11 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,32 +68,20 @@ func TestAlertsEndToEnd(t *testing.T) {
 	ntfy, pushed := receiver(t)
 	line, lined := receiver(t)
 	dir := t.TempDir()
-	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))
-	secretFile := filepath.Join(dir, "webhook.secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const lineToken, lineGroup = "l1ne-ch4nnel-t0ken", "C0123456789abcdef0123456789abcdef"
 	tokenFile := filepath.Join(dir, "line.token")
 	if err := os.WriteFile(tokenFile, []byte(lineToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	stateDir := t.TempDir()
-	cfg := writeConfig(t, dir, "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+fmt.Sprintf(`
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml", fmt.Sprintf(validConfig, stateDir)+`
 [policy]
 operator_name = "まもる商店"
 contact = "03-0000-0000"
 
 [alerts]
 console_url = "https://console.example.com"
-
-[[alerts.target]]
-kind = "webhook"
-label = "本部"
-url = %q
-secret_file = %q
-events = ["incident.*"]
-
+`+webhookTarget(t, hook.URL+"/hook")+fmt.Sprintf(`
 [[alerts.target]]
 kind = "ntfy"
 label = "店長のスマホ"
@@ -109,7 +95,7 @@ url = %q
 token_file = %q
 to = [%q]
 events = ["incident.started"]
-`, hook.URL+"/hook", secretFile, ntfy.URL, line.URL, tokenFile, lineGroup))
+`, ntfy.URL, line.URL, tokenFile, lineGroup))
 	os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "[device]\n", "[device]\nlabel = \"カウンター1\"\n", 1)), 0o644)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -140,7 +126,7 @@ events = ["incident.started"]
 	}
 
 	r := wait("webhook", hooked)
-	if err := verifyStandardWebhook(secret, r.header, r.body); err != nil {
+	if err := verifyStandardWebhook(webhookSecret, r.header, r.body); err != nil {
 		t.Errorf("the webhook's signature: %v", err)
 	}
 	var e alert.Event
@@ -221,6 +207,29 @@ func triggerWhenUp(t *testing.T, cfg string) (id, out string) {
 	return "", out
 }
 
+// webhookSecret signs the webhook of webhookConfig: 32 bytes, in base64
+// after "whsec_", as Standard Webhooks has it.
+const webhookSecret = "whsec_YSBzZWNyZXQgb2YgdGhpcnR5LXR3byBieXRlcy4uLi4u"
+
+// webhookTarget writes webhookSecret to a file and returns the
+// [[alerts.target]] of a webhook to url, labelled 本部, signed with it and
+// taking incident.*.
+func webhookTarget(t *testing.T, url string) string {
+	t.Helper()
+	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(webhookSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`
+[[alerts.target]]
+kind = "webhook"
+label = "本部"
+url = %q
+secret_file = %q
+events = ["incident.*"]
+`, url, secretFile)
+}
+
 func mustRead(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -257,64 +266,29 @@ func TestAlertsSurvivePowerCut(t *testing.T) {
 			saved = true
 		}
 	}))
-	defer srv.Close()
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "webhook.secret")
-	os.WriteFile(secretFile, []byte("whsec_"+base64.StdEncoding.EncodeToString([]byte("a secret of thirty-two bytes....."))+"\n"), 0o600)
-	src := strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "post_seconds = 1", "post_seconds = 30", 1) + fmt.Sprintf(`
-[[alerts.target]]
-kind = "webhook"
-label = "本部"
-url = %q
-secret_file = %q
-events = ["incident.*"]
-`, srv.URL, secretFile)
-	cfg := writeConfig(t, dir, "mamoru.toml", src)
-	childLog := filepath.Join(t.TempDir(), "recorders.log")
-	logFile, err := os.Create(childLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-
-	start := func() (kill func()) {
-		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the kill takes its ffmpeg too
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
-	}
-	kill := start()
+	t.Cleanup(srv.Close) // after the recorder's kill: cleanups run last first
+	cfg := writeConfig(t, t.TempDir(), "mamoru.toml",
+		strings.Replace(fmt.Sprintf(validConfig, t.TempDir()), "post_seconds = 1", "post_seconds = 30", 1)+webhookTarget(t, srv.URL))
+	rec := newRecorders(t, cfg)
+	rec.start()
 	id, out := triggerWhenUp(t, cfg)
 	if id == "" {
-		kill()
-		t.Fatalf("mamoru trigger never succeeded: %s", out)
+		rec.fail("mamoru trigger never succeeded: %s", out)
 	}
 	mu.Lock()
 	incident = id
 	mu.Unlock()
-	kill() // the power goes, mid-incident, the alert not yet taken
+	rec.kill() // the power goes, mid-incident, the alert not yet taken
 
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	kill = start()
-	defer kill()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	rec.start()
+	rec.await("the incident.started after the restart", 60*time.Second, func() (bool, string) {
 		mu.Lock()
-		n := len(started)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart: no incident.started within 60 s\nthe recorders' output:\n%s", mustRead(t, childLog))
-		}
-	}
+		defer mu.Unlock()
+		return len(started) > 0, "none"
+	})
 	time.Sleep(2 * time.Second) // anything sent twice would have come by now
 	mu.Lock()
 	defer mu.Unlock()

@@ -35,6 +35,126 @@ func TestRecorderChild(t *testing.T) {
 	}
 }
 
+// recorders runs the real recorder on one configuration as child processes
+// (TestRecorderChild), one at a time, each in a process group of its own so
+// that a kill takes its ffmpeg too, as a power cut would. Every run's
+// output goes to one log, shown when a test fails. Only the pids it started
+// are ever signalled.
+type recorders struct {
+	t    *testing.T
+	cfg  string
+	log  *os.File
+	cmd  *exec.Cmd     // the run started last
+	done chan struct{} // closed once it has exited, with its Wait's result in err
+	err  error
+}
+
+// newRecorders returns recorders for cfg, none running yet. Whatever still
+// runs when the test ends is killed.
+func newRecorders(t *testing.T, cfg string) *recorders {
+	t.Helper()
+	log, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorders{t: t, cfg: cfg, log: log}
+	t.Cleanup(func() {
+		if r.running() {
+			r.kill()
+		}
+		log.Close()
+	})
+	return r
+}
+
+// start starts a recorder; the previous one must have exited.
+func (r *recorders) start() {
+	r.t.Helper()
+	fmt.Fprintf(r.log, "=== start %s\n", time.Now().Format(time.StampMilli))
+	// Under make test-arm64 this binary runs in qemu-user, and so must its
+	// child: there is no binfmt to do it for us.
+	argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+r.cfg)
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd, r.done = cmd, make(chan struct{})
+	go func() { defer close(r.done); r.err = cmd.Wait() }()
+}
+
+// running reports whether the recorder started last has yet to exit.
+func (r *recorders) running() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill cuts the power: SIGKILL to the recorder's process group. It returns
+// once the recorder has exited.
+func (r *recorders) kill() {
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.done
+}
+
+// stop stops the recorder as systemd does, with SIGTERM, and returns once
+// it has exited.
+func (r *recorders) stop() {
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	<-r.done
+}
+
+// fail ends the test with the recorders' output, the running one's
+// goroutines included.
+func (r *recorders) fail(format string, args ...any) {
+	r.t.Helper()
+	if r.running() {
+		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGQUIT) // its goroutines, for the log
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	r.t.Fatalf(format+"\nthe recorders' output:\n%s", append(args, mustRead(r.t, r.log.Name()))...)
+}
+
+// await polls cond until it holds, failing the test if the recorder exits
+// first or timeout passes; what says what is awaited, and cond what it saw
+// last.
+func (r *recorders) await(what string, timeout time.Duration, cond func() (ok bool, saw string)) {
+	r.t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if !r.running() {
+			r.fail("waiting for %s: the recorder exited (%v); last seen: %s", what, r.err, saw)
+		}
+		if time.Now().After(deadline) {
+			r.fail("waited %v for %s; last seen: %s", timeout, what, saw)
+		}
+	}
+}
+
+// awaitStatus polls `mamoru status --json` until cond holds, as await.
+func (r *recorders) awaitStatus(what string, timeout time.Duration, cond func(device.Status) bool) {
+	r.t.Helper()
+	r.await(what, timeout, func() (bool, string) {
+		code, out, errOut := runCmd(r.t, "status", "--config", r.cfg, "--json")
+		var st device.Status
+		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st), fmt.Sprintf("status %d: %s%s", code, out, errOut)
+	})
+}
+
 // TestPowerCuts kills the whole recorder with SIGKILL at random moments,
 // while buffering, in the post window and while uploading, and restarts it
 // each time. Every press it acknowledged must end up in the bucket and
@@ -70,60 +190,10 @@ func TestPowerCuts(t *testing.T) {
 	}
 	t.Setenv("MAMORU_DEVICE_SIGNING_KEY_FILE", keyFile)
 
-	// Every run's output goes to one log, shown if the test fails.
-	childLog, err := os.Create(filepath.Join(t.TempDir(), "recorder.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer childLog.Close()
-	var cmd *exec.Cmd
-	exited := make(chan error, 1)
-	start := func() {
-		fmt.Fprintf(childLog, "=== start %s\n", time.Now().Format(time.StampMilli))
-		argv := append(strings.Fields(os.Getenv("MAMORU_TEST_EXEC")), os.Args[0], "-test.run=^TestRecorderChild$", "-test.v")
-		cmd = exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "MAMORU_CHILD_CONFIG="+cfg)
-		cmd.Stdout, cmd.Stderr = childLog, childLog
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a kill takes its ffmpeg too, as a power cut would
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func(cmd *exec.Cmd) { exited <- cmd.Wait() }(cmd)
-	}
-	fail := func(format string, args ...any) {
+	rec := newRecorders(t, cfg)
+	buffering := func() {
 		t.Helper()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // its goroutines, for the log
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-		}
-		log, _ := os.ReadFile(childLog.Name())
-		t.Fatalf(format+"\nthe recorder's output:\n%s", append(args, log)...)
-	}
-	status := func(cond func(device.Status) bool) device.Status {
-		t.Helper()
-		var code int
-		var out, errOut string
-		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			code, out, errOut = runCmd(t, "status", "--config", cfg, "--json")
-			var st device.Status
-			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
-				return st
-			}
-			select {
-			case err := <-exited:
-				exited <- err
-				fail("the recorder exited (%v); last status %d: %s%s", err, code, out, errOut)
-			default:
-			}
-			if time.Now().After(deadline) {
-				fail("waited 90 s; last status %d: %s%s", code, out, errOut)
-			}
-		}
-	}
-	kill := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		rec.awaitStatus("a pre-roll", 90*time.Second, func(s device.Status) bool { return s.State == device.StateBuffering && s.BufferedSeconds >= 1 })
 	}
 
 	var pressed []string
@@ -134,8 +204,8 @@ func TestPowerCuts(t *testing.T) {
 	var postCuts []cut
 	phases := map[string]int{}
 	for i := range kills {
-		start()
-		status(func(s device.Status) bool { return s.State == device.StateBuffering && s.BufferedSeconds >= 1 })
+		rec.start()
+		buffering()
 		switch i % 3 { // each phase in turn, at a random moment within it
 		case 0: // while buffering
 			phases["buffering"]++
@@ -160,7 +230,7 @@ func TestPowerCuts(t *testing.T) {
 			}
 			time.Sleep(post + rand.N(1500*time.Millisecond))
 		}
-		kill()
+		rec.kill()
 		if i%3 == 1 && len(postCuts) > 0 && postCuts[len(postCuts)-1].at.IsZero() {
 			postCuts[len(postCuts)-1].at = time.Now() // after the kill: the loss is not understated
 		}
@@ -168,8 +238,8 @@ func TestPowerCuts(t *testing.T) {
 	// The last run is left to finish its work: every incident, and the
 	// audit log as far as every incident's head (it is sent just after
 	// each incident, so it may take a moment more).
-	start()
-	status(func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
+	rec.start()
+	rec.awaitStatus("every upload", 90*time.Second, func(s device.Status) bool { return s.State == device.StateBuffering && s.PendingUploads == 0 })
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		code, out, errOut := runCmd(t, "clips", "audit", "test-store/test-counter", "--pubkey", pub, "--config", cfg)
 		if code == 0 {
@@ -181,8 +251,7 @@ func TestPowerCuts(t *testing.T) {
 			break
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-exited
+	rec.stop()
 
 	verified := 0
 	for _, id := range pressed {

@@ -105,7 +105,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	if disp != nil {
 		alerts := &device.Alerts{Publish: disp.Publish, Origin: device.OriginOf(cfg)}
+		alerts.Keep = disp.Put
 		rec.Events = func(e device.Event) { shown.show(e); alerts.Show(e) }
+		rec.Interrupted = alerts.Interrupted
 		rec.AlertStatus = disp.Status
 		rec.Reports = disp.Follow
 		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
