@@ -1,0 +1,123 @@
+package mp4
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mamoru/capture/alac"
+)
+
+// TestALACClipDecodes writes clips of ALAC audio, with the real video of
+// realMedia or alone, and has FFmpeg decode them: the PCM it decodes must be
+// the PCM the frames were made of, sample for sample, for every kind of
+// signal and both channel counts, including a last frame shorter than the
+// others.
+func TestALACClipDecodes(t *testing.T) {
+	m := realMedia(t)
+	const rate, block = 48000, 960
+	signals := map[string]func(i, c int) int16{
+		"silence": func(int, int) int16 { return 0 },
+		"full-scale square": func(i, c int) int16 {
+			if (i/24+c)%2 == 0 {
+				return math.MaxInt16
+			}
+			return math.MinInt16
+		},
+		"white noise": func() func(int, int) int16 {
+			rng := rand.New(rand.NewPCG(3, 4))
+			return func(int, int) int16 { return int16(rng.Uint32()) }
+		}(),
+		"tone": func(i, c int) int16 { return int16(20000 * math.Sin(2*math.Pi*float64(i)*(440+float64(c)*110)/rate)) },
+	}
+	for name, signal := range signals {
+		for _, channels := range []int{1, 2} {
+			for _, video := range []bool{true, false} {
+				name := name + map[int]string{1: " mono", 2: " stereo"}[channels]
+				if video {
+					name += " with video"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					enc, err := alac.NewEncoder(alac.Format{SampleRate: rate, Channels: channels, BitDepth: 16})
+					if err != nil {
+						t.Fatal(err)
+					}
+					// 3 s of 20 ms frames and a last one of 517 samples.
+					var pcm []byte
+					var audio []Sample
+					n := 0
+					for f := range 151 {
+						size := block
+						if f == 150 {
+							size = 517
+						}
+						frame := make([]int32, size*channels)
+						for i := range size {
+							for c := range channels {
+								v := signal(n+i, c)
+								frame[i*channels+c] = int32(v)
+								pcm = binary.LittleEndian.AppendUint16(pcm, uint16(v))
+							}
+						}
+						data, err := enc.Encode(nil, frame)
+						if err != nil {
+							t.Fatal(err)
+						}
+						at := time.Duration(n) * time.Second / rate
+						audio = append(audio, Sample{Time: at, Duration: time.Duration(n+size)*time.Second/rate - at, Data: data})
+						n += size
+					}
+					p := Params{Audio: &AudioTrack{SampleRate: rate, Channels: channels, BitsPerSample: 16, ALACCookie: enc.Cookie()}}
+					var v []Sample
+					if video {
+						p.Video = m.video
+						v = m.videoSamples[:90]
+					}
+					var f memFile
+					w, err := NewWriter(&f, p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := w.WriteFragment(v, audio[:50]); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.WriteFragment(nil, audio[50:]); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Finalize(); err != nil {
+						t.Fatal(err)
+					}
+					path := filepath.Join(t.TempDir(), "alac.mp4")
+					if err := os.WriteFile(path, f.b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+
+					got, _ := command(t, "ffmpeg", "-v", "error", "-i", path, "-map", "0:a", "-f", "s16le", "-")
+					if !bytes.Equal(got, pcm) {
+						t.Errorf("FFmpeg decoded %d bytes of PCM that differ from the %d encoded", len(got), len(pcm))
+					}
+					decodeClean(t, path)
+					pr := probe(t, path, false)
+					var sawALAC bool
+					for _, s := range pr.Streams {
+						if s.CodecType == "audio" {
+							sawALAC = s.CodecName == "alac" && s.Channels == channels && s.SampleRate == "48000"
+						}
+					}
+					if !sawALAC {
+						t.Errorf("ffprobe streams %+v: want one ALAC stream of %d channels at 48 kHz", pr.Streams, channels)
+					}
+					if d := seconds(t, pr.Format.Duration); math.Abs(d-float64(n)/rate) > 0.001 {
+						t.Errorf("ffprobe duration %.4f s, want %.4f", d, float64(n)/rate)
+					}
+				})
+			}
+		}
+	}
+}
