@@ -15,6 +15,12 @@ import (
 // MiB pieces); one far larger is not a clip's.
 const maxFragmentData = 64 << 20
 
+// maxFragmentSamples is the most samples a Reader takes from one fragment,
+// which bounds its sample lists as maxFragmentData bounds their data. A
+// clip's half-second fragment holds about 40; its largest, the pre-roll's
+// 4 MiB pieces, a few thousand.
+const maxFragmentSamples = 1 << 16
+
 // A Reader reads the samples of a clip, fragment by fragment, as a Writer
 // wrote them: a clip of one H.264 video track, one FLAC or ALAC audio
 // track, or both. It holds in memory the moov and one fragment at a time.
@@ -106,7 +112,8 @@ func (rd *Reader) Params() Params { return rd.params }
 //
 // Next returns io.EOF after the last fragment, when the file ends exactly
 // where a fragment does. It returns an error wrapping ErrUnsupported for a
-// fragment whose mdat holds more than 64 MiB.
+// fragment whose mdat holds more than 64 MiB or that has more than 65536
+// samples.
 func (rd *Reader) Next() (video, audio []Sample, err error) {
 	if rd.err != nil {
 		return nil, nil, rd.err
@@ -363,9 +370,10 @@ func (rd *Reader) trun(b []byte, track int, base, data int64, defDuration, defSi
 		}
 	}
 	if uint64(count)*uint64(max(entry, 1)) > uint64(len(p)) {
-		// Every sample costs a byte of the moof at least, so a moof bounds
-		// how many samples a Reader holds.
 		return 0, fmt.Errorf("trun box is too short for %d samples", count)
+	}
+	if uint64(len(*refs))+uint64(count) > maxFragmentSamples {
+		return 0, fmt.Errorf("more than %d samples in a fragment: %w", maxFragmentSamples, ErrUnsupported)
 	}
 	for i := range int(count) {
 		s := sampleRef{track: track, off: data, size: defSize, dur: defDuration, flags: defFlags}
