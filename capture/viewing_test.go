@@ -1,0 +1,254 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mamoru/capture/h264"
+	"mamoru/capture/mp4"
+)
+
+// recordClip makes a clip the way the recorder does: H.264 from ffmpeg's
+// test pattern and a tone from the recorder's FLAC encoder go through a
+// Ring into a Clip, in fragments of FragmentEvery. It returns the clip's
+// path and the PCM it holds, s16le interleaved.
+func recordClip(t testing.TB, dir string, channels int, seconds int) (string, []byte) {
+	t.Helper()
+	stream, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+		"-frames:v", strconv.Itoa(30*seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
+		"-f", "h264", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg (apt-get install ffmpeg): %v", err)
+	}
+	const rate, block = 48000, 960
+	enc, err := newFLACEncoder(rate, channels, block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := NewRing(64<<20, time.Hour, 1<<16)
+	period := time.Second / 30
+	var pcm []byte
+	frame := make([]int16, block*channels)
+	n := 0
+	p := h264.NewParser(bytes.NewReader(stream))
+	for i := 0; ; i++ {
+		au, err := p.Next()
+		if err != nil {
+			break
+		}
+		at := time.Duration(i) * period
+		if err := ring.Write(Frame{Track: Video, Time: at, Key: au.IDR, Data: h264.AppendAVCC(nil, au)}); err != nil {
+			t.Fatal(err)
+		}
+		for ; time.Duration(n)*time.Second/rate < at+period; n += block {
+			for j := range block {
+				for c := range channels {
+					// A tone per channel, and a full-scale click every 0.25 s.
+					v := int16(12000 * math.Sin(2*math.Pi*float64(n+j)*float64(440+220*c)/rate))
+					if (n+j)%12000 == 0 {
+						v = math.MaxInt16
+					}
+					frame[j*channels+c] = v
+					pcm = binary.LittleEndian.AppendUint16(pcm, uint16(v))
+				}
+			}
+			data, err := enc.Encode(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ring.Write(Frame{Track: Audio, Time: time.Duration(n) * time.Second / rate, Key: true, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start, seq, ok := ring.Start(0)
+	if !ok || start != 0 {
+		t.Fatalf("ring.Start(0) = %v, %v", start, ok)
+	}
+	path := filepath.Join(dir, "clip.mp4")
+	c, err := CreateClip(ClipParams{Path: path, Ring: ring, Start: start, Seq: seq, VideoPeriod: period,
+		Audio:   &AudioFormat{SampleRate: rate, Channels: channels, StreamInfo: enc.StreamInfo()},
+		Created: time.Date(2026, 11, 30, 9, 15, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Duration(seconds) * time.Second
+	for at := FragmentEvery; at < end; at += FragmentEvery {
+		if _, err := c.Pull(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Flush(at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Pull(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Close(end + time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return path, pcm
+}
+
+// viewingCopy makes the viewing copy of the clip at in as the file out.
+func viewingCopy(t testing.TB, in, out string) (mp4.Info, error) {
+	t.Helper()
+	src, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	return ViewingCopy(dst, src, st.Size())
+}
+
+// run runs a command and returns its stdout, failing the test if it exits
+// non-zero or prints anything on stderr.
+func run(t testing.TB, name string, args ...string) []byte {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return stdout.Bytes()
+}
+
+// TestViewingCopy makes the viewing copy of clips recorded as the recorder
+// records them and has FFmpeg judge it: the same PCM as the original and as
+// recorded, the same decoded video frames with the same timing, the same
+// video packets, streams h264 and alac, the original's duration, a clean
+// decode; and the same copy every time.
+func TestViewingCopy(t *testing.T) {
+	for _, channels := range []int{1, 2} {
+		t.Run(map[int]string{1: "mono", 2: "stereo"}[channels], func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			clip, pcm := recordClip(t, dir, channels, 4)
+			copyPath := filepath.Join(dir, "copy.mp4")
+			if d := os.Getenv("VC_KEEP"); d != "" {
+				defer func() { exec.Command("cp", clip, copyPath, d).Run() }()
+			}
+			info, err := viewingCopy(t, clip, copyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			orig := run(t, "ffmpeg", "-v", "error", "-i", clip, "-map", "0:a", "-f", "s16le", "-")
+			got := run(t, "ffmpeg", "-v", "error", "-i", copyPath, "-map", "0:a", "-f", "s16le", "-")
+			if len(got) == 0 || !bytes.Equal(got, orig) {
+				t.Errorf("the copy's audio decodes to %d bytes of PCM, the original's to %d: not identical", len(got), len(orig))
+			}
+			if !bytes.HasPrefix(pcm, orig) || len(orig) < len(pcm)*9/10 {
+				t.Errorf("the original decodes to %d bytes of PCM that are not the first of the %d recorded", len(orig), len(pcm))
+			}
+			for _, args := range [][]string{
+				{"-map", "0:v", "-f", "framemd5", "-"},               // decoded frames, with their times
+				{"-map", "0:v", "-c", "copy", "-f", "framemd5", "-"}, // the packets' bytes
+			} {
+				a := run(t, "ffmpeg", append([]string{"-v", "error", "-i", clip}, args...)...)
+				b := run(t, "ffmpeg", append([]string{"-v", "error", "-i", copyPath}, args...)...)
+				if !bytes.Equal(a, b) || bytes.Count(a, []byte("\n")) < 100 {
+					t.Errorf("ffmpeg %s: the copy's video differs from the original's", strings.Join(args, " "))
+				}
+			}
+			run(t, "ffmpeg", "-v", "error", "-i", copyPath, "-f", "null", "-") // prints nothing
+
+			probe := func(path string) string {
+				return string(run(t, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels,sample_rate,duration:format=duration",
+					"-of", "compact", path))
+			}
+			p, q := probe(clip), probe(copyPath)
+			if want := strings.Replace(p, "codec_name=flac", "codec_name=alac", 1); q != want {
+				t.Errorf("ffprobe of the copy:\n%s\nwant, as the original but for the codec:\n%s", q, want)
+			}
+			if !strings.Contains(q, "codec_name=h264") || !strings.Contains(q, "codec_name=alac") {
+				t.Errorf("ffprobe of the copy:\n%s\nwant an h264 and an alac stream", q)
+			}
+			if info.Duration < 4*time.Second || info.Video.Samples != 120 {
+				t.Errorf("copy's Info %+v: want 120 video samples, 4 s or more", info)
+			}
+
+			// Deterministic: a second copy is the same bytes.
+			again := filepath.Join(dir, "again.mp4")
+			if _, err := viewingCopy(t, clip, again); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := os.ReadFile(copyPath)
+			b, _ := os.ReadFile(again)
+			if !bytes.Equal(a, b) {
+				t.Error("two copies of one clip differ")
+			}
+			if st, _ := os.Stat(clip); st != nil {
+				t.Logf("%s: original %d bytes, copy %d bytes", t.Name(), st.Size(), len(a))
+			}
+
+			if _, err := exec.LookPath("mediainfo"); err != nil {
+				t.Log("mediainfo is not installed (apt-get install mediainfo): not asked")
+				return
+			}
+			mi := string(run(t, "mediainfo", "--Inform=General;%VideoCount% %AudioCount% %Duration%\n", copyPath)) +
+				string(run(t, "mediainfo", "--Inform=Audio;%Format% %Channel(s)% %SamplingRate%", copyPath))
+			if !strings.HasPrefix(mi, "1 1 ") || !strings.Contains(mi, "ALAC "+strconv.Itoa(channels)+" 48000") {
+				t.Errorf("mediainfo reads the copy as %q, want a video and an ALAC track", mi)
+			}
+		})
+	}
+}
+
+func TestViewingCopyRefuses(t *testing.T) {
+	dir := t.TempDir()
+	clip, _ := recordClip(t, dir, 1, 1)
+	b, err := os.ReadFile(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "copy.mp4")
+	if _, err := viewingCopy(t, clip, cp); err != nil {
+		t.Fatal(err)
+	}
+	// A FLAC frame's sync code is 0xFFF8; damage the data after the first
+	// one in the second fragment (the first may be video alone).
+	at := bytes.LastIndex(b, []byte{0xFF, 0xF8})
+	bad := bytes.Clone(b)
+	bad[at+20] ^= 0xFF
+	badPath := filepath.Join(dir, "bad.mp4")
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notClip := filepath.Join(dir, "not.mp4")
+	if err := os.WriteFile(notClip, []byte("hello, this is not a clip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		want       error
+	}{
+		{"not a clip", notClip, mp4.ErrNotClip},
+		{"damaged audio", badPath, ErrBadAudio},
+		{"a copy", cp, ErrAlreadyCopy},
+	} {
+		_, err := viewingCopy(t, tc.path, filepath.Join(dir, "out.mp4"))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
