@@ -3,19 +3,32 @@
 // without a codec pack, and which decodes to exactly the samples it was made
 // from.
 //
-// An Encoder writes every frame as an ALAC escape frame: the samples as they
-// are, each in BitDepth bits, behind a 23-bit element header (an SCE for
-// mono, a CPE for stereo), then the END element and padding to a byte. This
-// is a choice of risk over size. The escape frame is part of the format
-// every ALAC decoder implements (Apple's reference falls back to it whenever
-// compression does not pay), it has no predictor, no adaptive Golomb-Rice
-// coder and no stereo mixing that could be subtly wrong, and so it is
-// lossless by construction. What it costs is size: the copy's audio is raw
-// PCM, 768 kbit/s for 48 kHz mono, where the recorder's FLAC, with its fixed
-// predictors, takes from about a quarter of that (a pure tone) to nearly all
-// of it (noise). Beside 720p video at 2.5 Mbit/s the copy is then at most
-// about a quarter larger than the original, which a copy made to be handed
-// over can afford.
+// An Encoder writes each frame either compressed or as an escape frame,
+// whichever is smaller, and compressed only where it has proved the frame
+// exact. A compressed frame predicts each channel with ALAC's adaptive
+// predictor, starting from fixed coefficients of order 0 to 3 (the one
+// whose residuals are smallest), and codes the residuals with ALAC's
+// adaptive Golomb-Rice code; stereo channels are coded apart, without
+// ALAC's mixing. An escape frame holds the samples as they are, each in
+// BitDepth bits, behind a 23-bit element header (an SCE for mono, a CPE for
+// stereo); every ALAC decoder reads it, as Apple's own encoder writes one
+// whenever compression does not pay.
+//
+// The choice is of size with the risk bounded. The copy's whole point is
+// that its sound is exactly the original's, and a compressed encoder has
+// places where a subtle mistake changes a sample. So each compressed frame
+// is decoded again, by a decoder written from Apple's reference decoder
+// rather than by inverting the encoder, and kept only if it gives back
+// every sample; and a frame whose reading could differ between Apple's
+// decoder and FFmpeg's (a 32-bit overflow in the predictor, a coefficient
+// leaving 16 bits, the two places where their adaptive Golomb-Rice
+// decoders differ at the edges) is written as an escape frame instead. A
+// mistake then costs size, not a sample. FFmpeg judges the frames in
+// capture/mp4's tests. Escape frames alone would make a copy's sound raw
+// PCM, 768 kbit/s for 48 kHz mono, about four times the recorder's FLAC
+// for a tone; compressed, the copy is about the original's size.
+//
+// Only 16-bit PCM is compressed; other depths are written as escape frames.
 //
 // Frames are at most FrameLength samples per channel. The magic cookie says
 // FrameLength, 4096 by default as Apple's encoder writes; a frame of fewer
@@ -24,14 +37,15 @@
 // FrameLength keep their timing without a decoder being asked for an
 // unusual FrameLength.
 //
-// An Encoder allocates only in NewEncoder; Encode appends to the caller's
-// buffer.
+// Encode appends to the caller's buffer; past its first frames, which size
+// its scratch buffers, it allocates nothing else.
 package alac
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Sentinel errors returned (wrapped) by NewEncoder and Encoder.Encode.
@@ -70,12 +84,23 @@ type Format struct {
 	FrameLength int
 }
 
-// An Encoder turns blocks of PCM into ALAC frames. It holds no state
-// between frames, so it is safe for concurrent use.
+// An Encoder turns blocks of PCM into ALAC frames. Each frame stands alone,
+// but the Encoder reuses its buffers from frame to frame, so it is not safe
+// for concurrent use.
 type Encoder struct {
 	f      Format
 	cookie [CookieSize]byte
+
+	// Scratch for compressed frames, allocated by NewEncoder.
+	x, res, best []int32        // one channel's samples and residuals
+	codes        [2]channelCode // each channel's coding
+	dec          decoder        // checks each compressed frame
 }
+
+// minCompressed is the fewest samples per channel a compressed frame has;
+// shorter frames are escape frames, as the predictor needs a few samples
+// to start.
+const minCompressed = 16
 
 // NewEncoder returns an encoder for PCM of format f, or an error wrapping
 // ErrFormat.
@@ -93,7 +118,9 @@ func NewEncoder(f Format) (*Encoder, error) {
 	case f.FrameLength < 1 || f.FrameLength > maxFrameLength:
 		return nil, fmt.Errorf("%w: frame length %d, want 1 to %d", ErrFormat, f.FrameLength, maxFrameLength)
 	}
-	e := &Encoder{f: f}
+	e := &Encoder{f: f, x: make([]int32, f.FrameLength), res: make([]int32, f.FrameLength), best: make([]int32, f.FrameLength)}
+	e.dec = decoder{frameLength: f.FrameLength, depth: f.BitDepth, channels: f.Channels,
+		pcm: make([]int32, 0, f.FrameLength*f.Channels), res: make([]int32, f.FrameLength)}
 	c := e.cookie[:]
 	binary.BigEndian.PutUint32(c[0:], uint32(f.FrameLength))
 	c[4] = 0 // compatibleVersion
@@ -167,29 +194,109 @@ func (e *Encoder) Encode(dst []byte, pcm []int32) ([]byte, error) {
 		}
 	}
 	n := len(pcm) / ch
-	w := bitWriter{b: dst}
-	w.grow(e.frameBytes(n))
+	if out, ok := e.compressed(dst, pcm, n); ok {
+		return out, nil
+	}
+	return e.escape(dst, pcm, n), nil
+}
+
+// header appends the header of a frame's element of n samples per channel:
+// tag, instance 0, 12 unused bits, the partial frame flag (and count), no
+// bytes shifted, and the escape flag.
+func (e *Encoder) header(w *bitWriter, n int, escape bool) {
 	tag := uint64(tagSCE)
-	if ch == 2 {
+	if e.f.Channels == 2 {
 		tag = tagCPE
 	}
-	partial := uint64(0)
+	partial, esc := uint64(0), uint64(0)
 	if n != e.f.FrameLength {
 		partial = 1
 	}
+	if escape {
+		esc = 1
+	}
 	w.put(tag, 3)
-	w.put(0, 4)                 // element instance tag
-	w.put(0, 12)                // unused, must be 0
-	w.put(partial<<3|0<<1|1, 4) // partial frame, no bytes shifted, escape
+	w.put(0, 4)                   // element instance tag
+	w.put(0, 12)                  // unused, must be 0
+	w.put(partial<<3|0<<1|esc, 4) // partial frame, no bytes shifted, escape
 	if partial != 0 {
 		w.put(uint64(n), 32)
 	}
+}
+
+// escape appends the escape frame of pcm, n samples per channel.
+func (e *Encoder) escape(dst []byte, pcm []int32, n int) []byte {
+	w := bitWriter{b: dst}
+	w.grow(e.frameBytes(n))
+	e.header(&w, n, true)
+	depth := e.f.BitDepth
 	mask := uint64(1)<<depth - 1
 	for _, s := range pcm { // stereo escape frames interleave as pcm does
 		w.put(uint64(s)&mask, depth)
 	}
 	w.put(tagEND, 3)
-	return w.flush(), nil
+	return w.flush()
+}
+
+// compressed appends the compressed frame of pcm, n samples per channel,
+// and reports true, if one can be made that is smaller than the escape
+// frame and that decodes back to pcm; otherwise it returns dst unchanged
+// and false.
+func (e *Encoder) compressed(dst []byte, pcm []int32, n int) ([]byte, bool) {
+	ch := e.f.Channels
+	if e.f.BitDepth != 16 || n < minCompressed {
+		return dst, false
+	}
+	chanBits := e.f.BitDepth + ch - 1 // a channel pair codes with one bit more
+	bits := e.headerBits(n) + 16 + 3  // header, mixBits and mixRes, END
+	for c := range ch {
+		x := e.x[:n]
+		for i := range x {
+			x[i] = pcm[i*ch+c]
+		}
+		if !compress(&e.codes[c], x, e.res[:n], e.best[:n], chanBits) {
+			return dst, false
+		}
+		bits += 16 + 16*len(e.codes[c].coefs) + e.codes[c].bits.len()
+	}
+	if bits >= e.headerBits(n)+3+n*ch*e.f.BitDepth {
+		return dst, false
+	}
+	w := bitWriter{b: dst}
+	w.grow((bits + 7) / 8)
+	e.header(&w, n, false)
+	w.put(0, 8) // mixBits
+	w.put(0, 8) // mixRes 0: the channels as they are
+	for c := range ch {
+		code := &e.codes[c]
+		w.put(0<<4|denShift, 8) // mode 0, denShift
+		w.put(agPBFactor<<5|uint64(len(code.coefs)), 8)
+		for _, k := range code.coefs {
+			w.put(uint64(uint16(k)), 16)
+		}
+	}
+	for c := range ch {
+		w.appendBits(&e.codes[c].bits)
+	}
+	w.put(tagEND, 3)
+	out := w.flush()
+	// Keep the frame only if it decodes to pcm: a mistake here must cost
+	// size, never a sample.
+	got, err := e.dec.frame(e.dec.pcm[:0], out[len(dst):])
+	e.dec.pcm = got
+	if err != nil || !slices.Equal(got, pcm) {
+		return dst, false
+	}
+	return out, true
+}
+
+// headerBits is the size of the element header of a frame of n samples
+// per channel.
+func (e *Encoder) headerBits(n int) int {
+	if n != e.f.FrameLength {
+		return elementHeaderBits + 32
+	}
+	return elementHeaderBits
 }
 
 // bitWriter appends bits most significant first.
@@ -224,4 +331,18 @@ func (w *bitWriter) flush() []byte {
 		w.put(0, 8-w.nacc)
 	}
 	return w.b
+}
+
+// reset empties w, keeping its buffer.
+func (w *bitWriter) reset() { *w = bitWriter{b: w.b[:0]} }
+
+// len is the number of bits w holds.
+func (w *bitWriter) len() int { return 8*len(w.b) + w.nacc }
+
+// appendBits appends the bits o holds.
+func (w *bitWriter) appendBits(o *bitWriter) {
+	for _, c := range o.b {
+		w.put(uint64(c), 8)
+	}
+	w.put(o.acc, o.nacc)
 }

@@ -3,19 +3,36 @@ package alac
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
 
-// decode is an independent reader of the frames Encode writes (escape
-// frames, ending in END), after ALACDecoder.cpp. It returns the interleaved
-// samples.
+// decode returns the interleaved samples of frame: an escape frame read by
+// decodeEscape, a compressed one by the package's decoder, the one the
+// Encoder checks its frames with (FFmpeg judges both in capture/mp4).
 func decode(t testing.TB, cookie, frame []byte) []int32 {
+	t.Helper()
+	if len(frame) > 2 && frame[2]&0x02 != 0 { // the escape flag, bit 22
+		return decodeEscape(t, cookie, frame)
+	}
+	d := decoder{frameLength: int(binary.BigEndian.Uint32(cookie)), depth: int(cookie[5]), channels: int(cookie[9])}
+	d.res = make([]int32, d.frameLength)
+	got, err := d.frame(nil, frame)
+	if err != nil {
+		t.Fatalf("compressed frame: %v", err)
+	}
+	return got
+}
+
+// decodeEscape is an independent reader of escape frames, after
+// ALACDecoder.cpp. It returns the interleaved samples.
+func decodeEscape(t testing.TB, cookie, frame []byte) []int32 {
 	t.Helper()
 	frameLength := int(binary.BigEndian.Uint32(cookie))
 	depth, ch := int(cookie[5]), int(cookie[9])
-	r := bitReader{b: frame}
+	r := testBitReader{b: frame}
 	var out []int32
 	for {
 		tag := r.get(3)
@@ -57,12 +74,12 @@ func decode(t testing.TB, cookie, frame []byte) []int32 {
 	return out
 }
 
-type bitReader struct {
+type testBitReader struct {
 	b []byte
 	n int
 }
 
-func (r *bitReader) get(bits int) uint64 {
+func (r *testBitReader) get(bits int) uint64 {
 	var v uint64
 	for range bits {
 		var bit uint64
@@ -106,7 +123,8 @@ func TestMaxFrameBytes(t *testing.T) {
 		f = e.Format()
 		largest := 0
 		for n := max(f.FrameLength-3, 1); n <= f.FrameLength; n++ {
-			frame, err := e.Encode(nil, make([]int32, n*f.Channels))
+			// Noise: no compressed frame beats the escape frame.
+			frame, err := e.Encode(nil, signals(n, f.Channels, f.BitDepth)["white noise"])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,9 +157,14 @@ func signals(n, ch, depth int) map[string][]int32 {
 		noise[i] = int32(rng.Int64N(int64(top)-int64(bottom)+1) + int64(bottom))
 		ramp[i] = int32(int64(bottom) + int64(i)*(int64(top)-int64(bottom))/int64(len(ramp)))
 	}
+	tone := make([]int32, n*ch)
+	for i := range tone {
+		tone[i] = int32(float64(top) * 0.6 * math.Sin(float64(i/ch)*float64(1+i%ch)/9))
+	}
 	s["full-scale square"] = square
 	s["white noise"] = noise
 	s["ramp"] = ramp
+	s["tone"] = tone
 	return s
 }
 
@@ -172,6 +195,12 @@ func TestEncodeRoundTrip(t *testing.T) {
 				}
 				if got := decode(t, e.Cookie(), frame[1:]); !slices.Equal(got, pcm) {
 					t.Errorf("%+v %s, %d samples: decoded samples differ from the input", f, name, n)
+				}
+				// What compresses must be compressed when it can be:
+				// 16 bits and enough samples.
+				escape := frame[1+2]&0x02 != 0
+				if compressible := name != "white noise" && f.BitDepth == 16 && n >= minCompressed; compressible == escape {
+					t.Errorf("%+v %s, %d samples: escape frame %v, want %v", f, name, n, escape, !compressible)
 				}
 				if len(frame)-1 > e.MaxFrameBytes() {
 					t.Errorf("%+v %s: frame of %d bytes, more than MaxFrameBytes %d", f, name, len(frame)-1, e.MaxFrameBytes())

@@ -1,6 +1,9 @@
 package alac
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // BenchmarkEncode encodes 20 ms (one clip frame) and 1 s of 48 kHz mono;
 // capture's BenchmarkFLACEncode does the same for the recorder's FLAC.
@@ -14,9 +17,10 @@ func BenchmarkEncode(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// A tone under noise, as a shop's microphone hears one.
 			pcm := make([]int32, bc.n)
 			for i := range pcm {
-				pcm[i] = int32(int16(i * 7919))
+				pcm[i] = int32(8000*math.Sin(float64(i)/7)) + int32(int8(i*7919))
 			}
 			frame := make([]byte, 0, e.MaxFrameBytes())
 			b.SetBytes(int64(2 * len(pcm)))

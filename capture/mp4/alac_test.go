@@ -54,7 +54,7 @@ func TestALACClipDecodes(t *testing.T) {
 					// 3 s of 20 ms frames and a last one of 517 samples.
 					var pcm []byte
 					var audio []Sample
-					n := 0
+					n, compressed := 0, 0
 					for f := range 151 {
 						size := block
 						if f == 150 {
@@ -72,10 +72,25 @@ func TestALACClipDecodes(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
+						if data[2]&0x02 == 0 { // the escape flag clear
+							compressed++
+						}
 						at := time.Duration(n) * time.Second / rate
 						audio = append(audio, Sample{Time: at, Duration: time.Duration(n+size)*time.Second/rate - at, Data: data})
 						n += size
 					}
+					// Noise does not compress; the rest must, or the
+					// test would judge escape frames alone.
+					if wantCompressed := name[:5] != "white"; (compressed > 140) != wantCompressed {
+						t.Errorf("%d of 151 frames compressed", compressed)
+					}
+					t.Logf("%d of 151 frames compressed; %d bytes in all, %d of PCM", compressed, func() int {
+						b := 0
+						for _, a := range audio {
+							b += len(a.Data)
+						}
+						return b
+					}(), len(pcm))
 					p := Params{Audio: &AudioTrack{SampleRate: rate, Channels: channels, BitsPerSample: 16, ALACCookie: enc.Cookie()}}
 					var v []Sample
 					if video {
