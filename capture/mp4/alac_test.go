@@ -12,6 +12,15 @@ import (
 	"mamoru/capture/alac"
 )
 
+// noise is white noise, SplitMix64 of the sample's place: the same in every
+// parallel subtest, without shared state.
+func noise(i, c int) int16 {
+	x := uint64(i)<<1 | uint64(c) + 0x9E3779B97F4A7C15
+	x = (x ^ x>>30) * 0xBF58476D1CE4E5B9
+	x = (x ^ x>>27) * 0x94D049BB133111EB
+	return int16((x ^ x>>31) >> 48)
+}
+
 // TestALACClipDecodes writes clips of ALAC audio, with the real video of
 // realMedia or alone, and has FFmpeg decode them: the PCM it decodes must be
 // the PCM the frames were made of, sample for sample, for every kind of
@@ -28,15 +37,14 @@ func TestALACClipDecodes(t *testing.T) {
 			}
 			return math.MinInt16
 		},
-		"white noise": func(i, c int) int16 {
-			// SplitMix64 of the sample's place: the same noise in every
-			// parallel subtest, without shared state.
-			x := uint64(i)<<1 | uint64(c) + 0x9E3779B97F4A7C15
-			x = (x ^ x>>30) * 0xBF58476D1CE4E5B9
-			x = (x ^ x>>27) * 0x94D049BB133111EB
-			return int16((x ^ x>>31) >> 48)
+		"white noise": noise,
+		"tone":        func(i, c int) int16 { return int16(20000 * math.Sin(2*math.Pi*float64(i)*(440+float64(c)*110)/rate)) },
+		// Residuals of a few steps, with many zeros: the Golomb-Rice
+		// code's smallest parameters and its runs of zeros.
+		"quiet noise": func(i, c int) int16 { return int16(noise(i, c) % 3) },
+		"tone under noise": func(i, c int) int16 {
+			return int16(8000*math.Sin(2*math.Pi*float64(i)*(300+float64(c)*50)/rate)) + int16(noise(i, c)%64)
 		},
-		"tone": func(i, c int) int16 { return int16(20000 * math.Sin(2*math.Pi*float64(i)*(440+float64(c)*110)/rate)) },
 	}
 	for name, signal := range signals {
 		for _, channels := range []int{1, 2} {
