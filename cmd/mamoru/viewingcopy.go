@@ -95,6 +95,18 @@ func writeViewingCopy(in, out string) (sum, copySum string, size int64, err erro
 	if err := os.Link(tmp.Name(), out); err != nil {
 		return "", "", 0, err
 	}
+	// The link and the temporary file's removal last through a power cut
+	// once the directory is synced.
+	if err := os.Remove(tmp.Name()); err != nil {
+		return "", "", 0, err
+	}
+	if d, err := os.Open(filepath.Dir(out)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return "", "", 0, err
+		}
+	}
 	return sum, copySum, size, nil
 }
 
