@@ -266,28 +266,20 @@ func (rd *Reader) traf(body []byte, moof, implicit int64, refs *[]sampleRef) (tr
 			if track < 0 {
 				return fmt.Errorf("traf refers to unknown track %d", id)
 			}
-			p := b[8:]
-			field := func(flag uint32, n int) ([]byte, error) {
-				if flags&flag == 0 {
-					return nil, nil
-				}
-				if len(p) < n {
-					return nil, errors.New("tfhd box is truncated")
-				}
-				v := p[:n]
-				p = p[n:]
-				return v, nil
-			}
+			// The optional fields, each present when its flag is set.
 			var f [5][]byte
+			p := b[8:]
 			for i, x := range [...]struct {
 				flag uint32
 				n    int
 			}{{0x01, 8}, {0x02, 4}, {0x08, 4}, {0x10, 4}, {0x20, 4}} {
-				v, err := field(x.flag, x.n)
-				if err != nil {
-					return err
+				if flags&x.flag == 0 {
+					continue
 				}
-				f[i] = v
+				if len(p) < x.n {
+					return errors.New("tfhd box is truncated")
+				}
+				f[i], p = p[:x.n], p[x.n:]
 			}
 			switch {
 			case f[0] != nil:
