@@ -144,7 +144,15 @@ func (t *transcoder) transcode(s []mp4.Sample) ([]mp4.Sample, error) {
 }
 
 // decode decodes the FLAC frame b into t.pcm, interleaved.
-func (t *transcoder) decode(b []byte) error {
+func (t *transcoder) decode(b []byte) (err error) {
+	// mewkiz/flac parses bytes from outside; whatever it does with damaged
+	// ones, the caller hears of bad audio, not a crash (FuzzDecodeFLAC
+	// found no panic; this is the net under it).
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: the FLAC decoder failed: %v", ErrBadAudio, p)
+		}
+	}()
 	a := t.flac
 	t.src.Reset(b)
 	f, err := frame.New(&t.src)

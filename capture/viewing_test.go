@@ -314,3 +314,71 @@ func BenchmarkViewingCopy(b *testing.B) {
 	b.ReportMetric(float64(st.Size())/1e6, "MB-clip")
 	b.ReportMetric(float64(size)/1e6, "MB-copy")
 }
+
+// memFile is an mp4.File in memory.
+type memFile struct{ b []byte }
+
+func (m *memFile) Write(p []byte) (int, error) { m.b = append(m.b, p...); return len(p), nil }
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	return copy(m.b[off:], p), nil
+}
+func (m *memFile) Sync() error { return nil }
+
+// FuzzViewingCopy copies damaged clips: whatever the bytes, ViewingCopy
+// returns an error or a copy, and never panics.
+func FuzzViewingCopy(f *testing.F) {
+	clip, _ := recordClip(f, f.TempDir(), 2, 1)
+	b, err := os.ReadFile(clip)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b, uint32(0), byte(0))
+	f.Fuzz(func(t *testing.T, b []byte, at uint32, x byte) {
+		if len(b) > 0 {
+			b = bytes.Clone(b)
+			b[int(at)%len(b)] ^= x
+		}
+		var out memFile
+		if _, err := ViewingCopy(&out, bytes.NewReader(b), int64(len(b))); err == nil && len(out.b) == 0 {
+			t.Fatal("no error and no copy")
+		}
+	})
+}
+
+// FuzzDecodeFLAC decodes damaged FLAC frames as ViewingCopy does: an error
+// or samples of the clip's format, never a panic.
+func FuzzDecodeFLAC(f *testing.F) {
+	for _, ch := range []int{1, 2} {
+		enc, err := newFLACEncoder(48000, ch, 960)
+		if err != nil {
+			f.Fatal(err)
+		}
+		pcm := make([]int16, 960*ch)
+		for i := range pcm {
+			pcm[i] = int16(9000 * math.Sin(float64(i)/5))
+		}
+		frame, err := enc.Encode(pcm)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(bytes.Clone(frame), uint8(ch))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, ch uint8) {
+		channels := 1 + int(ch&1)
+		a := &mp4.AudioTrack{SampleRate: 48000, Channels: channels, BitsPerSample: 16, StreamInfo: make([]byte, 34)}
+		a.StreamInfo[3] = 0xC0 // block size max 960
+		tr, err := newTranscoder(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.decode(b); err != nil {
+			if !errors.Is(err, ErrBadAudio) {
+				t.Fatalf("error %v, want ErrBadAudio", err)
+			}
+			return
+		}
+		if len(tr.pcm)%channels != 0 {
+			t.Fatalf("%d samples for %d channels", len(tr.pcm), channels)
+		}
+	})
+}
