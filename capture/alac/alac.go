@@ -125,11 +125,14 @@ func NewEncoder(f Format) (*Encoder, error) {
 	binary.BigEndian.PutUint32(c[0:], uint32(f.FrameLength))
 	c[4] = 0 // compatibleVersion
 	c[5] = byte(f.BitDepth)
-	c[6], c[7], c[8] = 40, 10, 14 // pb, mb, kb: Apple's values; no compressed frame uses them
+	// pb, mb and kb: the adaptive Golomb-Rice code's parameters, by which
+	// decoders read compressed frames (Apple's values).
+	c[6], c[7], c[8] = agPB, agMB, agKB
 	c[9] = byte(f.Channels)
 	binary.BigEndian.PutUint16(c[10:], 255) // maxRun
 	binary.BigEndian.PutUint32(c[12:], uint32(e.MaxFrameBytes()))
-	// avgBitRate: escape frames cost the PCM's own rate, slightly more.
+	// avgBitRate, an upper bound: no frame is larger than its escape frame,
+	// which costs the PCM's own rate and a few bits.
 	binary.BigEndian.PutUint32(c[16:], uint32(min(uint64(f.SampleRate)*uint64(f.Channels)*uint64(f.BitDepth), 0xFFFFFFFF)))
 	binary.BigEndian.PutUint32(c[20:], uint32(f.SampleRate))
 	return e, nil
