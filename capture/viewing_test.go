@@ -382,3 +382,69 @@ func FuzzDecodeFLAC(f *testing.F) {
 		}
 	})
 }
+
+// An audio-only clip with a gap (frames the microphone dropped) copies
+// with every packet at the original's time and for the original's
+// duration, and the same PCM.
+func TestViewingCopyKeepsAudioTiming(t *testing.T) {
+	dir := t.TempDir()
+	const rate, block = 48000, 960
+	enc, err := newFLACEncoder(rate, 1, block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audio []mp4.Sample
+	pcm := make([]int16, block)
+	for k := range 150 {
+		if k >= 60 && k < 65 { // 100 ms lost
+			continue
+		}
+		for i := range pcm {
+			pcm[i] = int16(10000 * math.Sin(float64(k*block+i)/6))
+		}
+		frame, err := enc.Encode(pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		audio = append(audio, mp4.Sample{Time: time.Duration(k) * 20 * time.Millisecond, Duration: 20 * time.Millisecond, Key: true, Data: bytes.Clone(frame)})
+	}
+	clip := filepath.Join(dir, "clip.mp4")
+	f, err := os.Create(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := mp4.NewWriter(f, mp4.Params{Audio: &mp4.AudioTrack{SampleRate: rate, Channels: 1, BitsPerSample: 16, StreamInfo: enc.StreamInfo()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(audio); i += 25 {
+		if err := w.WriteFragment(nil, audio[i:min(i+25, len(audio))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	copyPath := filepath.Join(dir, "copy.mp4")
+	if _, err := viewingCopy(t, clip, copyPath); err != nil {
+		t.Fatal(err)
+	}
+	packets := func(path string) string {
+		return string(run(t, "ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "packet=pts,dts:stream=duration", "-of", "csv", path))
+	}
+	a, b := packets(clip), packets(copyPath)
+	// The frame after the gap is at its time, 120 ms after the one before.
+	if !strings.Contains(a, "packet,56640,56640\npacket,62400,62400\n") || !strings.Contains(a, "stream,3.000000") {
+		t.Errorf("the original has no gap from 1.18 s to 1.30 s, or does not last 3 s:\n%s", a)
+	}
+	if a != b || strings.Count(a, "packet,") != 145 {
+		t.Errorf("audio packets' times or the track's duration of the copy differ from the original's:\n%s\n---\n%s", b, a)
+	}
+	orig := run(t, "ffmpeg", "-v", "error", "-i", clip, "-f", "s16le", "-")
+	got := run(t, "ffmpeg", "-v", "error", "-i", copyPath, "-f", "s16le", "-")
+	if len(got) == 0 || !bytes.Equal(got, orig) {
+		t.Errorf("the copy decodes to %d bytes of PCM, the original to %d: not identical", len(got), len(orig))
+	}
+}
