@@ -65,3 +65,33 @@ func TestFLACRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFLACEncode encodes 20 ms and 1 s of 48 kHz mono as the
+// audio source does; capture/alac's BenchmarkEncode is its counterpart for
+// the viewing copy.
+func BenchmarkFLACEncode(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		block int
+	}{{"20ms", 960}, {"1s", 48000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			enc, err := newFLACEncoder(48000, 1, bc.block)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// A tone under noise, as capture/alac's BenchmarkEncode.
+			pcm := make([]int16, bc.block)
+			for i := range pcm {
+				pcm[i] = int16(8000*math.Sin(float64(i)/7)) + int16(int8(i*7919))
+			}
+			var frame []byte
+			b.SetBytes(int64(2 * len(pcm)))
+			for b.Loop() {
+				if frame, err = enc.Encode(pcm); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(frame)), "frame-bytes")
+		})
+	}
+}

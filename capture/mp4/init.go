@@ -1,6 +1,7 @@
 package mp4
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -45,7 +46,7 @@ func buildInit(p Params) ([]byte, error) {
 		}
 	}
 	if a := p.Audio; a != nil {
-		if err := checkStreamInfo(a); err != nil {
+		if err := checkAudio(a); err != nil {
 			return nil, err
 		}
 	}
@@ -118,23 +119,25 @@ func buildInit(p Params) ([]byte, error) {
 		e.close(smhd)
 		e.dinf()
 		stbl := e.openStbl()
-		entry := e.open("fLaC")
-		e.zeros(6)
-		e.u16(1) // data_reference_index
-		e.zeros(8)
-		e.u16(uint16(a.Channels))
-		e.u16(uint16(a.BitsPerSample))
-		e.zeros(4) // pre_defined, reserved
-		e.u32(flacEntryRate(a.SampleRate))
-		dfla := e.openFull("dfLa", 0, 0)
-		// One FLAC metadata block: last-metadata-block flag set, type 0
-		// (STREAMINFO), 24-bit length 34, then the block.
-		e.u8(0x80)
-		e.u8(0)
-		e.u16(uint16(len(a.StreamInfo)))
-		e.bytes(a.StreamInfo)
-		e.close(dfla)
-		e.close(entry)
+		if a.ALACCookie != nil {
+			entry := e.audioEntry("alac", a)
+			// Apple's layout: a full box of type 'alac' holding the cookie.
+			cfg := e.openFull("alac", 0, 0)
+			e.bytes(a.ALACCookie)
+			e.close(cfg)
+			e.close(entry)
+		} else {
+			entry := e.audioEntry("fLaC", a)
+			dfla := e.openFull("dfLa", 0, 0)
+			// One FLAC metadata block: last-metadata-block flag set, type 0
+			// (STREAMINFO), 24-bit length 34, then the block.
+			e.u8(0x80)
+			e.u8(0)
+			e.u16(uint16(len(a.StreamInfo)))
+			e.bytes(a.StreamInfo)
+			e.close(dfla)
+			e.close(entry)
+		}
 		e.closeTrak(stbl, trak, 0)
 	}
 
@@ -154,6 +157,20 @@ func buildInit(p Params) ([]byte, error) {
 	e.close(mvex)
 	e.close(moov)
 	return e.b, nil
+}
+
+// audioEntry opens an AudioSampleEntry of type typ for a and appends its
+// fields; the caller appends the codec's box and closes the entry.
+func (e *boxes) audioEntry(typ string, a *AudioTrack) int {
+	entry := e.open(typ)
+	e.zeros(6)
+	e.u16(1) // data_reference_index
+	e.zeros(8)
+	e.u16(uint16(a.Channels))
+	e.u16(uint16(a.BitsPerSample))
+	e.zeros(4) // pre_defined, reserved
+	e.u32(entryRate(a.SampleRate))
+	return entry
 }
 
 // openTrak appends the start of a trak box up to and including the opening of
@@ -251,11 +268,12 @@ func (e *boxes) closeTrak(stbl [2]int, trak [3]int, frame uint32) {
 	e.close(trak[0])
 }
 
-// flacEntryRate returns the samplerate field of a FLAC sample entry, a 16.16
+// entryRate returns the samplerate field of an audio sample entry, a 16.16
 // fixed-point number. Rates above 65535 Hz are halved until they fit, or
 // stored as 65535 Hz when halving cannot make them fit, as the FLAC-in-ISOBMFF
-// encapsulation requires; the true rate is the media timescale and STREAMINFO.
-func flacEntryRate(rate int) uint32 {
+// encapsulation requires; the true rate is the media timescale and STREAMINFO
+// or the ALAC cookie.
+func entryRate(rate int) uint32 {
 	for rate > 0xFFFF && rate%2 == 0 {
 		rate /= 2
 	}
@@ -265,8 +283,12 @@ func flacEntryRate(rate int) uint32 {
 	return uint32(rate) << 16
 }
 
-// checkStreamInfo reports whether a's fields agree with its STREAMINFO block.
-func checkStreamInfo(a *AudioTrack) error {
+// checkAudio reports whether a's fields agree with its STREAMINFO block or
+// ALAC cookie, exactly one of which it must have.
+func checkAudio(a *AudioTrack) error {
+	if a.ALACCookie != nil {
+		return checkALACCookie(a)
+	}
 	si := a.StreamInfo
 	if len(si) != 34 {
 		return fmt.Errorf("mp4: FLAC STREAMINFO is %d bytes, want 34", len(si))
@@ -279,6 +301,26 @@ func checkStreamInfo(a *AudioTrack) error {
 	}
 	if a.SampleRate != rate || a.Channels != channels || a.BitsPerSample != depth {
 		return fmt.Errorf("mp4: audio track says %d Hz, %d channels, %d bits; STREAMINFO says %d Hz, %d channels, %d bits",
+			a.SampleRate, a.Channels, a.BitsPerSample, rate, channels, depth)
+	}
+	return nil
+}
+
+// checkALACCookie reports whether a's fields agree with its ALAC cookie.
+func checkALACCookie(a *AudioTrack) error {
+	c := a.ALACCookie
+	switch {
+	case a.StreamInfo != nil:
+		return errors.New("mp4: audio track has both a FLAC STREAMINFO and an ALAC cookie")
+	case len(c) != 24:
+		return fmt.Errorf("mp4: ALAC cookie is %d bytes, want 24", len(c))
+	}
+	depth, channels, rate := int(c[5]), int(c[9]), int(binary.BigEndian.Uint32(c[20:]))
+	if rate == 0 {
+		return errors.New("mp4: ALAC cookie has sample rate 0")
+	}
+	if a.SampleRate != rate || a.Channels != channels || a.BitsPerSample != depth {
+		return fmt.Errorf("mp4: audio track says %d Hz, %d channels, %d bits; ALAC cookie says %d Hz, %d channels, %d bits",
 			a.SampleRate, a.Channels, a.BitsPerSample, rate, channels, depth)
 	}
 	return nil

@@ -26,8 +26,8 @@ type trackLayout struct {
 	timescale uint32
 	tkhd      field
 	mdhd      field
-	// defaultDuration and defaultSize come from the track's trex.
-	defaultDuration, defaultSize uint32
+	// defaultDuration, defaultSize and defaultFlags come from the track's trex.
+	defaultDuration, defaultSize, defaultFlags uint32
 	// frame is the delta of an stts holding one entry of no samples, which
 	// states the frame rate (off == 0 when the stts is otherwise), and
 	// nominal the delta found there.
@@ -139,7 +139,7 @@ func timedHeader(typ string, body []byte, at int64) (uint32, field, error) {
 func parseMoov(body []byte, at int64) (layout, error) {
 	var l layout
 	var mvex bool
-	type trex struct{ id, duration, size uint32 }
+	type trex struct{ id, duration, size, flags uint32 }
 	var trexes []trex
 	err := walk(body, at, func(typ string, b []byte, at int64) error {
 		switch typ {
@@ -167,6 +167,7 @@ func parseMoov(body []byte, at int64) (layout, error) {
 						id:       binary.BigEndian.Uint32(b[4:]),
 						duration: binary.BigEndian.Uint32(b[12:]),
 						size:     binary.BigEndian.Uint32(b[16:]),
+						flags:    binary.BigEndian.Uint32(b[20:]),
 					})
 				}
 				return nil
@@ -192,7 +193,7 @@ func parseMoov(body []byte, at int64) (layout, error) {
 		}
 		for _, x := range trexes {
 			if x.id == t.id {
-				l.tracks[i].defaultDuration, l.tracks[i].defaultSize = x.duration, x.size
+				l.tracks[i].defaultDuration, l.tracks[i].defaultSize, l.tracks[i].defaultFlags = x.duration, x.size, x.flags
 			}
 		}
 	}

@@ -1,5 +1,7 @@
 // Package mp4 writes incident clips as fragmented MP4 files (ISO/IEC 14496-12)
-// holding H.264 video and FLAC audio, and repairs clips cut short by a power loss.
+// holding H.264 video and FLAC audio, repairs clips cut short by a power loss,
+// and reads the samples of the clips it writes. The audio of a clip's viewing
+// copy is ALAC (Apple Lossless) instead of FLAC, in the same layout.
 //
 // A clip is an init segment (ftyp, moov) followed by fragments (moof, mdat). The
 // Writer appends each fragment and syncs the file, so a crash loses at most the
@@ -35,6 +37,11 @@ var (
 	// ErrNoFragments means the file has a complete init segment but no complete
 	// fragment after it, so there is nothing to play.
 	ErrNoFragments = errors.New("no complete fragment")
+	// ErrUnsupported means a Reader met a clip whose tracks or boxes are not
+	// those a Writer writes: more than one video or audio track, video other
+	// than H.264 with 4-byte NAL unit lengths, audio other than FLAC or ALAC,
+	// or a fragment larger than a Reader holds in memory.
+	ErrUnsupported = errors.New("not a clip this package reads")
 )
 
 // VideoTrack describes the H.264 video of a clip.
@@ -51,14 +58,20 @@ type VideoTrack struct {
 	FrameDuration time.Duration
 }
 
-// AudioTrack describes the FLAC audio of a clip.
+// AudioTrack describes the audio of a clip: FLAC, or ALAC in a viewing copy.
+// Exactly one of StreamInfo and ALACCookie is set.
 type AudioTrack struct {
 	// SampleRate (Hz), Channels and BitsPerSample must equal the values in
-	// StreamInfo.
+	// StreamInfo or ALACCookie.
 	SampleRate, Channels, BitsPerSample int
 	// StreamInfo is the 34-byte body of the FLAC STREAMINFO metadata block,
-	// without its 4-byte block header.
+	// without its 4-byte block header, for FLAC audio.
 	StreamInfo []byte
+	// ALACCookie is the 24-byte ALACSpecificConfig ("magic cookie") of ALAC
+	// audio, as capture/alac's Encoder.Cookie returns it. It goes into the
+	// 'alac' box of an 'alac' sample entry, the layout of Apple's "ALAC in
+	// MP4" description.
+	ALACCookie []byte
 }
 
 // Params describes a clip. At least one of Video and Audio must be non-nil.
@@ -70,7 +83,7 @@ type Params struct {
 	Created time.Time
 }
 
-// A Sample is one video access unit or one FLAC frame.
+// A Sample is one video access unit or one FLAC or ALAC frame.
 type Sample struct {
 	// Time is the presentation time from the start of the clip, >= 0.
 	Time time.Duration
@@ -79,10 +92,11 @@ type Sample struct {
 	// the Time of the sample after it (see Writer.WriteFragment).
 	Duration time.Duration
 	// Key marks a sync sample: an IDR access unit for video. It is ignored for
-	// audio, where every FLAC frame is a sync sample.
+	// audio, where every frame is a sync sample.
 	Key bool
 	// Data is an AVCC access unit (NAL units each preceded by a 4-byte
-	// big-endian length) for video, or one complete FLAC frame for audio.
+	// big-endian length) for video, or one complete FLAC or ALAC frame for
+	// audio.
 	Data []byte
 }
 

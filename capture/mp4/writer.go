@@ -21,6 +21,7 @@ type Writer struct {
 	lay    layout
 	prog   []progress // per track of lay
 	vi, ai int        // indexes of the video and audio track in lay, or -1
+	alac   bool       // the audio is ALAC, not FLAC
 
 	size      int64    // bytes written
 	fragments int      // fragments written
@@ -46,7 +47,7 @@ func NewWriter(f File, p Params) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mp4: built a moov it cannot parse: %w", err)
 	}
-	w := &Writer{f: f, lay: lay, vi: -1, ai: -1}
+	w := &Writer{f: f, lay: lay, vi: -1, ai: -1, alac: p.Audio != nil && p.Audio.ALACCookie != nil}
 	w.prog = make([]progress, len(w.lay.tracks))
 	for i, t := range w.lay.tracks {
 		switch t.handler {
@@ -83,7 +84,8 @@ func NewWriter(f File, p Params) (*Writer, error) {
 // at least one tick.
 //
 // The first video sample of a clip must be a key frame. Video Data must be
-// AVCC (4-byte lengths) and audio Data must start with a FLAC frame sync code.
+// AVCC (4-byte lengths) and audio Data must start with a FLAC frame sync code
+// or, in a clip of ALAC audio, with an ALAC channel element.
 // WriteFragment returns an error, writing nothing, for samples that break
 // these rules, for samples of a track the clip does not have, and after
 // Finalize.
@@ -218,7 +220,7 @@ func (w *Writer) plan(kind string, ti int, s []Sample) (plan, error) {
 		if end-at > math.MaxUint32 {
 			return plan{}, fmt.Errorf("mp4: %s sample %d: lasts longer than 2^32 ticks", kind, i)
 		}
-		if err := checkData(kind, s[i].Data); err != nil {
+		if err := checkData(kind, w.alac, s[i].Data); err != nil {
 			return plan{}, fmt.Errorf("mp4: %s sample %d: %w", kind, i, err)
 		}
 		w.durs = append(w.durs, uint32(end-at))
@@ -229,13 +231,21 @@ func (w *Writer) plan(kind string, ti int, s []Sample) (plan, error) {
 	return pl, nil
 }
 
-// checkData reports whether b looks like the data of one sample of kind.
-func checkData(kind string, b []byte) error {
+// checkData reports whether b looks like the data of one sample of kind, in
+// a clip whose audio is ALAC if alac is set.
+func checkData(kind string, alac bool, b []byte) error {
 	if len(b) == 0 {
 		return errors.New("no data")
 	}
 	if uint64(len(b)) > math.MaxUint32 {
 		return errors.New("data exceeds 4 GiB")
+	}
+	if kind == "audio" && alac {
+		// The frame's first element: SCE (0), CPE (1) or LFE (3).
+		if tag := b[0] >> 5; tag != 0 && tag != 1 && tag != 3 {
+			return fmt.Errorf("data does not start with an ALAC channel element (tag %d)", tag)
+		}
+		return nil
 	}
 	if kind == "audio" {
 		if len(b) < 2 || b[0] != 0xFF || b[1]&0xFE != 0xF8 {

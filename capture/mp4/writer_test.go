@@ -102,7 +102,7 @@ func TestTicks(t *testing.T) {
 	}
 }
 
-func TestFLACEntryRate(t *testing.T) {
+func TestEntryRate(t *testing.T) {
 	tests := []struct{ rate, want int }{
 		{8000, 8000},
 		{44100, 44100},
@@ -117,8 +117,8 @@ func TestFLACEntryRate(t *testing.T) {
 		{196610, 65535}, // halves once to 98305, odd
 	}
 	for _, tc := range tests {
-		if got := flacEntryRate(tc.rate); got != uint32(tc.want)<<16 {
-			t.Errorf("flacEntryRate(%d) = %d<<16 + %d, want %d<<16", tc.rate, got>>16, got&0xFFFF, tc.want)
+		if got := entryRate(tc.rate); got != uint32(tc.want)<<16 {
+			t.Errorf("entryRate(%d) = %d<<16 + %d, want %d<<16", tc.rate, got>>16, got&0xFFFF, tc.want)
 		}
 	}
 }

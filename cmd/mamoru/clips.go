@@ -48,6 +48,10 @@ alone serves where no other device has an incident of that id.
 
   mamoru clips audit STORE/DEVICE --pubkey KEY
         check the audit log the device uploaded against its signed manifests
+  mamoru clips viewing-copy CLIP.mp4 -o COPY.mp4
+        write a copy that Windows' and Apple's own players play with sound:
+        the same video, the sound as ALAC that decodes to exactly the
+        clip's samples; the same clip always gives the same copy
 
 Of the signature, get and verify say exactly one of:
   verified: signed by STORE/DEVICE   a key of that device signed the manifest,
@@ -154,6 +158,8 @@ func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return clipsShare(ctx, args, stdout, stderr)
 	case "audit":
 		return clipsAudit(ctx, args, stdout, stderr)
+	case "viewing-copy":
+		return clipsViewingCopy(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, clipsHelp)
 		return 0
