@@ -172,6 +172,11 @@ func TestRender(t *testing.T) {
 			e.Details = map[string]string{"reason": "indicator fault", "error": "read back low"}
 			return e
 		}(), Japanese, "counter-2の録画が止まっています 15:02", []string{"理由: indicator fault", "エラー: read back low"}},
+		{"offline, from fleet watch", func() Event {
+			e := origin.Event(DeviceOffline, press.Add(time.Hour))
+			e.Details = map[string]string{"last_seen": press.Format(time.RFC3339), "reason": "no health report for 58m0s"}
+			return e
+		}(), Japanese, "カウンター1と連絡が取れません 15:02", []string{"最後の報告: 2026-11-30 14:02:05"}},
 	}
 	for _, tt := range tests {
 		m := Render(tt.e, tt.lang)

@@ -33,7 +33,7 @@ var texts = map[string]struct {
 	titles                                          map[Name]string
 	urgent                                          string
 	store, device, incident, at, press, source, why string
-	err, late                                       string
+	err, late, lastSeen                             string
 	seconds, minutes, hours                         string
 }{
 	Japanese: {
@@ -55,7 +55,7 @@ var texts = map[string]struct {
 		},
 		urgent: "【至急】",
 		store:  "店舗", device: "機器", incident: "事案", at: "時刻", press: "通報", source: "操作元", why: "理由",
-		err: "エラー", late: "この通知は%s遅れて届きました",
+		err: "エラー", late: "この通知は%s遅れて届きました", lastSeen: "最後の報告",
 		seconds: "%d秒", minutes: "%d分", hours: "%d時間",
 	},
 	English: {
@@ -77,7 +77,7 @@ var texts = map[string]struct {
 		},
 		urgent: "URGENT: ",
 		store:  "Store", device: "Device", incident: "Incident", at: "Time", press: "Pressed", source: "Source", why: "Reason",
-		err: "Error", late: "This alert arrived %s late",
+		err: "Error", late: "This alert arrived %s late", lastSeen: "Last report",
 		seconds: "%d s", minutes: "%d min", hours: "%d h",
 	},
 }
@@ -120,6 +120,9 @@ func Render(e Event, lang string) Message {
 	}
 	line(t.at, e.Time.Format(time.DateTime))
 	line(t.source, e.Source)
+	if seen, err := time.Parse(time.RFC3339, e.Details["last_seen"]); err == nil {
+		line(t.lastSeen, seen.Format(time.DateTime))
+	}
 	line(t.why, e.Details["reason"])
 	line(t.err, e.Details["error"])
 	if e.Late > 0 {
