@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"mamoru/audit"
 	"mamoru/outbox"
@@ -242,6 +244,55 @@ func TestWriteReportZone(t *testing.T) {
 	}
 	if page := render(t, Report{}); !strings.Contains(page, "UNSIGNED") || !strings.Contains(page, "何も検証されていません") {
 		t.Error("an empty report does not say it is unsigned and that nothing was verified")
+	}
+}
+
+// TestReportGlyphs: every character of the report, words and marks, has a
+// glyph in Noto Sans CJK JP, the font it asks for first, so that nothing
+// prints as an empty box or in a fallback font; and table rows, the key's
+// box and the facts are kept whole across page breaks.
+func TestReportGlyphs(t *testing.T) {
+	page := render(t, fullReport(t))
+	css, err := templates.ReadFile("templates/report.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range []string{`tr, .keep { break-inside: avoid;`, `.box {`, `thead { display: table-header-group; }`, `@page { size: A4 portrait;`} {
+		if !strings.Contains(string(css), rule) || !strings.Contains(page, rule) {
+			t.Errorf("the report's inline style does not hold %q", rule)
+		}
+	}
+	if _, err := exec.LookPath("fc-list"); err != nil {
+		t.Skip("fc-list is not installed (apt-get install fontconfig): glyphs not checked")
+	}
+	out, err := exec.Command("fc-list", "--format", "%{charset}\n", "Noto Sans CJK JP:style=Regular").Output()
+	if err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Fatalf("fc-list finds no Noto Sans CJK JP (%v): apt-get install fonts-noto-cjk", err)
+	}
+	var ranges [][2]rune
+	for _, f := range strings.Fields(strings.SplitN(string(out), "\n", 2)[0]) {
+		lo, hi, isRange := strings.Cut(f, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.ParseUint(lo, 16, 32)
+		b, err2 := strconv.ParseUint(hi, 16, 32)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("fc-list charset %q", f)
+		}
+		ranges = append(ranges, [2]rune{rune(a), rune(b)})
+	}
+	body := page[strings.Index(page, "<body>"):]
+	text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(body, " "))
+	missing := map[rune]bool{}
+	for _, r := range text {
+		if unicode.IsSpace(r) || missing[r] {
+			continue
+		}
+		if !slices.ContainsFunc(ranges, func(rg [2]rune) bool { return rg[0] <= r && r <= rg[1] }) {
+			missing[r] = true
+			t.Errorf("%q (U+%04X) has no glyph in Noto Sans CJK JP", r, r)
+		}
 	}
 }
 
