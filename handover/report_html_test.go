@@ -3,6 +3,7 @@ package handover
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"html"
 	"os"
 	"os/exec"
@@ -300,28 +301,7 @@ func TestReportGlyphs(t *testing.T) {
 // the PDF: A4 pages, few of them, and (with poppler's pdftotext) the
 // incident, a full hash and the Japanese title in its text.
 func TestReportPrintsOnA4(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed (apt-get install chromium)")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium): the report is not printed")
-	}
-	dir := t.TempDir()
-	page := filepath.Join(dir, "report.html")
-	if err := os.WriteFile(page, []byte(render(t, fullReport(t))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pdf := filepath.Join(dir, "report.pdf")
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--user-data-dir="+t.TempDir(), "--print-to-pdf="+pdf, "--no-pdf-header-footer", "file://"+page)
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
+	pdf := printReport(t, fullReport(t))
 	b, err := os.ReadFile(pdf)
 	if err != nil {
 		t.Fatal(err)
@@ -370,6 +350,78 @@ func TestReportPrintsOnA4(t *testing.T) {
 			t.Errorf("the printed report's text does not hold %q", want)
 		}
 	}
+}
+
+// TestReportKeepsRowsWhole prints a long incident, whose custody table
+// runs over pages and whose rows wrap over several lines, and finds each
+// row's first and last words on the same page: no row is cut by a page
+// break.
+func TestReportKeepsRowsWhole(t *testing.T) {
+	r := fullReport(t)
+	r.Custody = nil
+	for i := range 80 {
+		r.Custody = append(r.Custody, CustodyEvent{
+			Time: r.Made.Add(time.Duration(i) * time.Minute), Action: "view", Actor: "manager",
+			Detail: fmt.Sprintf("S%03d opened in the console from the shop's office, watched the clip to the end and closed it again E%03d", i, i),
+		})
+	}
+	pdf := printReport(t, r)
+	pdftotext, err := exec.LookPath("pdftotext")
+	if err != nil {
+		t.Skip("pdftotext is not installed (apt-get install poppler-utils): rows not checked")
+	}
+	out, err := exec.Command(pdftotext, "-raw", pdf, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	pages := strings.Split(string(out), "\f")
+	if len(pages) < 3 {
+		t.Fatalf("the long report prints on %d pages: the custody table does not cross a page", len(pages))
+	}
+	pageOf := func(word string) int {
+		for i, p := range pages {
+			if strings.Contains(p, word) {
+				return i + 1
+			}
+		}
+		return 0
+	}
+	for i := range r.Custody {
+		first, last := pageOf(fmt.Sprintf("S%03d", i)), pageOf(fmt.Sprintf("E%03d", i))
+		if first == 0 || first != last {
+			t.Errorf("custody row %d starts on page %d and ends on page %d", i, first, last)
+		}
+	}
+}
+
+// printReport prints r's report to PDF with headless Chromium and returns
+// the PDF's path. Without chromium the test is skipped, except in CI,
+// which installs it.
+func printReport(t *testing.T, r Report) string {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed (apt-get install chromium)")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium): the report is not printed")
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(page, []byte(render(t, r)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pdf := filepath.Join(dir, "report.pdf")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--user-data-dir="+t.TempDir(), "--print-to-pdf="+pdf, "--no-pdf-header-footer", "file://"+page)
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	return pdf
 }
 
 // mediaBoxes reads the page sizes from a PDF's uncompressed /MediaBox
