@@ -43,6 +43,8 @@ func WriteReport(w io.Writer, r Report) error {
 
 // view is a Report as the template shows it: times formatted in the zone,
 // the indicator's log as spans, each derived file with its source's hash.
+// Its fields named as Report's (Made, Files, Objects, Custody) replace
+// them in the template; the rest of the Report is read as it is.
 type view struct {
 	Report
 	Zone       string // the zone's name and offset, e.g. "Asia/Tokyo (JST, UTC+09:00)"
@@ -170,7 +172,10 @@ func track(t outbox.Track) trackRow {
 	case t.Width != 0 || t.Height != 0:
 		row.Format = fmt.Sprintf("%d×%d", t.Width, t.Height)
 	case t.SampleRate != 0:
-		row.Format = fmt.Sprintf("%d Hz, %d ch, %d samples", t.SampleRate, t.Channels, t.Samples)
+		row.Format = fmt.Sprintf("%d Hz, %d ch", t.SampleRate, t.Channels)
+		if t.Samples != 0 {
+			row.Format += fmt.Sprintf(", %d samples", t.Samples)
+		}
 	}
 	return row
 }
