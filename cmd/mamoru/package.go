@@ -304,8 +304,12 @@ func recordCustody(ctx context.Context, c bucket.Clips, e bucket.Entry, action c
 // package lay in the bucket is not known, so a manifest naming its place
 // is checked only to name one of its own store, device and incident.
 func verifyPackage(p string, kr signing.Keyring, stdout, stderr io.Writer) int {
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", printable(p), errText(err))
+	// Every problem on a line of its own: a joined error's line breaks
+	// would not survive printable.
+	fail := func(errs ...error) int {
+		for _, err := range errs {
+			fmt.Fprintf(stderr, "mamoru clips verify: %s: %s\n", printable(p), errText(err))
+		}
 		return 1
 	}
 	o, err := handover.Read(p)
@@ -314,14 +318,18 @@ func verifyPackage(p string, kr signing.Keyring, stdout, stderr io.Writer) int {
 	}
 	var problems []error
 	if err := o.CheckSums(); err != nil {
-		problems = append(problems, err)
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = append(problems, j.Unwrap()...)
+		} else {
+			problems = append(problems, err)
+		}
 	}
 	if o.Manifest == nil {
-		return fail(errors.Join(append(problems, fmt.Errorf("%w: the package has no %s", outbox.ErrBadManifest, outbox.ManifestFile))...))
+		return fail(append(problems, fmt.Errorf("%w: the package has no %s", outbox.ErrBadManifest, outbox.ManifestFile))...)
 	}
 	var m outbox.Manifest
 	if err := json.Unmarshal(o.Manifest, &m); err != nil {
-		return fail(errors.Join(append(problems, fmt.Errorf("%w: %s: %v", outbox.ErrBadManifest, outbox.ManifestFile, err))...))
+		return fail(append(problems, fmt.Errorf("%w: %s: %v", outbox.ErrBadManifest, outbox.ManifestFile, err))...)
 	}
 	a, aerr := bucket.Authenticate(m, o.Manifest, o.Signature, "", kr)
 	if aerr != nil {
@@ -352,7 +360,7 @@ func verifyPackage(p string, kr signing.Keyring, stdout, stderr io.Writer) int {
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "mamoru clips verify: %s: %s: incident %s\n", printable(p), printable(a.String()), printable(m.Incident))
-		return fail(errors.Join(problems...))
+		return fail(problems...)
 	}
 	place := ""
 	if m.Object != "" {
