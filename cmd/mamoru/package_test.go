@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
 	"mamoru/capture/cliptest"
 	"mamoru/handover"
 	"mamoru/outbox"
@@ -358,4 +361,105 @@ func keys(m map[string][]byte) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// A package made before the device has sent the audit segment holding
+// its head says so, and holds no audit file.
+func TestClipsPackageWithoutAuditSegment(t *testing.T) {
+	srv, bare := managerConfig(t)
+	rig := newAuditRig(t, srv, "counter-1")
+	rig.record(2)
+	id := rig.recordedIncident()
+	rig.upload()
+	for o := range srv.Root().ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: "mamoru/shop-1/counter-1/audit/", Recursive: true}) {
+		if err := srv.Root().RemoveObject(t.Context(), "clips", o.Key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, _ := os.ReadFile(bare)
+	cfg := filepath.Join(t.TempDir(), "manager.toml")
+	os.WriteFile(cfg, []byte(string(src)+"\n"+keyringEntry("shop-1", "counter-1", rig.pub, time.Now())), 0o644)
+	out := t.TempDir()
+	code, stdout, stderr := runCmd(t, "clips", "package", id, "-o", out, "--config", cfg)
+	if code != 0 || !strings.Contains(stderr, "No audit segment covering the incident's audit head") {
+		t.Fatalf("clips package: exit %d, %q %q; want 0 and a note of the missing segment", code, stdout, stderr)
+	}
+	files := readZip(t, filepath.Join(out, id+".zip"))
+	for name := range files {
+		if strings.HasPrefix(name, "audit/") {
+			t.Errorf("the package holds %s, which the bucket does not", name)
+		}
+	}
+	if r := html.UnescapeString(string(files[handover.ReportFile])); !strings.Contains(r, "No audit segment covering") {
+		t.Errorf("the report does not say the audit segment is missing:\n%s", r)
+	}
+}
+
+// A manager's keys that may read the bucket but not write the chain of
+// custody: share gives no link, package makes nothing, get keeps its
+// download but fails, each naming the right to grant; with
+// s3:PutObject on <prefix>/.custody/* (README's words) all three work.
+func TestCustodyNeedsItsRight(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	srv.Bucket("clips")
+	rig := newAuditRig(t, srv, "counter-1")
+	rig.record(2)
+	id := rig.recordedIncident()
+	rig.upload()
+	read := `{"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucketVersions"], "Resource": ["arn:aws:s3:::clips", "arn:aws:s3:::clips/*"]}`
+	custodyRight := `{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::clips/mamoru/.custody/*"]}`
+	manager := func(name, statements string) string {
+		srv.AddUser(name, "secret-"+name, `{"Version": "2012-10-17", "Statement": [`+statements+`]}`)
+		storage := fmt.Sprintf("\n[storage]\nendpoint = %q\nbucket = \"clips\"\nsecure = false\nprefix = \"mamoru\"\n", srv.Endpoint)
+		return writeConfig(t, t.TempDir(), "manager.toml", storage+keyFiles(t, name, "secret-"+name)+"\n"+keyringEntry("shop-1", "counter-1", rig.pub, time.Now()))
+	}
+	readOnly, full := manager("reader", read), manager("keeper", read+", "+custodyRight)
+
+	if code, stdout, stderr := runCmd(t, "clips", "share", id, "--config", readOnly); code != 1 || strings.Contains(stdout, "http") || !strings.Contains(stderr, "s3:PutObject on mamoru/.custody/*") {
+		t.Errorf("share without the right: exit %d, %q %q; want no link and the right named", code, stdout, stderr)
+	}
+	out := t.TempDir()
+	if code, _, stderr := runCmd(t, "clips", "package", id, "-o", out, "--config", readOnly); code != 1 || !strings.Contains(stderr, "s3:PutObject on mamoru/.custody/*") {
+		t.Errorf("package without the right: exit %d, %q; want a refusal naming the right", code, stderr)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a refused package left %v", entries)
+	}
+	dl := t.TempDir()
+	if code, _, stderr := runCmd(t, "clips", "get", id, "-o", dl, "--config", readOnly); code != 1 || !strings.Contains(stderr, "downloaded, but the chain of custody does not record it") {
+		t.Errorf("get without the right: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dl, id, outbox.ClipFile)); err != nil {
+		t.Errorf("get without the right dropped its download: %v", err)
+	}
+
+	if code, stdout, stderr := runCmd(t, "clips", "share", id, "--config", full); code != 0 || !strings.Contains(stdout, "http") {
+		t.Errorf("share with the right: exit %d, %q %q", code, stdout, stderr)
+	}
+	if code, _, stderr := runCmd(t, "clips", "get", id, "-o", t.TempDir(), "--config", full); code != 0 {
+		t.Errorf("get with the right: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "clips", "package", id, "-o", out, "--config", full); code != 0 {
+		t.Errorf("package with the right: exit %d, %q", code, stderr)
+	}
+	var actions []string
+	for o := range srv.Root().ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: "mamoru/.custody/", Recursive: true}) {
+		actions = append(actions, strings.Split(filepath.Base(o.Key), "-")[3])
+	}
+	if got := strings.Join(actions, " "); !strings.Contains(got, "share") || !strings.Contains(got, "download") || !strings.Contains(got, "handover") || len(actions) != 3 {
+		t.Errorf("custody records %q; want one share, one download, one hand-over", got)
+	}
+	// Even with the right, a record is never written over.
+	dev, err := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4("keeper", "secret-keeper", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for o := range srv.Root().ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: "mamoru/.custody/", Recursive: true}) {
+		first = o.Key
+		break
+	}
+	if _, err := dev.PutObject(t.Context(), "clips", first, strings.NewReader("{}"), 2, bucket.IfAbsent()); err == nil {
+		t.Errorf("a custody record was written over with If-None-Match")
+	}
 }
