@@ -65,6 +65,12 @@ type AuditFile struct {
 type Options struct {
 	// WriteReport renders report.html; it must not retain r.
 	WriteReport func(w io.Writer, r Report) error
+	// BeforeReport, if set, is called once every file but report.html and
+	// SHA256SUMS is written, so that what it adds to the report (the
+	// package's own hand-over in the chain of custody) happens only when
+	// the package can be made, and is in its report. Its error stops
+	// Write, leaving nothing behind.
+	BeforeReport func(r *Report) error
 }
 
 // ErrExists means the package's file is already there: it is never
@@ -127,6 +133,9 @@ func Write(dir string, c Contents, r Report, o Options) (string, Report, error) 
 	}
 	p.addBytes(VerifyFile, []byte(VerifyText(r, c.Signature != nil, c.Key != nil)))
 	r.Files = p.files
+	if p.err == nil && o.BeforeReport != nil {
+		p.err = o.BeforeReport(&r)
+	}
 	if p.err == nil {
 		w, err := p.create(ReportFile, zip.Deflate)
 		if err == nil {

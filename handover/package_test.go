@@ -219,3 +219,58 @@ func FuzzCheckSums(f *testing.F) {
 		}
 	})
 }
+
+// BeforeReport runs once the other files are written: what it adds is in
+// the report, and its error leaves nothing behind.
+func TestBeforeReport(t *testing.T) {
+	c, r := contents(t)
+	var sawFiles int
+	var rendered Report
+	opts := Options{
+		WriteReport: func(w io.Writer, r Report) error { rendered = r; return testReport(w, r) },
+		BeforeReport: func(r *Report) error {
+			sawFiles = len(r.Files)
+			r.Custody = append(r.Custody, CustodyEvent{Action: "handover", Actor: "sato"})
+			return nil
+		},
+	}
+	if _, _, err := Write(t.TempDir(), c, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	if sawFiles != 8 || len(rendered.Custody) != 1 || rendered.Custody[0].Actor != "sato" {
+		t.Errorf("BeforeReport saw %d files, the report %+v; want 8 files and sato's hand-over in the report", sawFiles, rendered.Custody)
+	}
+	dir := t.TempDir()
+	opts.BeforeReport = func(*Report) error { return errors.New("no right to record") }
+	if _, _, err := Write(dir, c, r, opts); err == nil || !strings.Contains(err.Error(), "no right to record") {
+		t.Errorf("Write with a failing BeforeReport = %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("a failed Write left %v", entries)
+	}
+}
+
+// Read of any bytes as a zip fails or succeeds, never panics, and keeps
+// its bounds.
+func FuzzRead(f *testing.F) {
+	var b bytes.Buffer
+	z := zip.NewWriter(&b)
+	w, _ := z.Create(SumsFile)
+	w.Write([]byte(strings.Repeat("0", 64) + "  clip.mp4\n"))
+	w, _ = z.Create(outbox.ClipFile)
+	w.Write([]byte("clip"))
+	z.Close()
+	f.Add(b.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "p.zip")
+		os.WriteFile(p, data, 0o644)
+		o, err := Read(p)
+		if err != nil {
+			return
+		}
+		if len(o.Files) > MaxFiles || len(o.Manifest) > maxKept || len(o.Sums) > maxKept {
+			t.Errorf("Read kept %d files, a %d-byte manifest, %d-byte sums", len(o.Files), len(o.Manifest), len(o.Sums))
+		}
+		o.CheckSums()
+	})
+}

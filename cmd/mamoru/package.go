@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/user"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -123,8 +124,11 @@ func makePackage(ctx context.Context, c bucket.Clips, r bucket.Ref, o packageOpt
 	manifestKey := path.Join(e.Dir, outbox.ManifestFile)
 	rep.Manifest, rep.Ref = m, c.RefOf(e).String()
 	rep.Key = handover.Key{Store: m.Store, Device: m.Device}
-	if _, err := os.Stat(path.Join(o.Dir, m.Incident+".zip")); err == nil {
-		return "", rep, fmt.Errorf("%s %w", path.Join(o.Dir, m.Incident+".zip"), handover.ErrExists)
+	if p := filepath.Join(o.Dir, m.Incident+".zip"); exists(p) {
+		return "", rep, fmt.Errorf("%s %w", p, handover.ErrExists)
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return "", rep, err
 	}
 
 	// The signature, by the keyring.
@@ -187,8 +191,12 @@ func makePackage(ctx context.Context, c bucket.Clips, r bucket.Ref, o packageOpt
 			Detail: fmt.Sprintf("%s, %d bytes", sum, n)},
 		{What: "manifest.sig: ed25519 signature over manifest.json's bytes by a key of " + m.Store + "/" + m.Device + " in the shop's keyring",
 			How: "openssl pkeyutl -verify -pubin -inkey device-public-key.pem -rawin -in manifest.json -sigfile manifest.sig.bin (VERIFY.txt)", Passed: aerr == nil && signed, Detail: sigDetail},
-		{What: "the place the manifest was signed for = where it is in the bucket", How: "manifest.json's \"object\" compared with the object's key below the prefix",
-			Passed: aerr == nil && m.Object == place, Detail: fmt.Sprintf("signed for %q; in the bucket at %s", m.Object, e.Dir)},
+	}
+	// A legacy manifest names no place: the note above says so, and
+	// there is nothing to check.
+	if a.Verdict != bucket.VerdictLegacy {
+		rep.Checks = append(rep.Checks, handover.Check{What: "the place the manifest was signed for = where it is in the bucket", How: "manifest.json's \"object\" compared with the object's key below the prefix",
+			Passed: aerr == nil && m.Object == place, Detail: fmt.Sprintf("signed for %q; in the bucket at %s", m.Object, e.Dir)})
 	}
 
 	// The audit excerpt.
@@ -227,32 +235,39 @@ func makePackage(ctx context.Context, c bucket.Clips, r bucket.Ref, o packageOpt
 	}
 	rep.Objects = append(own, rep.Objects...)
 
-	// The hand-over, recorded before the zip is finished so that its
-	// report lists it; then the whole chain of custody.
-	log := custody.Log{Client: c.Client, Bucket: c.Bucket, Prefix: c.Prefix}
-	ref := c.RefOf(e)
-	if _, err := log.Add(ctx, ref.Store, ref.Device, ref.ID, custody.Record{Time: rep.Made, Action: custody.Handover, Actor: o.By,
-		Detail: "hand-over package " + m.Incident + ".zip"}); err != nil {
-		return "", rep, fmt.Errorf("%w (the managers' key needs s3:PutObject on %s/*)", err, path.Join(c.Prefix, custody.Dir))
-	}
-	events, err := log.List(ctx, ref.Store, ref.Device, ref.ID)
-	if err != nil {
-		return "", rep, err
-	}
-	for _, ev := range events {
-		d := ev.Detail
-		if ev.Problem != "" {
-			d = "UNREADABLE RECORD " + ev.Key + ": " + ev.Problem
-		}
-		rep.Custody = append(rep.Custody, handover.CustodyEvent{Time: ev.Stored, Action: string(ev.Action), Actor: ev.Actor, Detail: d})
-	}
-
 	contents.Clip, contents.ClipSize = clipFile, n
 	contents.Manifest, contents.Signature, contents.Key = e.Raw, a.Sig, key
 	if key == nil {
 		rep.Notes = append(rep.Notes, "The package holds no device key: no key of the shop's keyring verified the signature. / 店舗の鍵で署名を確認できなかったため、装置の公開鍵は含まれていません。")
 	}
-	return handover.Write(o.Dir, contents, rep, handover.Options{WriteReport: o.WriteReport})
+	// The hand-over is recorded once every other file is written, before
+	// the report and the zip are finished, so that the report lists it.
+	record := func(r *handover.Report) error {
+		log := custody.Log{Client: c.Client, Bucket: c.Bucket, Prefix: c.Prefix}
+		ref := c.RefOf(e)
+		if _, err := log.Add(ctx, ref.Store, ref.Device, ref.ID, custody.Record{Time: r.Made, Action: custody.Handover, Actor: o.By,
+			Detail: "hand-over package " + m.Incident + ".zip"}); err != nil {
+			return fmt.Errorf("%w (the managers' key needs s3:PutObject on %s/*)", err, path.Join(c.Prefix, custody.Dir))
+		}
+		events, err := log.List(ctx, ref.Store, ref.Device, ref.ID)
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			d := ev.Detail
+			if ev.Problem != "" {
+				d = "UNREADABLE RECORD " + ev.Key + ": " + ev.Problem
+			}
+			r.Custody = append(r.Custody, handover.CustodyEvent{Time: ev.Stored, Action: string(ev.Action), Actor: ev.Actor, Detail: d})
+		}
+		return nil
+	}
+	return handover.Write(o.Dir, contents, rep, handover.Options{WriteReport: o.WriteReport, BeforeReport: record})
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // plainReport is report.html until handover.WriteReport lands: the
