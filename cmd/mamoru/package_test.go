@@ -463,3 +463,49 @@ func TestCustodyNeedsItsRight(t *testing.T) {
 		t.Errorf("a custody record was written over with If-None-Match")
 	}
 }
+
+// A clip in the bucket that is not the one its signed manifest describes
+// is never packaged as if it were: refused, naming it; with
+// --allow-unverified, packaged with the report saying so first, and
+// clips verify of that package fails.
+func TestClipsPackageRefusesAChangedClip(t *testing.T) {
+	srv, bare := managerConfig(t)
+	rig := newAuditRig(t, srv, "counter-1")
+	rig.record(2)
+	id := rig.recordedIncident()
+	rig.upload()
+	src, _ := os.ReadFile(bare)
+	cfg := filepath.Join(t.TempDir(), "manager.toml")
+	os.WriteFile(cfg, []byte(string(src)+"\n"+keyringEntry("shop-1", "counter-1", rig.pub, time.Now())), 0o644)
+	// Another real clip (two seconds) in its place.
+	other, _ := cliptest.Record(t, t.TempDir(), 2, 2)
+	var clipKey string
+	for o := range srv.Root().ListObjects(t.Context(), "clips", minio.ListObjectsOptions{Prefix: "mamoru/shop-1/counter-1/2026/", Recursive: true}) {
+		if strings.HasSuffix(o.Key, "/"+outbox.ClipFile) {
+			clipKey = o.Key
+		}
+	}
+	if _, err := srv.Root().FPutObject(t.Context(), "clips", clipKey, other, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, _, stderr := runCmd(t, "clips", "package", id, "-o", out, "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, "NOT VERIFIED: "+clipKey+" has SHA-256") || !strings.Contains(stderr, "not packaged") {
+		t.Errorf("a changed clip: exit %d, %q; want a refusal naming %s", code, stderr, clipKey)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a refused package left %v", entries)
+	}
+	code, stdout, stderr := runCmd(t, "clips", "package", id, "-o", out, "--allow-unverified", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "NOT VERIFIED") {
+		t.Fatalf("--allow-unverified: exit %d, %q %q; want 0 and NOT VERIFIED", code, stdout, stderr)
+	}
+	zipPath := filepath.Join(out, id+".zip")
+	r := html.UnescapeString(string(readZip(t, zipPath)[handover.ReportFile]))
+	if i := strings.Index(r, "THE CLIP DOES NOT MATCH ITS MANIFEST"); i < 0 || i > strings.Index(r, "<pre>") {
+		t.Errorf("the report does not say first that the clip does not match:\n%s", r)
+	}
+	if code, _, stderr := runCmd(t, "clips", "verify", zipPath, "--config", cfg); code != 1 || !strings.Contains(stderr, "NOT VERIFIED: clip.mp4 has SHA-256") {
+		t.Errorf("clips verify of that package: exit %d, %q; want NOT VERIFIED", code, stderr)
+	}
+}
