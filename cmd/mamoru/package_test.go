@@ -381,7 +381,7 @@ func TestClipsPackageWithoutAuditSegment(t *testing.T) {
 	os.WriteFile(cfg, []byte(string(src)+"\n"+keyringEntry("shop-1", "counter-1", rig.pub, time.Now())), 0o644)
 	out := t.TempDir()
 	code, stdout, stderr := runCmd(t, "clips", "package", id, "-o", out, "--config", cfg)
-	if code != 0 || !strings.Contains(stderr, "No audit segment covering the incident's audit head") {
+	if code != 0 || !strings.Contains(stderr, "No audit segment covering the incident's audit head") || !strings.Contains(stdout, ": verified: signed by shop-1/counter-1") {
 		t.Fatalf("clips package: exit %d, %q %q; want 0 and a note of the missing segment", code, stdout, stderr)
 	}
 	files := readZip(t, filepath.Join(out, id+".zip"))
