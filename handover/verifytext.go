@@ -55,7 +55,9 @@ func VerifyText(r Report, signed, hasKey bool) string {
 		line("   %s, then run:", KeyFile)
 	}
 	if signed {
-		line("")
+		if !hasKey {
+			line("")
+		}
 		line("   manifest.sig は ed25519 署名の base64 テキストです。openssl にはその 64 バイト")
 		line("   そのものを渡すので、先に復号します。")
 		line("   manifest.sig holds the ed25519 signature as base64 text; openssl takes its")
