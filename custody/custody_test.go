@@ -82,3 +82,15 @@ func TestAddAndList(t *testing.T) {
 		t.Errorf("clips listed %+v, %v; want no incident from custody records", es2, err)
 	}
 }
+
+// A record's name is outside bytes too: any name gives a record, or none,
+// and never a made-up action.
+func FuzzFromName(f *testing.F) {
+	f.Add("2026-11-23T07:00:00Z-download-6f1c.json")
+	f.Add("Z-Z-")
+	f.Fuzz(func(t *testing.T, name string) {
+		if r := fromName(name); r.Action != "" && !r.Action.Valid() {
+			t.Errorf("fromName(%q) = action %q", name, r.Action)
+		}
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
+	"fmt"
 )
 
 // PublicKeyPEM is pub as a PEM "PUBLIC KEY" block (PKIX
@@ -32,4 +34,22 @@ func Fingerprint(pub ed25519.PublicKey) string {
 	}
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
+}
+
+// ParsePublicKeyPEM reads an ed25519 public key as PublicKeyPEM writes it
+// (a PEM "PUBLIC KEY" block, PKIX), as a hand-over package carries it.
+func ParsePublicKeyPEM(b []byte) (ed25519.PublicKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("public key: no PEM PUBLIC KEY block")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("public key: a %T, not an ed25519 key", k)
+	}
+	return pub, nil
 }

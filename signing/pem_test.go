@@ -27,4 +27,17 @@ func TestPublicKeyPEMAndFingerprint(t *testing.T) {
 	if got, want := strings.TrimSpace(string(out)), Fingerprint(pub)+"  -"; got != want {
 		t.Errorf("openssl and sha256sum print %q, want %q", got, want)
 	}
+	if back, err := ParsePublicKeyPEM(PublicKeyPEM(pub)); err != nil || !back.Equal(pub) {
+		t.Errorf("ParsePublicKeyPEM(PublicKeyPEM(pub)) = %x, %v; want pub", back, err)
+	}
+}
+
+func FuzzParsePublicKeyPEM(f *testing.F) {
+	f.Add(PublicKeyPEM(make(ed25519.PublicKey, ed25519.PublicKeySize)))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k, err := ParsePublicKeyPEM(b); err == nil && len(k) != ed25519.PublicKeySize {
+			t.Errorf("a key of %d bytes", len(k))
+		}
+	})
 }

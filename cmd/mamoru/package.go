@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"html"
@@ -367,7 +364,7 @@ func verifyPackage(p string, kr signing.Keyring, stdout, stderr io.Writer) int {
 	keyNote := ""
 	if o.Key != nil && aerr == nil && a.Sig != nil {
 		fp := "unreadable"
-		if pub, err := parsePEMKey(o.Key); err == nil {
+		if pub, err := signing.ParsePublicKeyPEM(o.Key); err == nil {
 			fp = signing.Fingerprint(pub)
 		}
 		if k, err := kr.Verify(m.Store, m.Device, m.PressTime, o.Manifest, a.Sig); err == nil {
@@ -389,21 +386,4 @@ func verifyPackage(p string, kr signing.Keyring, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: %s: incident %s, SHA-256 %s%s; the package's %d files match %s%s\n", printable(p), printable(a.String()), printable(m.Incident),
 		printable(m.Clip.SHA256), printable(place), len(o.Files)-1, handover.SumsFile, keyNote)
 	return 0
-}
-
-// parsePEMKey reads an ed25519 public key from PEM (PKIX).
-func parsePEMKey(b []byte) (ed25519.PublicKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, errors.New("no PEM PUBLIC KEY")
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, not an ed25519 key", k)
-	}
-	return pub, nil
 }
