@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -263,6 +264,25 @@ func TestClipsPackage(t *testing.T) {
 		if !failed {
 			t.Errorf("%s changed: %s passed", tc.file, tc.tool)
 		}
+	}
+
+	// Another key in place of the device's, SHA256SUMS rewritten to
+	// match (anyone can): the sums pass, the key is not the keyring's.
+	swapped := map[string][]byte{}
+	for k, v := range files {
+		swapped[k] = v
+	}
+	otherKey := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	swapped[handover.KeyFile] = signing.PublicKeyPEM(otherKey)
+	var sums strings.Builder
+	for line := range strings.Lines(string(files[handover.SumsFile])) {
+		name := strings.TrimSpace(line[66:])
+		sum := sha256.Sum256(swapped[name])
+		fmt.Fprintf(&sums, "%x  %s\n", sum, name)
+	}
+	swapped[handover.SumsFile] = []byte(sums.String())
+	if code, stdout, stderr := runCmd(t, "clips", "verify", writeFiles(t, swapped, ""), "--config", cfg); code != 1 || !strings.Contains(stderr, "device-public-key.pem has fingerprint "+signing.Fingerprint(otherKey)+", not the keyring's key") {
+		t.Errorf("another key in the package: clips verify exit %d, %q %q; want it named as not the keyring's", code, stdout, stderr)
 	}
 
 	// The chain of custody: the hand-over is in the bucket, then a
