@@ -193,7 +193,9 @@ func (b Bucket) folders(ctx context.Context, dir string) ([]string, error) {
 		if o.Err != nil {
 			return nil, fmt.Errorf("fleet: list %s: %w", prefix, bucket.Classify(o.Err))
 		}
-		if name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), "/"); ok && name != "" {
+		// A name starting with '.' is no store or device (config.ValidName):
+		// it is the managers' own, such as the custody records' .custody.
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), "/"); ok && name != "" && !strings.HasPrefix(name, ".") {
 			names = append(names, name)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 
 	"mamoru/bucket"
 	"mamoru/config"
+	"mamoru/custody"
+	"mamoru/handover"
 	"mamoru/outbox"
 	"mamoru/signing"
 )
@@ -43,8 +45,18 @@ alone serves where no other device has an incident of that id.
         recompute a clip's SHA-256 (a downloaded directory or clip.mp4, or an
         incident in the bucket), compare it with its manifest, and check
         the manifest's signature by the keyring (or by KEY alone)
+  mamoru clips verify PACKAGE.zip|PACKAGE-DIR
+        check a hand-over package: every file against its SHA256SUMS, the
+        clip against the manifest, the manifest's signature by the keyring
   mamoru clips share INCIDENT [--expires 24h]
         print a link that plays the clip in a browser until it expires
+  mamoru clips package INCIDENT -o DIR [--by NAME] [--allow-unverified]
+        write DIR/ID.zip, the hand-over package for someone without mamoru:
+        the originals, the device's key, the audit excerpt, a viewing copy,
+        report.html, VERIFY.txt and SHA256SUMS
+
+get, share and package record who did so, and when, in the bucket's
+chain of custody (<prefix>/.custody/), which package's report lists.
 
   mamoru clips audit STORE/DEVICE --pubkey KEY
         check the audit log the device uploaded against its signed manifests
@@ -156,6 +168,8 @@ func cmdClips(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return clipsVerify(ctx, args, stdout, stderr)
 	case "share":
 		return clipsShare(ctx, args, stdout, stderr)
+	case "package":
+		return clipsPackage(ctx, args, stdout, stderr)
 	case "audit":
 		return clipsAudit(ctx, args, stdout, stderr)
 	case "viewing-copy":
@@ -321,6 +335,10 @@ func clipsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s (SHA-256 %s, %s)\n", out, printable(a.String()), e.Manifest.Clip.SHA256, megabytes(e.Manifest.Clip.Size))
+	if err := recordCustody(ctx, c, e, custody.Download, "to "+out); err != nil {
+		fmt.Fprintf(stderr, "mamoru clips get: downloaded, but the chain of custody does not record it: %s\n", errText(err))
+		return 1
+	}
 	return 0
 }
 
@@ -389,7 +407,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const help = "Usage: mamoru clips verify PATH|INCIDENT [--pubkey KEY] [--config FILE]\n\nChecks the manifest's signature by the keyring in FILE (or by KEY alone),\nthen recomputes the clip's SHA-256 and compares it with the manifest:\nPATH is a downloaded incident directory or its clip.mp4 (FILE is then read\nonly for its keyring); INCIDENT is store/device/id (or an id no other\ndevice has) in the bucket, read without saving it. Of the signature it\nsays one of the words 'mamoru clips help' lists, and exits 1 for\nSIGNATURE INVALID, UNKNOWN DEVICE, and UNSIGNED where the keyring holds\nthat device's keys."
+	const help = "Usage: mamoru clips verify PATH|INCIDENT [--pubkey KEY] [--config FILE]\n\nChecks the manifest's signature by the keyring in FILE (or by KEY alone),\nthen recomputes the clip's SHA-256 and compares it with the manifest:\nPATH is a downloaded incident directory or its clip.mp4 (FILE is then read\nonly for its keyring); INCIDENT is store/device/id (or an id no other\ndevice has) in the bucket, read without saving it. A hand-over package\n(its .zip, or the folder it was unpacked into) is checked whole: every\nfile against its SHA256SUMS, none missing and none extra, and the key it\ncarries against the keyring's. Of the signature it\nsays one of the words 'mamoru clips help' lists, and exits 1 for\nSIGNATURE INVALID, UNKNOWN DEVICE, and UNSIGNED where the keyring holds\nthat device's keys."
 	var pubkey string
 	c, _, rest, code, ok := managerCommand("clips verify", help, args, stderr, func(fs *flag.FlagSet) {
 		pubkeyFlag(fs, &pubkey)
@@ -410,6 +428,9 @@ func clipsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if !useKey("verify", pubkey, &c, stderr) {
 		return 2
+	}
+	if c.Client == nil && handover.IsPackage(rest[0]) {
+		return verifyPackage(rest[0], c.Keyring, stdout, stderr)
 	}
 	if c.Client == nil { // a local path
 		p := rest[0]
@@ -466,6 +487,12 @@ func clipsShare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	u, err := c.Share(ctx, e, expires)
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru clips share: %v\n", err)
+		return 1
+	}
+	// A link anyone may use is not given unless the chain of custody
+	// records it.
+	if err := recordCustody(ctx, c, e, custody.Share, "a link valid for "+expires.String()); err != nil {
+		fmt.Fprintf(stderr, "mamoru clips share: no link: %s\n", errText(err))
 		return 1
 	}
 	fmt.Fprintln(stdout, u)

@@ -77,6 +77,8 @@ func TestFleetLs(t *testing.T) {
 	plantHealth(t, srv, health.Report{Store: "shop-2", Device: "malformed"}, []byte(`{"version": 1, "store": "shop-2", "state": "idle\x1b[2J"`))
 	// A device folder with no report (an older device): listed too.
 	plantBytes(t, srv, "mamoru/shop-3/old/2026/11/30/20261130-120000-000001/manifest.json", []byte("{}"))
+	// The managers' custody records are no store's.
+	plantBytes(t, srv, "mamoru/.custody/shop-3/old/20261130-120000-000001/2026-11-30T12:00:00Z-view-1.json", []byte("{}"))
 
 	code, out, errOut := runCmd(t, "fleet", "ls", "--config", cfg, "--offline-after", "2s", "--json")
 	if code != 0 {

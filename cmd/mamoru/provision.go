@@ -132,6 +132,14 @@ func cmdProvision(args []string, stdout, stderr io.Writer) int {
 // out: set, the key vouches only for clips pressed from then on, which
 // is right for a re-provisioned device whose clock NTP has set, and wrong
 // for one whose clock may still read 1970 at its first presses.
+//
+// The key's fingerprint follows as a comment, in the form
+// `openssl pkey -pubin -outform DER | sha256sum` prints: a hand-over
+// package's reader compares the key it holds with the shop's record of it.
 func keyringEntry(store, device, pub string, now time.Time) string {
-	return fmt.Sprintf("[[keyring]]\nstore = %q\ndevice = %q\npublic_key = %q\n# not_before = %q\n", store, device, pub, now.Truncate(time.Second).Format(time.RFC3339))
+	s := fmt.Sprintf("[[keyring]]\nstore = %q\ndevice = %q\npublic_key = %q\n# not_before = %q\n", store, device, pub, now.Truncate(time.Second).Format(time.RFC3339))
+	if k, err := signing.ParsePublicKeyText(pub); err == nil {
+		s += fmt.Sprintf("# fingerprint (SHA-256 of the key's DER; keep it apart from any clip): %s\n", signing.Fingerprint(k))
+	}
+	return s
 }

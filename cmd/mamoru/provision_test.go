@@ -12,6 +12,7 @@ import (
 	"mamoru/bucket/s3test"
 	"mamoru/config"
 	"mamoru/device"
+	"mamoru/signing"
 )
 
 // TestProvisionSignsManifests provisions a device, runs it (on the
@@ -33,6 +34,10 @@ func TestProvisionSignsManifests(t *testing.T) {
 	pub, _, _ = strings.Cut(pub, "\"")
 	if !strings.HasPrefix(entry, "[[keyring]]\nstore = \"shinjuku\"\ndevice = \"counter-7\"\npublic_key = \"mamoru-ed25519:") || !strings.Contains(entry, "\n# not_before = ") {
 		t.Fatalf("provision printed %q, want the [[keyring]] entry last", out)
+	}
+	// And the key's fingerprint, as sha256sum prints that of its DER.
+	if k, err := signing.ParsePublicKeyText(pub); err != nil || !strings.HasSuffix(entry, "# fingerprint (SHA-256 of the key's DER; keep it apart from any clip): "+signing.Fingerprint(k)+"\n") {
+		t.Errorf("provision printed %q, want the key's fingerprint last (%v)", entry, err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "signing.pub")); strings.TrimSpace(string(b)) != pub {
 		t.Errorf("signing.pub holds %q, the entry %q", b, pub)

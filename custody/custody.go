@@ -1,0 +1,189 @@
+// Package custody keeps an incident's chain of custody in the bucket:
+// who viewed, downloaded, shared, held, released or handed it over, and
+// when. Each event is one small JSON object of its own, written once with
+// If-None-Match so that no record replaces another, under a folder of the
+// managers' own beside the devices' folders:
+//
+//	<prefix>/.custody/<store>/<device>/<incident id>/<time>-<action>-<uuid>.json
+//
+// A device's name starts with a letter or digit, so ".custody" is never a
+// store; and clips are found by their manifest.json, which no record is
+// named, so listing clips passes the records by. The time an event is
+// shown with is the bucket's (S3's Last-Modified), not the clock of the
+// machine that wrote it, which the record keeps beside it.
+package custody
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+
+	"mamoru/bucket"
+)
+
+// Dir is the managers' folder of custody records, below the prefix.
+const Dir = ".custody"
+
+// Action is what was done with an incident.
+type Action string
+
+// The actions a record may name.
+const (
+	View     Action = "view"
+	Download Action = "download"
+	Share    Action = "share"
+	Hold     Action = "hold"
+	Release  Action = "release"
+	Handover Action = "handover"
+)
+
+// Valid reports whether a is one of the actions above.
+func (a Action) Valid() bool {
+	return slices.Contains([]Action{View, Download, Share, Hold, Release, Handover}, a)
+}
+
+// Record is one event, as written.
+type Record struct {
+	// Time is the writer's clock when it wrote the record; the bucket's
+	// own time is the Entry's Stored.
+	Time     time.Time `json:"time"`
+	Action   Action    `json:"action"`
+	Actor    string    `json:"actor"`
+	Detail   string    `json:"detail,omitempty"`
+	Incident string    `json:"incident"` // store/device/id
+}
+
+// Bounds on what a record holds, so that one is always small.
+const (
+	maxActor  = 256
+	maxDetail = 2048
+	// maxRecord bounds a record List reads: one written here is far less.
+	maxRecord = 16 << 10
+)
+
+// ErrBadRecord means a record is not one Add would write: an unknown
+// action, an empty or too long actor, a too long detail.
+var ErrBadRecord = errors.New("custody: not a record")
+
+// Entry is one record as List finds it.
+type Entry struct {
+	Record
+	Key    string
+	Stored time.Time // the bucket's Last-Modified
+	// Problem, if set, says why the object under Key could not be read as
+	// a record; Record then holds what its name says.
+	Problem string
+}
+
+// Log is the custody records of a bucket.
+type Log struct {
+	Client *minio.Client
+	Bucket string
+	Prefix string // the storage prefix, as the devices' clips have it
+}
+
+// Folder is the folder of store/device/id's records, ending in "/".
+func (l Log) Folder(store, device, id string) string {
+	return path.Join(l.Prefix, Dir, store, device, id) + "/"
+}
+
+// Add writes r as a new record of store/device/id, and returns its key.
+// It never replaces an object: a key already there (which its random part
+// makes all but impossible) fails as the bucket's *bucket.Exists.
+func (l Log) Add(ctx context.Context, store, device, id string, r Record) (string, error) {
+	switch {
+	case !r.Action.Valid():
+		return "", fmt.Errorf("%w: action %q", ErrBadRecord, r.Action)
+	case strings.TrimSpace(r.Actor) == "" || len(r.Actor) > maxActor:
+		return "", fmt.Errorf("%w: the actor must be 1 to %d bytes (got %d)", ErrBadRecord, maxActor, len(r.Actor))
+	case len(r.Detail) > maxDetail:
+		return "", fmt.Errorf("%w: the detail must be at most %d bytes (got %d)", ErrBadRecord, maxDetail, len(r.Detail))
+	}
+	r.Incident = store + "/" + device + "/" + id
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	key := l.Folder(store, device, id) + fmt.Sprintf("%s-%s-%s.json", r.Time.UTC().Format(time.RFC3339), r.Action, uuid.New())
+	opts := bucket.IfAbsent()
+	opts.ContentType = "application/json"
+	if _, err := l.Client.PutObject(ctx, l.Bucket, key, bytes.NewReader(b), int64(len(b)), opts); err != nil {
+		return "", fmt.Errorf("custody: write %s: %w", key, bucket.Classify(err))
+	}
+	return key, nil
+}
+
+// List returns store/device/id's records, oldest first by the bucket's
+// clock (then by key). A record it cannot read is listed with Problem set,
+// not dropped: a chain of custody that hides an entry is worse than one
+// that shows it cannot read it.
+func (l Log) List(ctx context.Context, store, device, id string) ([]Entry, error) {
+	var es []Entry
+	folder := l.Folder(store, device, id)
+	for o := range l.Client.ListObjects(ctx, l.Bucket, minio.ListObjectsOptions{Prefix: folder, Recursive: true}) {
+		if o.Err != nil {
+			return nil, fmt.Errorf("custody: list %s: %w", folder, bucket.Classify(o.Err))
+		}
+		es = append(es, Entry{Key: o.Key, Stored: o.LastModified})
+	}
+	for i := range es {
+		e := &es[i]
+		if err := l.read(ctx, e); err != nil {
+			e.Problem = err.Error()
+			e.Record = fromName(strings.TrimPrefix(e.Key, folder))
+		}
+	}
+	slices.SortStableFunc(es, func(a, b Entry) int {
+		if c := a.Stored.Compare(b.Stored); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return es, nil
+}
+
+func (l Log) read(ctx context.Context, e *Entry) error {
+	o, err := l.Client.GetObject(ctx, l.Bucket, e.Key, minio.GetObjectOptions{})
+	if err != nil {
+		return bucket.Classify(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(io.LimitReader(o, maxRecord+1))
+	if err != nil {
+		return bucket.Classify(err)
+	}
+	if len(b) > maxRecord {
+		return fmt.Errorf("larger than %d bytes", maxRecord)
+	}
+	if err := json.Unmarshal(b, &e.Record); err != nil {
+		return fmt.Errorf("not JSON: %v", err)
+	}
+	if !e.Record.Action.Valid() {
+		return fmt.Errorf("unknown action %q", e.Record.Action)
+	}
+	return nil
+}
+
+// fromName is what a record's name says: <time>-<action>-<uuid>.json.
+func fromName(name string) Record {
+	var r Record
+	t, rest, ok := strings.Cut(strings.TrimSuffix(name, ".json"), "Z-")
+	if !ok {
+		return r
+	}
+	r.Time, _ = time.Parse(time.RFC3339, t+"Z")
+	if a, _, ok := strings.Cut(rest, "-"); ok && Action(a).Valid() {
+		r.Action = Action(a)
+	}
+	return r
+}
