@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"os"
 	"os/user"
@@ -68,7 +67,7 @@ func clipsPackage(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if by == "" {
 		by = actor()
 	}
-	out, rep, err := makePackage(ctx, c, r, packageOptions{Dir: dir, By: by, AllowUnverified: allowUnverified, Zone: loc, WriteReport: plainReport, Now: time.Now})
+	out, rep, err := makePackage(ctx, c, r, packageOptions{Dir: dir, By: by, AllowUnverified: allowUnverified, Zone: loc, WriteReport: handover.WriteReport, Now: time.Now})
 	if err != nil {
 		fmt.Fprintf(stderr, "mamoru clips package: %s\n", errText(err))
 		return 1
@@ -106,8 +105,7 @@ type packageOptions struct {
 	By              string
 	AllowUnverified bool
 	Zone            *time.Location
-	// WriteReport renders report.html: plainReport until
-	// handover.WriteReport lands.
+	// WriteReport renders report.html (handover.WriteReport).
 	WriteReport reportRenderer
 	Now         func() time.Time
 }
@@ -270,23 +268,6 @@ func makePackage(ctx context.Context, c bucket.Clips, r bucket.Ref, o packageOpt
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-// plainReport is report.html until handover.WriteReport lands: the
-// report's data as indented JSON in a <pre>, with its notes first. The
-// integrator replaces it with handover.WriteReport.
-func plainReport(w io.Writer, r handover.Report) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	var notes strings.Builder
-	for _, n := range r.Notes {
-		fmt.Fprintf(&notes, "<p><strong>%s</strong></p>\n", html.EscapeString(n))
-	}
-	_, err = fmt.Fprintf(w, "<!doctype html>\n<html lang=\"ja\"><meta charset=\"utf-8\"><title>%s</title>\n%s<pre>%s</pre>\n</html>\n",
-		html.EscapeString(r.Ref), notes.String(), html.EscapeString(string(b)))
-	return err
 }
 
 // actor names who runs a command, for the chain of custody: the user and

@@ -297,7 +297,7 @@ func TestClipsPackage(t *testing.T) {
 	if ks := custodyKeys(); len(ks) != 1 || !strings.Contains(ks[0], "-handover-") {
 		t.Errorf("custody records after one package: %q; want one hand-over", ks)
 	}
-	if r := html.UnescapeString(string(files[handover.ReportFile])); !strings.Contains(r, "佐藤 (店長)") || !strings.Contains(r, `"Action": "handover"`) {
+	if r := html.UnescapeString(string(files[handover.ReportFile])); !strings.Contains(r, "佐藤 (店長)") || !strings.Contains(r, "<td>handover</td>") {
 		t.Errorf("the package's own report does not list its hand-over:\n%s", files[handover.ReportFile])
 	}
 	if code, _, stderr := runCmd(t, "clips", "get", id, "-o", t.TempDir(), "--config", cfg); code != 0 {
@@ -312,7 +312,7 @@ func TestClipsPackage(t *testing.T) {
 	}
 	files2 := readZip(t, filepath.Join(out2, id+".zip"))
 	report2 := html.UnescapeString(string(files2[handover.ReportFile]))
-	if strings.Count(report2, `"Action": "handover"`) != 2 || strings.Count(report2, `"Action": "download"`) != 1 {
+	if strings.Count(report2, "<td>handover</td>") != 2 || strings.Count(report2, "<td>download</td>") != 1 {
 		t.Errorf("the second package's report does not list two hand-overs and a download:\n%s", report2)
 	}
 	for _, name := range []string{outbox.ClipFile, outbox.ManifestFile, outbox.SignatureFile, handover.KeyFile, handover.ViewingCopyFile} {
@@ -522,7 +522,7 @@ func TestClipsPackageRefusesAChangedClip(t *testing.T) {
 	}
 	zipPath := filepath.Join(out, id+".zip")
 	r := html.UnescapeString(string(readZip(t, zipPath)[handover.ReportFile]))
-	if i := strings.Index(r, "THE CLIP DOES NOT MATCH ITS MANIFEST"); i < 0 || i > strings.Index(r, "<pre>") {
+	if i := strings.Index(r, "THE CLIP DOES NOT MATCH ITS MANIFEST"); i < 0 || i > strings.Index(r, "<h1>") {
 		t.Errorf("the report does not say first that the clip does not match:\n%s", r)
 	}
 	if code, _, stderr := runCmd(t, "clips", "verify", zipPath, "--config", cfg); code != 1 || !strings.Contains(stderr, "NOT VERIFIED: clip.mp4 has SHA-256") {
