@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -150,6 +151,25 @@ func TestClipsPackage(t *testing.T) {
 	}
 	zipPath := filepath.Join(out, id+".zip")
 	files := readZip(t, zipPath)
+
+	// The report's figures are the manifest's.
+	var m outbox.Manifest
+	if err := json.Unmarshal(files[outbox.ManifestFile], &m); err != nil {
+		t.Fatal(err)
+	}
+	report := html.UnescapeString(string(files[handover.ReportFile]))
+	want := []string{m.Incident, m.Store, m.Device, m.Clip.SHA256, m.PressTime.Format("04:05.000"), m.ClipStart.Format("04:05.000")}
+	for _, p := range m.Presses {
+		want = append(want, p.Source, p.Time.Format("04:05.000"))
+	}
+	for _, tr := range m.Tracks {
+		want = append(want, tr.Codec)
+	}
+	for _, w := range want {
+		if !strings.Contains(report, w) {
+			t.Errorf("the report lacks the manifest's %q", w)
+		}
+	}
 
 	// The originals, byte for byte as in the bucket, and the audit excerpt.
 	var place string
