@@ -373,6 +373,10 @@ func TestClipsPackage(t *testing.T) {
 	if r := html.UnescapeString(string(unverified[handover.ReportFile])); !strings.Contains(r, "THE SIGNATURE DOES NOT VERIFY") {
 		t.Errorf("the unverified package's report does not say so:\n%s", r)
 	}
+	// Its first words say so: the banner before anything else.
+	if body := string(unverified[handover.ReportFile]); !strings.HasPrefix(strings.TrimSpace(body[strings.Index(body, "<body>")+len("<body>"):]), `<p class="banner">UNSIGNED 署名なし`) {
+		t.Errorf("the unverified package's report does not open with UNSIGNED:\n%s", body)
+	}
 	if _, ok := unverified[handover.KeyFile]; ok {
 		t.Errorf("the unverified package holds a key no keyring vouched for")
 	}
