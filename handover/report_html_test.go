@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	imagepng "image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -399,6 +400,14 @@ func TestReportKeepsRowsWhole(t *testing.T) {
 // which installs it.
 func printReport(t *testing.T, r Report) string {
 	t.Helper()
+	return chromiumReport(t, r, "--print-to-pdf=%s", "report.pdf", "--no-pdf-header-footer")
+}
+
+// chromiumReport renders r's report with headless Chromium, with flag (a
+// format taking the output's path) writing the file out in a temporary
+// directory, and returns that file's path.
+func chromiumReport(t *testing.T, r Report, flag, out string, more ...string) string {
+	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -411,17 +420,50 @@ func printReport(t *testing.T, r Report) string {
 	if err := os.WriteFile(page, []byte(render(t, r)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pdf := filepath.Join(dir, "report.pdf")
+	file := filepath.Join(dir, out)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--user-data-dir="+t.TempDir(), "--print-to-pdf="+pdf, "--no-pdf-header-footer", "file://"+page)
+		"--user-data-dir=" + t.TempDir(), fmt.Sprintf(flag, file)}, more...)
+	cmd := exec.CommandContext(ctx, chromium, append(args, "file://"+page)...)
 	cmd.WaitDelay = 5 * time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
-	return pdf
+	return file
+}
+
+// TestReportScreenshot: Chromium draws the report's first screen, in
+// Japanese, as a page a person reads (not blank); with MAMORU_SCREENSHOTS
+// set to a directory, the screenshot is kept there as
+// handover-report.png (docs/handover-report.png is one).
+func TestReportScreenshot(t *testing.T) {
+	png := chromiumReport(t, fullReport(t), "--screenshot=%s", "report.png", "--window-size=1000,1400", "--hide-scrollbars")
+	b, err := os.ReadFile(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagepng.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("chromium's screenshot: %v", err)
+	}
+	dark := 0
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y += 2 {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x += 2 {
+			if r, g, b, _ := img.At(x, y).RGBA(); r+g+b < 3*0x4000 {
+				dark++
+			}
+		}
+	}
+	if dark < 1000 {
+		t.Errorf("the screenshot has %d dark pixels: a blank page", dark)
+	}
+	if dir := os.Getenv("MAMORU_SCREENSHOTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "handover-report.png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // mediaBoxes reads the page sizes from a PDF's uncompressed /MediaBox
