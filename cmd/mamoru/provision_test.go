@@ -12,6 +12,7 @@ import (
 	"mamoru/bucket/s3test"
 	"mamoru/config"
 	"mamoru/device"
+	"mamoru/handover"
 	"mamoru/signing"
 )
 
@@ -119,6 +120,30 @@ func TestProvisionSignsManifests(t *testing.T) {
 			t.Errorf("mamoru %q: exit %d, %q %q; want verified and signed", args, code, out, errOut)
 		}
 	}
+	// Its hand-over package (issue 16), from this incident the recorder
+	// made and uploaded: VERIFY.txt's own commands pass with standard
+	// tools, the fingerprint is provision's, and clips verify takes the zip.
+	pkgDir := t.TempDir()
+	if code, stdout, errOut := runCmd(t, "clips", "package", id, "-o", pkgDir, "--config", manager); code != 0 {
+		t.Fatalf("clips package: exit %d, %q %q", code, stdout, errOut)
+	}
+	zipPath := filepath.Join(pkgDir, id+".zip")
+	files := readZip(t, zipPath)
+	unpacked := writeFiles(t, files, "")
+	for _, c := range verifyCommands(t, string(files[handover.VerifyFile])) {
+		if got, err := runShell(unpacked, c); err != nil {
+			t.Errorf("VERIFY.txt's %q failed on the recorder's incident: %v\n%s", c, err, got)
+		} else if strings.HasPrefix(c, "openssl pkeyutl") && !strings.Contains(got, "Signature Verified Successfully") {
+			t.Errorf("VERIFY.txt's %q: %s", c, got)
+		}
+	}
+	if k, _ := signing.ParsePublicKeyText(pub); !strings.Contains(string(files[handover.ReportFile]), signing.Fingerprint(k)) {
+		t.Errorf("the report does not print the fingerprint provision printed")
+	}
+	if code, stdout, errOut := runCmd(t, "clips", "verify", zipPath, "--config", manager); code != 0 || !strings.Contains(stdout, "verified: signed by shinjuku/counter-7") {
+		t.Errorf("clips verify of the package: exit %d, %q %q", code, stdout, errOut)
+	}
+
 	// Another device's key does not verify it.
 	other := t.TempDir()
 	runCmd(t, "provision", "--store", "shinjuku", "--device", "counter-8", "--out", other)

@@ -20,6 +20,7 @@ import (
 
 	"mamoru/bucket/s3test"
 	"mamoru/device"
+	"mamoru/handover"
 )
 
 // keyFiles writes an access and a secret key into files of mode 0600 and
@@ -148,6 +149,17 @@ func TestUploadEndToEnd(t *testing.T) {
 		if code, out, errOut := runCmd(t, args...); code != 0 || !strings.Contains(out, ": UNSIGNED: ") || strings.Contains(out, "verified") {
 			t.Errorf("mamoru %q exited %d: %q %q; want UNSIGNED, intact", args, code, out, errOut)
 		}
+	}
+	// Its hand-over package is made only when asked to be, unverified, and
+	// its report says UNSIGNED before anything else (issue 16).
+	pkg := t.TempDir()
+	if code, _, errOut := runCmd(t, "clips", "package", id, "-o", pkg, "--config", manager); code != 1 || !strings.Contains(errOut, "UNSIGNED") {
+		t.Errorf("clips package of an unsigned incident: exit %d, %q; want a refusal saying UNSIGNED", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "clips", "package", id, "-o", pkg, "--allow-unverified", "--config", manager); code != 0 {
+		t.Errorf("clips package --allow-unverified: exit %d, %q", code, errOut)
+	} else if body := string(readZip(t, filepath.Join(pkg, id+".zip"))[handover.ReportFile]); !strings.HasPrefix(strings.TrimSpace(body[strings.Index(body, "<body>")+len("<body>"):]), `<p class="banner">UNSIGNED 署名なし`) {
+		t.Errorf("the unsigned incident's report does not open with UNSIGNED:\n%s", body)
 	}
 	// One flipped byte, and verify refuses loudly.
 	clip := filepath.Join(got, "clip.mp4")
