@@ -177,6 +177,21 @@ func TestRender(t *testing.T) {
 			e.Details = map[string]string{"last_seen": press.Format(time.RFC3339), "reason": "no health report for 58m0s"}
 			return e
 		}(), Japanese, "カウンター1と連絡が取れません 15:02", []string{"最後の報告: 2026-11-30 14:02:05"}},
+		{"refused outside hours, ja", func() Event {
+			e := origin.Event(PressRefused, press)
+			e.Details = map[string]string{"reason": "outside recording hours"}
+			return e
+		}(), Japanese, "カウンター1で通報ボタン、録画できず 14:02", []string{"理由: 記録時間外"}},
+		{"refused outside hours, en", func() Event {
+			e := origin.Event(PressRefused, press)
+			e.Details = map[string]string{"reason": "outside recording hours"}
+			return e
+		}(), English, "Panic button at カウンター1, nothing recorded 14:02", []string{"Reason: outside recording hours"}},
+		{"camera silent, ja", func() Event {
+			e := origin.Event(DeviceFault, press)
+			e.Details = map[string]string{"source": "video", "reason": "video has sent nothing for 30 s", "error": "rpicam-vid: no cameras available"}
+			return e
+		}(), Japanese, "カウンター1の録画が止まっています 14:02", []string{"理由: カメラ（映像）から30秒間何も届いていない", "エラー: rpicam-vid: no cameras available"}},
 	}
 	for _, tt := range tests {
 		m := Render(tt.e, tt.lang)

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -82,6 +83,37 @@ var texts = map[string]struct {
 	},
 }
 
+// reasons are, per language, the words for the reasons the recorder gives
+// in Details["reason"], which stay as they are in the event's JSON for
+// machines; a reason not here is shown as it is.
+var reasons = map[string]map[string]string{
+	Japanese: {
+		"spool full":              "送信前の記録で保存領域がいっぱい",
+		"outside recording hours": "記録時間外",
+		"fault":                   "故障のため記録できない",
+		"not recording":           "記録していない",
+	},
+}
+
+// sourceNames are the capture sources' names for people.
+var sourceNames = map[string]map[string]string{
+	Japanese: {"video": "カメラ（映像）", "audio": "マイク（音声）"},
+}
+
+// reason is details' reason in lang: a source gone silent (the
+// recorder's "<source> has sent nothing for 30 s") and the press
+// refusals in their words, anything else as it is.
+func reason(details map[string]string, lang string) string {
+	r := details["reason"]
+	if lang == English {
+		return r
+	}
+	if src := details["source"]; src != "" && r == src+" has sent nothing for 30 s" {
+		return cmp.Or(sourceNames[Japanese][src], src) + "から30秒間何も届いていない"
+	}
+	return cmp.Or(reasons[Japanese][r], r)
+}
+
 // urgentNames are the events about a press: a long press makes them urgent.
 var urgentNames = []Name{IncidentStarted, IncidentExtended, PressRefused}
 
@@ -123,7 +155,7 @@ func Render(e Event, lang string) Message {
 	if seen, err := time.Parse(time.RFC3339, e.Details["last_seen"]); err == nil {
 		line(t.lastSeen, seen.Format(time.DateTime))
 	}
-	line(t.why, e.Details["reason"])
+	line(t.why, reason(e.Details, lang))
 	line(t.err, e.Details["error"])
 	if e.Late > 0 {
 		fmt.Fprintf(&b, t.late+"\n", duration(t.seconds, t.minutes, t.hours, e.Late))
