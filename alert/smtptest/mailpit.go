@@ -25,7 +25,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -37,9 +36,8 @@ type Server struct {
 	SMTP, API string
 	Log       string
 
-	t      testing.TB
-	cmd    *exec.Cmd
-	exited chan struct{}
+	t    testing.TB
+	proc *testproc.Proc
 }
 
 // Options say how a Server serves SMTP.
@@ -125,12 +123,7 @@ func Start(t testing.TB, o Options) *Server {
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mailpit: %v", err)
-	}
-	m.cmd, m.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(m.exited) }()
+	m.proc = testproc.Start(t, "mailpit", cmd, m.Log)
 	t.Cleanup(m.Stop)
 	m.waitReady()
 	return m
@@ -141,36 +134,26 @@ func Start(t testing.TB, o Options) *Server {
 func (m *Server) waitReady() {
 	m.t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-m.exited:
-			out, _ := os.ReadFile(m.Log)
-			m.t.Fatalf("mailpit exited at start:\n%s", out)
-		default:
-		}
+	m.proc.WaitReady(m.t, 30*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := client.Get("http://" + m.API + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if c, err := net.DialTimeout("tcp", m.SMTP, time.Second); err == nil && resp.StatusCode == http.StatusOK {
-				c.Close()
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out, _ := os.ReadFile(m.Log)
-	m.t.Fatalf("mailpit not ready after 30 s:\n%s", out)
+		resp.Body.Close()
+		c, err := net.DialTimeout("tcp", m.SMTP, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // Stop stops this mailpit, by its pid alone: SIGTERM, then SIGKILL after
 // 10 s.
 func (m *Server) Stop() {
-	if m.cmd == nil {
-		return
-	}
-	testproc.Stop(m.cmd.Process, m.exited)
-	m.cmd = nil
+	m.proc.Stop()
+	m.proc = nil
 }
 
 // Address is an address as mailpit's API gives it.

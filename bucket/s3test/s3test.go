@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,8 +54,7 @@ type Server struct {
 	data    string
 	certs   string
 	console string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *testproc.Proc
 }
 
 // Options configure Start.
@@ -125,12 +123,7 @@ func (s *Server) Start() {
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+RootUser, "MINIO_ROOT_PASSWORD="+RootPassword,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "CI=true")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start minio: %v", err)
-	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.exited) }()
+	s.proc = testproc.Start(s.t, "minio", cmd, s.Log)
 	s.waitReady()
 }
 
@@ -141,42 +134,30 @@ func (s *Server) waitReady() {
 	if s.Secure {
 		scheme = "https"
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			out, _ := os.ReadFile(s.Log)
-			s.t.Fatalf("minio exited at start:\n%s", out)
-		default:
-		}
+	s.proc.WaitReady(s.t, 60*time.Second, 100*time.Millisecond, func() bool {
 		// The health check can pass before the object layer is up, when
 		// S3 requests still get 503 "Server not initialized yet". An
 		// anonymous list of buckets gets 403 once it is.
 		resp, err := client.Get(scheme + "://" + s.Endpoint + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if resp, err = client.Get(scheme + "://" + s.Endpoint + "/"); err == nil {
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusServiceUnavailable {
-						return
-					}
-				}
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	out, _ := os.ReadFile(s.Log)
-	s.t.Fatalf("minio not ready after 60 s:\n%s", out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		if resp, err = client.Get(scheme + "://" + s.Endpoint + "/"); err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusServiceUnavailable
+	})
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10 s).
 func (s *Server) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	testproc.Stop(s.cmd.Process, s.exited)
-	s.cmd = nil
+	s.proc.Stop()
+	s.proc = nil
 }
 
 func (s *Server) transport() http.RoundTripper {

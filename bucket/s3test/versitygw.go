@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,9 +26,8 @@ type Gateway struct {
 	Endpoint string
 	Log      string
 
-	t      testing.TB
-	cmd    *exec.Cmd
-	exited chan struct{}
+	t    testing.TB
+	proc *testproc.Proc
 }
 
 // GatewayBinary returns the versitygw binary's path: $MAMORU_VERSITYGW,
@@ -68,12 +66,7 @@ func StartGateway(t testing.TB) *Gateway {
 		"posix", "--versioning-dir", filepath.Join(dir, "versions"), filepath.Join(dir, "data"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	g.cmd, g.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(g.exited) }()
+	g.proc = testproc.Start(t, "versitygw", cmd, g.Log)
 	t.Cleanup(g.Stop)
 	g.waitReady()
 	return g
@@ -84,31 +77,20 @@ func StartGateway(t testing.TB) *Gateway {
 func (g *Gateway) waitReady() {
 	g.t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-g.exited:
-			out, _ := os.ReadFile(g.Log)
-			g.t.Fatalf("versitygw exited at start:\n%s", out)
-		default:
+	g.proc.WaitReady(g.t, 30*time.Second, 50*time.Millisecond, func() bool {
+		resp, err := client.Get("http://" + g.Endpoint + "/")
+		if err != nil {
+			return false
 		}
-		if resp, err := client.Get("http://" + g.Endpoint + "/"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out, _ := os.ReadFile(g.Log)
-	g.t.Fatalf("versitygw not ready after 30 s:\n%s", out)
+		resp.Body.Close()
+		return true
+	})
 }
 
 // Stop stops the gateway (SIGTERM, then SIGKILL after 10 s).
 func (g *Gateway) Stop() {
-	if g.cmd == nil {
-		return
-	}
-	testproc.Stop(g.cmd.Process, g.exited)
-	g.cmd = nil
+	g.proc.Stop()
+	g.proc = nil
 }
 
 // Root returns a client with the root credentials.
