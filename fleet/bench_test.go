@@ -54,27 +54,6 @@ func BenchmarkFleetLs1000(b *testing.B) {
 	bk := Bucket{Client: client, Bucket: "clips", Prefix: "mamoru"}
 	ctx := context.Background()
 
-	b.Run("delimited", func(b *testing.B) {
-		for b.Loop() {
-			devices, err := bk.Scan(ctx, Options{})
-			if err != nil || len(devices) != stores*perStore {
-				b.Fatalf("Scan: %d devices, %v", len(devices), err)
-			}
-		}
-	})
-	for _, serial := range []bool{false, true} {
-		name := "recursive"
-		if serial {
-			name = "recursive-serial"
-		}
-		b.Run(name, func(b *testing.B) {
-			for b.Loop() {
-				if n := recursiveScan(ctx, bk, serial); n != stores*perStore {
-					b.Fatalf("recursive: %d devices", n)
-				}
-			}
-		})
-	}
 	// The same against a server 20 ms away, as a cloud bucket is from a
 	// shop's office: each request waits 20 ms before it is sent.
 	far, err := minio.NewCore(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3test.RootUser, s3test.RootPassword, ""),
@@ -82,26 +61,30 @@ func BenchmarkFleetLs1000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	farBucket := Bucket{Client: far, Bucket: "clips", Prefix: "mamoru"}
-	b.Run("delimited-20ms", func(b *testing.B) {
-		for b.Loop() {
-			if devices, err := farBucket.Scan(ctx, Options{}); err != nil || len(devices) != stores*perStore {
-				b.Fatalf("Scan: %d devices, %v", len(devices), err)
-			}
-		}
-	})
-	for _, serial := range []bool{false, true} {
-		name := "recursive-20ms"
-		if serial {
-			name = "recursive-serial-20ms"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, at := range []struct {
+		bucket Bucket
+		suffix string
+	}{{bk, ""}, {Bucket{Client: far, Bucket: "clips", Prefix: "mamoru"}, "-20ms"}} {
+		b.Run("delimited"+at.suffix, func(b *testing.B) {
 			for b.Loop() {
-				if n := recursiveScan(ctx, farBucket, serial); n != stores*perStore {
-					b.Fatalf("recursive: %d devices", n)
+				if devices, err := at.bucket.Scan(ctx, Options{}); err != nil || len(devices) != stores*perStore {
+					b.Fatalf("Scan: %d devices, %v", len(devices), err)
 				}
 			}
 		})
+		for _, serial := range []bool{false, true} {
+			name := "recursive"
+			if serial {
+				name = "recursive-serial"
+			}
+			b.Run(name+at.suffix, func(b *testing.B) {
+				for b.Loop() {
+					if n := recursiveScan(ctx, at.bucket, serial); n != stores*perStore {
+						b.Fatalf("recursive: %d devices", n)
+					}
+				}
+			})
+		}
 	}
 	b.Run("watch-poll", func(b *testing.B) {
 		b.ReportAllocs()

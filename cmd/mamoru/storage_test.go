@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -79,18 +78,7 @@ func TestUploadEndToEnd(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	status := func(what string, cond func(device.Status) bool) device.Status {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			code, out, _ := runCmd(t, "status", "--config", cfg, "--json")
-			var st device.Status
-			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && cond(st) {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s: last status %s\nrecorder stderr: %s", what, out, stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return awaitStatus(t, cfg, what, cond, &stderr)
 	}
 	status("a pre-roll", func(s device.Status) bool { return s.BufferedSeconds >= 2 })
 	code, out, errOut = runCmd(t, "trigger", "--config", cfg)
