@@ -28,15 +28,24 @@ type Message struct {
 	Title, Body string
 }
 
-// texts are every sentence an alert says, per language. Each title format
+// text is every sentence an alert says in one language. Each title format
 // takes the place (the label) and the time (15:04).
-var texts = map[string]struct {
+type text struct {
 	titles                                          map[Name]string
 	urgent                                          string
 	store, device, incident, at, press, source, why string
 	err, late, lastSeen                             string
 	seconds, minutes, hours                         string
-}{
+	// reasons are the words for the reasons the recorder gives in
+	// Details["reason"], which stay as they are in the event's JSON for
+	// machines; sources the capture sources' names, and silent the
+	// recorder's "<source> has sent nothing for 30 s" with one of them.
+	reasons, sources map[string]string
+	silent           string
+}
+
+// texts are the texts, by language.
+var texts = map[string]text{
 	Japanese: {
 		titles: map[Name]string{
 			IncidentStarted:  "%sで通報ボタン %s",
@@ -58,6 +67,14 @@ var texts = map[string]struct {
 		store:  "店舗", device: "機器", incident: "事案", at: "時刻", press: "通報", source: "操作元", why: "理由",
 		err: "エラー", late: "この通知は%s遅れて届きました", lastSeen: "最後の報告",
 		seconds: "%d秒", minutes: "%d分", hours: "%d時間",
+		reasons: map[string]string{
+			"spool full":              "送信前の記録で保存領域がいっぱい",
+			"outside recording hours": "記録時間外",
+			"fault":                   "故障のため記録できない",
+			"not recording":           "記録していない",
+		},
+		sources: map[string]string{"video": "カメラ（映像）", "audio": "マイク（音声）"},
+		silent:  "%sから30秒間何も届いていない",
 	},
 	English: {
 		titles: map[Name]string{
@@ -80,38 +97,22 @@ var texts = map[string]struct {
 		store:  "Store", device: "Device", incident: "Incident", at: "Time", press: "Pressed", source: "Source", why: "Reason",
 		err: "Error", late: "This alert arrived %s late", lastSeen: "Last report",
 		seconds: "%d s", minutes: "%d min", hours: "%d h",
+		silent: "%s has sent nothing for 30 s",
 	},
 }
 
-// reasons are, per language, the words for the reasons the recorder gives
-// in Details["reason"], which stay as they are in the event's JSON for
-// machines; a reason not here is shown as it is.
-var reasons = map[string]map[string]string{
-	Japanese: {
-		"spool full":              "送信前の記録で保存領域がいっぱい",
-		"outside recording hours": "記録時間外",
-		"fault":                   "故障のため記録できない",
-		"not recording":           "記録していない",
-	},
-}
+// SilentReason is the reason, in a device.fault's JSON, of a capture
+// source (video, audio) that has sent nothing for 30 s.
+func SilentReason(source string) string { return fmt.Sprintf(texts[English].silent, source) }
 
-// sourceNames are the capture sources' names for people.
-var sourceNames = map[string]map[string]string{
-	Japanese: {"video": "カメラ（映像）", "audio": "マイク（音声）"},
-}
-
-// reason is details' reason in lang: a source gone silent (the
-// recorder's "<source> has sent nothing for 30 s") and the press
-// refusals in their words, anything else as it is.
-func reason(details map[string]string, lang string) string {
+// reason is details' reason in t's language: a source gone silent and
+// the press refusals in its words, anything else as it is.
+func (t text) reason(details map[string]string) string {
 	r := details["reason"]
-	if lang == English {
-		return r
+	if src := details["source"]; src != "" && r == SilentReason(src) {
+		return fmt.Sprintf(t.silent, cmp.Or(t.sources[src], src))
 	}
-	if src := details["source"]; src != "" && r == src+" has sent nothing for 30 s" {
-		return cmp.Or(sourceNames[Japanese][src], src) + "から30秒間何も届いていない"
-	}
-	return cmp.Or(reasons[Japanese][r], r)
+	return cmp.Or(t.reasons[r], r)
 }
 
 // urgentNames are the events about a press: a long press makes them urgent.
@@ -155,7 +156,7 @@ func Render(e Event, lang string) Message {
 	if seen, err := time.Parse(time.RFC3339, e.Details["last_seen"]); err == nil {
 		line(t.lastSeen, seen.Format(time.DateTime))
 	}
-	line(t.why, reason(e.Details, lang))
+	line(t.why, t.reason(e.Details))
 	line(t.err, e.Details["error"])
 	if e.Late > 0 {
 		fmt.Fprintf(&b, t.late+"\n", duration(t.seconds, t.minutes, t.hours, e.Late))

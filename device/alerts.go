@@ -254,7 +254,7 @@ func (a *Alerts) one(e Event) (alert.Event, bool) {
 	case EventSource:
 		if e.State == "down" {
 			ev := a.Origin.Event(alert.DeviceFault, e.Time)
-			ev.Details = map[string]string{"source": e.Track, "reason": e.Track + " has sent nothing for 30 s", "error": errText(e.Err)}
+			ev.Details = map[string]string{"source": e.Track, "reason": alert.SilentReason(e.Track), "error": errText(e.Err)}
 			return ev, true
 		}
 		ev := a.Origin.Event(alert.DeviceRecovered, e.Time)
