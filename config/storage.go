@@ -304,6 +304,9 @@ type ManagerConfig struct {
 	// Keyring is the devices' public keys, from the file's [[keyring]]
 	// tables: clips get and verify check each manifest's signature by it.
 	Keyring signing.Keyring
+	// Console is the [console] table: where `mamoru console` listens and
+	// who may log in.
+	Console Console
 }
 
 // managerFile is the part of a configuration a manager's commands read;
@@ -315,9 +318,9 @@ type managerFile struct {
 	Storage Storage `toml:"storage"`
 }
 
-// LoadManager reads a manager's configuration: the [storage] table of the
-// file at path (if path is not ""), then MAMORU_STORAGE_* and the
-// credential variables from environ.
+// LoadManager reads a manager's configuration: the [storage], [[keyring]]
+// and [console] tables of the file at path (if path is not ""), then
+// MAMORU_STORAGE_* and the credential variables from environ.
 func LoadManager(path string, environ []string) (ManagerConfig, error) {
 	var f managerFile
 	f.Storage = defaultStorage()
@@ -334,6 +337,7 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 		o.name, o.src = path, src
 	}
 	keyring, keyErrs := parseKeyring(o.name, o.src)
+	console, consoleErrs := parseConsole(o.name, o.src)
 	fromEnv, errs := applyEnvTo(&f, environ)
 	o.fromEnv = fromEnv
 	bad := func(key, format string, args ...any) {
@@ -345,9 +349,10 @@ func LoadManager(path string, environ []string) (ManagerConfig, error) {
 	f.Storage.validate(bad)
 	errs = append(errs, f.Storage.loadCredentials(environ, LoadOptions{})...)
 	errs = append(errs, keyErrs...)
+	errs = append(errs, consoleErrs...)
 	if len(errs) > 0 {
 		o.place(errs)
 		return ManagerConfig{}, errs
 	}
-	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone, Keyring: keyring}, nil
+	return ManagerConfig{Storage: f.Storage, Location: f.Device.Timezone, Keyring: keyring, Console: console}, nil
 }
