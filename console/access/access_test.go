@@ -132,7 +132,7 @@ func (c *console) csrf(t *testing.T, cl *http.Client) string {
 	return tok
 }
 
-func TestNewRefusesTheNetworkWithoutUsersOrTLS(t *testing.T) {
+func TestAccessNewRefusesTheNetworkWithoutUsersOrTLS(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		o     Options
@@ -189,7 +189,7 @@ func TestNewRefusesTheNetworkWithoutUsersOrTLS(t *testing.T) {
 
 // On loopback, a page of another site whose name resolves to 127.0.0.1
 // (DNS rebinding) is refused by its Host.
-func TestHostCheck(t *testing.T) {
+func TestAccessHostCheck(t *testing.T) {
 	for _, withUsers := range []bool{false, true} {
 		o := Options{}
 		if withUsers {
@@ -225,7 +225,7 @@ func TestHostCheck(t *testing.T) {
 
 // Without users, on loopback, every request is the local manager's, and
 // an unsafe request still needs the Guard's CSRF token.
-func TestLocalUser(t *testing.T) {
+func TestAccessLocalUser(t *testing.T) {
 	c := serve(t, Options{Local: User{Name: "sato@shop-pc (local)", Role: Manager}})
 	cl := c.client(t)
 	if r := c.get(t, cl, "/"); !strings.HasPrefix(r.body, "home of sato@shop-pc (local) (manager)") {
@@ -249,7 +249,7 @@ func TestLocalUser(t *testing.T) {
 // Without a session: a page redirects to the login page with where it
 // was going, the API says 401 in JSON, and the login page and assets are
 // served.
-func TestNoSession(t *testing.T) {
+func TestAccessNoSession(t *testing.T) {
 	c := serve(t, Options{Users: users})
 	cl := c.client(t)
 	for _, tc := range []struct {
@@ -281,7 +281,7 @@ func TestNoSession(t *testing.T) {
 	}
 }
 
-func TestLogin(t *testing.T) {
+func TestAccessLogin(t *testing.T) {
 	c := serve(t, Options{Users: users, SessionTTL: time.Hour})
 	for _, tc := range []struct {
 		name, user, pw string
@@ -315,7 +315,7 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-func TestSessionCookie(t *testing.T) {
+func TestAccessSessionCookie(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		c := serve(t, Options{Users: users, TLS: tls, SessionTTL: time.Hour})
 		resp, err := c.client(t).PostForm(c.URL+"/login", url.Values{"name": {"sato"}, "password": {"manager-password"}})
@@ -337,7 +337,7 @@ func TestSessionCookie(t *testing.T) {
 
 // A session ends at its TTL on the Guard's clock, or at logout, after
 // which its cookie opens nothing even if sent again.
-func TestSessionEnds(t *testing.T) {
+func TestAccessSessionEnds(t *testing.T) {
 	c := serve(t, Options{Users: users, SessionTTL: time.Hour})
 	cl := c.client(t)
 	c.login(t, cl, "sato", "manager-password")
@@ -374,7 +374,7 @@ func TestSessionEnds(t *testing.T) {
 
 // Every unsafe request needs the session's CSRF token and must come from
 // the console's own pages; what it may do depends on the role.
-func TestUnsafeRequests(t *testing.T) {
+func TestAccessUnsafeRequests(t *testing.T) {
 	c := serve(t, Options{Users: users})
 	manager, viewer := c.client(t), c.client(t)
 	c.login(t, manager, "sato", "manager-password")
@@ -413,7 +413,7 @@ func TestUnsafeRequests(t *testing.T) {
 	}
 }
 
-func TestCan(t *testing.T) {
+func TestAccessCan(t *testing.T) {
 	for a := View; a <= Delete; a++ {
 		if !(User{"sato", Manager}).Can(a) {
 			t.Errorf("a manager cannot %v", a)
@@ -433,7 +433,7 @@ func TestCan(t *testing.T) {
 // LoginFailures failures lock the remote IP, and a user's name from any
 // IP, out for LoginLockout on the Guard's clock; a success clears the
 // count.
-func TestLoginRateLimit(t *testing.T) {
+func TestAccessLoginRateLimit(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	g, err := New(Options{Addr: "127.0.0.1:8750", Users: users, Clock: clock})
 	if err != nil {
@@ -520,7 +520,7 @@ func TestLoginRateLimit(t *testing.T) {
 
 // An unknown name is checked against a hash made like a user's, so that
 // a failure takes as long as for a user's wrong password.
-func TestDummyHashCostsTheSame(t *testing.T) {
+func TestAccessDummyHashCostsTheSame(t *testing.T) {
 	g, err := New(Options{Addr: "127.0.0.1:1", Users: users})
 	if err != nil {
 		t.Fatal(err)
@@ -532,7 +532,7 @@ func TestDummyHashCostsTheSame(t *testing.T) {
 	}
 }
 
-func TestLocalPath(t *testing.T) {
+func TestAccessLocalPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/incidents?day=1": "/incidents?day=1",
 		"/":                "/",
@@ -549,7 +549,7 @@ func TestLocalPath(t *testing.T) {
 	}
 }
 
-func TestHashPassword(t *testing.T) {
+func TestAccessHashPassword(t *testing.T) {
 	h, err := HashPassword("パスワード十文字以上です")
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 
 // LoadOrCreateCert makes a pair once, and then loads the same one: the
 // fingerprint it prints is the one a browser sees from the server.
-func TestLoadOrCreateCert(t *testing.T) {
+func TestAccessLoadOrCreateCert(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "console-tls.crt"), filepath.Join(dir, "console-tls.key")
 	hosts := []string{"127.0.0.1", "192.168.1.20", "shop-pc.local"}
@@ -69,7 +69,7 @@ func TestLoadOrCreateCert(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateCertRefuses(t *testing.T) {
+func TestAccessLoadOrCreateCertRefuses(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
 	if _, _, _, err := LoadOrCreateCert(certFile, keyFile, []string{"127.0.0.1"}); err != nil {
