@@ -516,6 +516,23 @@ func TestAccessLoginRateLimit(t *testing.T) {
 	if w := login("10.0.0.9", "sato", good); w.Header().Get("Retry-After") != "900" {
 		t.Errorf("Retry-After = %q at the start of a lockout; want 900", w.Header().Get("Retry-After"))
 	}
+
+	// Guesses sent all at once are counted as they arrive, not as their
+	// checks end: only LoginFailures of them are checked.
+	g.mu.Lock()
+	clear(g.failures)
+	g.mu.Unlock()
+	codes := make(chan int)
+	for i := range 3 * LoginFailures {
+		go func() { codes <- login("10.0.0.10", "sato", fmt.Sprint("guess ", i)).Code }()
+	}
+	count := map[int]int{}
+	for range 3 * LoginFailures {
+		count[<-codes]++
+	}
+	if count[401] != LoginFailures || count[429] != 2*LoginFailures {
+		t.Errorf("%d guesses at once: %v; want %d checked (401), the rest refused (429)", 3*LoginFailures, count, LoginFailures)
+	}
 }
 
 // An unknown name is checked against a hash made like a user's, so that

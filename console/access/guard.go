@@ -58,6 +58,9 @@ const (
 	LoginLockout  = 15 * time.Minute
 )
 
+// maxChecks is how many password checks may run at once.
+const maxChecks = 4
+
 // Guard checks every request to the console; see the package doc. It is
 // safe for concurrent use.
 type Guard struct {
@@ -72,6 +75,9 @@ type Guard struct {
 	// the same whether or not the name is a user's.
 	dummy     phc.Hash
 	localCSRF string // the CSRF token without users
+	// checks holds a place for each password check under way: each takes
+	// 64 MiB, and logins sent all at once must not exhaust the memory.
+	checks chan struct{}
 
 	mu       sync.Mutex          // guards sessions and failures
 	sessions map[string]*session // by cookie value
@@ -112,6 +118,7 @@ func New(o Options) (*Guard, error) {
 		cop:      http.NewCrossOriginProtection(),
 		sessions: map[string]*session{},
 		failures: map[string]*failures{},
+		checks:   make(chan struct{}, maxChecks),
 	}
 	if g.ttl <= 0 {
 		g.ttl = DefaultSessionTTL

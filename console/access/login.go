@@ -48,7 +48,7 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 		// password, and counting it would let anyone fill the memory.
 		keys = append(keys, "name "+name)
 	}
-	if wait := g.lockedFor(keys); wait > 0 {
+	if wait := g.attempt(keys); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		mins := int(math.Ceil(wait.Minutes()))
 		render(w, http.StatusTooManyRequests, loginView{Name: name, Next: next,
@@ -61,8 +61,14 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		h = a.hash
 	}
-	if !h.Verify(pw) || !ok {
-		g.fail(keys)
+	select {
+	case g.checks <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	right := h.Verify(pw)
+	<-g.checks
+	if !right || !ok {
 		render(w, http.StatusUnauthorized, loginView{Name: name, Next: next,
 			Error: "名前かパスワードが違います。", ErrorEn: "Wrong name or password."})
 		return
@@ -95,8 +101,13 @@ func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// lockedFor returns how long the longest lockout of keys still lasts.
-func (g *Guard) lockedFor(keys []string) time.Duration {
+// attempt counts a login attempt against each of keys as a failure,
+// which a success then clears, and returns how long the longest lockout
+// of keys still lasts, counting nothing if it is locked out. Counting
+// before the password is checked keeps attempts sent all at once from
+// passing the check together. A key is locked out at its LoginFailures-th
+// failure within LoginWindow.
+func (g *Guard) attempt(keys []string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now, wait := g.clock.Now(), time.Duration(0)
@@ -105,15 +116,9 @@ func (g *Guard) lockedFor(keys []string) time.Duration {
 			wait = max(wait, f.locked.Sub(now))
 		}
 	}
-	return wait
-}
-
-// fail counts a failed login against each of keys, locking out a key at
-// its LoginFailures-th failure within LoginWindow.
-func (g *Guard) fail(keys []string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.clock.Now()
+	if wait > 0 {
+		return wait
+	}
 	if len(g.failures) > 4096 {
 		for k, f := range g.failures {
 			if now.Sub(f.first) >= LoginWindow && !now.Before(f.locked) {
@@ -124,7 +129,7 @@ func (g *Guard) fail(keys []string) {
 	for _, k := range keys {
 		f, ok := g.failures[k]
 		if !ok || now.Sub(f.first) >= LoginWindow {
-			f = &failures{first: now, locked: f.lockedUntil()}
+			f = &failures{first: now}
 			g.failures[k] = f
 		}
 		f.n++
@@ -132,14 +137,7 @@ func (g *Guard) fail(keys []string) {
 			f.n, f.first, f.locked = 0, now, now.Add(LoginLockout)
 		}
 	}
-}
-
-// lockedUntil is f's lockout's end, or the zero time for no f.
-func (f *failures) lockedUntil() time.Time {
-	if f == nil {
-		return time.Time{}
-	}
-	return f.locked
+	return 0
 }
 
 // remoteIP is the address r came from. The console is reached directly,
