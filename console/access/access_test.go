@@ -559,6 +559,7 @@ func TestAccessLocalPath(t *testing.T) {
 		"/\\evil.example":  "/",
 		"https://evil/":    "/",
 		"/a\r\nSet-Cookie": "/",
+		"/login?next=/x":   "/",
 	} {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q; want %q", in, got, want)

@@ -52,7 +52,7 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		mins := int(math.Ceil(wait.Minutes()))
 		render(w, http.StatusTooManyRequests, loginView{Name: name, Next: next,
-			Error:   "ログインの失敗が続いたため、" + strconv.Itoa(mins) + "分後まで受け付けません。",
+			Error:   "ログインの失敗が続いたため、あと" + strconv.Itoa(mins) + "分はログインできません。",
 			ErrorEn: "Too many failed logins: try again in " + strconv.Itoa(mins) + " minutes."})
 		return
 	}
@@ -150,12 +150,13 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-// localPath returns p if it is a path on this site, else "/": a login
-// must not send its user on to another site.
+// localPath returns p if it is a path on this site other than the login
+// page, else "/": a login must not send its user on to another site, nor
+// back to itself.
 func localPath(p string) string {
 	u, err := url.Parse(p)
 	if err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		u.Scheme != "" || u.Host != "" || strings.ContainsAny(p, "\r\n\t\\") {
+		u.Scheme != "" || u.Host != "" || strings.ContainsAny(p, "\r\n\t\\") || u.Path == "/login" {
 		return "/"
 	}
 	return p
