@@ -52,11 +52,8 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 		if !lockEnabled(ctx, c, s.Bucket) {
 			// AWS can add object lock to a versioned bucket; MinIO cannot.
 			if err := c.SetObjectLockConfig(ctx, s.Bucket, nil, nil, nil); err != nil || !lockEnabled(ctx, c, s.Bucket) {
-				return done, fmt.Errorf("bucket %s was created without object lock, and this server cannot add it to a bucket that exists (MinIO cannot): "+
-					"set storage.bucket to a new name and run 'mamoru storage init' again, which creates it with object lock; then copy the objects "+
-					"under %q across with their keys unchanged (e.g. 'mc mirror' or 'rclone copy'): a signature covers the object's key below the bucket "+
-					"and storage.prefix, so copies verify in the new bucket. Or set policy.object_lock = \"none\" to upload without a lock",
-					s.Bucket, s.Prefix+"/")
+				return done, fmt.Errorf("bucket %s was created without object lock, and this server cannot add it to a bucket that exists (MinIO cannot): %s. "+
+					"Or set policy.object_lock = \"none\" to upload without a lock", s.Bucket, moveToLocked(s.Prefix))
 			}
 			done = append(done, fmt.Sprintf("object lock turned on in %s", s.Bucket))
 		}
@@ -134,6 +131,14 @@ func SetupBucket(ctx context.Context, c *minio.Client, s config.Storage, rules c
 			"written over every minute, go a day after they became one")
 	}
 	return done, nil
+}
+
+// moveToLocked says how to move the clips under prefix to a bucket with
+// object lock, for a bucket that has none and cannot be given it.
+func moveToLocked(prefix string) string {
+	return fmt.Sprintf("set storage.bucket to a new name and run 'mamoru storage init' again, which creates it with object lock; then copy the objects "+
+		"under %q across with their keys unchanged (e.g. 'mc mirror' or 'rclone copy'): a signature covers the object's key below the bucket "+
+		"and storage.prefix, so copies verify in the new bucket", prefix+"/")
 }
 
 // HealthTag marks every version of a device's health.json, for the
