@@ -14,6 +14,7 @@ import (
 
 	"mamoru/config"
 	"mamoru/health"
+	"mamoru/outbox"
 )
 
 // SetupBucket prepares the bucket for the devices, as an installer's
@@ -221,6 +222,80 @@ func DevicePolicy(s config.Storage, store, device string) string {
 			"Action":   []string{"s3:DeleteObject"},
 			"Resource": []string{folder + "/" + selfTestDir + "/*"},
 		}),
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return string(b)
+}
+
+// ConsolePolicy is the least the managers' console needs, for the bucket
+// s names: to list the clips and their versions below storage.prefix, read
+// them (and the custody records), read each object's retention and the
+// bucket's object lock configuration, set and release legal hold on an
+// incident's clip, manifest and signature, write custody records under
+// <prefix>/.custody/, and, for Clips.Delete alone, delete every version of
+// an incident's clip, manifest and signature, bypassing a governance lock.
+//
+// Nothing else: it cannot write a clip, touch an audit segment or a health
+// report but to read it, nor change the bucket's settings; and it is
+// denied deleting custody records, so the chain of custody only grows. On
+// AWS its custody writes must carry If-None-Match (s3:if-none-match), as
+// custody.Log.Add's do, so that no record is written over; MinIO and
+// versitygw refuse such a condition (see DevicePolicy).
+func ConsolePolicy(s config.Storage) string {
+	arn := func(key string) string { return "arn:aws:s3:::" + path.Join(s.Bucket, s.Prefix, key) }
+	list := map[string]any{
+		"Sid":      "MamoruConsoleList",
+		"Effect":   "Allow",
+		"Action":   []string{"s3:ListBucket", "s3:ListBucketVersions"},
+		"Resource": []string{"arn:aws:s3:::" + s.Bucket},
+	}
+	if s.Prefix != "" {
+		list["Condition"] = map[string]any{"StringLike": map[string][]string{"s3:prefix": {s.Prefix + "/*"}}}
+	}
+	// An incident's own objects, by name anywhere below the prefix: the
+	// audit log and the health reports are not among them.
+	var incident []string
+	for _, name := range []string{outbox.ClipFile, outbox.ManifestFile, outbox.SignatureFile} {
+		incident = append(incident, arn("*/"+name))
+	}
+	custody := arn(".custody") + "/*"
+	write := map[string]any{
+		"Sid":      "MamoruConsoleCustodyWrite",
+		"Effect":   "Allow",
+		"Action":   []string{"s3:PutObject"},
+		"Resource": []string{custody},
+	}
+	if IsAWS(s) {
+		write["Condition"] = map[string]any{"Null": map[string]string{"s3:if-none-match": "false"}}
+	}
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{list, {
+			"Sid":      "MamoruConsoleBucketLock",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:GetBucketObjectLockConfiguration"},
+			"Resource": []string{"arn:aws:s3:::" + s.Bucket},
+		}, {
+			"Sid":      "MamoruConsoleRead",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"},
+			"Resource": []string{arn("*")},
+		}, {
+			"Sid":      "MamoruConsoleLegalHold",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:PutObjectLegalHold"},
+			"Resource": incident,
+		}, write, {
+			"Sid":      "MamoruConsoleDelete",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"},
+			"Resource": incident,
+		}, {
+			"Sid":      "MamoruConsoleCustodyKept",
+			"Effect":   "Deny",
+			"Action":   []string{"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention", "s3:PutObjectLegalHold"},
+			"Resource": []string{custody},
+		}},
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return string(b)
