@@ -24,7 +24,7 @@ func TestConsolePolicy(t *testing.T) {
 	srv := s3test.Start(t, s3test.Options{})
 	st := srv.Storage("clips")
 	st.Prefix = "mamoru"
-	if steps, err := SetupBucket(t.Context(), srv.Root(), st, config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance}); err != nil {
+	if steps, err := SetupBucket(t.Context(), srv.Root(), st, "shop-1", config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance}); err != nil {
 		t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 	}
 	srv.AddUser("console", "console-secret", ConsolePolicy(st))

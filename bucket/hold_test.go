@@ -21,7 +21,7 @@ func lockedAndPlain(t *testing.T, srv *s3test.Server) {
 	for _, b := range []struct{ name, lock string }{{"locked", config.LockGovernance}, {"plain", config.LockNone}} {
 		st := srv.Storage(b.name)
 		st.Prefix = "mamoru"
-		if steps, err := SetupBucket(t.Context(), srv.Root(), st, config.Policy{RetentionDays: 30, ObjectLock: b.lock}); err != nil {
+		if steps, err := SetupBucket(t.Context(), srv.Root(), st, "shop-1", config.Policy{RetentionDays: 30, ObjectLock: b.lock}); err != nil {
 			t.Fatalf("SetupBucket %s: %v (did %q)", b.name, err, steps)
 		}
 	}

@@ -32,7 +32,7 @@ import (
 )
 
 // Dir is the managers' folder of custody records, below the prefix.
-const Dir = ".custody"
+const Dir = bucket.CustodyDir
 
 // Action is what was done with an incident.
 type Action string
