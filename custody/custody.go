@@ -108,7 +108,8 @@ func (l Log) Folder(store, device, id string) string {
 
 // Add writes r as a new record of store/device/id, and returns its key.
 // It never replaces an object: a key already there (which its random part
-// makes all but impossible) fails as the bucket's *bucket.Exists.
+// makes all but impossible) fails as the bucket's *bucket.Exists. A key
+// without the right to write records gets an error that names the right.
 func (l Log) Add(ctx context.Context, store, device, id string, r Record) (string, error) {
 	switch {
 	case !r.Action.Valid():
@@ -127,6 +128,9 @@ func (l Log) Add(ctx context.Context, store, device, id string, r Record) (strin
 	opts := bucket.IfAbsent()
 	opts.ContentType = "application/json"
 	if _, err := l.Client.PutObject(ctx, l.Bucket, key, bytes.NewReader(b), int64(len(b)), opts); err != nil {
+		if bucket.IsAccessDenied(err) {
+			return "", fmt.Errorf("custody: write %s: %w (the managers' key needs s3:PutObject on %s/*)", key, bucket.Classify(err), path.Join(l.Prefix, Dir))
+		}
 		return "", fmt.Errorf("custody: write %s: %w", key, bucket.Classify(err))
 	}
 	return key, nil
