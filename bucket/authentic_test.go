@@ -28,6 +28,9 @@ type incidentSpec struct {
 	legacy            bool               // a version 1 manifest, naming no object
 	edit              func(*outbox.Manifest)
 	at                string // the directory below the prefix, if not the manifest's own
+	bucket            string // "clips" if ""
+	// opts, if set, are the options each object is written with (its lock).
+	opts func(name string) minio.PutObjectOptions
 }
 
 // putIncident writes clip, manifest and signature under prefix "mamoru"
@@ -54,8 +57,17 @@ func putIncident(t *testing.T, root *minio.Client, s incidentSpec) string {
 	if s.signer != nil {
 		objects[outbox.SignatureFile] = sigBy(s.signer, raw)
 	}
+	if s.bucket == "" {
+		s.bucket = "clips"
+	}
 	for name, b := range objects {
-		putObject(t, root, path.Join("mamoru", at, name), b)
+		var opts minio.PutObjectOptions
+		if s.opts != nil {
+			opts = s.opts(name)
+		}
+		if _, err := root.PutObject(t.Context(), s.bucket, path.Join("mamoru", at, name), bytes.NewReader(b), int64(len(b)), opts); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return at
 }

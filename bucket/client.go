@@ -1,8 +1,8 @@
 // Package bucket is everything that reads or sets up a bucket: the S3 client
 // a configuration describes, where an incident's objects live in it, the
 // error classes that say what a person must fix, bucket setup and the device's
-// least-privilege policy for installers, and the managers' clips (list, get,
-// verify, share).
+// and the managers' console's least-privilege policies for installers, and
+// the managers' clips (list, get, verify, share, legal hold, delete).
 package bucket
 
 import (

@@ -92,7 +92,7 @@ func TestGatewayAddsObjectLock(t *testing.T) {
 	if err := root.MakeBucket(t.Context(), "plain", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	steps, err := SetupBucket(t.Context(), root, gw.Storage("plain"), config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance})
+	steps, err := SetupBucket(t.Context(), root, gw.Storage("plain"), "shop-1", config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance})
 	if err == nil || !strings.Contains(err.Error(), "this server cannot expire objects") {
 		t.Errorf("SetupBucket on versitygw: %v; want it to say clips will not expire", err)
 	}
@@ -124,7 +124,7 @@ func TestSetupBucketOlderVersions(t *testing.T) {
 		{"locked", config.LockGovernance, 1, "older versions of any written over, expire 30 days after upload (an older version goes a day after it became one, never before its lock ends)"},
 		{"unlocked", config.LockNone, 1, "expire 30 days after upload; an older version, an expired clip or an original written over, goes a day after it became one: unlocked, an overwrite can be seen by 'mamoru clips verify' for a day only"},
 	} {
-		steps, err := SetupBucket(t.Context(), srv.Root(), srv.Storage(tc.bucket), config.Policy{RetentionDays: 30, ObjectLock: tc.lock})
+		steps, err := SetupBucket(t.Context(), srv.Root(), srv.Storage(tc.bucket), "shop-1", config.Policy{RetentionDays: 30, ObjectLock: tc.lock})
 		if err != nil {
 			t.Fatalf("SetupBucket, object lock %q: %v (did %q)", tc.lock, err, steps)
 		}
@@ -149,7 +149,7 @@ func TestSetupBucketHealthVersions(t *testing.T) {
 	for _, tc := range []struct{ bucket, prefix string }{{"with-prefix", "m"}, {"without-prefix", ""}} {
 		st := srv.Storage(tc.bucket)
 		st.Prefix = tc.prefix
-		steps, err := SetupBucket(t.Context(), srv.Root(), st, config.Policy{ObjectLock: config.LockNone})
+		steps, err := SetupBucket(t.Context(), srv.Root(), st, "shop-1", config.Policy{ObjectLock: config.LockNone})
 		if err != nil {
 			t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 		}
@@ -176,8 +176,100 @@ func TestSetupBucketHealthVersions(t *testing.T) {
 	if err := gw.Root().MakeBucket(t.Context(), "plain", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	steps, err := SetupBucket(t.Context(), gw.Root(), gw.Storage("plain"), config.Policy{ObjectLock: config.LockNone})
+	steps, err := SetupBucket(t.Context(), gw.Root(), gw.Storage("plain"), "shop-1", config.Policy{ObjectLock: config.LockNone})
 	if got := strings.Join(steps, "\n"); err != nil || !strings.Contains(got, "health.json leaves an older version every minute, 1440 a day") || strings.Contains(got, "go a day after") {
 		t.Errorf("SetupBucket on versitygw, clips kept: %v, steps\n%s\nwant them to say health.json's versions stay", err, strings.Join(steps, "\n"))
+	}
+}
+
+// Each store's clips expire by a rule of its own, merged with the bucket's
+// other rules; the chain of custody is no store's, and never expires. An
+// older mamoru's rule for the whole prefix is replaced by one per store,
+// each keeping its days; a store that keeps its clips has none, and the
+// rule for health.json's versions stays for it; running init again
+// changes nothing.
+func TestSetupBucketRetentionPerStore(t *testing.T) {
+	srv := s3test.Start(t, s3test.Options{})
+	root := srv.Root()
+	st := srv.Storage("clips")
+	st.Prefix = "mamoru"
+	srv.Bucket("clips")
+	// What an older mamoru left: its rule for the whole prefix, and
+	// someone else's rule, with a store that has uploaded already.
+	old := lifecycle.NewConfiguration()
+	old.Rules = []lifecycle.Rule{{ID: "mamoru-retention", Status: "Enabled", Expiration: lifecycle.Expiration{Days: 90},
+		NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1}, RuleFilter: lifecycle.Filter{Prefix: "mamoru/"}},
+		{ID: "theirs", Status: "Enabled", Expiration: lifecycle.Expiration{Days: 7}, RuleFilter: lifecycle.Filter{Prefix: "tmp/"}}}
+	if err := root.EnableVersioning(t.Context(), "clips"); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.SetBucketLifecycle(t.Context(), "clips", old); err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, root, "mamoru/ikebukuro/counter-1/health.json", []byte("{}"))
+	putObject(t, root, "mamoru/.custody/ikebukuro/counter-1/20261123-154502-000001/2026-11-23T07:00:00Z-view-1.json", []byte("{}"))
+
+	rules := func() map[string]lifecycle.Rule {
+		t.Helper()
+		cfg, err := root.GetBucketLifecycle(t.Context(), "clips")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]lifecycle.Rule{}
+		for _, r := range cfg.Rules {
+			m[r.ID] = r
+		}
+		return m
+	}
+	var steps [][]string
+	for _, run := range []struct {
+		store string
+		days  int
+	}{{"shibuya", 30}, {"shinjuku", 60}, {"harajuku", 0}, {"shibuya", 30}} {
+		s, err := SetupBucket(t.Context(), root, st, run.store, config.Policy{RetentionDays: run.days, ObjectLock: config.LockNone})
+		if err != nil {
+			t.Fatalf("SetupBucket for %s: %v (did %q)", run.store, err, s)
+		}
+		steps = append(steps, s)
+	}
+	if got := strings.Join(steps[0], "\n"); !strings.Contains(got, `removed the lifecycle rule "mamoru-retention", which expired everything under "mamoru/", the chain of custody (mamoru/.custody/) included`) ||
+		!strings.Contains(got, "stores given the old rule's days: ikebukuro") || !strings.Contains(got, `clips under "mamoru/shibuya/"`) {
+		t.Errorf("the first init's steps do not say the old rule went, and which stores kept its days:\n%s", got)
+	}
+	if got := strings.Join(steps[3], "\n"); strings.Contains(got, "removed the lifecycle rule") {
+		t.Errorf("init run again removed a rule:\n%s", got)
+	}
+
+	got := rules()
+	for id, want := range map[string]struct {
+		prefix string
+		days   int
+	}{
+		"mamoru-retention-shibuya":   {"mamoru/shibuya/", 30},
+		"mamoru-retention-shinjuku":  {"mamoru/shinjuku/", 60},
+		"mamoru-retention-ikebukuro": {"mamoru/ikebukuro/", 90},
+		"theirs":                     {"tmp/", 7},
+	} {
+		r, ok := got[id]
+		if !ok || r.RuleFilter.Prefix != want.prefix || int(r.Expiration.Days) != want.days {
+			t.Errorf("rule %s: %+v (there: %v); want prefix %q, %d days", id, r, ok, want.prefix, want.days)
+		}
+	}
+	// A store whose clips are kept needs the health rule; another store's
+	// init keeps it.
+	if _, ok := got[healthRule]; !ok || len(got) != 5 {
+		t.Errorf("the bucket has %d rules, want 5, %s among them: %+v", len(got), healthRule, got)
+	}
+	const record = "mamoru/.custody/shibuya/counter-1/20261123-154502-000001/2026-11-23T07:00:00Z-view-1.json"
+	for id, r := range got {
+		// A rule by tag covers no record: none is tagged.
+		tagged := !r.RuleFilter.Tag.IsEmpty() || len(r.RuleFilter.And.Tags) > 0
+		if !tagged && strings.HasPrefix(record, r.RuleFilter.Prefix) {
+			t.Errorf("rule %s (prefix %q) expires the custody record %s", id, r.RuleFilter.Prefix, record)
+		}
+	}
+
+	if _, err := SetupBucket(t.Context(), root, st, "../x", config.Policy{RetentionDays: 30, ObjectLock: config.LockNone}); err == nil {
+		t.Errorf("SetupBucket took a store that is no store's name")
 	}
 }

@@ -1,6 +1,6 @@
 // Package custody keeps an incident's chain of custody in the bucket:
-// who viewed, downloaded, shared, held, released or handed it over, and
-// when. Each event is one small JSON object of its own, written once with
+// who viewed, downloaded, shared, held, released, reviewed, annotated,
+// marked as a false press, handed over or deleted it, and when. Each event is one small JSON object of its own, written once with
 // If-None-Match so that no record replaces another, under a folder of the
 // managers' own beside the devices' folders:
 //
@@ -32,7 +32,7 @@ import (
 )
 
 // Dir is the managers' folder of custody records, below the prefix.
-const Dir = ".custody"
+const Dir = bucket.CustodyDir
 
 // Action is what was done with an incident.
 type Action string
@@ -45,12 +45,21 @@ const (
 	Hold     Action = "hold"
 	Release  Action = "release"
 	Handover Action = "handover"
+	Review   Action = "review" // a manager marked it reviewed
+	Note     Action = "note"   // a manager's note, its text in Detail
+	// FalsePress marks a press that recorded nothing of concern (a
+	// press by mistake, a test).
+	FalsePress Action = "false_press"
+	// Delete records the incident's deletion, its reason in Detail: the
+	// record outlives the clip it names.
+	Delete Action = "delete"
 )
 
+// actions are the actions above: a name with no "-", for fromName.
+var actions = []Action{View, Download, Share, Hold, Release, Handover, Review, Note, FalsePress, Delete}
+
 // Valid reports whether a is one of the actions above.
-func (a Action) Valid() bool {
-	return slices.Contains([]Action{View, Download, Share, Hold, Release, Handover}, a)
-}
+func (a Action) Valid() bool { return slices.Contains(actions, a) }
 
 // Record is one event, as written.
 type Record struct {
@@ -99,7 +108,8 @@ func (l Log) Folder(store, device, id string) string {
 
 // Add writes r as a new record of store/device/id, and returns its key.
 // It never replaces an object: a key already there (which its random part
-// makes all but impossible) fails as the bucket's *bucket.Exists.
+// makes all but impossible) fails as the bucket's *bucket.Exists. A key
+// without the right to write records gets an error that names the right.
 func (l Log) Add(ctx context.Context, store, device, id string, r Record) (string, error) {
 	switch {
 	case !r.Action.Valid():
@@ -118,6 +128,9 @@ func (l Log) Add(ctx context.Context, store, device, id string, r Record) (strin
 	opts := bucket.IfAbsent()
 	opts.ContentType = "application/json"
 	if _, err := l.Client.PutObject(ctx, l.Bucket, key, bytes.NewReader(b), int64(len(b)), opts); err != nil {
+		if bucket.IsAccessDenied(err) {
+			return "", fmt.Errorf("custody: write %s: %w (the managers' key needs s3:PutObject on %s/*)", key, bucket.Classify(err), path.Join(l.Prefix, Dir))
+		}
 		return "", fmt.Errorf("custody: write %s: %w", key, bucket.Classify(err))
 	}
 	return key, nil
@@ -186,4 +199,76 @@ func fromName(name string) Record {
 		r.Action = Action(a)
 	}
 	return r
+}
+
+// Summary is what an incident's records say, read from their names alone.
+type Summary struct {
+	Reviewed   bool // a Review record
+	FalsePress bool // a FalsePress record
+	// Held is true when the latest of the Hold and Release records is a
+	// Hold: what managers asked for, not the bucket's own legal hold
+	// (bucket.Clips.Held reads that).
+	Held    bool
+	Deleted bool // a Delete record
+	Notes   int  // Note records
+	// Records counts every object in the incident's folder, one whose
+	// name is not a record's included.
+	Records int
+	// Last is the bucket's time (Last-Modified) of the latest record.
+	Last time.Time
+}
+
+// Summaries returns a Summary of every incident with records, keyed by
+// "store/device/id": one recursive listing of the custody folder, which
+// reads no object: a record's action is in its name, and the bucket's
+// time in the listing. Records are taken in List's order, by the bucket's
+// time and then by key. An object whose place is not
+// <store>/<device>/<id>/<name> is passed by.
+func (l Log) Summaries(ctx context.Context) (map[string]Summary, error) {
+	root := path.Join(l.Prefix, Dir) + "/"
+	type named struct {
+		incident string
+		action   Action
+		stored   time.Time
+		key      string
+	}
+	var rs []named
+	for o := range l.Client.ListObjects(ctx, l.Bucket, minio.ListObjectsOptions{Prefix: root, Recursive: true}) {
+		if o.Err != nil {
+			return nil, fmt.Errorf("custody: list %s: %w", root, bucket.Classify(o.Err))
+		}
+		parts := strings.Split(strings.TrimPrefix(o.Key, root), "/")
+		if len(parts) != 4 {
+			continue
+		}
+		rs = append(rs, named{strings.Join(parts[:3], "/"), fromName(parts[3]).Action, o.LastModified, o.Key})
+	}
+	slices.SortFunc(rs, func(a, b named) int {
+		if c := a.stored.Compare(b.stored); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	out := make(map[string]Summary)
+	for _, r := range rs {
+		s := out[r.incident]
+		s.Records++
+		s.Last = r.stored // sorted: the latest comes last
+		switch r.action {
+		case Review:
+			s.Reviewed = true
+		case FalsePress:
+			s.FalsePress = true
+		case Hold:
+			s.Held = true
+		case Release:
+			s.Held = false
+		case Delete:
+			s.Deleted = true
+		case Note:
+			s.Notes++
+		}
+		out[r.incident] = s
+	}
+	return out, nil
 }

@@ -43,7 +43,7 @@ func lockedBucket(t testing.TB, srv *s3test.Server, name string) (config.Storage
 	t.Helper()
 	st := srv.Storage(name)
 	rules := config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance}
-	if steps, err := bucket.SetupBucket(t.Context(), srv.Root(), st, rules); err != nil {
+	if steps, err := bucket.SetupBucket(t.Context(), srv.Root(), st, "shibuya", rules); err != nil {
 		t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 	}
 	return st, rules
@@ -65,7 +65,7 @@ func writeOnceServers(t *testing.T) []server {
 	st, rules := lockedBucket(t, srv, "clips")
 	gw := s3test.StartGateway(t)
 	gst := gw.Storage("clips")
-	if steps, err := bucket.SetupBucket(t.Context(), gw.Root(), gst, rules); err == nil || !strings.Contains(err.Error(), "this server cannot expire objects") ||
+	if steps, err := bucket.SetupBucket(t.Context(), gw.Root(), gst, "shibuya", rules); err == nil || !strings.Contains(err.Error(), "this server cannot expire objects") ||
 		!strings.Contains(strings.Join(steps, "\n"), "versioning is on") || !strings.Contains(strings.Join(steps, "\n"), "locked as it is uploaded") {
 		t.Fatalf("SetupBucket on versitygw: %v (did %q); want versioning and lock on, and no lifecycle said so", err, steps)
 	}
@@ -80,7 +80,7 @@ func TestObjectLock(t *testing.T) {
 	st := srv.Storage("locked")
 	root := srv.Root()
 	rules := config.Policy{RetentionDays: 30, ObjectLock: config.LockGovernance}
-	steps, err := bucket.SetupBucket(t.Context(), root, st, rules)
+	steps, err := bucket.SetupBucket(t.Context(), root, st, "shibuya", rules)
 	if err != nil {
 		t.Fatalf("SetupBucket: %v (did %q)", err, steps)
 	}
@@ -91,7 +91,7 @@ func TestObjectLock(t *testing.T) {
 		}
 	}
 	// Running it again is harmless.
-	if _, err := bucket.SetupBucket(t.Context(), root, st, rules); err != nil {
+	if _, err := bucket.SetupBucket(t.Context(), root, st, "shibuya", rules); err != nil {
 		t.Errorf("SetupBucket again: %v", err)
 	}
 	if mode, _, _, err := root.GetBucketObjectLockConfig(t.Context(), "locked"); err != nil || mode != nil {
@@ -151,7 +151,7 @@ func TestObjectLock(t *testing.T) {
 	// A bucket made without lock cannot get it later: say so, and how to move.
 	srv.Bucket("plain")
 	st.Bucket = "plain"
-	if _, err := bucket.SetupBucket(t.Context(), root, st, rules); err == nil || !strings.Contains(err.Error(), "created without object lock") ||
+	if _, err := bucket.SetupBucket(t.Context(), root, st, "shibuya", rules); err == nil || !strings.Contains(err.Error(), "created without object lock") ||
 		!strings.Contains(err.Error(), "set storage.bucket to a new name") {
 		t.Errorf("SetupBucket on a bucket without lock: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -503,12 +504,18 @@ const storageHelp = `Usage: mamoru storage init --config FILE
 
 For installers: prepares the bucket in the device's [storage] table. It
 creates the bucket if it is missing (with object lock unless
-policy.object_lock = "none"), turns versioning on, sets a lifecycle rule
-expiring clips and their older versions after policy.retention_days, and
-prints the least-privilege IAM policy for this device's credentials, for
+policy.object_lock = "none"), turns versioning on, sets this device's
+store's lifecycle rule expiring its clips (<prefix>/<store>/) and their
+older versions after policy.retention_days, beside the bucket's other
+rules (run it with a device of each store; the chain of custody under
+<prefix>/.custody/ never expires), and prints the least-privilege IAM policy for this device's credentials, for
 the server it talks to: write new objects under its own folder, and no
-read, list or delete. Run it with an administrator's credentials
-(MAMORU_S3_ACCESS_KEY, MAMORU_S3_SECRET_KEY), not the device's.`
+read, list or delete. After it, it prints the policy for the managers'
+console's credentials: list and read the clips, set and release their
+legal hold, delete an incident (every version, past a governance lock),
+and write only the chain of custody (<prefix>/.custody/). Run it with an
+administrator's credentials (MAMORU_S3_ACCESS_KEY, MAMORU_S3_SECRET_KEY),
+not the device's.`
 
 func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "init" {
@@ -532,7 +539,7 @@ func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "mamoru storage init: %v\n", err)
 		return 2
 	}
-	steps, err := bucket.SetupBucket(ctx, client.Client, cfg.Storage, cfg.Policy)
+	steps, err := bucket.SetupBucket(ctx, client.Client, cfg.Storage, cfg.Device.Store, cfg.Policy)
 	for _, s := range steps {
 		fmt.Fprintln(stdout, "ok:", s)
 	}
@@ -542,5 +549,7 @@ func cmdStorage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	fmt.Fprintf(stdout, "\nIAM policy for device %s/%s (write only, its own folder):\n%s\n", cfg.Device.Store, cfg.Device.ID, bucket.DevicePolicy(cfg.Storage, cfg.Device.Store, cfg.Device.ID))
 	fmt.Fprintln(stdout, bucket.PolicyNote(cfg.Storage))
+	fmt.Fprintf(stdout, "\nIAM policy for the managers' console (list, read, legal hold and delete incidents; write only the chain of custody under %s/):\n%s\n",
+		path.Join(cfg.Storage.Prefix, custody.Dir), bucket.ConsolePolicy(cfg.Storage))
 	return 0
 }

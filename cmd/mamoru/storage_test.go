@@ -57,9 +57,21 @@ func TestUploadEndToEnd(t *testing.T) {
 			t.Errorf("storage init printed %q, want it to contain %q", out, want)
 		}
 	}
-	policyJSON := out[strings.Index(out, "{"):]
+	// The device's policy, then the console's, each exactly as printed.
+	policies := json.NewDecoder(strings.NewReader(out[strings.Index(out, "{"):]))
+	var policyJSON, consoleJSON json.RawMessage
+	if err := policies.Decode(&policyJSON); err != nil {
+		t.Fatalf("storage init printed no device policy: %v\n%s", err, out)
+	}
+	rest := out[strings.Index(out, string(policyJSON))+len(policyJSON):]
+	const consoleLine = "IAM policy for the managers' console (list, read, legal hold and delete incidents; write only the chain of custody under mamoru/.custody/):"
+	if !strings.Contains(rest, consoleLine) || json.NewDecoder(strings.NewReader(rest[strings.Index(rest, "{"):])).Decode(&consoleJSON) != nil ||
+		!strings.Contains(string(consoleJSON), "arn:aws:s3:::clips/mamoru/.custody/*") {
+		t.Errorf("storage init does not print the console's policy after the device's, under %q:\n%s", consoleLine, rest)
+	}
+	srv.AddUser("console", "console-secret", string(consoleJSON))
 	const devSecret = "device-secret-never-shown"
-	srv.AddUser("test-counter", devSecret, policyJSON)
+	srv.AddUser("test-counter", devSecret, string(policyJSON))
 	lc, err := srv.Root().GetBucketLifecycle(t.Context(), "clips")
 	if err != nil || len(lc.Rules) != 1 || lc.Rules[0].Expiration.Days != 30 {
 		t.Errorf("bucket lifecycle = %+v, %v; want one rule expiring after 30 days", lc, err)
