@@ -25,7 +25,7 @@ MAILPIT_VERSION := v1.33.1
 MAILPIT := $(HOME)/.cache/mamoru/mailpit-$(MAILPIT_VERSION)/mailpit
 export MAMORU_MAILPIT := $(MAILPIT)
 
-.PHONY: sync-long soak powercut image flash install deb build build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio versitygw mailpit
+.PHONY: sync-long soak powercut image flash install deb build build-console build-arm64 build-armv7 test-arm64 test-armv7 cross demo test bench fuzz clean minio versitygw mailpit
 
 # Cross-building for the Pi: cgo (miniaudio) with Debian's cross compilers.
 ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
@@ -45,6 +45,19 @@ build-armv7: cross
 	$(ARMV7_ENV) $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o bin/mamoru-armv7 ./cmd/mamoru
 cross:
 	@.ci/install-cross
+
+## build-console: the managers' console (the whole mamoru, without cgo, so
+## without a microphone) for the managers' computers, one file each:
+## bin/console/mamoru-console-<os>-<arch>[.exe]
+CONSOLE_TARGETS := windows/amd64 darwin/arm64 darwin/amd64 linux/amd64 linux/arm64
+build-console:
+	@mkdir -p bin/console
+	@for t in $(CONSOLE_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		out=bin/console/mamoru-console-$$os-$$arch$$ext; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o $$out ./cmd/mamoru || exit 1; \
+		echo "$$out"; \
+	done
 
 ## test-arm64, test-armv7: the tests, cross-built, under qemu-user (there
 ## is no binfmt here, hence -exec; audio is the null backend)

@@ -65,11 +65,15 @@ func (a Action) Valid() bool { return slices.Contains(actions, a) }
 type Record struct {
 	// Time is the writer's clock when it wrote the record; the bucket's
 	// own time is the Entry's Stored.
-	Time     time.Time `json:"time"`
-	Action   Action    `json:"action"`
-	Actor    string    `json:"actor"`
-	Detail   string    `json:"detail,omitempty"`
-	Incident string    `json:"incident"` // store/device/id
+	Time   time.Time `json:"time"`
+	Action Action    `json:"action"`
+	Actor  string    `json:"actor"`
+	// From is where the actor acted from: the address a console's request
+	// came from; "" when not known (a command on the manager's machine
+	// names that machine in Actor).
+	From     string `json:"from,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+	Incident string `json:"incident"` // store/device/id
 }
 
 // Bounds on what a record holds, so that one is always small.
@@ -116,6 +120,8 @@ func (l Log) Add(ctx context.Context, store, device, id string, r Record) (strin
 		return "", fmt.Errorf("%w: action %q", ErrBadRecord, r.Action)
 	case strings.TrimSpace(r.Actor) == "" || len(r.Actor) > maxActor:
 		return "", fmt.Errorf("%w: the actor must be 1 to %d bytes (got %d)", ErrBadRecord, maxActor, len(r.Actor))
+	case len(r.From) > maxActor:
+		return "", fmt.Errorf("%w: from must be at most %d bytes (got %d)", ErrBadRecord, maxActor, len(r.From))
 	case len(r.Detail) > maxDetail:
 		return "", fmt.Errorf("%w: the detail must be at most %d bytes (got %d)", ErrBadRecord, maxDetail, len(r.Detail))
 	}

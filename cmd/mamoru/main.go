@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 	_ "time/tzdata" // the Pi image may have no zoneinfo; Asia/Tokyo must always load
 
@@ -33,6 +36,9 @@ Usage:
   mamoru clips   ls|get|verify|share   for managers: the clips in the bucket
   mamoru fleet   ls|watch              for managers: every device's health, and
                                        alerts when one goes silent
+  mamoru console --config FILE         for managers: the console in a browser
+  mamoru console adduser NAME --role viewer|manager --config FILE
+                                       for managers: a console user (for a team)
   mamoru storage init --config FILE    for installers: prepare the bucket
   mamoru provision --store S --device D [--out DIR] [--endpoint ... --bucket ...]
                                        for installers: a device's config and signing key
@@ -49,8 +55,28 @@ Exit status: 0 success, 1 failure, 2 bad usage or configuration.
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if len(args) == 0 && strings.HasPrefix(filepath.Base(os.Args[0]), "mamoru-console") {
+		// The console's download, opened by a double-click: serve the
+		// configuration beside it, and keep the window open on failure
+		// so that its message can be read.
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		code := run(context.Background(), []string{"console", "--config", filepath.Join(filepath.Dir(exe), ManagerFile)}, os.Stdin, os.Stdout, os.Stderr)
+		if code != 0 {
+			fmt.Fprintln(os.Stderr, "\nPress Enter to close. / Enter キーで閉じます。")
+			bufio.NewReader(os.Stdin).ReadString('\n')
+		}
+		os.Exit(code)
+	}
+	os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
 }
+
+// ManagerFile is the manager's configuration the console's download reads
+// from its own folder when it is opened without arguments.
+const ManagerFile = "manager.toml"
 
 // run runs the command in args and returns the exit status. Ending ctx stops
 // `mamoru run` as SIGINT or SIGTERM does.
@@ -73,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdClips(ctx, args, stdout, stderr)
 	case "fleet":
 		return cmdFleet(ctx, args, stdout, stderr)
+	case "console":
+		return cmdConsole(ctx, args, stdin, stdout, stderr)
 	case "storage":
 		return cmdStorage(ctx, args, stdout, stderr)
 	case "policy":

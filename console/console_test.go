@@ -1,0 +1,385 @@
+//go:build linux
+
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"mamoru/bucket"
+	"mamoru/bucket/s3test"
+	"mamoru/config"
+	"mamoru/console/access"
+	"mamoru/custody"
+	"mamoru/outbox"
+	"mamoru/signing"
+)
+
+// incident is the objects of one incident as a device uploads them.
+type incident struct {
+	m       outbox.Manifest
+	objects map[string][]byte // by key, the prefix "mamoru/" included
+}
+
+// dir is the incident's folder in the bucket.
+func (in incident) dir() string { return path.Join("mamoru", in.m.Object) }
+
+// makeIncident is the n-th incident of store/device, pressed at press,
+// its manifest signed by priv (unsigned if priv is nil).
+func makeIncident(store, device string, press time.Time, n int, clip []byte, priv ed25519.PrivateKey) incident {
+	sum := sha256.Sum256(clip)
+	m := outbox.Manifest{Version: outbox.ManifestVersion, Store: store, Device: device, Incident: fmt.Sprintf("%s-%06d", press.Format("20060102-150405"), n),
+		State: outbox.StateComplete, PressTime: press, Presses: []outbox.Press{{Time: press, Source: "button"}}, ClipStart: press.Add(-30 * time.Second),
+		ClipEnd: press.Add(30 * time.Second), DurationSeconds: 60, Clip: outbox.ClipDigest{File: outbox.ClipFile, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(clip))}, ClockSynced: true}
+	m.Object = outbox.ObjectKey(m, time.UTC)
+	raw, _ := json.MarshalIndent(m, "", "  ")
+	in := incident{m: m, objects: map[string][]byte{}}
+	in.objects[path.Join(in.dir(), outbox.ClipFile)] = clip
+	in.objects[path.Join(in.dir(), outbox.ManifestFile)] = raw
+	if priv != nil {
+		in.objects[path.Join(in.dir(), outbox.SignatureFile)] = []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(priv, raw)))
+	}
+	return in
+}
+
+func put(t testing.TB, c *minio.Client, key string, b []byte) {
+	t.Helper()
+	if _, err := c.PutObject(context.Background(), "clips", key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func (in incident) put(t testing.TB, c *minio.Client) {
+	for k, b := range in.objects {
+		put(t, c, k, b)
+	}
+}
+
+// rig is a console in front of a real MinIO.
+type rig struct {
+	t      *testing.T
+	srv    *s3test.Server
+	root   *minio.Client
+	clips  bucket.Clips
+	server *Server
+	web    *httptest.Server
+	client *http.Client
+}
+
+// newRig starts MinIO with a versioned bucket "clips" and a console over
+// it for users (none: this machine's manager only).
+func newRig(t *testing.T, kr signing.Keyring, users []config.ConsoleUser) *rig {
+	t.Helper()
+	srv := s3test.Start(t, s3test.Options{})
+	root := srv.Root()
+	if err := root.MakeBucket(context.Background(), "clips", minio.MakeBucketOptions{ObjectLocking: true}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := bucket.NewClient(srv.Storage("clips"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, srv: srv, root: root, clips: bucket.Clips{Client: c.Client, Bucket: "clips", Prefix: "mamoru", Keyring: kr}}
+	r.server, err = New(Options{Clips: r.clips, Zone: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.server.Close)
+	r.web = httptest.NewUnstartedServer(nil)
+	guard, err := access.New(access.Options{Users: users, Local: access.User{Name: "tester", Role: access.Manager}, Addr: r.web.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	guard.Routes(mux)
+	r.server.Register(mux)
+	r.web.Config.Handler = guard.Handler(mux)
+	r.web.Start()
+	t.Cleanup(r.web.Close)
+	jar, _ := cookiejar.New(nil)
+	r.client = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return r
+}
+
+// get fetches a path of the console, and fails the test unless it
+// answers want.
+func (r *rig) get(p string, want int) []byte {
+	r.t.Helper()
+	resp, err := r.client.Get(r.web.URL + p)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		r.t.Fatalf("GET %s: %d, want %d\n%s", p, resp.StatusCode, want, b)
+	}
+	return b
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)">`)
+
+// post sends a form to the console with the CSRF token of page (if not
+// ""), and fails the test unless it answers want.
+func (r *rig) post(p, page string, form url.Values, want int) []byte {
+	r.t.Helper()
+	if page != "" {
+		m := csrfMeta.FindSubmatch(r.get(page, http.StatusOK))
+		if m == nil {
+			r.t.Fatalf("%s has no CSRF token", page)
+		}
+		form.Set("csrf", string(m[1]))
+	}
+	req, _ := http.NewRequest("POST", r.web.URL+p, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", r.web.URL)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		r.t.Fatalf("POST %s: %d, want %d\n%s", p, resp.StatusCode, want, b)
+	}
+	return b
+}
+
+// row is GET /api/incidents/name.
+func (r *rig) row(name string) Row {
+	r.t.Helper()
+	var row Row
+	if err := json.Unmarshal(r.get("/api/incidents/"+name, http.StatusOK), &row); err != nil {
+		r.t.Fatal(err)
+	}
+	return row
+}
+
+// TestVerificationStates plants one incident of each kind a bucket may
+// hold and checks the word the console gives each, on the incident's API
+// and in the inbox once its check is done: nothing but the untouched,
+// signed one is verified.
+func TestVerificationStates(t *testing.T) {
+	_, good, _ := ed25519.GenerateKey(nil)
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: good.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	at := func(min int) time.Time { return time.Date(2026, 11, 30, 10, min, 0, 0, time.UTC) }
+	clip := []byte("a clip, as a device recorded it")
+
+	verified := makeIncident("shop-1", "counter-1", at(1), 1, clip, good)
+	tampered := makeIncident("shop-1", "counter-1", at(2), 2, clip, good)
+	unsigned := makeIncident("shop-2", "counter-1", at(3), 1, clip, nil)
+	unsignedKnown := makeIncident("shop-1", "counter-1", at(4), 3, clip, nil)
+	unknown := makeIncident("shop-2", "counter-2", at(5), 1, clip, stranger)
+	invalid := makeIncident("shop-1", "counter-1", at(6), 4, clip, stranger)
+	legacy := func() incident {
+		in := makeIncident("shop-1", "counter-1", at(7), 5, clip, good)
+		m := in.m
+		m.Object, m.Version = "", 1
+		raw, _ := json.MarshalIndent(m, "", "  ")
+		in.objects[path.Join(in.dir(), outbox.ManifestFile)] = raw
+		in.objects[path.Join(in.dir(), outbox.SignatureFile)] = []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(good, raw)))
+		return in
+	}()
+	for _, in := range []incident{verified, tampered, unsigned, unsignedKnown, unknown, invalid, legacy} {
+		in.put(t, r.root)
+	}
+	// Tampered: the clip written over after its upload.
+	put(t, r.root, path.Join(tampered.dir(), outbox.ClipFile), []byte("another clip"))
+	// Misplaced: the verified incident's objects copied into another day.
+	moved := "mamoru/shop-1/counter-1/2026/11/29/" + verified.m.Incident
+	for k, b := range verified.objects {
+		put(t, r.root, moved+"/"+path.Base(k), b)
+	}
+
+	cases := []struct {
+		name string
+		want State
+	}{
+		{"shop-1/counter-1/" + verified.m.Incident + "?day=2026/11/30", Verified},
+		{"shop-1/counter-1/" + verified.m.Incident + "?day=2026/11/29", Misplaced},
+		{"shop-1/counter-1/" + tampered.m.Incident, Tampered},
+		{"shop-2/counter-1/" + unsigned.m.Incident, Unsigned},
+		{"shop-1/counter-1/" + unsignedKnown.m.Incident, Unsigned},
+		{"shop-2/counter-2/" + unknown.m.Incident, Unknown},
+		{"shop-1/counter-1/" + invalid.m.Incident, Invalid},
+		{"shop-1/counter-1/" + legacy.m.Incident, Legacy},
+	}
+	for _, c := range cases {
+		row := r.row(c.name)
+		if row.State != c.want || row.Check == nil || row.Check.State != c.want {
+			t.Errorf("%s: state %q (%+v), want %q", c.name, row.State, row.Check, c.want)
+		}
+	}
+
+	// The inbox, once every check is done, agrees; and never says
+	// verified of the others.
+	var list IncidentList
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := json.Unmarshal(r.get("/api/incidents", http.StatusOK), &list); err != nil {
+			t.Fatal(err)
+		}
+		checking := false
+		for _, row := range list.Incidents {
+			checking = checking || row.State == Checking
+		}
+		if !checking || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(list.Incidents) != 8 {
+		t.Fatalf("inbox lists %d incidents, want 8: %+v", len(list.Incidents), list.Incidents)
+	}
+	verifiedRows := 0
+	for _, row := range list.Incidents {
+		if row.State == Verified {
+			verifiedRows++
+			if row.Name != "shop-1/counter-1/"+verified.m.Incident || row.Day != "2026/11/30" {
+				t.Errorf("inbox: %s (%s) is verified", row.Name, row.Day)
+			}
+		}
+	}
+	if verifiedRows != 1 {
+		t.Errorf("inbox: %d rows verified, want 1", verifiedRows)
+	}
+	// Newest first, and every store's unreviewed count.
+	if list.Incidents[0].Name != "shop-1/counter-1/"+legacy.m.Incident {
+		t.Errorf("inbox starts with %s, want the newest, %s", list.Incidents[0].Name, legacy.m.Incident)
+	}
+	if got := fmt.Sprint(list.Stores); got != "[{shop-1 6 6} {shop-2 2 2}]" {
+		t.Errorf("stores = %s, want shop-1 with 6 unreviewed of 6, shop-2 with 2 of 2", got)
+	}
+}
+
+// TestReviewKeepRelease marks an incident reviewed, adds a note, keeps it
+// and releases it through the console's forms, and checks what the bucket
+// holds after each: the records, and the legal hold on every object.
+func TestReviewKeepRelease(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, []byte("clip"), key)
+	in.put(t, r.root)
+	name := "shop-1/counter-1/" + in.m.Incident
+	page := "/incidents/" + name
+	ctx := context.Background()
+
+	if row := r.row(name); row.Reviewed || row.Kept {
+		t.Fatalf("a new incident is %+v", row)
+	}
+	r.post(page+"/review", page, url.Values{"mark": {"reviewed"}}, http.StatusSeeOther)
+	r.post(page+"/review", page, url.Values{"mark": {"note"}, "note": {"お客様が大声で抗議。店長が対応済み。"}}, http.StatusSeeOther)
+	if row := r.row(name); !row.Reviewed || row.Notes != 1 {
+		t.Errorf("after review and a note: %+v", row)
+	}
+	if !strings.Contains(string(r.get(page, http.StatusOK)), "お客様が大声で抗議。店長が対応済み。") {
+		t.Error("the note is not on the incident's page")
+	}
+
+	r.post(page+"/hold", page, url.Values{"hold": {"on"}}, http.StatusSeeOther)
+	e, err := r.clips.Read(ctx, in.dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{outbox.ClipFile, outbox.ManifestFile, outbox.SignatureFile} {
+		st, err := r.root.GetObjectLegalHold(ctx, "clips", path.Join(in.dir(), name), minio.GetObjectLegalHoldOptions{})
+		if err != nil || st == nil || *st != minio.LegalHoldEnabled {
+			t.Errorf("after keep, %s's legal hold is %v (%v), want ON", name, st, err)
+		}
+	}
+	if row := r.row(name); !row.Kept {
+		t.Errorf("after keep, the row is not kept: %+v", row)
+	}
+	// A kept incident cannot be deleted.
+	r.post(page+"/delete", page, url.Values{"reason": {"誤操作"}}, http.StatusConflict)
+	if _, err := r.clips.Read(ctx, in.dir()); err != nil {
+		t.Fatalf("a kept incident went: %v", err)
+	}
+
+	r.post(page+"/hold", page, url.Values{"hold": {"off"}}, http.StatusSeeOther)
+	if held, err := r.clips.Held(ctx, e); err != nil || held {
+		t.Errorf("after release, held = %v (%v)", held, err)
+	}
+
+	// The chain of custody holds every step, by whom and from where.
+	log := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}
+	es, err := log.List(ctx, "shop-1", "counter-1", in.m.Incident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		if e.Action != custody.View {
+			got = append(got, string(e.Action))
+		}
+		if e.Actor != "tester" || e.From != "127.0.0.1" {
+			t.Errorf("record %s by %q from %q, want tester from 127.0.0.1", e.Key, e.Actor, e.From)
+		}
+	}
+	if want := "review note hold release"; strings.Join(got, " ") != want {
+		t.Errorf("custody records %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestRefusals: a request without the page's CSRF token, a viewer's
+// hold, share or deletion, and a deletion without a reason change
+// nothing.
+func TestRefusals(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	hash, err := access.HashPassword("viewer-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, kr, []config.ConsoleUser{{Name: "yamada", Role: "viewer", PasswordHash: hash}})
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, []byte("clip"), key)
+	in.put(t, r.root)
+	page := "/incidents/shop-1/counter-1/" + in.m.Incident
+
+	// No session: the page sends to the login, the API refuses.
+	r.get(page, http.StatusSeeOther)
+	r.get("/api/incidents", http.StatusUnauthorized)
+	r.post("/login", "", url.Values{"name": {"yamada"}, "password": {"viewer-password-1"}}, http.StatusSeeOther)
+	r.get(page, http.StatusOK)
+
+	r.post(page+"/hold", "", url.Values{"hold": {"on"}}, http.StatusForbidden) // no token
+	for _, action := range []string{"hold", "share", "delete", "handover", "review"} {
+		r.post(page+"/"+action, page, url.Values{"hold": {"on"}, "reason": {"x"}, "mark": {"reviewed"}}, http.StatusForbidden)
+	}
+	ctx := context.Background()
+	e, err := r.clips.Read(ctx, in.dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := r.clips.Held(ctx, e); err != nil || held {
+		t.Errorf("a viewer's hold: held = %v (%v)", held, err)
+	}
+	sums, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.Summaries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sums["shop-1/counter-1/"+in.m.Incident]; s.Reviewed || s.Held || s.Records != 6 {
+		t.Errorf("after the viewer's refused requests the records say %+v, want only the six views", s)
+	}
+}
