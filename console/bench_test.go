@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +19,14 @@ import (
 
 	"mamoru/bucket"
 	"mamoru/bucket/s3test"
+	"mamoru/custody"
 	"mamoru/signing"
 )
 
 // BenchmarkInbox10000 plants 10,000 incidents (4 stores of 5 devices, 500
 // each, every one a clip, a signed manifest and its signature: 30,000
-// objects) in a real MinIO on loopback, and times the inbox's first page
+// objects) and 15,000 records of their chain of custody (each viewed, every
+// other one reviewed) in a real MinIO on loopback, and times the inbox's first page
 // (50 incidents, newest first, with the unreviewed count of every store):
 //
 //   - cold: a console just started, which lists the bucket's keys and the
@@ -46,6 +50,9 @@ func BenchmarkInbox10000(b *testing.B) {
 		s.inbox(rec, httptest.NewRequest("GET", "/", nil))
 		if rec.Code != http.StatusOK || bytes.Count(rec.Body.Bytes(), []byte("<tr data-name=")) != 50 {
 			b.Fatalf("inbox: %d, %d rows\n%.2000s", rec.Code, bytes.Count(rec.Body.Bytes(), []byte("<tr data-name=")), rec.Body.String())
+		}
+		if want := fmt.Sprintf(`data-store="shop-1">%d<`, devices*per/2); !bytes.Contains(rec.Body.Bytes(), []byte(want)) {
+			b.Fatalf("inbox: no %s: the unreviewed count is wrong", want)
 		}
 	}
 	b.Run("cold", func(b *testing.B) {
@@ -113,8 +120,16 @@ func plantMany(b *testing.B, c *minio.Client, stores, devices, per int) (kr sign
 			kr = append(kr, signing.KeyringEntry{Store: store, Device: device, Key: pub})
 			for i := range per {
 				press := start.Add(time.Duration(i) * 15 * time.Hour).Add(time.Duration(s*devices+d) * time.Minute)
-				for k, b := range makeIncident(store, device, press, i+1, clip, priv).objects {
+				in := makeIncident(store, device, press, i+1, clip, priv)
+				for k, b := range in.objects {
 					objects <- object{k, b}
+				}
+				// Every incident viewed once, every other one reviewed.
+				for _, action := range []custody.Action{custody.View, custody.Review}[:1+i%2] {
+					r := custody.Record{Time: press.Add(time.Hour), Action: action, Actor: "bench", Incident: store + "/" + device + "/" + in.m.Incident}
+					b, _ := json.Marshal(r)
+					key := path.Join("mamoru", custody.Dir, store, device, in.m.Incident, fmt.Sprintf("%s-%s-%d.json", r.Time.Format(time.RFC3339), action, i))
+					objects <- object{key, b}
 				}
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/bucket"
-	"mamoru/config"
 	"mamoru/custody"
 	"mamoru/outbox"
 )
@@ -206,22 +205,17 @@ func (x *Index) list(ctx context.Context) ([]Item, map[string]custody.Summary, e
 func (x *Index) incidents(ctx context.Context) ([]Item, error) {
 	root := x.root()
 	var devices []string
-	stores, err := x.folders(ctx, root)
+	stores, err := bucket.Folders(ctx, x.Client, x.Bucket, root)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range stores {
-		if !config.ValidName(s) {
-			continue // .custody, the console's own, and anything not a store
-		}
-		ds, err := x.folders(ctx, root+s+"/")
+		ds, err := bucket.Folders(ctx, x.Client, x.Bucket, root+s)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range ds {
-			if config.ValidName(d) {
-				devices = append(devices, s+"/"+d)
-			}
+			devices = append(devices, s+"/"+d)
 		}
 	}
 	lists := make([][]Item, len(devices))
@@ -258,20 +252,6 @@ func (x *Index) root() string {
 		return p + "/"
 	}
 	return ""
-}
-
-// folders lists the names of the folders directly under dir.
-func (x *Index) folders(ctx context.Context, dir string) ([]string, error) {
-	var names []string
-	for o := range x.Client.ListObjects(ctx, x.Bucket, minio.ListObjectsOptions{Prefix: dir}) {
-		if o.Err != nil {
-			return nil, bucket.Classify(o.Err)
-		}
-		if strings.HasSuffix(o.Key, "/") {
-			names = append(names, strings.TrimSuffix(strings.TrimPrefix(o.Key, dir), "/"))
-		}
-	}
-	return names, nil
 }
 
 // device lists one device's incidents: the objects in its day folders.

@@ -23,6 +23,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -225,8 +226,8 @@ type Summary struct {
 }
 
 // Summaries returns a Summary of every incident with records, keyed by
-// "store/device/id": one recursive listing of the custody folder, which
-// reads no object: a record's action is in its name, and the bucket's
+// "store/device/id": a recursive listing of each device's custody folder,
+// which reads no object: a record's action is in its name, and the bucket's
 // time in the listing. Records are taken in List's order, by the bucket's
 // time and then by key. An object whose place is not
 // <store>/<device>/<id>/<name> is passed by.
@@ -238,17 +239,48 @@ func (l Log) Summaries(ctx context.Context) (map[string]Summary, error) {
 		stored   time.Time
 		key      string
 	}
-	var rs []named
-	for o := range l.Client.ListObjects(ctx, l.Bucket, minio.ListObjectsOptions{Prefix: root, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("custody: list %s: %w", root, bucket.Classify(o.Err))
-		}
-		parts := strings.Split(strings.TrimPrefix(o.Key, root), "/")
-		if len(parts) != 4 {
-			continue
-		}
-		rs = append(rs, named{strings.Join(parts[:3], "/"), fromName(parts[3]).Action, o.LastModified, o.Key})
+	// One listing per device's folder, eight at a time: a listing is a
+	// chain of pages, and several chains keep the server busier than one.
+	var folders []string
+	stores, err := bucket.Folders(ctx, l.Client, l.Bucket, root)
+	if err != nil {
+		return nil, fmt.Errorf("custody: %w", err)
 	}
+	for _, st := range stores {
+		devices, err := bucket.Folders(ctx, l.Client, l.Bucket, root+st)
+		if err != nil {
+			return nil, fmt.Errorf("custody: %w", err)
+		}
+		for _, d := range devices {
+			folders = append(folders, root+st+"/"+d+"/")
+		}
+	}
+	lists := make([][]named, len(folders))
+	errs := make([]error, len(folders))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, folder := range folders {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for o := range l.Client.ListObjects(ctx, l.Bucket, minio.ListObjectsOptions{Prefix: folder, Recursive: true}) {
+				if o.Err != nil {
+					errs[i] = fmt.Errorf("custody: list %s: %w", folder, bucket.Classify(o.Err))
+					return
+				}
+				parts := strings.Split(strings.TrimPrefix(o.Key, root), "/")
+				if len(parts) != 4 {
+					continue
+				}
+				lists[i] = append(lists[i], named{strings.Join(parts[:3], "/"), fromName(parts[3]).Action, o.LastModified, o.Key})
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	rs := slices.Concat(lists...)
 	slices.SortFunc(rs, func(a, b named) int {
 		if c := a.stored.Compare(b.stored); c != 0 {
 			return c

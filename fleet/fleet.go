@@ -23,8 +23,6 @@ import (
 	"io"
 	"net/http"
 	"path"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -182,24 +180,12 @@ func (b Bucket) Scan(ctx context.Context, o Options) ([]Device, error) {
 	return devices, nil
 }
 
-// folders lists the folder names directly below dir ("" is the top).
+// folders lists the stores or devices directly below dir ("" is the top).
 func (b Bucket) folders(ctx context.Context, dir string) ([]string, error) {
-	prefix := ""
-	if dir != "" {
-		prefix = strings.TrimSuffix(dir, "/") + "/"
+	names, err := bucket.Folders(ctx, b.Client.Client, b.Bucket, dir)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
-	var names []string
-	for o := range b.Client.Client.ListObjects(ctx, b.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("fleet: list %s: %w", prefix, bucket.Classify(o.Err))
-		}
-		// A name starting with '.' is no store or device (config.ValidName):
-		// it is the managers' own, such as the custody records' .custody.
-		if name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), "/"); ok && name != "" && !strings.HasPrefix(name, ".") {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
 	return names, nil
 }
 

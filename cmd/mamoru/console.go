@@ -68,7 +68,13 @@ func cmdConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if addr == "" {
 		addr = config.DefaultConsoleListen
 	}
-	loopback := isLoopback(addr)
+	loopback := config.Loopback(addr)
+	if !loopback && len(mc.Console.Users) == 0 {
+		// Said before a certificate is made for a console that will not
+		// start.
+		fmt.Fprintf(stderr, "mamoru console: %v; %s is reachable from the network\n", access.ErrNeedsUsers, addr)
+		return 2
+	}
 
 	// TLS: the pair configured, else, off this machine, one made beside
 	// the configuration.
@@ -137,6 +143,13 @@ func cmdConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		scheme = "https"
 	}
 	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
+	if host, port, _ := net.SplitHostPort(ln.Addr().String()); net.ParseIP(host).IsUnspecified() {
+		// Listening on every address: name the machine as the team
+		// reaches it.
+		if name, err := os.Hostname(); err == nil {
+			url = fmt.Sprintf("%s://%s/", scheme, net.JoinHostPort(name, port))
+		}
+	}
 	if loopback {
 		// Host is checked against this name on loopback.
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -170,20 +183,6 @@ func cmdConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer cancel()
 	hs.Shutdown(shut)
 	return 0
-}
-
-// isLoopback reports whether addr (host:port) listens on this machine
-// only.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // openBrowser opens url in the desktop's browser.
