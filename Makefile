@@ -48,7 +48,7 @@ cross:
 
 ## build-console: the managers' console (the whole mamoru, without cgo, so
 ## without a microphone) for the managers' computers, one file each:
-## bin/console/mamoru-console-<os>-<arch>[.exe]
+## bin/console/mamoru-console-<os>-<arch>[.exe], and their SHA256SUMS
 CONSOLE_TARGETS := windows/amd64 darwin/arm64 darwin/amd64 linux/amd64 linux/arm64
 build-console:
 	@mkdir -p bin/console
@@ -58,6 +58,7 @@ build-console:
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o $$out ./cmd/mamoru || exit 1; \
 		echo "$$out"; \
 	done
+	@cd bin/console && sha256sum mamoru-console-* > SHA256SUMS && echo bin/console/SHA256SUMS
 
 ## test-arm64, test-armv7: the tests, cross-built, under qemu-user (there
 ## is no binfmt here, hence -exec; audio is the null backend)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -99,5 +101,40 @@ func TestConsoleOnTheNetwork(t *testing.T) {
 		if plain.StatusCode < 400 {
 			t.Errorf("plain HTTP answered %d", plain.StatusCode)
 		}
+	}
+}
+
+// The console's downloads are built without cgo: they build for Windows,
+// and such a build says plainly that it cannot record with a microphone
+// (miniaudio needs cgo) rather than start a recorder without sound.
+func TestBuildWithoutCgo(t *testing.T) {
+	if os.Getenv("MAMORU_TEST_EXEC") != "" {
+		t.Skip("builds with the host's toolchain; not under emulation")
+	}
+	if testing.Short() {
+		t.Skip("builds mamoru twice")
+	}
+	dir := t.TempDir()
+	build := func(goos, out string) {
+		t.Helper()
+		cmd := exec.Command("go", "build", "-o", out, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH=amd64")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("CGO_ENABLED=0 GOOS=%s go build: %v\n%s", goos, err, b)
+		}
+	}
+	build("windows", filepath.Join(dir, "mamoru-console-windows-amd64.exe"))
+	bin := filepath.Join(dir, "mamoru-console-linux-amd64")
+	build("linux", bin)
+
+	cfg, _ := validConfigFile(t)
+	out, err := exec.Command(bin, "run", "--config", cfg).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 || !strings.Contains(string(out), "without cgo") || !strings.Contains(string(out), "audio.enabled = false") {
+		t.Errorf("run without cgo: %v\n%s\nwant a failure saying the build has no microphone and how to record without one", err, out)
+	}
+	out, err = exec.Command(bin, "console", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "managers' console") {
+		t.Errorf("console --help without cgo: %v\n%s", err, out)
 	}
 }
