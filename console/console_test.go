@@ -111,7 +111,7 @@ func newRig(t *testing.T, kr signing.Keyring, users []config.ConsoleUser) *rig {
 	mux := http.NewServeMux()
 	guard.Routes(mux)
 	r.server.Register(mux)
-	r.web.Config.Handler = guard.Handler(mux)
+	r.web.Config.Handler = Secure(guard.Handler(mux))
 	r.web.Start()
 	t.Cleanup(r.web.Close)
 	jar, _ := cookiejar.New(nil)
@@ -362,6 +362,15 @@ func TestRefusals(t *testing.T) {
 	r.get("/api/incidents", http.StatusUnauthorized)
 	r.post("/login", "", url.Values{"name": {"yamada"}, "password": {"viewer-password-1"}}, http.StatusSeeOther)
 	r.get(page, http.StatusOK)
+	// No other site may frame a page (a button under its own).
+	resp, err := r.client.Get(r.web.URL + page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("the page may be framed: X-Frame-Options %q, CSP %q", resp.Header.Get("X-Frame-Options"), resp.Header.Get("Content-Security-Policy"))
+	}
 
 	r.post(page+"/hold", "", url.Values{"hold": {"on"}}, http.StatusForbidden) // no token
 	for _, action := range []string{"hold", "share", "delete", "handover", "review"} {
@@ -379,7 +388,7 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := sums["shop-1/counter-1/"+in.m.Incident]; s.Reviewed || s.Held || s.Records != 6 {
-		t.Errorf("after the viewer's refused requests the records say %+v, want only the six views", s)
+	if s := sums["shop-1/counter-1/"+in.m.Incident]; s.Reviewed || s.Held || s.Records != 7 {
+		t.Errorf("after the viewer's refused requests the records say %+v, want only the seven views", s)
 	}
 }

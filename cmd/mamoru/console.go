@@ -160,7 +160,7 @@ func cmdConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stdout, "no users: this machine only, every request is its user's")
 	}
 
-	hs := &http.Server{Handler: guard.Handler(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: console.Secure(guard.Handler(mux)), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Warm(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("console: first listing of the bucket", "err", err)

@@ -15,6 +15,14 @@ document.addEventListener("click", (ev) => {
   seekTo(parseFloat(el.dataset.at));
 });
 
+// The press marks are placed from their data (no inline styles: the
+// Content-Security-Policy allows none).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const mark of document.querySelectorAll(".timeline .press[data-left]")) {
+    mark.style.left = mark.dataset.left + "%";
+  }
+});
+
 // A form that asks first (deletion).
 document.addEventListener("submit", (ev) => {
   const ask = ev.target.dataset.confirm;
