@@ -16,7 +16,9 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,6 +28,7 @@ import (
 
 	"mamoru/bucket"
 	"mamoru/bucket/s3test"
+	"mamoru/capture/cliptest"
 	"mamoru/config"
 	"mamoru/console/access"
 	"mamoru/custody"
@@ -390,5 +393,40 @@ func TestRefusals(t *testing.T) {
 	}
 	if s := sums["shop-1/counter-1/"+in.m.Incident]; s.Reviewed || s.Held || s.Records != 7 {
 		t.Errorf("after the viewer's refused requests the records say %+v, want only the seven views", s)
+	}
+}
+
+// The viewing copy is made from the clip in the bucket, plays its sound as
+// ALAC, and its download is in the chain of custody.
+func TestViewingCopy(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	clipPath, _ := cliptest.Record(t, t.TempDir(), 1, 2)
+	clip, err := os.ReadFile(clipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, clip, key)
+	in.put(t, r.root)
+	b := r.get("/incidents/shop-1/counter-1/"+in.m.Incident+"/viewing-copy.mp4", http.StatusOK)
+	copyPath := filepath.Join(t.TempDir(), "copy.mp4")
+	if err := os.WriteFile(copyPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info := cliptest.Probe(t, copyPath)
+	if a, ok := info.Stream("audio"); !ok || a.CodecName != "alac" {
+		t.Errorf("the viewing copy's audio is %+v, want ALAC", a)
+	}
+	if _, ok := info.Stream("video"); !ok {
+		t.Error("the viewing copy has no video")
+	}
+	sums, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.Summaries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.List(context.Background(), "shop-1", "counter-1", in.m.Incident)
+	if err != nil || len(es) != 1 || es[0].Action != custody.Download {
+		t.Errorf("custody after the download: %+v (%v), summary %+v; want one download", es, err, sums)
 	}
 }

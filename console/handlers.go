@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"mamoru/bucket"
+	"mamoru/capture"
 	"mamoru/console/access"
 	"mamoru/custody"
 	"mamoru/outbox"
@@ -318,6 +319,47 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	http.ServeContent(w, r, it.ID+".mp4", st.LastModified, o)
+}
+
+// viewingCopy downloads the incident's viewing copy (capture.ViewingCopy:
+// the clip with its sound as ALAC, which Windows' and Apple's own players
+// decode), made from the clip in the bucket, and records the download.
+func (s *Server) viewingCopy(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	it, _, err := s.find(ctx, r)
+	if err != nil {
+		s.problem(w, r, statusOf(err), err)
+		return
+	}
+	o, err := s.o.Clips.Client.GetObject(ctx, s.o.Clips.Bucket, path.Join(it.Dir, outbox.ClipFile), minio.GetObjectOptions{})
+	if err != nil {
+		s.problem(w, r, http.StatusBadGateway, bucket.Classify(err))
+		return
+	}
+	defer o.Close()
+	st, err := o.Stat()
+	if err != nil {
+		s.problem(w, r, statusOf(err), bucket.Classify(err))
+		return
+	}
+	f, err := os.CreateTemp("", "mamoru-viewing-copy-*.mp4")
+	if err != nil {
+		s.problem(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := capture.ViewingCopy(f, o, st.Size); err != nil {
+		s.problem(w, r, http.StatusUnprocessableEntity, fmt.Errorf("%s: %w", path.Join(it.Dir, outbox.ClipFile), err))
+		return
+	}
+	if err := s.record(ctx, r, it, custody.Download, "viewing copy "+it.ID+"-viewing-copy.mp4"); err != nil {
+		s.problem(w, r, http.StatusBadGateway, err)
+		return
+	}
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", it.ID+"-viewing-copy.mp4"))
+	http.ServeContent(w, r, it.ID+"-viewing-copy.mp4", st.LastModified, f)
 }
 
 // back redirects to the incident's page after a change, saying what was

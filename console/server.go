@@ -129,6 +129,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /devices", s.devices)
 	mux.HandleFunc("GET /incidents/{store}/{device}/{id}", s.incident)
 	mux.HandleFunc("GET /media/{store}/{device}/{id}/clip.mp4", s.media)
+	mux.HandleFunc("GET /incidents/{store}/{device}/{id}/viewing-copy.mp4", s.viewingCopy)
 	need := func(a access.Action, f http.HandlerFunc) http.Handler { return access.Require(a, f) }
 	mux.Handle("POST /incidents/{store}/{device}/{id}/review", need(access.Review, s.review))
 	mux.Handle("POST /incidents/{store}/{device}/{id}/hold", need(access.Hold, s.hold))

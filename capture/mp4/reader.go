@@ -199,7 +199,7 @@ func (rd *Reader) fragment() (video, audio []Sample, err error) {
 		rd.data = make([]byte, n)
 	}
 	rd.data = rd.data[:n]
-	if _, err := rd.r.ReadAt(rd.data, lo); err != nil {
+	if err := readAt(rd.r, rd.data, lo); err != nil {
 		return nil, nil, err
 	}
 

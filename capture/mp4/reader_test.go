@@ -163,3 +163,39 @@ func FuzzReader(f *testing.F) {
 		t.Fatal("more fragments than bytes")
 	})
 }
+
+// eofAtEnd is an io.ReaderAt that, as io.ReaderAt allows and an S3
+// object's reader does, says io.EOF with a read that reaches the end.
+type eofAtEnd struct{ r *bytes.Reader }
+
+func (e eofAtEnd) ReadAt(p []byte, off int64) (int, error) {
+	n, err := e.r.ReadAt(p, off)
+	if err == nil && off+int64(n) == e.r.Size() {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// A reader that says io.EOF with a whole read of a clip's last bytes is
+// read to the end, fragment by fragment, like any other.
+func TestReaderTakesEOFWithAWholeRead(t *testing.T) {
+	clip, _, _ := syntheticClip(t, 3, true)
+	rd, err := NewReader(eofAtEnd{bytes.NewReader(clip)}, int64(len(clip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, _, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("fragment %d: %v", n+1, err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("read %d fragments, want 3", n)
+	}
+}

@@ -152,7 +152,7 @@ func readHeader(r io.ReaderAt, off, limit int64) (boxHeader, error) {
 	if limit-off < 8 {
 		return boxHeader{}, errors.New("box header is cut off")
 	}
-	if _, err := r.ReadAt(b[:8], off); err != nil {
+	if err := readAt(r, b[:8], off); err != nil {
 		return boxHeader{}, err
 	}
 	h := boxHeader{typ: string(b[4:8]), off: off, hdr: 8, size: int64(binary.BigEndian.Uint32(b[:]))}
@@ -163,7 +163,7 @@ func readHeader(r io.ReaderAt, off, limit int64) (boxHeader, error) {
 		if limit-off < 16 {
 			return boxHeader{}, errors.New("box header is cut off")
 		}
-		if _, err := r.ReadAt(b[8:], off+8); err != nil {
+		if err := readAt(r, b[8:], off+8); err != nil {
 			return boxHeader{}, err
 		}
 		size := binary.BigEndian.Uint64(b[8:])
@@ -181,6 +181,17 @@ func readHeader(r io.ReaderAt, off, limit int64) (boxHeader, error) {
 	return h, nil
 }
 
+// readAt fills b from r at off. io.ReaderAt lets a reader return io.EOF
+// with all of b when b ends where the input does (an S3 object's reader
+// does): that is a whole read, not an error.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) && err == io.EOF {
+		return nil
+	}
+	return err
+}
+
 // readBody reads the body of the box h, which must be at most maxHeaderBox
 // bytes.
 func readBody(r io.ReaderAt, h boxHeader) ([]byte, error) {
@@ -189,7 +200,7 @@ func readBody(r io.ReaderAt, h boxHeader) ([]byte, error) {
 		return nil, fmt.Errorf("%q box of %d bytes is too large", h.typ, h.size)
 	}
 	b := make([]byte, n)
-	if _, err := r.ReadAt(b, h.off+h.hdr); err != nil {
+	if err := readAt(r, b, h.off+h.hdr); err != nil {
 		return nil, err
 	}
 	return b, nil

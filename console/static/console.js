@@ -23,6 +23,13 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
+// A browser that cannot play the clip says so where the viewing copy is.
+document.addEventListener("DOMContentLoaded", () => {
+  const v = document.getElementById("player");
+  const note = document.getElementById("cannot-play");
+  if (v && note) v.addEventListener("error", () => note.classList.add("failed"));
+});
+
 // A form that asks first (deletion).
 document.addEventListener("submit", (ev) => {
   const ask = ev.target.dataset.confirm;
