@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -428,5 +429,64 @@ func TestViewingCopy(t *testing.T) {
 	es, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.List(context.Background(), "shop-1", "counter-1", in.m.Incident)
 	if err != nil || len(es) != 1 || es[0].Action != custody.Download {
 		t.Errorf("custody after the download: %+v (%v), summary %+v; want one download", es, err, sums)
+	}
+}
+
+// A share link plays the clip from the bucket for the hours chosen, and
+// says so in the chain of custody; a deletion needs a reason, takes every
+// version of the incident, leaves the inbox without it, and keeps the
+// reason in the chain of custody, which outlives it.
+func TestShareAndDelete(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, []byte("the clip's bytes"), key)
+	in.put(t, r.root)
+	name := "shop-1/counter-1/" + in.m.Incident
+	page := "/incidents/" + name
+	ctx := context.Background()
+
+	body := r.post(page+"/share", page, url.Values{"hours": {"3"}}, http.StatusOK)
+	m := regexp.MustCompile(`id="share-link"[^>]*>([^<]+)<`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("the page after sharing shows no link:\n%s", body)
+	}
+	link := html.UnescapeString(string(m[1]))
+	if u, err := url.Parse(link); err != nil || u.Query().Get("X-Amz-Expires") != "10800" {
+		t.Errorf("share link %s: want one expiring in 3 h (X-Amz-Expires=10800)", link)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != "the clip's bytes" || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Errorf("the share link gave %d %q (%s)", resp.StatusCode, got, resp.Header.Get("Content-Type"))
+	}
+	r.post(page+"/share", page, url.Values{"hours": {"169"}}, http.StatusBadRequest)
+
+	r.post(page+"/delete", page, url.Values{"reason": {""}}, http.StatusBadRequest)
+	r.post(page+"/delete", page, url.Values{"reason": {"ご本人からの削除請求（2026-11-30 受付）"}}, http.StatusSeeOther)
+	for o := range r.root.ListObjects(ctx, "clips", minio.ListObjectsOptions{Prefix: in.dir() + "/", Recursive: true, WithVersions: true}) {
+		t.Errorf("after deletion the bucket still holds %s (version %s)", o.Key, o.VersionID)
+	}
+	var list IncidentList
+	if err := json.Unmarshal(r.get("/api/incidents", http.StatusOK), &list); err != nil || len(list.Incidents) != 0 {
+		t.Errorf("after deletion the inbox lists %+v (%v)", list.Incidents, err)
+	}
+	r.get(page, http.StatusNotFound)
+	es, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.List(ctx, "shop-1", "counter-1", in.m.Incident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range es {
+		if e.Action != custody.View {
+			actions = append(actions, string(e.Action)+":"+e.Detail)
+		}
+	}
+	if len(actions) != 2 || !strings.HasPrefix(actions[0], "share:link valid until ") || actions[1] != "delete:ご本人からの削除請求（2026-11-30 受付）" {
+		t.Errorf("custody records %q, want the share and the deletion with its reason", actions)
 	}
 }
