@@ -297,8 +297,8 @@ func TestReviewKeepRelease(t *testing.T) {
 	if row := r.row(name); !row.Reviewed || row.Notes != 1 {
 		t.Errorf("after review and a note: %+v", row)
 	}
-	if !strings.Contains(string(r.get(page, http.StatusOK)), "お客様が大声で抗議。店長が対応済み。") {
-		t.Error("the note is not on the incident's page")
+	if b := string(r.get(page, http.StatusOK)); !strings.Contains(b, "お客様が大声で抗議。店長が対応済み。") || strings.Contains(b, `id="logout"`) {
+		t.Error("the note is not on the incident's page, or this machine's user, who never logged in, is offered to log out")
 	}
 
 	r.post(page+"/hold", page, url.Values{"hold": {"on"}}, http.StatusSeeOther)
@@ -365,7 +365,9 @@ func TestRefusals(t *testing.T) {
 	r.get(page, http.StatusSeeOther)
 	r.get("/api/incidents", http.StatusUnauthorized)
 	r.post("/login", "", url.Values{"name": {"yamada"}, "password": {"viewer-password-1"}}, http.StatusSeeOther)
-	r.get(page, http.StatusOK)
+	if !strings.Contains(string(r.get(page, http.StatusOK)), `id="logout"`) {
+		t.Error("a logged-in user is not offered to log out")
+	}
 	// No other site may frame a page (a button under its own).
 	resp, err := r.client.Get(r.web.URL + page)
 	if err != nil {

@@ -81,13 +81,13 @@ type frame struct {
 	Title    string
 	Message  string // a notice at the top: what was just done
 	Problem  string // an error at the top
-	LoggedIn bool
+	LoggedIn bool   // may log out
 }
 
 func (s *Server) frame(w http.ResponseWriter, r *http.Request, title string) frame {
 	l := langOf(w, r)
 	u, ok := access.UserOf(r)
-	f := frame{Lang: l, T: texts[l], User: u.Name, Role: string(u.Role), CSRF: access.CSRFToken(r), Path: r.URL.Path, Title: title, LoggedIn: ok}
+	f := frame{Lang: l, T: texts[l], User: u.Name, Role: string(u.Role), CSRF: access.CSRFToken(r), Path: r.URL.Path, Title: title, LoggedIn: ok && access.LoggedIn(r)}
 	f.Other = English
 	if l == English {
 		f.Other = Japanese

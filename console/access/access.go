@@ -89,8 +89,9 @@ type ctxKey struct{}
 
 // identity is what Handler puts in a request's context.
 type identity struct {
-	user User
-	csrf string
+	user    User
+	csrf    string
+	session bool // logged in, rather than this machine's user without users
 }
 
 func withIdentity(r *http.Request, id identity) *http.Request {
@@ -111,6 +112,13 @@ func UserOf(r *http.Request) (User, bool) {
 func CSRFToken(r *http.Request) string {
 	id, _ := r.Context().Value(ctxKey{}).(identity)
 	return id.csrf
+}
+
+// LoggedIn reports whether r is from a user who logged in, and so may log
+// out: false for this machine's user on a console without users.
+func LoggedIn(r *http.Request) bool {
+	id, _ := r.Context().Value(ctxKey{}).(identity)
+	return id.session
 }
 
 // Require serves h only to a user who may do a; anyone else gets 403 with

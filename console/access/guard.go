@@ -225,7 +225,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 // the user of r's session, if it is valid.
 func (g *Guard) identify(r *http.Request) (identity, bool) {
 	if len(g.users) == 0 {
-		return identity{g.local, g.localCSRF}, true
+		return identity{user: g.local, csrf: g.localCSRF}, true
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil {
@@ -241,7 +241,7 @@ func (g *Guard) identify(r *http.Request) (identity, bool) {
 		delete(g.sessions, c.Value)
 		return identity{}, false
 	}
-	return identity{s.user, s.csrf}, true
+	return identity{user: s.user, csrf: s.csrf, session: true}, true
 }
 
 // public reports whether r may be served without a session.
