@@ -211,6 +211,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := evaluate[string](t, ctx, `document.getElementById('verdict').dataset.state`); got != "verified" {
 		t.Errorf("the page of %s says %q, want verified", a, got)
 	}
+	// The recorders' manifests do not give the picture's size.
+	if facts := evaluate[string](t, ctx, `document.querySelector('dl.facts').innerText`); !strings.Contains(facts, "video h264, ") || strings.Contains(facts, "0x0") {
+		t.Errorf("the incident's facts say %q, want the video track without a size of 0x0", facts)
+	}
 	pb := play(t, ctx, "#player")
 	if !pb.Ended || pb.Video <= 0 || pb.Audio <= 0 || !strings.Contains(pb.Src, "/media/"+a+"/clip.mp4") {
 		t.Errorf("the player: %+v; want it ended, audio and video decoded, from /media/%s/clip.mp4", pb, a)
