@@ -180,6 +180,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	shots := newScreenshots(t)
+	// The console's pages log no error and throw no exception.
+	complaints := watchConsole(ctx)
+	defer func() {
+		for _, m := range complaints() {
+			t.Errorf("the browser's console: %s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line)
+		}
+	}()
 
 	// The inbox: every incident, each with its verdict once the page's
 	// checks in the background are done.
@@ -547,6 +554,37 @@ func watchMedia(ctx context.Context, path string) func() []int {
 		mu.Lock()
 		defer mu.Unlock()
 		return statuses
+	}
+}
+
+// watchConsole records the errors and exceptions the browser's console
+// shows for the page of ctx, until the returned func is called; it
+// returns them.
+func watchConsole(ctx context.Context) func() []chromedp.ConsoleMessage {
+	c, cancel := context.WithCancel(ctx)
+	messages := chromedp.Console(c)
+	var mu sync.Mutex // guards bad
+	var bad []chromedp.ConsoleMessage
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				bad = append(bad, m)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []chromedp.ConsoleMessage {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return bad
 	}
 }
 
