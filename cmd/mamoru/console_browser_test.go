@@ -209,6 +209,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	checkFonts(t, ctx, "inbox")
 	shots.take(ctx, "inbox", "desktop")
+	// Each incident's own page, which checks it again, agrees.
+	for _, name := range []string{b, d, e} {
+		run("open "+name, 20*time.Second, chromedp.Navigate(base+"incidents/"+name), chromedp.WaitVisible(chromedp.ID("verdict")))
+		if got := evaluate[string](t, ctx, `document.getElementById('verdict').dataset.state`); got != want[name] {
+			t.Errorf("the page of %s says %q, want %q", name, got, want[name])
+		}
+	}
 
 	// The verified incident's page: its verdict, and the player plays the
 	// clip to its end through the console's /media, both tracks decoded.
