@@ -169,9 +169,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	// run runs steps within limit, failing the test with what was
+	// do runs steps within limit, failing the test with what was
 	// being done.
-	run := func(what string, limit time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	do := func(what string, limit time.Duration, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		c, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
@@ -190,12 +190,12 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The inbox: every incident, each with its verdict once the page's
 	// checks in the background are done.
-	run("open the inbox", 20*time.Second, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base),
+	do("open the inbox", 20*time.Second, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base),
 		chromedp.WaitVisible(chromedp.ID("inbox")))
-	if lang := evaluate[string](t, ctx, `document.documentElement.lang`); lang != "ja" {
-		t.Errorf("the inbox is in %q, want ja (the browser asks for Japanese)", lang)
+	if lang := evaluate[string](t, ctx, `navigator.language + " " + document.documentElement.lang`); lang != "ja ja" {
+		t.Errorf("the browser's language and the inbox's: %q, want ja and ja", lang)
 	}
-	run("wait for the inbox's checks", 30*time.Second, chromedp.Poll[chromedp.Void](
+	do("wait for the inbox's checks", 30*time.Second, chromedp.Poll[chromedp.Void](
 		`document.querySelectorAll('#inbox .state[data-state="checking"]').length == 0 && !document.getElementById('inbox').dataset.checking`,
 		chromedp.WithPollingInterval(100*time.Millisecond)))
 	states := evaluate[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#inbox tbody tr')].map(r => [r.dataset.name, r.querySelector('.state').dataset.state]))`)
@@ -211,7 +211,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	shots.take(ctx, "inbox", "desktop")
 	// Each incident's own page, which checks it again, agrees.
 	for _, name := range []string{b, d, e} {
-		run("open "+name, 20*time.Second, chromedp.Navigate(base+"incidents/"+name), chromedp.WaitVisible(chromedp.ID("verdict")))
+		do("open "+name, 20*time.Second, chromedp.Navigate(base+"incidents/"+name), chromedp.WaitVisible(chromedp.ID("verdict")))
 		if got := evaluate[string](t, ctx, `document.getElementById('verdict').dataset.state`); got != want[name] {
 			t.Errorf("the page of %s says %q, want %q", name, got, want[name])
 		}
@@ -221,7 +221,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// clip to its end through the console's /media, both tracks decoded.
 	incidentURL := base + "incidents/" + a
 	media := watchMedia(ctx, "/media/")
-	run("open the verified incident", 20*time.Second, chromedp.Navigate(incidentURL), chromedp.WaitVisible(chromedp.ID("verdict")))
+	do("open the verified incident", 20*time.Second, chromedp.Navigate(incidentURL), chromedp.WaitVisible(chromedp.ID("verdict")))
 	if got := evaluate[string](t, ctx, `document.getElementById('verdict').dataset.state`); got != "verified" {
 		t.Errorf("the page of %s says %q, want verified", a, got)
 	}
@@ -292,10 +292,14 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Shared for the default 24 hours: the link plays in a tab of its own,
 	// as on a phone that opens it.
-	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("share"))); err != nil {
-		t.Fatalf("click #share: %v", err)
-	}
-	run("share", 20*time.Second, chromedp.WaitVisible(chromedp.ID("share-link")))
+	func() {
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if _, err := chromedp.RunResponse(c, chromedp.Click(chromedp.ID("share"))); err != nil {
+			t.Fatalf("click #share: %v", err)
+		}
+	}()
+	do("share", 20*time.Second, chromedp.WaitVisible(chromedp.ID("share-link")))
 	link := evaluate[string](t, ctx, `document.getElementById('share-link').href`)
 	if !strings.HasPrefix(link, "http://"+srv.Endpoint+"/clips/"+folder[a]+"/clip.mp4?") || !strings.Contains(link, "X-Amz-Expires=86400") {
 		t.Errorf("the share link is %q, want a presigned link to %s's clip for 24 h", link, a)
@@ -318,7 +322,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}()
 
-	run("open the devices", 20*time.Second, chromedp.Navigate(base+"devices"), chromedp.WaitVisible(chromedp.ID("devices")))
+	do("open the devices", 20*time.Second, chromedp.Navigate(base+"devices"), chromedp.WaitVisible(chromedp.ID("devices")))
 	if n := evaluate[int](t, ctx, `document.querySelectorAll('#devices tbody tr').length`); n != len(devices) {
 		t.Errorf("the devices page lists %d devices, want %d", n, len(devices))
 	}
@@ -331,7 +335,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"incident", incidentURL, "verdict"},
 		{"devices", base + "devices", "devices"},
 	} {
-		run("open the "+p.page+" on a phone", 20*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		do("open the "+p.page+" on a phone", 20*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 			chromedp.Navigate(p.url), chromedp.WaitVisible(chromedp.ID(p.ready)))
 		if p.page != "devices" {
 			w := evaluate[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`)
