@@ -226,7 +226,13 @@ func (s *Server) showIncident(w http.ResponseWriter, r *http.Request, share stri
 	for _, t := range m.Tracks {
 		switch t.Kind {
 		case "video":
-			p.Tracks = append(p.Tracks, fmt.Sprintf("%s %s %dx%d, %d frames", t.Kind, t.Codec, t.Width, t.Height, t.Frames))
+			// Devices do not write the picture's size in the manifest
+			// (it is omitted when 0): say it only when known.
+			size := ""
+			if t.Width > 0 && t.Height > 0 {
+				size = fmt.Sprintf(" %dx%d", t.Width, t.Height)
+			}
+			p.Tracks = append(p.Tracks, fmt.Sprintf("%s %s%s, %d frames", t.Kind, t.Codec, size, t.Frames))
 		default:
 			p.Tracks = append(p.Tracks, fmt.Sprintf("%s %s %d Hz %d ch", t.Kind, t.Codec, t.SampleRate, t.Channels))
 		}
