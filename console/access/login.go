@@ -179,6 +179,7 @@ var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>ログイン / Log in — mamoru</title>
 <style>
 *{box-sizing:border-box}
