@@ -143,11 +143,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // Secure adds to every answer of h the headers that keep the console's
 // pages out of other sites' frames (a delete button under someone else's
-// page) and its scripts and media to its own origin.
+// page) and its scripts and media to its own origin. Inline styles are
+// allowed (the login page has its own); inline scripts are not.
 func Secure(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
