@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mamoru/atomicfile"
 	"net/url"
 	"os"
 	"path"
@@ -509,21 +510,14 @@ func writeNew(p string, b []byte) error {
 }
 
 // linkNew gives the finished file tmp its name p, refusing to replace
-// anything there: a hard link fails on an existing name, where a rename
-// would replace it. A file system without hard links (FAT on a USB stick)
-// gets a rename after a check.
+// anything there (ErrExists).
 func linkNew(tmp, p string) error {
-	err := os.Link(tmp, p)
-	if errors.Is(err, os.ErrExist) {
+	if err := atomicfile.LinkNew(tmp, p); errors.Is(err, atomicfile.ErrExists) {
 		return fmt.Errorf("%s %w", p, ErrExists)
+	} else if err != nil {
+		return err
 	}
-	if err == nil {
-		return nil
-	}
-	if _, lerr := os.Lstat(p); !errors.Is(lerr, os.ErrNotExist) {
-		return fmt.Errorf("%s %w", p, ErrExists)
-	}
-	return os.Rename(tmp, p)
+	return nil
 }
 
 type progressWriter struct {

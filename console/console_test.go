@@ -3,6 +3,7 @@
 package console
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -33,6 +34,7 @@ import (
 	"mamoru/config"
 	"mamoru/console/access"
 	"mamoru/custody"
+	"mamoru/handover"
 	"mamoru/outbox"
 	"mamoru/signing"
 )
@@ -102,7 +104,10 @@ func newRig(t *testing.T, kr signing.Keyring, users []config.ConsoleUser) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, srv: srv, root: root, clips: bucket.Clips{Client: c.Client, Bucket: "clips", Prefix: "mamoru", Keyring: kr}}
-	r.server, err = New(Options{Clips: r.clips, Zone: time.UTC})
+	r.server, err = New(Options{Clips: r.clips, Zone: time.UTC, Handover: func(ctx context.Context, e bucket.Entry, by, from, dir string) (string, error) {
+		p, _, err := handover.Make(ctx, r.clips, r.clips.RefOf(e), handover.MakeOptions{Dir: dir, By: by, From: from, Zone: time.UTC})
+		return p, err
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,5 +495,46 @@ func TestShareAndDelete(t *testing.T) {
 	}
 	if len(actions) != 2 || !strings.HasPrefix(actions[0], "share:link valid until ") || actions[1] != "delete:ご本人からの削除請求（2026-11-30 受付）" {
 		t.Errorf("custody records %q, want the share and the deletion with its reason", actions)
+	}
+}
+
+// The hand-over button downloads the package clips package makes, and the
+// hand-over is in the chain of custody, by whom and from where.
+func TestHandover(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	clipPath, _ := cliptest.Record(t, t.TempDir(), 1, 1)
+	clip, err := os.ReadFile(clipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, clip, key)
+	in.put(t, r.root)
+	page := "/incidents/shop-1/counter-1/" + in.m.Incident
+	b := r.post(page+"/handover", page, url.Values{}, http.StatusOK)
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("the hand-over is not a zip: %v", err)
+	}
+	names := map[string]bool{}
+	for _, f := range zr.File {
+		names[f.Name] = true
+	}
+	for _, want := range []string{"clip.mp4", "manifest.json", "manifest.sig", "report.html", "SHA256SUMS", "VERIFY.txt"} {
+		if !names[want] {
+			t.Errorf("the package lacks %s: %v", want, names)
+		}
+	}
+	es, err := custody.Log{Client: r.root, Bucket: "clips", Prefix: "mamoru"}.List(context.Background(), "shop-1", "counter-1", in.m.Incident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handedOver := false
+	for _, e := range es {
+		handedOver = handedOver || e.Action == custody.Handover && e.Actor == "tester" && e.From == "127.0.0.1"
+	}
+	if !handedOver {
+		t.Errorf("no hand-over by tester from 127.0.0.1 in %+v", es)
 	}
 }

@@ -368,6 +368,22 @@ func (s *Server) viewingCopy(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, it.ID+"-viewing-copy.mp4", st.LastModified, f)
 }
 
+// open finds the incident a request's path names and reads its manifest,
+// or shows the problem and returns false.
+func (s *Server) open(w http.ResponseWriter, r *http.Request) (Item, bucket.Entry, bool) {
+	it, _, err := s.find(r.Context(), r)
+	if err != nil {
+		s.problem(w, r, statusOf(err), err)
+		return it, bucket.Entry{}, false
+	}
+	e, err := s.entry(r.Context(), it)
+	if err != nil {
+		s.problem(w, r, statusOf(err), err)
+		return it, e, false
+	}
+	return it, e, true
+}
+
 // back redirects to the incident's page after a change, saying what was
 // done.
 func back(w http.ResponseWriter, r *http.Request, it Item, done string) {
@@ -424,14 +440,8 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) hold(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	it, _, err := s.find(ctx, r)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
-		return
-	}
-	e, err := s.entry(ctx, it)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
+	it, e, ok := s.open(w, r)
+	if !ok {
 		return
 	}
 	on := r.PostFormValue("hold") == "on"
@@ -467,14 +477,8 @@ const (
 
 func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	it, _, err := s.find(ctx, r)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
-		return
-	}
-	e, err := s.entry(ctx, it)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
+	it, e, ok := s.open(w, r)
+	if !ok {
 		return
 	}
 	d := DefaultShare
@@ -501,14 +505,8 @@ func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	it, _, err := s.find(ctx, r)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
-		return
-	}
-	e, err := s.entry(ctx, it)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
+	_, e, ok := s.open(w, r)
+	if !ok {
 		return
 	}
 	if s.o.Handover == nil {
@@ -522,7 +520,7 @@ func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.RemoveAll(dir)
 	who, from := actor(r)
-	zip, err := s.o.Handover(ctx, e, who+" from "+from, dir)
+	zip, err := s.o.Handover(ctx, e, who, from, dir)
 	if err != nil {
 		s.problem(w, r, http.StatusBadGateway, err)
 		return
@@ -545,14 +543,8 @@ func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	it, _, err := s.find(ctx, r)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
-		return
-	}
-	e, err := s.entry(ctx, it)
-	if err != nil {
-		s.problem(w, r, statusOf(err), err)
+	it, e, ok := s.open(w, r)
+	if !ok {
 		return
 	}
 	reason, err := formText(r, "reason")

@@ -56,9 +56,10 @@ type Options struct {
 	Log *slog.Logger
 	// PageSize is how many incidents a page of the inbox shows; 0 is 50.
 	PageSize int
-	// Hands over: builds an incident's hand-over package (handover.Make)
-	// into dir, by the named person, and returns its path.
-	Handover func(ctx context.Context, e bucket.Entry, by, dir string) (string, error)
+	// Handover builds an incident's hand-over package (handover.Make)
+	// into dir, by the person named, acting from the address from, and
+	// returns its path.
+	Handover func(ctx context.Context, e bucket.Entry, by, from, dir string) (string, error)
 }
 
 // Server is the console's pages and API.

@@ -28,6 +28,9 @@ type MakeOptions struct {
 	// By is who makes the package, for the chain of custody and the
 	// report: a name the maker gives, or the machine's user.
 	By string
+	// From is where By acts from, for the chain of custody: the address
+	// a console's request came from; "" for this machine.
+	From string
 	// AllowUnverified packages an incident whose signature or clip does
 	// not verify, marked so in the report, instead of refusing it.
 	AllowUnverified bool
@@ -202,7 +205,7 @@ func Make(ctx context.Context, c bucket.Clips, r bucket.Ref, o MakeOptions) (str
 	record := func(r *Report) error {
 		log := custody.Log{Client: c.Client, Bucket: c.Bucket, Prefix: c.Prefix}
 		ref := c.RefOf(e)
-		if _, err := log.Add(ctx, ref.Store, ref.Device, ref.ID, custody.Record{Time: r.Made, Action: custody.Handover, Actor: o.By,
+		if _, err := log.Add(ctx, ref.Store, ref.Device, ref.ID, custody.Record{Time: r.Made, Action: custody.Handover, Actor: o.By, From: o.From,
 			Detail: "hand-over package " + m.Incident + ".zip"}); err != nil {
 			return err
 		}

@@ -125,8 +125,8 @@ func cmdConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	clips := bucket.Clips{Client: client.Client, Bucket: mc.Storage.Bucket, Prefix: mc.Storage.Prefix, Keyring: mc.Keyring}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	srv, err := console.New(console.Options{Clips: clips, Zone: zone, Log: log,
-		Handover: func(ctx context.Context, e bucket.Entry, by, dir string) (string, error) {
-			p, _, err := handover.Make(ctx, clips, clips.RefOf(e), handover.MakeOptions{Dir: dir, By: by, Zone: zone, WriteReport: handover.WriteReport, Now: time.Now})
+		Handover: func(ctx context.Context, e bucket.Entry, by, from, dir string) (string, error) {
+			p, _, err := handover.Make(ctx, clips, clips.RefOf(e), handover.MakeOptions{Dir: dir, By: by, From: from, Zone: zone, WriteReport: handover.WriteReport, Now: time.Now})
 			return p, err
 		}})
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mamoru/atomicfile"
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,29 +110,10 @@ func createCert(certFile, keyFile string, hosts []string) error {
 	return writeNew(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// writeNew writes data to path, which must not exist, with mode: through
-// a temporary file in the same folder, synced, then linked into place, so
-// path never holds part of data and a file made meanwhile is not replaced.
+// writeNew writes data to path, which must not exist, with mode, whole
+// or not at all (atomicfile).
 func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("access: write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(f.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, data, atomicfile.Options{Mode: mode, New: true}); err != nil {
 		return fmt.Errorf("access: write %s: %w", path, err)
 	}
 	return nil
