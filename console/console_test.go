@@ -538,3 +538,33 @@ func TestHandover(t *testing.T) {
 		t.Errorf("no hand-over by tester from 127.0.0.1 in %+v", es)
 	}
 }
+
+// Where a copy of an incident sits in another day's folder, the page of
+// each acts on that one: a hold asked on the copy's page holds the copy.
+func TestActionsOnACopyActOnIt(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, []byte("clip"), key)
+	in.put(t, r.root)
+	copyDir := "mamoru/shop-1/counter-1/2026/11/29/" + in.m.Incident
+	for k, b := range in.objects {
+		put(t, r.root, copyDir+"/"+path.Base(k), b)
+	}
+	page := "/incidents/shop-1/counter-1/" + in.m.Incident + "?day=2026/11/29"
+	body := string(r.get(page, http.StatusOK))
+	if !strings.Contains(body, `action="/incidents/shop-1/counter-1/`+in.m.Incident+`/hold?day=2026%2F11%2F29"`) {
+		t.Fatalf("the copy's page does not name the copy in its forms:\n%s", body)
+	}
+	r.post("/incidents/shop-1/counter-1/"+in.m.Incident+"/hold?day=2026/11/29", page, url.Values{"hold": {"on"}}, http.StatusSeeOther)
+	ctx := context.Background()
+	for dir, want := range map[string]bool{copyDir: true, in.dir(): false} {
+		e, err := r.clips.Read(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held, err := r.clips.Held(ctx, e); err != nil || held != want {
+			t.Errorf("%s held = %v (%v), want %v", dir, held, err, want)
+		}
+	}
+}

@@ -165,6 +165,7 @@ type incidentPage struct {
 	NoLock     bool
 	Trail      []trailRow
 	Copies     []string
+	Here       string // "?day=YYYY/MM/DD" when Copies is not empty, else ""
 	Notes      []trailRow
 	Share      string // a link just made
 	ShareUntil string
@@ -239,8 +240,11 @@ func (s *Server) showIncident(w http.ResponseWriter, r *http.Request, share stri
 	}
 	p.ClipFrom, p.ClipTo = s.when(m.ClipStart), s.when(m.ClipEnd)
 	p.Media = "/media/" + it.Name() + "/clip.mp4"
-	if it.Day != "" && len(copies) > 0 {
-		p.Media += "?day=" + url.QueryEscape(it.Day)
+	if len(copies) > 0 {
+		// Several incidents have this name: every link and form of the
+		// page names the one it shows.
+		p.Here = "?day=" + url.QueryEscape(it.Day)
+		p.Media += p.Here
 	}
 	held, err := s.o.Clips.Held(ctx, e)
 	switch {
@@ -387,7 +391,11 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) (Item, bucket.Entr
 // back redirects to the incident's page after a change, saying what was
 // done.
 func back(w http.ResponseWriter, r *http.Request, it Item, done string) {
-	http.Redirect(w, r, "/incidents/"+it.Name()+"?done="+done, http.StatusSeeOther)
+	v := url.Values{"done": {done}}
+	if day := r.URL.Query().Get("day"); day != "" {
+		v.Set("day", day)
+	}
+	http.Redirect(w, r, "/incidents/"+it.Name()+"?"+v.Encode(), http.StatusSeeOther)
 }
 
 // maxNote bounds a note or a reason, as custody bounds a record's detail.
