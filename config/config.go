@@ -519,20 +519,29 @@ func lineOf(src []byte, key string) int {
 		n, _ := strconv.Atoi(m[2])
 		return lineInArray(src, m[1], n-1, m[3])
 	}
-	table, name, ok := strings.Cut(key, ".")
-	if !ok {
+	if !strings.Contains(key, ".") {
 		return 0
 	}
+	// "policy.basic_policy.en" is written as en under [policy.basic_policy]
+	// or as basic_policy.en under [policy]: try each table it may be in.
 	current := ""
 	for i, line := range strings.Split(string(src), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "[") {
 			current = strings.TrimSpace(strings.Trim(line, "[]"))
+			if current == key { // the table itself: [policy.basic_policy]
+				return i + 1
+			}
 			continue
 		}
-		if k, _, ok := strings.Cut(line, "="); ok && current == table && strings.TrimSpace(k) == name {
+		k, _, ok := strings.Cut(line, "=")
+		if ok && current != "" && current+"."+strings.ReplaceAll(strings.TrimSpace(k), " ", "") == key {
 			return i + 1
 		}
+	}
+	// A key inside an inline table: the line of the table's own key.
+	if parent := key[:strings.LastIndex(key, ".")]; strings.Contains(parent, ".") {
+		return lineOf(src, parent)
 	}
 	return 0
 }

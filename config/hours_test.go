@@ -62,6 +62,11 @@ func TestScheduleErrors(t *testing.T) {
 		{`recording_hours = ["mon 09:00-09:00"]`, `the range is empty`},
 		{`closed_dates = ["12/31"]`, `m.toml:7: 'policy.closed_dates' closed date 1 "12/31": want YYYY-MM-DD`},
 		{`notice_languages = ["fr"]`, `m.toml:7: 'policy.notice_languages' must list "ja" and/or "en" (got "fr")`},
+		{"[policy.basic_policy]\nja = \"基本方針\"", `m.toml:7: 'policy.basic_policy' has no "en" text, but the notice is also in "en" (policy.notice_languages)`},
+		{"[policy.basic_policy]\nja = \"基本方針\"\nen = \"Our policy\"\nfr = \"Notre politique\"", `m.toml:10: 'policy.basic_policy.fr' is not a notice language`},
+		{"[policy.basic_policy]\nja = \"  \"\nen = \"Our policy\"", `m.toml:8: 'policy.basic_policy.ja' is empty`},
+		{"basic_policy.ja = \"基本方針\"\nbasic_policy.en = \"" + strings.Repeat("x", MaxBasicPolicy+1) + "\"", `m.toml:8: 'policy.basic_policy.en' must be at most 300 characters`},
+		{"[policy.basic_policy]\nja = \"基本方針\\u001b[2J\"\nen = \"Our policy\"", `m.toml:8: 'policy.basic_policy.ja' holds a control character`},
 	} {
 		_, err := Parse("m.toml", []byte(minimal+"[policy]\n"+tc.src+"\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

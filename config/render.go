@@ -179,6 +179,11 @@ func (c *Config) document(lang string, date time.Time) document {
 type noticeSection struct {
 	Lang, Title, Lead, HoursLabel, Light, Retention, ContactLabel string
 	Hours                                                         []string
+	// PolicyTitle and Policy are the company's basic policy against
+	// customer harassment in this language (policy.basic_policy), its
+	// lines; both empty without one.
+	PolicyTitle string
+	Policy      []string
 }
 
 type notice struct {
@@ -233,6 +238,10 @@ func (c *Config) notice(lang string) notice {
 			if len(hours) == 0 {
 				s.Hours = []string{"at all times"}
 			}
+		}
+		if text := strings.TrimSpace(c.Policy.BasicPolicy[l]); text != "" {
+			s.PolicyTitle = map[string]string{"ja": "カスタマーハラスメントに対する基本方針", "en": "Our basic policy on customer harassment"}[l]
+			s.Policy = strings.Split(text, "\n")
 		}
 		n.Sections = append(n.Sections, s)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"image/png"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/image/font/sfnt"
 )
@@ -103,7 +105,73 @@ func TestRenderInChromium(t *testing.T) {
 		t.Fatalf("fc-match finds %q for Noto Sans CJK JP (%v): apt-get install fonts-noto-cjk", fontFile, err)
 	}
 	font := cjkFont(t, string(fontFile))
-	c, err := Parse("m.toml", []byte(renderConfig+renderAlerts), nil)
+	for _, variant := range []struct{ name, src string }{
+		{"", renderConfig + renderAlerts},
+		// The longest basic policy in both languages still fits the page.
+		{"with the basic policy/", renderConfig + renderAlerts + longestBasicPolicy},
+	} {
+		c, err := Parse("m.toml", []byte(variant.src), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lang := range []string{"ja", "en"} {
+			files, err := c.Render(lang, t.TempDir(), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				name := variant.name + lang + "/" + filepath.Base(f)
+				// Every character has a glyph in the font the pages ask for.
+				var buf sfnt.Buffer
+				for _, r := range text(t, f) {
+					if unicode.IsSpace(r) {
+						continue
+					}
+					if g, err := font.GlyphIndex(&buf, r); err != nil || g == 0 {
+						t.Errorf("%s: %q (U+%04X) has no glyph in Noto Sans CJK JP", name, r, r)
+					}
+				}
+				// Chromium draws it.
+				shot := filepath.Join(t.TempDir(), "page.png")
+				run(t, chromium, "--hide-scrollbars", "--window-size=794,1123", "--screenshot="+shot, "file://"+f)
+				if ink := inked(t, shot); ink < 0.01 {
+					t.Errorf("%s: the screenshot is %.2f%% ink: nothing was drawn", name, ink*100)
+				}
+				// With the CJK font, and the notice on one page.
+				p := probe(t, chromium, f)
+				if p.Noto == p.Mono || p.Page != p.Noto {
+					t.Errorf("%s: text measures %.1f px in the page's font, %.1f in Noto Sans CJK JP, %.1f in monospace: the page is not set in the CJK font", name, p.Page, p.Noto, p.Mono)
+				}
+				if filepath.Base(f) == NoticeFile && p.Height > 1123 {
+					t.Errorf("%s: the notice is %d px tall, more than one A4 page (1123 px)", name, p.Height)
+				}
+			}
+		}
+	}
+}
+
+// basicPolicyJa and basicPolicyEn are a company's basic policy on customer
+// harassment, in its own words.
+const (
+	basicPolicyJa = "当社は、お客様からのご意見・ご要望を真摯に受け止め、サービスの向上に努めます。\n一方で、従業員の人格を否定する言動、暴言、威嚇、長時間の拘束、過剰な要求などのカスタマーハラスメントに対しては、従業員を守るため毅然と対応し、悪質な場合は警察や弁護士に相談のうえ適切に対処します。"
+	basicPolicyEn = "We take every customer's opinion seriously and work to improve our service.\nWe will not tolerate customer harassment, such as abuse, threats, insults, holding staff for long periods or excessive demands: we protect our staff, and in serious cases we consult the police or a lawyer."
+)
+
+// longestBasicPolicy is policy.basic_policy at its longest in both
+// languages.
+var longestBasicPolicy = fmt.Sprintf("[policy.basic_policy]\nja = %q\nen = %q\n", longest(basicPolicyJa), longest(basicPolicyEn))
+
+// longest repeats s to exactly MaxBasicPolicy characters.
+func longest(s string) string {
+	r := []rune(strings.Repeat(s, MaxBasicPolicy/utf8.RuneCountInString(s)+1))
+	return string(r[:MaxBasicPolicy])
+}
+
+// The notice prints the company's basic policy, in each language, below
+// the recording notice, when there is one, and is as before without.
+func TestRenderBasicPolicy(t *testing.T) {
+	src := renderConfig + fmt.Sprintf("[policy.basic_policy]\nja = %q\nen = %q\n", basicPolicyJa, basicPolicyEn)
+	c, err := Parse("m.toml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,33 +180,30 @@ func TestRenderInChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range files {
-			name := lang + "/" + filepath.Base(f)
-			// Every character has a glyph in the font the pages ask for.
-			var buf sfnt.Buffer
-			for _, r := range text(t, f) {
-				if unicode.IsSpace(r) {
-					continue
-				}
-				if g, err := font.GlyphIndex(&buf, r); err != nil || g == 0 {
-					t.Errorf("%s: %q (U+%04X) has no glyph in Noto Sans CJK JP", name, r, r)
-				}
-			}
-			// Chromium draws it.
-			shot := filepath.Join(t.TempDir(), "page.png")
-			run(t, chromium, "--hide-scrollbars", "--window-size=794,1123", "--screenshot="+shot, "file://"+f)
-			if ink := inked(t, shot); ink < 0.01 {
-				t.Errorf("%s: the screenshot is %.2f%% ink: nothing was drawn", name, ink*100)
-			}
-			// With the CJK font, and the notice on one page.
-			p := probe(t, chromium, f)
-			if p.Noto == p.Mono || p.Page != p.Noto {
-				t.Errorf("%s: text measures %.1f px in the page's font, %.1f in Noto Sans CJK JP, %.1f in monospace: the page is not set in the CJK font", name, p.Page, p.Noto, p.Mono)
-			}
-			if filepath.Base(f) == NoticeFile && p.Height > 1123 {
-				t.Errorf("%s: the notice is %d px tall, more than one A4 page (1123 px)", name, p.Height)
+		notice := text(t, files[1])
+		for _, want := range []string{"カスタマーハラスメントに対する基本方針", "Our basic policy on customer harassment",
+			"毅然と対応し", "we consult the police or a lawyer"} {
+			if !strings.Contains(notice, want) {
+				t.Errorf("%s notice does not say %q", lang, want)
 			}
 		}
+		// Below the recording notice in its own language.
+		main := map[string]string{"ja": "実施中は表示灯が点灯します", "en": "The indicator light is on while recording"}[lang]
+		own := map[string]string{"ja": "毅然と対応し", "en": "we consult the police or a lawyer"}[lang]
+		if strings.Index(notice, own) < strings.Index(notice, main) {
+			t.Errorf("%s notice: the basic policy comes before the recording notice", lang)
+		}
+	}
+	plain, err := Parse("m.toml", []byte(renderConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := plain.Render("ja", t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text(t, files[1]), "基本方針") {
+		t.Error("a notice without policy.basic_policy speaks of a basic policy")
 	}
 }
 
