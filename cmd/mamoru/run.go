@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -35,12 +36,27 @@ Logs go to stderr. SIGINT or SIGTERM finishes any clip, closes the camera and
 microphone, then turns the indicator off.`
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var logLevel string
+	var logLevel, cpuProfile string
 	cfg, code, ok := command("run", runHelp, args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+		fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to `file`, for bench/run")
 	})
 	if !ok {
 		return code
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "mamoru run: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
