@@ -416,7 +416,7 @@ func TestEnd(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	start := time.Now()
-	stop(leader, exited)
+	stop(cmd.Process, exited)
 	if left := remaining(leader); len(left) == 0 {
 		t.Fatalf("after the leader quit, remaining(%d) = none; want its child, which ignores SIGTERM", leader)
 	}

@@ -234,7 +234,7 @@ func play(t testing.TB, b Browser, src source, rate float64, limit time.Duration
 	case <-p.reported:
 		// Chromium would end by itself, once the page has loaded; Firefox
 		// would not.
-		runErr = stop(cmd.Process.Pid, exited)
+		runErr = stop(cmd.Process, exited)
 	case runErr = <-exited:
 	}
 	if left := end(cmd.Process.Pid); len(left) > 0 {
@@ -269,18 +269,18 @@ func play(t testing.TB, b Browser, src source, rate float64, limit time.Duration
 // and its helper processes get as long again after it.
 const quitLimit = 5 * time.Second
 
-// stop asks the browser whose process is leader, and every process of its
-// group, to quit, kills them if it does not within quitLimit, and returns
-// what the browser's Wait returned, which exited delivers.
-func stop(leader int, exited <-chan error) error {
-	signalGroup(leader, syscall.SIGTERM)
+// stop asks the browser to quit, which ends its helper processes too, kills
+// its process group if it does not within quitLimit, and returns what its
+// Wait returned, which exited delivers.
+func stop(browser *os.Process, exited <-chan error) error {
+	browser.Signal(syscall.SIGTERM)
 	timer := time.NewTimer(quitLimit)
 	defer timer.Stop()
 	select {
 	case err := <-exited:
 		return err
 	case <-timer.C:
-		signalGroup(leader, syscall.SIGKILL)
+		signalGroup(browser.Pid, syscall.SIGKILL)
 		return <-exited
 	}
 }
