@@ -204,8 +204,8 @@ func play(t testing.TB, b Browser, src source, rate float64, limit time.Duration
 	env := os.Environ()
 	if b == Firefox {
 		query.Set("listen", "1")
-		server, stop := pulse(t)
-		defer stop()
+		server, stopPulse := pulse(t)
+		defer stopPulse()
 		env = append(env, "PULSE_SERVER="+server, "MOZ_CRASHREPORTER_DISABLE=1")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), limit+holdMargin+startMargin)
