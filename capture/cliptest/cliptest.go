@@ -1,11 +1,13 @@
 // Package cliptest judges clips with the tools a viewer of the clip would use:
-// ffprobe and ffmpeg from FFmpeg, and Chromium's <video> element. It is for
-// tests, the way net/http/httptest is: each helper takes the test, runs the
-// real tool on a file and returns what the tool saw, failing the test (never
-// skipping it) when a tool is missing or cannot be run.
+// ffprobe and ffmpeg from FFmpeg, and the <video> element of Chromium and of
+// Firefox. It is for tests, the way net/http/httptest is: each helper takes
+// the test, runs the real tool on a file and returns what the tool saw,
+// failing the test (never skipping it) when a tool is missing or cannot be
+// run.
 //
 // The helpers need ffprobe and ffmpeg (Debian package ffmpeg) and, for Play,
-// chromium (Debian package chromium) on the PATH.
+// chromium (Debian package chromium) on the PATH; to play in Firefox,
+// firefox-esr and pulseaudio (Debian packages firefox-esr, pulseaudio).
 package cliptest
 
 import (

@@ -1,14 +1,18 @@
 package cliptest
 
 import (
+	"bufio"
 	"crypto/rand"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -271,13 +275,169 @@ func TestPlayCorrupt(t *testing.T) {
 	}
 }
 
+// toneLevel is the peak of the test clips' tone: ffmpeg's sine source
+// plays at 1/8 of full scale.
+const toneLevel = 0.125
+
+// heard says what is wrong with how b played one of the test clips, which
+// has a tone if tone is set, or "" if nothing is.
+func heard(b Browser, pb Playback, tone bool) string {
+	var problems []string
+	if !pb.Ended || pb.Error != "" {
+		problems = append(problems, fmt.Sprintf("Ended = %v, Error = %q; want ended without error", pb.Ended, pb.Error))
+	}
+	if !near(pb.Duration, clipSeconds, 0.05) || !near(pb.CurrentTime, clipSeconds, 0.05) {
+		problems = append(problems, fmt.Sprintf("Duration = %v, CurrentTime = %v, want %v", pb.Duration, pb.CurrentTime, clipSeconds))
+	}
+	if pb.VideoFrames != clipFrames || pb.VideoWidth != 320 || pb.VideoHeight != 240 {
+		problems = append(problems, fmt.Sprintf("%d video frames of %dx%d, want %d of 320x240", pb.VideoFrames, pb.VideoWidth, pb.VideoHeight, clipFrames))
+	}
+	switch b {
+	case Chromium:
+		if pb.VideoDecodedBytes <= 0 || (pb.AudioDecodedBytes > 0) != tone || pb.AudioPeak != 0 {
+			problems = append(problems, fmt.Sprintf("decoded %d video bytes, %d audio bytes, audio peak %v; want video, audio %v, no peak",
+				pb.VideoDecodedBytes, pb.AudioDecodedBytes, pb.AudioPeak, tone))
+		}
+	case Firefox:
+		want := 0.0
+		if tone {
+			want = toneLevel
+		}
+		// Firefox resamples 48 kHz to its Web Audio rate, 44.1 kHz here, and
+		// AAC is lossy: either may overshoot a little.
+		if !near(pb.AudioPeak, want, 0.02) || pb.VideoDecodedBytes != 0 || pb.AudioDecodedBytes != 0 {
+			problems = append(problems, fmt.Sprintf("audio peak %v, decoded %d video bytes, %d audio bytes; want a peak of %v, no byte counts",
+				pb.AudioPeak, pb.VideoDecodedBytes, pb.AudioDecodedBytes, want))
+		}
+	}
+	return strings.Join(problems, "; ")
+}
+
+// videoOnly makes a clip with no audio track.
+func videoOnly(t *testing.T) string {
+	return makeClip(t, "video.mp4", "-c:v", "libx264", "-bf", "0", "-an", "-movflags", "+frag_keyframe+empty_moov")
+}
+
+// TestPlayIn plays the test clips in each browser, and a clip without
+// sound, which shows that neither browser's measure of sound is always
+// above zero.
+func TestPlayIn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		clip func(*testing.T) string
+		tone bool
+	}{
+		{"fragmented FLAC", fragmentedFLAC, true},
+		{"plain AAC", plainAAC, true},
+		{"no audio", videoOnly, false},
+	}
+	for _, b := range []Browser{Chromium, Firefox} {
+		for _, tt := range tests {
+			t.Run(b.String()+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				path := tt.clip(t)
+				start := time.Now()
+				pb := PlayIn(t, b, path)
+				t.Logf("PlayIn took %v: %+v", time.Since(start), pb)
+				if problem := heard(b, pb, tt.tone); problem != "" {
+					t.Error(problem)
+				}
+			})
+		}
+	}
+}
+
+// TestPlayURLIn plays a clip from another server in each browser: the
+// browser's Range requests reach that server, and its answers play.
+func TestPlayURLIn(t *testing.T) {
+	t.Parallel()
+	path := fragmentedFLAC(t)
+	for _, b := range []Browser{Chromium, Firefox} {
+		t.Run(b.String(), func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var ranges []string // guarded by mu
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/media/clip.mp4" {
+					http.NotFound(w, r)
+					return
+				}
+				if rg := r.Header.Get("Range"); rg != "" {
+					mu.Lock()
+					ranges = append(ranges, rg)
+					mu.Unlock()
+				}
+				http.ServeFile(w, r, path)
+			}))
+			defer origin.Close()
+			pb := PlayURLIn(t, b, origin.URL+"/media/clip.mp4")
+			if problem := heard(b, pb, true); problem != "" {
+				t.Error(problem)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(ranges) == 0 {
+				t.Errorf("%s sent the clip's server no Range request", b)
+			}
+			missing := PlayURLIn(t, b, origin.URL+"/media/missing.mp4")
+			if missing.Ended || !strings.HasPrefix(missing.Error, "MEDIA_ERR_") {
+				t.Errorf("a clip the server does not have: Ended = %v, Error = %q; want a MediaError", missing.Ended, missing.Error)
+			}
+		})
+	}
+}
+
+// TestEnd checks that end waits for every process of a group, not only
+// its leader, and kills those that outstay quitLimit.
+func TestEnd(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("remaining reads /proc")
+	}
+	t.Parallel()
+	// The shell leaves a child behind it that ignores SIGTERM (a disposition
+	// it keeps across exec), and says so once it has.
+	cmd := exec.Command("sh", "-c", "trap '' TERM; sleep 60 & trap - TERM; echo started; wait")
+	ownGroup(cmd)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	leader := cmd.Process.Pid
+	if left := remaining(leader); len(left) != 2 {
+		t.Errorf("remaining(%d) = %v, want the shell and its sleep", leader, left)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	start := time.Now()
+	stop(cmd.Process, exited)
+	if left := remaining(leader); len(left) == 0 {
+		t.Fatalf("after the leader quit, remaining(%d) = none; want its child, which ignores SIGTERM", leader)
+	}
+	if left := end(leader); len(left) != 0 {
+		t.Errorf("end(%d) = %v, want none", leader, left)
+	}
+	if took := time.Since(start); took < quitLimit {
+		t.Errorf("end took %v, want at least quitLimit (%v) before it killed the child", took, quitLimit)
+	}
+	if left := remaining(leader); len(left) != 0 {
+		t.Errorf("after end, remaining(%d) = %v", leader, left)
+	}
+}
+
 // TestPlayRate backs the choice of playbackRate: at that rate Chromium
 // decodes exactly as much of each track as at normal speed.
 func TestPlayRate(t *testing.T) {
 	t.Parallel()
 	path := fragmentedFLAC(t)
-	normal := play(t, path, 1, 0)
-	fast := play(t, path, playbackRate, 0)
+	normal := play(t, Chromium, source{path: path}, 1, 0)
+	fast := play(t, Chromium, source{path: path}, playbackRate, 0)
 	if !normal.Ended || !fast.Ended {
 		t.Fatalf("Ended = %v at rate 1, %v at rate %v; want both", normal.Ended, fast.Ended, playbackRate)
 	}
@@ -292,7 +452,7 @@ func TestPlayRate(t *testing.T) {
 
 func TestPlayTimeout(t *testing.T) {
 	t.Parallel()
-	pb := play(t, fragmentedFLAC(t), 1, time.Second)
+	pb := play(t, Chromium, source{path: fragmentedFLAC(t)}, 1, time.Second)
 	if pb.Ended || !strings.HasPrefix(pb.Error, "timed out after 1 s") {
 		t.Errorf("Ended = %v, Error = %q; want not ended, timed out", pb.Ended, pb.Error)
 	}
@@ -340,6 +500,8 @@ func TestMissingTools(t *testing.T) {
 		{"DecodeErrors", []string{"ffprobe"}, func(t testing.TB) { DecodeErrors(t, path) }, "ffmpeg is not installed (apt-get install ffmpeg)"},
 		{"Play", []string{"ffprobe", "ffmpeg"}, func(t testing.TB) { Play(t, path) }, "chromium is not installed (apt-get install chromium)"},
 		{"Play without ffprobe", []string{"chromium"}, func(t testing.TB) { Play(t, path) }, "ffprobe is not installed (apt-get install ffmpeg)"},
+		{"PlayIn Firefox", []string{"ffprobe", "ffmpeg", "chromium"}, func(t testing.TB) { PlayIn(t, Firefox, path) }, "firefox-esr is not installed (apt-get install firefox-esr)"},
+		{"PlayIn Firefox without pulseaudio", []string{"ffprobe", "firefox-esr"}, func(t testing.TB) { PlayIn(t, Firefox, path) }, "pulseaudio is not installed (apt-get install pulseaudio)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,6 +537,9 @@ func TestFatal(t *testing.T) {
 		{"Packets no stream", func(t testing.TB) { Packets(t, path, "subtitle") }, "has no subtitle stream"},
 		{"Packets bad type", func(t testing.TB) { Packets(t, path, "sound") }, `unknown codec type "sound"`},
 		{"Play missing file", func(t testing.TB) { Play(t, path+".missing") }, "no such file"},
+		{"PlayIn missing file", func(t testing.TB) { PlayIn(t, Firefox, path+".missing") }, "no such file"},
+		{"PlayURLIn not a URL", func(t testing.TB) { PlayURLIn(t, Firefox, path) }, "is not an http or https URL"},
+		{"PlayIn no browser", func(t testing.TB) { PlayIn(t, Browser(7), path) }, "no browser Browser(7)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
