@@ -78,7 +78,11 @@ func (c Config) Validate() error {
 	if !(c.RaiseDB >= 6 && c.RaiseDB <= 40) {
 		bad("raise_db", "between 6 and 40", c.RaiseDB)
 	}
-	if !(c.HysteresisDB >= 1 && c.HysteresisDB <= max(1, c.RaiseDB)) {
+	upper := 40.0 // an invalid raise_db is reported once, above
+	if c.RaiseDB >= 6 && c.RaiseDB <= 40 {
+		upper = c.RaiseDB
+	}
+	if !(c.HysteresisDB >= 1 && c.HysteresisDB <= upper) {
 		bad("hysteresis_db", "between 1 and raise_db", c.HysteresisDB)
 	}
 	if c.Sustain < 100*time.Millisecond || c.Sustain > 30*time.Second {
@@ -124,11 +128,14 @@ type Detection struct {
 type Levels struct {
 	Time                         time.Time
 	MomentaryLUFS, ShortTermLUFS float64 // -Inf until 400 ms / 3 s were fed
-	BaselineLUFS                 float64
-	Learned                      bool
-	Voiced                       bool    // the VAD's last frame, hangover included
-	VoicedShare                  float64 // of the last 3 s
-	Raised                       bool    // a detection is pending or under way
+	// VoicedLUFS is the short-term loudness of voice alone (see Detector),
+	// the level the detector compares with the baseline.
+	VoicedLUFS   float64
+	BaselineLUFS float64
+	Learned      bool
+	Voiced       bool    // the VAD's last frame, hangover included
+	VoicedShare  float64 // of the last 3 s
+	Raised       bool    // a detection is pending or under way
 }
 
 type raiseState uint8
@@ -141,6 +148,13 @@ const (
 
 // Detector turns PCM blocks into Detections; see the package doc. Feed it
 // from one goroutine; Levels and Baseline may be called from any.
+//
+// The level it watches is voiced short-term loudness: the K-weighted power
+// of each 100 ms step, scaled by the share of that step's 20 ms frames the
+// VAD called voice, averaged over 3 s as BS.1770's short-term loudness is.
+// Audio the VAD does not call voice counts as silence, so a hum or a
+// passing trolley after the talk stops does not carry on the talk's level;
+// but anything loud while someone talks is counted with the voice.
 type Detector struct {
 	cfg   Config
 	meter *Meter
@@ -151,6 +165,9 @@ type Detector struct {
 	voicedFrames [shortTermSteps]uint8
 	voicedNext   int
 	voicedNow    uint8
+	// voicedPower is each step's K-weighted power times the share of its
+	// frames that were voice: unvoiced audio counts as silence.
+	voicedPower [shortTermSteps]float64
 
 	state         raiseState
 	start         time.Time
@@ -179,7 +196,7 @@ func NewDetector(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	d := &Detector{cfg: cfg, meter: m, vad: v}
-	d.levels = Levels{MomentaryLUFS: math.Inf(-1), ShortTermLUFS: math.Inf(-1), BaselineLUFS: cfg.DefaultBaselineLUFS}
+	d.levels = Levels{MomentaryLUFS: math.Inf(-1), ShortTermLUFS: math.Inf(-1), VoicedLUFS: math.Inf(-1), BaselineLUFS: cfg.DefaultBaselineLUFS}
 	return d, nil
 }
 
@@ -238,15 +255,22 @@ func (d *Detector) Feed(dst []Detection, at time.Time, pcm []int16) ([]Detection
 
 // stepped runs once per 100 ms of audio, at t, the end of that step.
 func (d *Detector) stepped(dst []Detection, t time.Time) []Detection {
+	m := d.meter
 	d.voicedFrames[d.voicedNext] = d.voicedNow
+	d.voicedPower[d.voicedNext] = m.power[(m.next+len(m.power)-1)%len(m.power)] * float64(d.voicedNow) / 5
 	d.voicedNext = (d.voicedNext + 1) % len(d.voicedFrames)
 	d.voicedNow = 0
 	var voicedFrames int
-	for _, n := range d.voicedFrames {
+	var power float64
+	for i, n := range d.voicedFrames {
 		voicedFrames += int(n)
+		power += d.voicedPower[i]
 	}
 	share := float64(voicedFrames) / float64(5*len(d.voicedFrames))
-	st := d.meter.ShortTerm()
+	st := math.Inf(-1)
+	if m.steps >= shortTermSteps {
+		st = lufs(power / shortTermSteps)
+	}
 	voiced := share >= d.cfg.MinVoiced && !math.IsInf(st, -1)
 	hour := t.Hour()
 
@@ -266,8 +290,9 @@ func (d *Detector) stepped(dst []Detection, t time.Time) []Detection {
 	d.mu.Lock()
 	d.levels = Levels{
 		Time:          t,
-		MomentaryLUFS: d.meter.Momentary(),
-		ShortTermLUFS: st,
+		MomentaryLUFS: m.Momentary(),
+		ShortTermLUFS: m.ShortTerm(),
+		VoicedLUFS:    st,
 		BaselineLUFS:  base,
 		Learned:       learned,
 		Voiced:        d.vad.voiced,
@@ -279,7 +304,7 @@ func (d *Detector) stepped(dst []Detection, t time.Time) []Detection {
 }
 
 // decide is the detection state machine, one call per 100 ms step at t with
-// short-term loudness st. base is the current baseline; a pending or active
+// voiced short-term loudness st. base is the current baseline; a pending or active
 // detection keeps the one it started with.
 func (d *Detector) decide(dst []Detection, t time.Time, st float64, voiced bool, base float64, learned bool) []Detection {
 	if d.state == quiet {
