@@ -117,6 +117,8 @@ func TestDetectorSynthetic(t *testing.T) {
 	}
 	sustain2 := DefaultConfig()
 	sustain2.Sustain = 2 * time.Second
+	cooldown20 := DefaultConfig()
+	cooldown20.Cooldown = 20 * time.Second
 	tests := []struct {
 		name     string
 		cfg      Config
@@ -124,23 +126,24 @@ func TestDetectorSynthetic(t *testing.T) {
 		want     int // confirmed detections
 	}{
 		{"+18 dB for 4 s: one", DefaultConfig(), []episode{{calmDBFS + 18, 4, false}}, 1},
-		{"+6 dB for 20 s: none", DefaultConfig(), []episode{{calmDBFS + 6, 20, false}}, 0},
-		{"+12 dB for 20 s, loud but under the threshold: none", DefaultConfig(), []episode{{calmDBFS + 12, 20, false}}, 0},
+		{"+6 dB for 10 s: none", DefaultConfig(), []episode{{calmDBFS + 6, 10, false}}, 0},
+		{"+12 dB for 10 s, loud but under the threshold: none", DefaultConfig(), []episode{{calmDBFS + 12, 10, false}}, 0},
 		{"a 1 s shout at +18 dB: none", DefaultConfig(), []episode{{calmDBFS + 18, 1, false}}, 0},
 		{"a 1 s shout at +18 dB, Sustain 2 s: none", sustain2, []episode{{calmDBFS + 18, 1, false}}, 0},
-		{"loud steady hum, no talk: none", DefaultConfig(), []episode{{-6, 20, true}}, 0},
+		{"loud steady hum, no talk: none", DefaultConfig(), []episode{{-6, 10, true}}, 0},
 		{"three 4 s shouts within the cooldown: one", DefaultConfig(),
 			[]episode{{calmDBFS + 18, 4, false}, {calmDBFS, 10, false}, {calmDBFS + 18, 4, false},
 				{calmDBFS, 10, false}, {calmDBFS + 18, 4, false}}, 1},
-		{"two 4 s shouts 70 s apart: two", DefaultConfig(),
-			[]episode{{calmDBFS + 18, 4, false}, {calmDBFS, 70, false}, {calmDBFS + 18, 4, false}}, 2},
+		{"two 4 s shouts 30 s apart, Cooldown 20 s: two", cooldown20,
+			[]episode{{calmDBFS + 18, 4, false}, {calmDBFS, 30, false}, {calmDBFS + 18, 4, false}}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := restored(t, tt.cfg)
 			talk := newTalker(testRate, 7)
 			tp := newTape()
-			if got := tp.feed(t, d, talk.next(nil, calmDBFS, 4*phrase)); len(got) != 0 {
+			if got := tp.feed(t, d, talk.next(nil, calmDBFS, 2*phrase)); len(got) != 0 {
 				t.Fatalf("calm talk gave %d detections", len(got))
 			}
 			var got []Detection
@@ -157,7 +160,7 @@ func TestDetectorSynthetic(t *testing.T) {
 				}
 				got = append(got, tp.feed(t, d, pcm)...)
 			}
-			got = append(got, tp.feed(t, d, talk.next(nil, calmDBFS, 8*phrase))...)
+			got = append(got, tp.feed(t, d, talk.next(nil, calmDBFS, 4*phrase))...)
 			var confirmed, ended int
 			for _, det := range got {
 				if det.Ended {
