@@ -51,11 +51,14 @@ func (s *talker) next(dst []int16, dbfs, seconds float64) []int16 {
 		}
 		s.t++
 		s.phase += 2 * math.Pi * f0 / float64(s.rate)
+		// sin(kφ) by the Chebyshev recurrence: one Sin and one Cos a sample
+		// rather than one Sin a harmonic.
 		var v float64
-		for k, w := range weights {
-			if w != 0 {
-				v += w * math.Sin(float64(k+1)*s.phase)
-			}
+		c2 := 2 * math.Cos(s.phase)
+		sPrev, sk := 0.0, math.Sin(s.phase)
+		for _, w := range weights {
+			v += w * sk
+			sPrev, sk = sk, c2*sk-sPrev
 		}
 		env := 0.0
 		if math.Mod(t, 2.6) < 2 { // phrase, then a pause
