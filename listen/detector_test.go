@@ -291,3 +291,54 @@ func TestDetectorUnderHum(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectorBlockSizes: how the recorder cuts audio into blocks must not
+// change what is found, nor when (beyond the nanosecond rounding of block
+// times), in mono or stereo.
+func TestDetectorBlockSizes(t *testing.T) {
+	talk := newTalker(testRate, 5)
+	mono := talk.next(nil, calmDBFS, 2*phrase)
+	mono = talk.next(mono, calmDBFS+18, 4)
+	mono = talk.next(mono, calmDBFS, 3*phrase)
+	for _, channels := range []int{1, 2} {
+		pcm := mono
+		if channels == 2 {
+			pcm = make([]int16, 0, 2*len(mono))
+			for _, s := range mono {
+				pcm = append(pcm, s, s)
+			}
+		}
+		cfg := DefaultConfig()
+		cfg.Channels = channels
+		var want []Detection
+		for _, frames := range []int{960, 1, 1234, 4800, 48000} {
+			d := restored(t, cfg)
+			t0 := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
+			var got []Detection
+			for i := 0; i < len(pcm); i += frames * channels {
+				at := t0.Add(time.Duration(int64(i/channels) * int64(time.Second) / testRate))
+				var err error
+				if got, err = d.Feed(got, at, pcm[i:min(i+frames*channels, len(pcm))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if want == nil {
+				want = got
+				if len(want) != 2 {
+					t.Fatalf("%d channels: %d reports, want 2", channels, len(want))
+				}
+				continue
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d channels, %d-frame blocks: %d reports, want %d", channels, frames, len(got), len(want))
+			}
+			for i := range got {
+				g, w := got[i], want[i]
+				if d := g.Start.Sub(w.Start); d < -time.Microsecond || d > time.Microsecond ||
+					(g.Duration-w.Duration).Abs() > time.Microsecond || math.Abs(g.PeakLUFS-w.PeakLUFS) > 1e-9 {
+					t.Errorf("%d channels, %d-frame blocks: report %d = %+v, want %+v", channels, frames, i, g, w)
+				}
+			}
+		}
+	}
+}
