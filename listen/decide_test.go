@@ -112,3 +112,26 @@ func TestDecideFigures(t *testing.T) {
 		t.Error("Learned = true for a default baseline")
 	}
 }
+
+func TestFlush(t *testing.T) {
+	d, _ := NewDetector(DefaultConfig())
+	t0 := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
+	var dst []Detection
+	for i := range 15 {
+		dst = d.decide(dst, t0.Add(time.Duration(i)*100*time.Millisecond), -20, true, -40, true)
+	}
+	if got := d.Flush(nil, t0.Add(2*time.Second)); len(got) != 1 || !got[0].Ended || got[0].Duration != 2*time.Second {
+		t.Errorf("Flush during a detection = %+v, want one ended report lasting 2s", got)
+	}
+	if got := d.Flush(nil, t0.Add(3*time.Second)); len(got) != 0 {
+		t.Errorf("second Flush = %+v, want nothing", got)
+	}
+	// The cooldown runs from the flush.
+	if got := d.decide(nil, t0.Add(61900*time.Millisecond), -20, true, -40, true); len(got) != 0 || d.state != quiet {
+		t.Errorf("59.9 s after the flush a raise began: state %d", d.state)
+	}
+	d.decide(nil, t0.Add(62*time.Second), -20, true, -40, true)
+	if d.state != pending {
+		t.Errorf("60 s after the flush: state %d, want pending", d.state)
+	}
+}

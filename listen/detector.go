@@ -253,6 +253,18 @@ func (d *Detector) Feed(dst []Detection, at time.Time, pcm []int16) ([]Detection
 	return dst, nil
 }
 
+// Flush ends a detection under way at at, as when the recorder stops
+// listening, appending its ended report to dst; a pending one is dropped.
+// The cooldown starts at at. Feeding may go on afterwards.
+func (d *Detector) Flush(dst []Detection, at time.Time) []Detection {
+	if d.state == active {
+		dst = append(dst, d.detection(at, true))
+		d.cooldownUntil = at.Add(d.cfg.Cooldown)
+	}
+	d.state = quiet
+	return dst
+}
+
 // stepped runs once per 100 ms of audio, at t, the end of that step.
 func (d *Detector) stepped(dst []Detection, t time.Time) []Detection {
 	m := d.meter
