@@ -88,8 +88,9 @@ type Encoder struct {
 	num   uint32 // the next frame's number
 
 	// ch holds the block's channels de-interleaved; for stereo ch[2] is
-	// mid and ch[3] side.
+	// mid and ch[3] side. an holds their analyses.
 	ch  [4][]int32
+	an  [4]analysis
 	res []uint32 // folded residuals of the channel being written
 	w   bitWriter
 }
@@ -228,17 +229,16 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 	}
 	w := &e.w
 	w.reset()
-	assign := byte(e.channels - 1)
-	var first, second []int32
-	var bpsFirst, bpsSecond uint
+	var assign byte
+	first, second := 0, -1
 	if e.channels == 1 {
 		x := e.ch[0]
 		for i, s := range pcm {
 			x[i] = int32(s)
 		}
-		first, bpsFirst = x, bitsPerSample
+		e.an[0] = analyze(x)
 	} else {
-		assign, first, second, bpsFirst, bpsSecond = e.stereo(pcm)
+		assign, first, second = e.stereo(pcm)
 	}
 
 	// Frame header.
@@ -249,9 +249,9 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 	w.buf[n] = crc8(w.buf[:n])
 	w.pos = n + 1
 
-	e.writeSubframe(first, bpsFirst)
-	if second != nil {
-		e.writeSubframe(second, bpsSecond)
+	e.writeSubframe(e.ch[first], e.an[first], e.bps(first))
+	if second >= 0 {
+		e.writeSubframe(e.ch[second], e.an[second], e.bps(second))
 	}
 	w.align()
 	crc := crc16(w.buf[:w.pos])
@@ -261,9 +261,19 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 	return w.buf[:w.pos], nil
 }
 
-// stereo de-interleaves a stereo block, forms mid and side, and picks the
-// channel assignment whose two channels the estimate says are cheapest.
-func (e *Encoder) stereo(pcm []int16) (assign byte, first, second []int32, bps1, bps2 uint) {
+// bps returns the bits a sample of e.ch[i]: the side channel needs one more.
+func (e *Encoder) bps(i int) uint {
+	if i == 3 {
+		return bitsPerSample + 1
+	}
+	return bitsPerSample
+}
+
+// stereo de-interleaves a stereo block, forms mid and side, analyses all
+// four, and picks the channel assignment whose two channels the estimate
+// says are cheapest. It returns the assignment and the indexes in e.ch of
+// the channels to write.
+func (e *Encoder) stereo(pcm []int16) (assign byte, first, second int) {
 	l, r, m, s := e.ch[0], e.ch[1], e.ch[2], e.ch[3]
 	_, _, _ = l[len(r)-1], m[len(r)-1], s[len(r)-1]
 	for i := range r {
@@ -280,46 +290,58 @@ func (e *Encoder) stereo(pcm []int16) (assign byte, first, second []int32, bps1,
 		if i == 3 {
 			bps++
 		}
-		cost[i] = min(estimate(e.ch[i]), uint64(len(r))*bps)
+		a := analyze(e.ch[i])
+		e.an[i] = a
+		cost[i] = min(a.estimate(len(r)), uint64(len(r))*bps)
 	}
 	lr, ls, rs, ms := cost[0]+cost[1], cost[0]+cost[3], cost[3]+cost[1], cost[2]+cost[3]
 	switch min(lr, ls, rs, ms) {
 	case lr:
-		return 1, l, r, bitsPerSample, bitsPerSample
+		return 1, 0, 1
 	case ms:
-		return assignMidSide, m, s, bitsPerSample, bitsPerSample + 1
+		return assignMidSide, 2, 3
 	case ls:
-		return assignLeftSide, l, s, bitsPerSample, bitsPerSample + 1
+		return assignLeftSide, 0, 3
 	default:
-		return assignSideRight, s, r, bitsPerSample + 1, bitsPerSample
+		return assignSideRight, 3, 1
 	}
 }
 
-// estimate returns a rough count of the bits x costs as a FIXED subframe of
-// its best order with one Rice partition: enough to rank channels against
-// each other.
-func estimate(x []int32) uint64 {
-	order, sum := bestFixedOrder(x)
-	n := uint64(len(x) - order)
-	_, bits := riceParam(2*sum, n)
+// An analysis is what one pass over a channel finds: whether it is
+// constant, and the fixed predictor order whose residuals have the smallest
+// sum of magnitudes, with that sum.
+type analysis struct {
+	constant bool
+	order    int
+	sum      uint64
+}
+
+// estimate returns a rough count of the bits a channel of n samples costs
+// as a FIXED subframe of its best order with one Rice partition: enough to
+// rank channels against each other.
+func (a analysis) estimate(n int) uint64 {
+	if a.constant {
+		return 0
+	}
+	_, bits := riceParam(2*a.sum, uint64(n-a.order))
 	return bits
 }
 
-// bestFixedOrder returns the fixed predictor order whose residuals have the
-// smallest sum of magnitudes, and that sum. All orders are summed over the
-// same samples, from the fifth on, so they compare fairly.
-func bestFixedOrder(x []int32) (order int, sum uint64) {
-	if len(x) <= maxFixedOrder {
-		return 0, 0
+// analyze finds x's analysis in one pass. All orders are summed over the
+// same samples, from the fifth on, so they compare fairly; x has at least
+// 16 samples.
+func analyze(x []int32) analysis {
+	if allEqual(x) {
+		return analysis{constant: true}
 	}
 	var s0, s1, s2, s3, s4 uint64
 	// The four samples before i, as differences of rising order.
-	a := x[3]
+	p := x[3]
 	d1 := x[3] - x[2]
 	d2 := d1 - (x[2] - x[1])
 	d3 := d2 - ((x[2] - x[1]) - (x[1] - x[0]))
 	for _, v := range x[4:] {
-		e1 := v - a
+		e1 := v - p
 		e2 := e1 - d1
 		e3 := e2 - d2
 		e4 := e3 - d3
@@ -328,15 +350,25 @@ func bestFixedOrder(x []int32) (order int, sum uint64) {
 		s2 += uint64(abs(e2))
 		s3 += uint64(abs(e3))
 		s4 += uint64(abs(e4))
-		a, d1, d2, d3 = v, e1, e2, e3
+		p, d1, d2, d3 = v, e1, e2, e3
 	}
-	order, sum = 0, s0
+	a := analysis{sum: s0}
 	for o, s := range [...]uint64{s1, s2, s3, s4} {
-		if s < sum {
-			order, sum = o+1, s
+		if s < a.sum {
+			a.order, a.sum = o+1, s
 		}
 	}
-	return order, sum
+	return a
+}
+
+// allEqual reports whether x is constant; on sound it stops at once.
+func allEqual(x []int32) bool {
+	for _, v := range x[1:] {
+		if v != x[0] {
+			return false
+		}
+	}
+	return true
 }
 
 func abs(v int32) uint32 {
@@ -370,24 +402,17 @@ func riceParam(sum, n uint64) (k uint, cost uint64) {
 	return k, cost
 }
 
-// writeSubframe writes x as the smallest of a CONSTANT, FIXED or VERBATIM
-// subframe of bps bits a sample (RFC 9639, 9.2).
-func (e *Encoder) writeSubframe(x []int32, bps uint) {
+// writeSubframe writes x, of analysis a, as the smallest of a CONSTANT,
+// FIXED or VERBATIM subframe of bps bits a sample (RFC 9639, 9.2).
+func (e *Encoder) writeSubframe(x []int32, a analysis, bps uint) {
 	w := &e.w
-	constant := true
-	for _, v := range x[1:] {
-		if v != x[0] {
-			constant = false
-			break
-		}
-	}
 	// Each subframe header: a zero bit, 6 bits of type, no wasted bits.
-	if constant {
+	if a.constant {
 		w.write(0b0_000000_0, 8)
 		w.write(uint32(x[0])&(1<<bps-1), bps)
 		return
 	}
-	order, _ := bestFixedOrder(x)
+	order := a.order
 	res := e.res[:len(x)-order]
 	fold(res, x, order)
 	porder, pbits := partitions(res, len(x), order)
@@ -423,29 +448,49 @@ func (e *Encoder) writeSubframe(x []int32, bps uint) {
 }
 
 // fold writes x's residuals from the fixed predictor of the given order
-// into res, folded to unsigned (0, -1, 1, -2 ... as 0, 1, 2, 3 ...).
+// into res, len(x)-order of them, folded to unsigned (0, -1, 1, -2 ... as
+// 0, 1, 2, 3 ...). The previous samples ride in variables as differences,
+// so each loop reads x once.
 func fold(res []uint32, x []int32, order int) {
-	x = x[:len(res)+order]
+	w := x[order:]
+	res = res[:len(w)]
 	switch order {
 	case 0:
-		for i, v := range x {
+		for i, v := range w {
 			res[i] = zigzag(v)
 		}
 	case 1:
-		for i := range res {
-			res[i] = zigzag(x[i+1] - x[i])
+		p := x[0]
+		for i, v := range w {
+			res[i] = zigzag(v - p)
+			p = v
 		}
 	case 2:
-		for i := range res {
-			res[i] = zigzag(x[i+2] - 2*x[i+1] + x[i])
+		p, d1 := x[1], x[1]-x[0]
+		for i, v := range w {
+			e1 := v - p
+			res[i] = zigzag(e1 - d1)
+			p, d1 = v, e1
 		}
 	case 3:
-		for i := range res {
-			res[i] = zigzag(x[i+3] - 3*x[i+2] + 3*x[i+1] - x[i])
+		p, d1 := x[2], x[2]-x[1]
+		d2 := d1 - (x[1] - x[0])
+		for i, v := range w {
+			e1 := v - p
+			e2 := e1 - d1
+			res[i] = zigzag(e2 - d2)
+			p, d1, d2 = v, e1, e2
 		}
 	case 4:
-		for i := range res {
-			res[i] = zigzag(x[i+4] - 4*x[i+3] + 6*x[i+2] - 4*x[i+1] + x[i])
+		p, d1 := x[3], x[3]-x[2]
+		d2 := d1 - (x[2] - x[1])
+		d3 := d2 - ((x[2] - x[1]) - (x[1] - x[0]))
+		for i, v := range w {
+			e1 := v - p
+			e2 := e1 - d1
+			e3 := e2 - d2
+			res[i] = zigzag(e3 - d3)
+			p, d1, d2, d3 = v, e1, e2, e3
 		}
 	}
 }
