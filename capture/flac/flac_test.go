@@ -122,6 +122,37 @@ func TestFrameSizes(t *testing.T) {
 	}
 }
 
+// TestStereoAssignments checks that each of FLAC's four ways to code a
+// stereo pair is chosen where it is the cheapest, so TestRoundTrip
+// decodes each of them: a channel the other repeats but for hiss is coded
+// as the side; a pair that differ by opposite hiss as mid and side;
+// independent channels as they are.
+func TestStereoAssignments(t *testing.T) {
+	for _, c := range []struct {
+		signal string
+		want   byte
+	}{
+		{"stereo independent", 0b0001},
+		{"stereo tone, tone and hiss", 0b1000},      // left/side
+		{"stereo tone and hiss, tone", 0b1001},      // side/right
+		{"stereo tone plus and minus hiss", 0b1010}, // mid/side
+		{"stereo identical tone", 0b1010},           // mid (= left) and a zero side
+	} {
+		sig := signals[slices.IndexFunc(signals, func(s signal) bool { return s.name == c.signal })]
+		enc, err := flac.NewEncoder(48000, 2, 960)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := enc.Encode(sig.block(2, 960))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f[3] >> 4; got != c.want {
+			t.Errorf("%s: channel assignment %04b, want %04b", c.signal, got, c.want)
+		}
+	}
+}
+
 // TestStreamInfo checks the STREAMINFO body field by field (RFC 9639,
 // 8.2): the block size, rate, channels and depth, and zero for what a
 // recorder cannot know up front.

@@ -174,6 +174,10 @@ var signals = []signal{
 		}
 		return math.MaxInt16
 	}},
+	// One for each channel assignment (TestStereoAssignments).
+	{"stereo tone, tone and hiss", 2, func(n, c int) int16 { return tone(n, 0) + int16(c)*(noise(n, 0)>>8) }},
+	{"stereo tone and hiss, tone", 2, func(n, c int) int16 { return tone(n, 0) + int16(1-c)*(noise(n, 0)>>8) }},
+	{"stereo tone plus and minus hiss", 2, func(n, c int) int16 { return tone(n, 0) + int16(1-2*c)*(noise(n, 0)>>8) }},
 	{"stereo left silent right noise", 2, func(n, c int) int16 {
 		if c == 0 {
 			return 0
