@@ -10,15 +10,18 @@
 // the one whose residuals have the smallest sum of magnitudes, found for all
 // orders in one pass; the Rice partition order and each partition's
 // parameter come from the partitions' sums of magnitudes by the closed-form
-// estimate. The estimate never undercounts the bits written, so a frame is
-// never larger than its verbatim form plus the frame header and footer. For
-// stereo the encoder also weighs left/side, side/right and mid/side by the
-// same estimate and codes the cheapest pair; the side channel takes 17 bits
-// a sample.
+// estimate. The estimate never undercounts the bits written, so no channel
+// is coded larger than verbatim. For stereo the encoder also weighs
+// left/side, side/right and mid/side by the same estimate, taken over one
+// partition, and codes the cheapest pair; the side channel takes 17 bits a
+// sample, and is chosen only where its estimate beats 16, so a stereo
+// frame too stays within a few bytes of the samples written as they are.
 //
 // This is FLAC's fast end, about what "flac -0" and FFmpeg's
-// compression_level 0 do: no LPC, no search beyond the estimates. It is
-// meant to cost less than the microphone's own driver, on a Pi Zero 2 W.
+// compression_level 0 do: no LPC, no search beyond the estimates. Its
+// frames are as small as github.com/mewkiz/flac's and no larger than
+// FFmpeg's at that level (TestSizeAgainstFFmpeg), in about a tenth of
+// mewkiz's time (BenchmarkEncode).
 //
 // The STREAMINFO says the block size (minimum and maximum alike), the sample
 // rate, the channel count and 16 bits a sample, and leaves the frame sizes,
