@@ -85,6 +85,7 @@ func BenchmarkFLACEncode(b *testing.B) {
 				pcm[i] = int16(8000*math.Sin(float64(i)/7)) + int16(int8(i*7919))
 			}
 			var frame []byte
+			b.ReportAllocs()
 			b.SetBytes(int64(2 * len(pcm)))
 			for b.Loop() {
 				if frame, err = enc.Encode(pcm); err != nil {
