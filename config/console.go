@@ -1,16 +1,12 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"mamoru/console/access/phc"
 )
@@ -84,27 +80,16 @@ func parseConsole(name string, src []byte) (Console, Errors) {
 	var f struct {
 		Console consoleFile `toml:"console"`
 	}
-	dec := toml.NewDecoder(bytes.NewReader(src))
-	dec.DisallowUnknownFields()
-	var errs Errors
-	if err := dec.Decode(&f); err != nil {
-		var strict *toml.StrictMissingError
-		if !errors.As(err, &strict) {
-			return Console{}, decodeErrors(name, err)
+	errs, fatal := decodeTable(name, src, &f, "console", func(k []string, row int) *Error {
+		key, msg := strings.Join(k, "."), "is not a known key (a [console] table has listen, tls_cert, tls_key and [[console.user]] tables)"
+		if len(k) == 3 && k[1] == "user" {
+			key = userKey(arrayIndex(src, "console.user", row), k[2])
+			msg = "is not a known key (a [[console.user]] has name, role and password_hash)"
 		}
-		for _, de := range strict.Errors {
-			k := de.Key()
-			if len(k) == 0 || k[0] != "console" {
-				continue
-			}
-			row, _ := de.Position()
-			key, msg := strings.Join(k, "."), "is not a known key (a [console] table has listen, tls_cert, tls_key and [[console.user]] tables)"
-			if len(k) == 3 && k[1] == "user" {
-				key = userKey(arrayIndex(src, "console.user", row), k[2])
-				msg = "is not a known key (a [[console.user]] has name, role and password_hash)"
-			}
-			errs = append(errs, &Error{File: name, Line: row, Key: key, Msg: msg})
-		}
+		return &Error{File: name, Line: row, Key: key, Msg: msg}
+	})
+	if fatal {
+		return Console{}, errs
 	}
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &Error{File: name, Line: lineOf(src, key), Key: key, Msg: fmt.Sprintf(format, args...)})

@@ -21,6 +21,31 @@ type keyringFile struct {
 	NotBefore any `toml:"not_before"`
 }
 
+// decodeTable decodes src into v for the table of that name alone: other
+// tables are not its business, but an unknown key inside it is an error,
+// made by unknown from the key's path and line, since a misspelt key would
+// silently leave a default in force. fatal is true when src is not TOML
+// at all (errs then says where).
+func decodeTable(name string, src []byte, v any, table string, unknown func(key []string, row int) *Error) (errs Errors, fatal bool) {
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil, false
+	}
+	var strict *toml.StrictMissingError
+	if !errors.As(err, &strict) {
+		return decodeErrors(name, err), true
+	}
+	for _, de := range strict.Errors {
+		if k := de.Key(); len(k) > 0 && k[0] == table {
+			row, _ := de.Position()
+			errs = append(errs, unknown(k, row))
+		}
+	}
+	return errs, false
+}
+
 // ValidName reports whether s is a well-formed store or device id: it is
 // also a safe single element of an object key or a path.
 func ValidName(s string) bool { return idPattern.MatchString(s) }
@@ -48,20 +73,11 @@ func parseKeyring(name string, src []byte) (signing.Keyring, Errors) {
 	var f struct {
 		Keyring []keyringFile `toml:"keyring"`
 	}
-	dec := toml.NewDecoder(bytes.NewReader(src))
-	dec.DisallowUnknownFields()
-	var errs Errors
-	if err := dec.Decode(&f); err != nil {
-		var strict *toml.StrictMissingError
-		if !errors.As(err, &strict) {
-			return nil, decodeErrors(name, err)
-		}
-		for _, de := range strict.Errors {
-			if k := de.Key(); len(k) > 0 && k[0] == "keyring" {
-				row, _ := de.Position()
-				errs = append(errs, &Error{File: name, Line: row, Key: strings.Join(k, "."), Msg: "is not a known key (a [[keyring]] entry has store, device, public_key and not_before)"})
-			}
-		}
+	errs, fatal := decodeTable(name, src, &f, "keyring", func(k []string, row int) *Error {
+		return &Error{File: name, Line: row, Key: strings.Join(k, "."), Msg: "is not a known key (a [[keyring]] entry has store, device, public_key and not_before)"}
+	})
+	if fatal {
+		return nil, errs
 	}
 	var ring signing.Keyring
 	seen := map[string]int{} // public key → its entry's line
