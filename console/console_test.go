@@ -568,3 +568,28 @@ func TestActionsOnACopyActOnIt(t *testing.T) {
 		}
 	}
 }
+
+// A check cut short by its asker is not remembered: the next asks again
+// and gets the verdict.
+func TestCheckCutShortIsNotKept(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	in := makeIncident("shop-1", "counter-1", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), 1, []byte("clip"), key)
+	in.put(t, r.root)
+	snap, err := r.server.index.Get(context.Background())
+	if err != nil || len(snap.Items) != 1 {
+		t.Fatalf("index: %v, %+v", err, snap.Items)
+	}
+	cut, cancel := context.WithCancel(context.Background())
+	cancel()
+	if v := r.server.verifier.check(cut, snap.Items[0]); v.State == Verified {
+		t.Fatalf("a check with its context ended verified: %+v", v)
+	}
+	if _, ok := r.server.verifier.known(snap.Items[0]); ok {
+		t.Error("a check cut short was kept")
+	}
+	if v := r.server.verifier.check(context.Background(), snap.Items[0]); v.State != Verified {
+		t.Errorf("checked again: %+v, want verified", v)
+	}
+}

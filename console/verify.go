@@ -124,7 +124,9 @@ func (v *verifier) check(ctx context.Context, it Item) Verification {
 			res = Verification{State: Checking}
 		}
 		v.mu.Lock()
-		if ctx.Err() == nil || res.State != Checking {
+		// A check cut short by its asker (a page closed, the console
+		// stopping) says nothing of the incident: it is not kept.
+		if ctx.Err() == nil {
 			v.done[it.Dir] = verdict{version: it.version(), v: res}
 		}
 		delete(v.running, it.Dir)
