@@ -194,9 +194,16 @@ func TestMachineHealthNeverWaitsForTheBucket(t *testing.T) {
 	}
 	m.saved(res.Incident, res.Until)
 	m.advance(15 * time.Second)
-	st := m.sync()
-	if st.Health == nil || !strings.Contains(st.Health.LastError, "no answer within 15s") || st.Health.Replaced == 0 {
-		t.Errorf("status shows health %+v; want the write that hangs, and reports replaced meanwhile", st.Health)
+	// The writer's timeout fires on the fake clock, but the writer takes
+	// it on its own goroutine: wait for it rather than read the status the
+	// instant the clock moved (under qemu it had not yet, and this failed).
+	var st Status
+	m.eventually("the hanging write to time out", func() bool {
+		st = m.status()
+		return st.Health != nil && strings.Contains(st.Health.LastError, "no answer within 15s")
+	})
+	if st.Health.Replaced == 0 {
+		t.Errorf("status shows health %+v; want reports replaced while the write hung", st.Health)
 	}
 }
 
