@@ -459,6 +459,11 @@ func TestShareAndDelete(t *testing.T) {
 		t.Fatalf("the page after sharing shows no link:\n%s", body)
 	}
 	link := html.UnescapeString(string(m[1]))
+	// The page answers a form; its language switch goes to the incident's
+	// page, which GET serves.
+	if sw := regexp.MustCompile(`href="([^"]*)" id="lang-switch"`).FindSubmatch(body); sw == nil || html.UnescapeString(string(sw[1])) != page+"?lang=en" {
+		t.Errorf("the share's answer switches language to %q, want %s?lang=en", sw, page)
+	}
 	if u, err := url.Parse(link); err != nil || u.Query().Get("X-Amz-Expires") != "10800" {
 		t.Errorf("share link %s: want one expiring in 3 h (X-Amz-Expires=10800)", link)
 	}
@@ -553,6 +558,9 @@ func TestActionsOnACopyActOnIt(t *testing.T) {
 	}
 	page := "/incidents/shop-1/counter-1/" + in.m.Incident + "?day=2026/11/29"
 	body := string(r.get(page, http.StatusOK))
+	if !strings.Contains(body, `href="/incidents/shop-1/counter-1/`+in.m.Incident+`?day=2026%2F11%2F29&amp;lang=en" id="lang-switch"`) {
+		t.Errorf("the copy's page switches language away from the copy:\n%s", body)
+	}
 	if !strings.Contains(body, `action="/incidents/shop-1/counter-1/`+in.m.Incident+`/hold?day=2026%2F11%2F29"`) {
 		t.Fatalf("the copy's page does not name the copy in its forms:\n%s", body)
 	}

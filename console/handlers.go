@@ -115,7 +115,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusBadGateway, err)
 		return
 	}
-	f := s.frame(w, r, "")
+	f := s.frame(w, r)
 	f.Title = f.T["inbox_title"]
 	p := inboxPage{frame: f, Q: q, Stores: counts(snap)}
 	for _, c := range p.Stores {
@@ -208,7 +208,7 @@ func (s *Server) showIncident(w http.ResponseWriter, r *http.Request, share stri
 		s.problem(w, r, http.StatusBadGateway, err)
 		return
 	}
-	f := s.frame(w, r, "")
+	f := s.frame(w, r)
 	m := e.Manifest
 	snap, _ := s.index.Get(ctx)
 	rows := s.rows(ctx, f.T, snap, []Item{it})
@@ -630,7 +630,7 @@ func (s *Server) deviceRows(ctx context.Context) ([]deviceRow, error) {
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
-	f := s.frame(w, r, "")
+	f := s.frame(w, r)
 	f.Title = f.T["dev_title"]
 	p := devicesPage{frame: f}
 	rows, err := s.deviceRows(r.Context())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -76,7 +77,7 @@ type frame struct {
 	User     string
 	Role     string
 	CSRF     string
-	Path     string // the page's path and query, for the language switch
+	Switch   string // the page in the other language (Other)
 	Other    Lang   // the language the switch offers
 	Title    string
 	Message  string // a notice at the top: what was just done
@@ -84,10 +85,10 @@ type frame struct {
 	LoggedIn bool   // may log out
 }
 
-func (s *Server) frame(w http.ResponseWriter, r *http.Request, title string) frame {
+func (s *Server) frame(w http.ResponseWriter, r *http.Request) frame {
 	l := langOf(w, r)
 	u, ok := access.UserOf(r)
-	f := frame{Lang: l, T: texts[l], User: u.Name, Role: string(u.Role), CSRF: access.CSRFToken(r), Path: r.URL.Path, Title: title, LoggedIn: ok && access.LoggedIn(r)}
+	f := frame{Lang: l, T: texts[l], User: u.Name, Role: string(u.Role), CSRF: access.CSRFToken(r), LoggedIn: ok && access.LoggedIn(r)}
 	f.Other = English
 	if l == English {
 		f.Other = Japanese
@@ -95,7 +96,25 @@ func (s *Server) frame(w http.ResponseWriter, r *http.Request, title string) fra
 	if m := r.URL.Query().Get("done"); m != "" {
 		f.Message = f.T["done_"+m]
 	}
+	f.Switch = switchTo(r, f.Other)
 	return f
+}
+
+// switchTo is the page r shows, in lang: the same path and query, but for
+// the answer to a form (a share's link, a refusal), whose path takes only
+// POST: then the incident's page, or the inbox.
+func switchTo(r *http.Request, lang Lang) string {
+	p, q := r.URL.Path, r.URL.Query()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if strings.HasPrefix(p, "/incidents/") && strings.Count(p, "/") == 5 {
+			p = path.Dir(p) // /incidents/<store>/<device>/<id>/<action>
+		} else {
+			p = "/"
+		}
+	}
+	q.Del("done")
+	q.Set("lang", string(lang))
+	return p + "?" + q.Encode()
 }
 
 // render writes page name with data, or a plain error if the template
@@ -116,7 +135,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data any
 // problem shows an error page: what went wrong, in the page's language,
 // with the error's own words beneath for whoever fixes it.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, status int, err error) {
-	f := s.frame(w, r, "")
+	f := s.frame(w, r)
 	f.Title = f.T["problem_title"]
 	f.Problem = err.Error()
 	s.render(w, status, "problem", struct{ frame }{f})
