@@ -257,6 +257,8 @@ func (x *Index) root() string {
 // device lists one device's incidents: the objects in its day folders.
 // Its audit log and health.json are passed by.
 func (x *Index) device(ctx context.Context, dir string) ([]Item, error) {
+	parts := strings.Split(strings.TrimSuffix(dir, "/"), "/")
+	store, device := parts[len(parts)-2], parts[len(parts)-1]
 	byDir := map[string]*Item{}
 	var order []string
 	for o := range x.Client.ListObjects(ctx, x.Bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
@@ -270,8 +272,7 @@ func (x *Index) device(ctx context.Context, dir string) ([]Item, error) {
 		d := path.Dir(o.Key)
 		it := byDir[d]
 		if it == nil {
-			parts := strings.Split(strings.TrimSuffix(dir, "/"), "/")
-			it = &Item{Store: parts[len(parts)-2], Device: parts[len(parts)-1], Day: strings.Join(rest[:3], "/"), ID: rest[3], Dir: d}
+			it = &Item{Store: store, Device: device, Day: strings.Join(rest[:3], "/"), ID: rest[3], Dir: d}
 			byDir[d] = it
 			order = append(order, d)
 		}

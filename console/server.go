@@ -109,16 +109,17 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		ctx:       ctx,
 		cancel:    cancel,
 		o:         o,
 		index:     &Index{Client: o.Clips.Client, Bucket: o.Clips.Bucket, Prefix: o.Clips.Prefix, Now: o.Now},
-		verifier:  newVerifier(o.Clips, o.Now, 2),
 		pages:     p,
 		custody:   custody.Log{Client: o.Clips.Client, Bucket: o.Clips.Bucket, Prefix: o.Clips.Prefix},
 		manifests: map[string]manifestRead{},
-	}, nil
+	}
+	s.verifier = newVerifier(o.Clips, s.entry, o.Now, 2)
+	return s, nil
 }
 
 // Register adds the console's routes to mux. Those that change what the

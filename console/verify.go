@@ -68,8 +68,11 @@ type Verification struct {
 // checked again.
 type verifier struct {
 	clips bucket.Clips
-	now   func() time.Time
-	sem   chan struct{} // bounds the checks running at once
+	// read returns an item's manifest: the server's, which reads each
+	// once per ETag.
+	read func(context.Context, Item) (bucket.Entry, error)
+	now  func() time.Time
+	sem  chan struct{} // bounds the checks running at once
 
 	mu      sync.Mutex // guards done and running
 	done    map[string]verdict
@@ -81,8 +84,8 @@ type verdict struct {
 	v       Verification
 }
 
-func newVerifier(c bucket.Clips, now func() time.Time, parallel int) *verifier {
-	return &verifier{clips: c, now: now, sem: make(chan struct{}, parallel), done: map[string]verdict{}, running: map[string]chan struct{}{}}
+func newVerifier(c bucket.Clips, read func(context.Context, Item) (bucket.Entry, error), now func() time.Time, parallel int) *verifier {
+	return &verifier{clips: c, read: read, now: now, sem: make(chan struct{}, parallel), done: map[string]verdict{}, running: map[string]chan struct{}{}}
 }
 
 // known returns what is known of it without checking it.
@@ -144,7 +147,7 @@ func (v *verifier) verify(ctx context.Context, it Item) Verification {
 		res.State, res.Error = Failed, err.Error()
 		return res
 	}
-	e, err := v.clips.Read(ctx, it.Dir)
+	e, err := v.read(ctx, it)
 	if err != nil {
 		return failed(err)
 	}
