@@ -40,6 +40,7 @@ type Config struct {
 	Storage  Storage  `toml:"storage"`
 	Policy   Policy   `toml:"policy"`
 	Alerts   Alerts   `toml:"alerts"`
+	Listen   Listen   `toml:"listen"`
 
 	origin *origin // nil unless from Load or Parse
 }
@@ -60,7 +61,7 @@ type Device struct {
 	SigningKeyFile string `toml:"signing_key_file"`
 	// TriggerSources are the names, besides "cli", that a press through the
 	// control socket may give as its source (a POS terminal, an intercom).
-	// "button" and "sim" are the counter's own and cannot be claimed.
+	// "button", "sim" and "sound" are the recorder's own and cannot be claimed.
 	TriggerSources []string `toml:"trigger_sources"`
 
 	// SigningKey is read from SigningKeyFile by LoadSecrets.
@@ -167,6 +168,7 @@ func Default() Config {
 		Hardware: Hardware{Driver: DriverSim, IndicatorPin: "GPIO17", ButtonPin: "GPIO27", ButtonActiveLow: true, LongPressSeconds: 3},
 		Storage:  defaultStorage(),
 		Policy:   defaultPolicy(),
+		Listen:   defaultListen(),
 	}
 }
 
@@ -428,7 +430,7 @@ var replacedKeys = map[string]string{
 var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field config\.(\w+\.\w+) of type ([\w.\[\]]+)$`)
 
 var tomlType = map[string]string{
-	"int": "integer", "string": "string", "bool": "boolean", "config.Secret": "string",
+	"int": "integer", "float64": "number", "string": "string", "bool": "boolean", "config.Secret": "string",
 	"[]string": "array of strings", "[]config.Target": "array of tables ([[alerts.target]])",
 }
 
@@ -470,6 +472,13 @@ func applyEnvTo(c any, environ []string) (fromEnv map[string]string, errs Errors
 					continue
 				}
 				f.SetInt(int64(n))
+			case reflect.Float64:
+				x, err := strconv.ParseFloat(val, 64)
+				if err != nil {
+					errs = append(errs, &Error{File: name, Key: sec + "." + key, Msg: fmt.Sprintf("must be a number (got %q)", val)})
+					continue
+				}
+				f.SetFloat(x)
 			case reflect.Slice: // a list: entries separated by ';'
 				f.Set(reflect.ValueOf(strings.Split(val, ";")))
 			case reflect.Bool:
@@ -583,9 +592,9 @@ func checkLabel(s string) string {
 	return ""
 }
 
-// ReservedSources are the counter's own press sources: only the hardware
-// drivers give them.
-var ReservedSources = []string{"button", "sim"}
+// ReservedSources are the recorder's own press sources: only the hardware
+// drivers give "button" and "sim", and only listening gives SoundSource.
+var ReservedSources = []string{"button", "sim", SoundSource}
 
 // Validate checks every key and returns all problems found, or nil.
 func (c *Config) Validate() error {
@@ -695,6 +704,7 @@ func (c *Config) validate() Errors {
 	c.Storage.validate(bad)
 	c.Policy.validate(bad)
 	c.Alerts.validate(bad)
+	c.Listen.validate(c.Audio, bad)
 
 	if c.Capture.RingMaxMB != 0 && len(errs) == 0 {
 		if need := c.minRingMB(); c.Capture.RingMaxMB < need {

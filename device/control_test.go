@@ -82,6 +82,7 @@ func TestRequestSources(t *testing.T) {
 		{`{"op":"trigger","source":"pos"}`, "pos"},
 		{`{"op":"trigger","source":"button"}`, ""},
 		{`{"op":"trigger","source":"sim"}`, ""},
+		{`{"op":"trigger","source":"sound"}`, ""},
 		{`{"op":"trigger","source":"\u001b]0;owned\u0007"}`, ""},
 		{`{"op":"status","source":"anything"}`, "anything"}, // a status press nothing
 	} {
