@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -42,6 +43,10 @@ type text struct {
 	// recorder's "<source> has sent nothing for 30 s" with one of them.
 	reasons, sources map[string]string
 	silent           string
+	// soundStarted is incident.started's title when a raised voice, not
+	// a person, raised it; soundSource names that source; loudness says
+	// how loud it was (above_db, peak_lufs, baseline_lufs, seconds).
+	soundStarted, soundSource, loudnessLabel, loudness string
 }
 
 // texts are the texts, by language.
@@ -73,8 +78,10 @@ var texts = map[string]text{
 			"fault":                   "故障のため記録できない",
 			"not recording":           "記録していない",
 		},
-		sources: map[string]string{"video": "カメラ（映像）", "audio": "マイク（音声）"},
-		silent:  "%sから30秒間何も届いていない",
+		sources:      map[string]string{"video": "カメラ（映像）", "audio": "マイク（音声）"},
+		silent:       "%sから30秒間何も届いていない",
+		soundStarted: "%sで大きな声、記録を保存します %s", soundSource: "大きな声の検知（音量のみ）",
+		loudnessLabel: "音量", loudness: "この時間帯のふだんの声より%+.1f dB（%.1f LUFS、ふだんは%.1f LUFS）が%.1f秒続いた",
 	},
 	English: {
 		titles: map[Name]string{
@@ -97,7 +104,9 @@ var texts = map[string]text{
 		store:  "Store", device: "Device", incident: "Incident", at: "Time", press: "Pressed", source: "Source", why: "Reason",
 		err: "Error", late: "This alert arrived %s late", lastSeen: "Last report",
 		seconds: "%d s", minutes: "%d min", hours: "%d h",
-		silent: "%s has sent nothing for 30 s",
+		silent:       "%s has sent nothing for 30 s",
+		soundStarted: "Raised voice at %s: recording kept %s", soundSource: "raised voice detected (loudness only)",
+		loudnessLabel: "Loudness", loudness: "%+.1f dB over the usual voices for this hour (%.1f LUFS, usually %.1f LUFS) for %.1f s",
 	},
 }
 
@@ -134,7 +143,11 @@ func Render(e Event, lang string) Message {
 	if !e.PressTime.IsZero() {
 		when = e.PressTime
 	}
-	title := fmt.Sprintf(t.titles[e.Name], place, when.Format("15:04"))
+	format := t.titles[e.Name]
+	if e.Name == IncidentStarted && e.Source == SoundSource {
+		format = t.soundStarted
+	}
+	title := fmt.Sprintf(format, place, when.Format("15:04"))
 	if e.Urgent && slices.Contains(urgentNames, e.Name) {
 		title = t.urgent + title
 	}
@@ -152,7 +165,14 @@ func Render(e Event, lang string) Message {
 		line(t.press, e.PressTime.Format(time.DateTime))
 	}
 	line(t.at, e.Time.Format(time.DateTime))
-	line(t.source, e.Source)
+	source := e.Source
+	if source == SoundSource {
+		source = t.soundSource
+	}
+	line(t.source, source)
+	if l, ok := loudnessOf(e.Details); ok {
+		line(t.loudnessLabel, fmt.Sprintf(t.loudness, l.above, l.peak, l.baseline, l.seconds))
+	}
 	if seen, err := time.Parse(time.RFC3339, e.Details["last_seen"]); err == nil {
 		line(t.lastSeen, seen.Format(time.DateTime))
 	}
@@ -184,7 +204,7 @@ func priority(e Event) int {
 	switch {
 	case e.Urgent && slices.Contains(urgentNames, e.Name):
 		return 5
-	case slices.Contains(urgentNames, e.Name), e.Name == DeviceFault, e.Name == SpoolFull, e.Name == UploadStuck:
+	case slices.Contains(urgentNames, e.Name), e.Name == SoundRaised, e.Name == DeviceFault, e.Name == SpoolFull, e.Name == UploadStuck:
 		return 4
 	}
 	return 3
@@ -206,4 +226,36 @@ var tags = map[Name]string{
 	DeviceOffline:    "warning",
 	DeviceOnline:     "white_check_mark",
 	AlertTest:        "white_check_mark",
+}
+
+// SoundSource is the source of an incident a raised voice raised, not a
+// person (the recorder's [listen] action "incident").
+const SoundSource = "sound"
+
+// SoundDetails are a sound.raised event's details: how far above the
+// usual level (dB), the level and the usual level (LUFS), how long it had
+// lasted when it was confirmed, and what the recorder does about it
+// ("alert" or "incident").
+func SoundDetails(aboveDB, peakLUFS, baselineLUFS float64, lasted time.Duration, action string) map[string]string {
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+	return map[string]string{"above_db": f(aboveDB), "peak_lufs": f(peakLUFS), "baseline_lufs": f(baselineLUFS),
+		"seconds": f(lasted.Seconds()), "action": action}
+}
+
+// loudness is SoundDetails read back.
+type loudness struct{ above, peak, baseline, seconds float64 }
+
+func loudnessOf(details map[string]string) (loudness, bool) {
+	var l loudness
+	for _, f := range []struct {
+		key string
+		to  *float64
+	}{{"above_db", &l.above}, {"peak_lufs", &l.peak}, {"baseline_lufs", &l.baseline}, {"seconds", &l.seconds}} {
+		x, err := strconv.ParseFloat(details[f.key], 64)
+		if err != nil {
+			return loudness{}, false
+		}
+		*f.to = x
+	}
+	return l, true
 }

@@ -62,8 +62,9 @@ var EventNames = []string{
 }
 
 // DefaultEvents are a target's events when its table leaves them out: a
-// press, a press that could not be recorded, and the device's health.
-var DefaultEvents = []string{"incident.started", "press.refused", "device.*"}
+// press, a press that could not be recorded, the device's health, and a
+// raised voice (sent only when [listen] is enabled).
+var DefaultEvents = []string{"incident.started", "press.refused", "device.*", "sound.raised"}
 
 // Default servers of the kinds that have one.
 const (

@@ -67,7 +67,7 @@ func TestAlertErrors(t *testing.T) {
 		{"malformed pattern", webhook + "events = [\"incident.[\"]\n",
 			[]string{`m.toml:11: 'alerts.target[1].events' has a malformed pattern "incident.[": syntax error in pattern`}},
 		{"no events", webhook + "events = []\n",
-			[]string{`m.toml:11: 'alerts.target[1].events' lists no event: leave the key out for the default ["incident.started" "press.refused" "device.*"]`}},
+			[]string{`m.toml:11: 'alerts.target[1].events' lists no event: leave the key out for the default ["incident.started" "press.refused" "device.*" "sound.raised"]`}},
 		{"language", webhook + "language = \"fr\"\n",
 			[]string{`m.toml:11: 'alerts.target[1].language' must be "ja" or "en" (got "fr")`}},
 

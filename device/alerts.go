@@ -199,6 +199,11 @@ func (a *Alerts) one(e Event) (alert.Event, bool) {
 			}
 			return ev, true
 		case PressRefused:
+			if e.Source == config.SoundSource {
+				// No one pressed: the sound.raised already went out, and
+				// the audit log has the refusal.
+				return alert.Event{}, false
+			}
 			ev := a.Origin.Event(alert.PressRefused, e.Time)
 			ev.Source = e.Source
 			ev.Details = map[string]string{"reason": refusedWhy(e)}
@@ -260,6 +265,14 @@ func (a *Alerts) one(e Event) (alert.Event, bool) {
 		ev := a.Origin.Event(alert.DeviceRecovered, e.Time)
 		ev.Details = map[string]string{"source": e.Track}
 		return ev, true
+	case EventSound:
+		// Said once, when it is confirmed: how long it went on is in the
+		// audit log.
+		if d := e.Sound; !d.Ended {
+			ev := a.Origin.Event(alert.SoundRaised, e.Time)
+			ev.Details = alert.SoundDetails(d.AboveDB, d.PeakLUFS, d.BaselineLUFS, d.Duration, e.Action)
+			return ev, true
+		}
 	case EventUploadStuck:
 		ev := a.Origin.Event(alert.UploadStuck, e.Time)
 		ev.Details = map[string]string{"error": errText(e.Err)}

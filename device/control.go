@@ -37,17 +37,21 @@ const maxConnections = 8
 const (
 	opTrigger = "trigger"
 	opStatus  = "status"
+	opListen  = "listen"
 )
 
 type wireRequest struct {
 	Op     string `json:"op"`
 	Source string `json:"source,omitempty"`
+	// WatchMS keeps the levels measured that long (opListen).
+	WatchMS int64 `json:"watch_ms,omitempty"`
 }
 
 // request is a command from the control socket, answered on reply.
 type request struct {
 	op     string
 	source string
+	watch  time.Duration
 	at     time.Time // the recorder's Clock when the request arrived
 	reply  chan response
 }
@@ -55,6 +59,7 @@ type request struct {
 type response struct {
 	Status  *Status        `json:"status,omitempty"`
 	Trigger *TriggerResult `json:"trigger,omitempty"`
+	Listen  *ListenStatus  `json:"listen,omitempty"`
 	Error   string         `json:"error,omitempty"`
 	// Code names the refusal Error is, so that the caller's error wraps
 	// the same sentinel (refusalCodes).
@@ -136,7 +141,7 @@ func (c *control) handle(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else {
-		q := request{op: wr.Op, source: wr.Source, at: at, reply: make(chan response, 1)}
+		q := request{op: wr.Op, source: wr.Source, watch: time.Duration(wr.WatchMS) * time.Millisecond, at: at, reply: make(chan response, 1)}
 		select {
 		case c.reqs <- q:
 			resp = <-q.reply
@@ -165,7 +170,7 @@ func readRequest(r io.Reader, sources []string) (wireRequest, error) {
 	if err := json.Unmarshal(line, &wr); err != nil {
 		return wr, err
 	}
-	if wr.Op != opTrigger && wr.Op != opStatus {
+	if wr.Op != opTrigger && wr.Op != opStatus && wr.Op != opListen {
 		return wr, fmt.Errorf("unknown request %q", wr.Op)
 	}
 	if wr.Source == "" {
@@ -218,4 +223,15 @@ func GetStatus(ctx context.Context, stateDir string) (Status, error) {
 		return Status{}, err
 	}
 	return *resp.Status, nil
+}
+
+// Listen asks the recorder running on stateDir for the levels it hears,
+// and has it go on measuring for watch (at most 30 s) even when listening
+// is off, for `mamoru listen`.
+func Listen(ctx context.Context, stateDir string, watch time.Duration) (ListenStatus, error) {
+	resp, err := call(ctx, stateDir, wireRequest{Op: opListen, WatchMS: watch.Milliseconds()})
+	if err != nil {
+		return ListenStatus{}, err
+	}
+	return *resp.Listen, nil
 }

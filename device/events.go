@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"mamoru/listen"
 	"mamoru/outbox"
 )
 
@@ -43,6 +44,9 @@ const (
 	// capture ran (State "down", Err its last error), or sends again
 	// ("up").
 	EventSource Kind = "source"
+	// EventSound: listening heard a raised voice (Sound), confirmed or
+	// ended; the audit log keeps its figures.
+	EventSound Kind = "sound"
 )
 
 // CaptureChange is what happened to capture in an EventCapture.
@@ -101,6 +105,10 @@ type Event struct {
 	// Manifest is the incident's final manifest, for an incident saved or
 	// uploaded.
 	Manifest *outbox.Manifest
+	// Sound is the raised voice of an EventSound, and Action what the
+	// recorder does about it (listen.action).
+	Sound  *listen.Detection
+	Action string
 }
 
 // attrs returns the event's fields as the audit log's key-value pairs, in
@@ -175,6 +183,20 @@ func (e Event) attrs() []string {
 		return []string{"state", e.State}
 	case EventUploadStuck:
 		return []string{"err", errText()}
+	case EventSound:
+		d := e.Sound
+		state := "confirmed"
+		if d.Ended {
+			state = "ended"
+		}
+		baseline := "learned"
+		if !d.Learned {
+			baseline = "default"
+		}
+		dB := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+		return []string{"state", state, "start", d.Start.Format(time.RFC3339Nano), "seconds", dB(d.Duration.Seconds()),
+			"peak_lufs", dB(d.PeakLUFS), "mean_lufs", dB(d.MeanLUFS), "baseline_lufs", dB(d.BaselineLUFS), "baseline", baseline,
+			"above_db", dB(d.AboveDB), "action", e.Action}
 	case EventSource:
 		if e.Err != nil {
 			return []string{"source", e.Track, "state", e.State, "err", errText()}

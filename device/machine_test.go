@@ -24,6 +24,7 @@ import (
 	"mamoru/config"
 	"mamoru/hardware"
 	"mamoru/hardware/hardwaretest"
+	"mamoru/listen/listentest"
 	"mamoru/outbox"
 	"mamoru/uploader"
 )
@@ -136,6 +137,13 @@ type machine struct {
 	ready     atomic.Int32
 	// stalled stops the microphone's blocks: the ring stands still.
 	stalled bool
+	// ear, if set (before the recorder runs, with its Capture.Ear), hears
+	// each block the microphone writes: voice's talk at talkDB (dBFS at
+	// the syllables' peaks; -Inf is a quiet room).
+	ear    *Ear
+	voice  *listentest.Talker
+	talkDB float64
+	pcm    []int16
 	next    time.Duration // the media time of the microphone's next block
 
 	mu     sync.Mutex // guards events
@@ -316,6 +324,10 @@ func (m *machine) advance(d time.Duration) {
 						m.t.Error(err)
 					}
 					m.lastBlock.Store(int64(m.next))
+					if m.ear != nil {
+						m.pcm = m.voice.Next(m.pcm[:0], m.talkDB, capture.AudioBlock.Seconds())
+						m.ear.Hear(m.next, m.pcm)
+					}
 				}
 			})
 		}

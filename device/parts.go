@@ -41,6 +41,13 @@ func NewCapture(cfg config.Config, c, wall clock.Clock, log *slog.Logger) (Captu
 			return Capture{}, err
 		}
 		parts.Audio, parts.AudioFormat = audio, &f
+		// The ear is there whenever the microphone is, so that an
+		// installer can watch the levels before turning listening on.
+		ear, err := NewEar(cfg, parts.Timeline, log)
+		if err != nil {
+			return Capture{}, err
+		}
+		audio.PCM, parts.Ear = ear.Hear, ear
 	}
 	return parts, nil
 }

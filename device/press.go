@@ -48,8 +48,9 @@ type TriggerResult struct {
 }
 
 // press raises an incident or extends the current one. at is the press's
-// reading of the recorder's Clock.
-func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerResult, error) {
+// reading of the recorder's Clock; sound is the raised voice the recorder
+// pressed for, or nil.
+func (ru *run) press(ctx context.Context, at time.Time, source string, sound *outbox.Sound) (TriggerResult, error) {
 	ru.checkAuditWrites() // a failure the uploader met since the last tick: a fault now
 	if err := ru.refuse(source); err != nil {
 		return TriggerResult{}, err
@@ -60,7 +61,7 @@ func (ru *run) press(ctx context.Context, at time.Time, source string) (TriggerR
 	ru.ackEnd = ru.clock.Now().Add(ackFor)
 	t := ru.tl.Of(at)
 	wall := ru.tl.Wall(t).In(ru.loc)
-	pr := outbox.Press{Time: wall, Source: source}
+	pr := outbox.Press{Time: wall, Source: source, Sound: sound}
 	if ru.cur != nil && ru.cur.extend(t, pr) {
 		end, _ := ru.cur.state()
 		ru.emit(Event{Kind: EventPress, Source: source, Incident: ru.cur.id, Result: PressExtended})
@@ -212,7 +213,7 @@ func (ru *run) newIncident(t time.Duration, wall time.Time, pr outbox.Press) (*i
 func (ru *run) button(ctx context.Context, p hardware.Press) {
 	switch p.Kind {
 	case hardware.PressShort:
-		if _, err := ru.press(ctx, p.Time, p.Source); err != nil {
+		if _, err := ru.press(ctx, p.Time, p.Source, nil); err != nil {
 			ru.log.Warn("press not recorded", "source", p.Source, "err", err)
 		}
 	case hardware.PressLong:

@@ -25,6 +25,7 @@ import (
 	"mamoru/config"
 	"mamoru/hardware"
 	"mamoru/health"
+	"mamoru/listen"
 	"mamoru/outbox"
 	"mamoru/uploader"
 )
@@ -60,6 +61,9 @@ type Capture struct {
 	// AudioFormat is the audio's sample format for the clips; required
 	// with Audio.
 	AudioFormat *capture.AudioFormat
+	// Ear, if set, listens to Audio's blocks for a raised voice (its Hear
+	// must be in the audio source's PCM); nil: no listening.
+	Ear *Ear
 }
 
 // Recorder runs the device. Set the fields, then call Run once.
@@ -236,8 +240,9 @@ type run struct {
 	lastRetry, lastFinish time.Time
 	// reserved is the audit log's reserve when last filled.
 	reserved int64
-	// lastReserve paces the refilling of the audit log's reserve.
-	lastReserve time.Time
+	// lastReserve paces the refilling of the audit log's reserve, and
+	// lastBaseline the saving of what listening has learned.
+	lastReserve, lastBaseline time.Time
 	// started is when Run began, for the uptime.
 	started time.Time
 	// lastIncident (store/device/id) and lastIncidentAt (its press) are
@@ -249,6 +254,8 @@ type run struct {
 	healthLast healthState
 	healthAt   time.Time
 	healthSent bool
+	// sounds are the latest raised voices listening heard, oldest first.
+	sounds []SoundStatus
 }
 
 // Run records until ctx ends, then finishes any incident, closes capture,
@@ -387,7 +394,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 	ru.tellReady()
 	check := ru.clock.NewTicker(time.Second)
 	defer check.Stop()
-	ru.lastRetry, ru.lastFinish, ru.lastReserve = ru.clock.Now(), ru.clock.Now(), ru.clock.Now()
+	ru.lastRetry, ru.lastFinish, ru.lastReserve, ru.lastBaseline = ru.clock.Now(), ru.clock.Now(), ru.clock.Now(), ru.clock.Now()
 	// timers handles what the clock says is due, and the alerts accepted.
 	// It runs before a request is answered too, so that a status or a
 	// press sees every change the clock has already made due.
@@ -413,6 +420,10 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 			}
 		}
 	}
+	var heard <-chan listen.Detection
+	if ru.r.Capture.Ear != nil {
+		heard = ru.r.Capture.Ear.Heard()
+	}
 	for {
 		// Before curDone is taken: a fault ends the incident.
 		ru.checkAuditWrites()
@@ -431,6 +442,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 			if ru.captureStuck != nil {
 				return ru.captureStuck
 			}
+			ru.saveBaseline()
 			ru.emit(Event{Kind: EventStop})
 			if err := ru.r.Indicator.Halt(); err != nil {
 				ru.log.Error("cannot halt the indicator", "err", err)
@@ -443,6 +455,9 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 			q.reply <- ru.serve(ctx, q)
 		case <-curDone:
 			ru.incidentDone()
+		case d := <-heard:
+			timers()
+			ru.heard(ctx, d)
 		case ref := <-ru.r.acceptedChan():
 			ru.alertAccepted(ref)
 		case <-hours.Chan():
@@ -457,7 +472,7 @@ func (ru *run) loop(ctx context.Context, reqs <-chan request, presses <-chan har
 func (ru *run) serve(ctx context.Context, q request) response {
 	switch q.op {
 	case opTrigger:
-		res, err := ru.press(ctx, q.at, q.source)
+		res, err := ru.press(ctx, q.at, q.source, nil)
 		if err != nil {
 			return errorResponse(err)
 		}
@@ -465,6 +480,12 @@ func (ru *run) serve(ctx context.Context, q request) response {
 	case opStatus:
 		st := ru.status()
 		return response{Status: &st}
+	case opListen:
+		ls := ru.listening(q.watch)
+		if ls == nil {
+			return response{Error: "not listening: this recorder captures no audio (audio.enabled = false)"}
+		}
+		return response{Listen: ls}
 	}
 	return response{Error: fmt.Sprintf("unknown request %q", q.op)}
 }
@@ -489,6 +510,10 @@ func (ru *run) everySecond(ctx context.Context) {
 		if ru.auditWorks() {
 			ru.startCapture(ctx)
 		}
+	}
+	if now.Sub(ru.lastBaseline) >= baselineEvery {
+		ru.lastBaseline = now
+		ru.saveBaseline()
 	}
 	if now.Sub(ru.lastReserve) >= time.Minute {
 		ru.lastReserve = now
@@ -816,6 +841,11 @@ func (ru *run) stopCapture(reason string) {
 		return
 	}
 	ru.ring.Reset()
+	if ear := ru.r.Capture.Ear; ear != nil {
+		for _, d := range ear.restart(ru.wall.Now()) {
+			ru.heard(context.Background(), d)
+		}
+	}
 	if ru.state != StateFault {
 		ru.state = StateIdle
 	}

@@ -113,10 +113,32 @@ func (m Manifest) CheckObject() error {
 // StateRecording): the incident waits to be shipped.
 func (m Manifest) Finished() bool { return m.State != StateRecording }
 
-// Press is one press that raised or extended the incident.
+// Press is one press that raised or extended the incident: staff's, a
+// trigger source's, or the recorder's own on hearing a raised voice.
 type Press struct {
 	Time   time.Time `json:"time"`
 	Source string    `json:"source"`
+	// Sound is why the recorder pressed for itself (Source "sound"): the
+	// raised voice it heard.
+	Sound *Sound `json:"sound,omitempty"`
+}
+
+// Sound is a raised voice as the recorder heard it (package listen):
+// voiced short-term loudness that stayed at least RaiseDB over the
+// counter's usual level for the hour.
+type Sound struct {
+	// Start is when the level first reached the threshold; Seconds how
+	// long it had stayed there when the recorder acted.
+	Start   time.Time `json:"start"`
+	Seconds float64   `json:"seconds"`
+	// PeakLUFS is the loudest voiced short-term loudness by then, and
+	// BaselineLUFS the usual level it was measured against: learned at
+	// this counter, or the configured default when Learned is false.
+	PeakLUFS     float64 `json:"peak_lufs"`
+	BaselineLUFS float64 `json:"baseline_lufs"`
+	Learned      bool    `json:"baseline_learned"`
+	AboveDB      float64 `json:"above_db"`
+	RaiseDB      float64 `json:"raise_db"`
 }
 
 // Track describes one track of the clip.
