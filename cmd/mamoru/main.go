@@ -46,6 +46,9 @@ Usage:
                                        on the device at first boot: its signing key
   mamoru selftest --config FILE [--quick]
                                        for installers: check the device, pass/fail
+  mamoru listen  --config FILE [--minutes N]
+                                       for installers: the loudness the running
+                                       recorder hears, against its threshold
   mamoru policy render --config FILE --lang ja|en --out DIR
                                        the operating rules and the store notice
   mamoru version                       print the version
@@ -113,6 +116,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdKeygen(args, stdout, stderr)
 	case "selftest":
 		return cmdSelftest(ctx, args, stdin, stdout, stderr)
+	case "listen":
+		return cmdListen(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mamoru", version)
 		return 0
