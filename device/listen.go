@@ -78,6 +78,9 @@ func NewEar(cfg config.Config, tl *capture.Timeline, log *slog.Logger) (*Ear, er
 	default:
 		aside := path + ".bad"
 		os.Rename(path, aside)
+		if log == nil {
+			log = slog.Default()
+		}
 		log.Warn("cannot use the saved loudness baseline; learning it again", "file", path, "kept_as", aside, "err", err)
 	}
 	e.detector.Store(det)

@@ -22,6 +22,7 @@ import (
 	"mamoru/config"
 	"mamoru/device"
 	"mamoru/hardware"
+	"mamoru/listen"
 )
 
 // Test checks a device as an installer sets it up: the indicator, the
@@ -175,21 +176,32 @@ func (st *Test) button(ctx context.Context) (string, error) {
 	}
 }
 
-// microphone shows a level meter for st.Measure.
+// microphone shows a level meter for st.Measure: the peak in dBFS, and
+// the loudness in LUFS that listening compares ([listen]) next to the
+// usual level of voices the recorder has learned for this hour.
 func (st *Test) microphone(ctx context.Context) (string, error) {
 	cfg := st.Config
 	if !cfg.Audio.Enabled {
 		return "audio.enabled = false", errSkip
 	}
 	ring := capture.NewRing(4<<20, 10*time.Second, 1024)
-	src := &capture.AudioSource{Config: cfg.Audio, Timeline: capture.NewTimeline(clock.Real(), nil), Ring: ring, Log: st.Log}
+	tl := capture.NewTimeline(clock.Real(), nil)
+	src := &capture.AudioSource{Config: cfg.Audio, Timeline: tl, Ring: ring, Log: st.Log}
+	// The recorder's own ear, from the baseline it saved, measuring
+	// whether or not listening is on.
+	ear, err := device.NewEar(cfg, tl, st.Log)
+	if err != nil {
+		return "", err
+	}
+	ear.Watch(math.MaxInt64)
+	src.PCM = ear.Hear
 	stop, err := st.open(ctx, device.SourceMicrophone, src)
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, st.Measure)
 	defer cancel()
-	loudest := math.Inf(-1)
+	loudest, loudestLUFS := math.Inf(-1), math.Inf(-1)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for loop := true; loop; {
@@ -203,7 +215,9 @@ func (st *Test) microphone(ctx context.Context) (string, error) {
 			if !math.IsInf(db, -1) {
 				n = int(max(0, min(40, (db+60)/60*40)))
 			}
-			fmt.Fprintf(st.Out, "\rmic [%-40s] %6.1f dBFS ", strings.Repeat("#", n), db)
+			lv := ear.Levels()
+			loudestLUFS = max(loudestLUFS, lv.MomentaryLUFS)
+			fmt.Fprintf(st.Out, "\rmic [%-40s] %6.1f dBFS %s, usual voices %s ", strings.Repeat("#", n), db, lufs(lv.MomentaryLUFS), usual(lv))
 		}
 	}
 	stop()
@@ -212,11 +226,29 @@ func (st *Test) microphone(ctx context.Context) (string, error) {
 	if h.Frames == 0 {
 		return "", fmt.Errorf("no sound from the microphone in %s (backend %s): %s", st.Measure, cfg.Audio.Backend, h.LastError)
 	}
-	detail := fmt.Sprintf("%d blocks of 20 ms, loudest %.1f dBFS", h.Frames, loudest)
+	lv := ear.Levels()
+	detail := fmt.Sprintf("%d blocks of 20 ms, loudest %.1f dBFS, %s at most (usual voices %s; a raised voice is %.0f dB over)",
+		h.Frames, loudest, strings.TrimSpace(lufs(loudestLUFS)), usual(lv), cfg.Listen.RaiseDB)
 	if math.IsInf(loudest, -1) || loudest < -70 {
 		detail += " (silent: speak near the microphone, or check audio.device)"
 	}
 	return detail, nil
+}
+
+// lufs writes a loudness, or that none was measured yet.
+func lufs(x float64) string {
+	if math.IsInf(x, 0) || math.IsNaN(x) {
+		return "  -   LUFS"
+	}
+	return fmt.Sprintf("%6.1f LUFS", x)
+}
+
+// usual says the baseline and whether it was learned at this counter.
+func usual(lv listen.Levels) string {
+	if !lv.Learned {
+		return fmt.Sprintf("%.1f LUFS (not yet learned: the default)", lv.BaselineLUFS)
+	}
+	return fmt.Sprintf("%.1f LUFS (learned)", lv.BaselineLUFS)
 }
 
 // camera grabs frames for st.Measure and reports their rate and size.

@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
+	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"mamoru/bucket"
 	"mamoru/bucket/s3test"
+	"mamoru/capture/pulsetest"
 	"mamoru/config"
 	"mamoru/hardware"
 )
@@ -103,3 +109,48 @@ func TestSelfTestCaptureBehindTheIndicator(t *testing.T) {
 		t.Error("the camera started with the indicator dead")
 	}
 }
+
+// The microphone's check reads loudness through the real capture path as
+// BS.1770 says: a 1 kHz sine at -23 dBFS played into a real PulseAudio
+// sink reads -26.0 LUFS in mono (the reference, EBU Tech 3341's, is
+// -23 LUFS in both channels of a stereo pair), next to the usual level the
+// recorder saved for this hour.
+func TestSelfTestLoudness(t *testing.T) {
+	pulsetest.Start(t)
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	if out, err := exec.Command("sox", "-n", "-r", "48000", "-c", "1", "-b", "16", tone, "synth", "8", "sine", "1000", "vol", "-23dB").CombinedOutput(); err != nil {
+		t.Fatalf("sox: %v\n%s", err, out)
+	}
+	cfg := testConfig(t)
+	cfg.Audio.Backend, cfg.Audio.Device = config.BackendPulse, pulsetest.Monitor
+	// A saved baseline, as a recorder that has heard this counter leaves.
+	if err := os.WriteFile(filepath.Join(cfg.Device.StateDir, "listen-baseline.json"), []byte(learnedBaseline), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	st := &Test{Config: cfg, Out: &out, In: bufio.NewReader(strings.NewReader("y\n")), Quick: true,
+		Indicator: &hardware.Sim{Out: io.Discard}, Measure: 4 * time.Second}
+	done := make(chan Check, 1)
+	go func() {
+		for _, c := range st.Run(context.Background()) {
+			if c.Name == "microphone" {
+				done <- c
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // the microphone opens behind the indicator
+	pulsetest.Play(t, tone)
+	c := <-done
+	m := regexp.MustCompile(`, (-?\d+\.\d) LUFS at most \(usual voices -41\.5 LUFS \(learned\)`).FindStringSubmatch(c.Details)
+	if c.Result != "PASS" || m == nil {
+		t.Fatalf("microphone: %+v; want the loudest loudness next to the saved usual level\n%s", c, out.String())
+	}
+	t.Log(c.Details)
+	if got, _ := strconv.ParseFloat(m[1], 64); math.Abs(got-(-26)) > 0.3 {
+		t.Errorf("a -23 dBFS 1 kHz sine read %s LUFS, want -26.0 ± 0.3", m[1])
+	}
+}
+
+// learnedBaseline is a saved baseline learned at -41.5 LUFS over all
+// hours.
+var learnedBaseline = `{"version":1,"all":{"lufs":-41.5,"steps":5000},"hours":[` + strings.TrimSuffix(strings.Repeat(`{"lufs":0,"steps":0},`, 24), ",") + `]}`
