@@ -91,6 +91,17 @@ type document struct {
 	Alerted []alerted
 	// AlertLink: alerts link to the console.
 	AlertLink bool
+	// Listen: the recorder listens for a raised voice ([listen] enabled);
+	// ListenIncident: a detection also saves an incident, as a press does.
+	Listen, ListenIncident bool
+	// RaiseDB and Sustain are the detection's threshold over the learned
+	// usual level and how long it must hold, Sustain in words ("1 second",
+	// "1秒").
+	RaiseDB float64
+	Sustain string
+	// SoundAlerted are the labels of the targets told of a detection
+	// (sound.raised).
+	SoundAlerted []string
 }
 
 // alerted is who one alert target tells, and of what, as the rules say it.
@@ -141,6 +152,13 @@ var eventText = map[string]map[string]string{
 	},
 }
 
+// soundIncidentText is eventText's incident.started when a raised voice
+// raises an incident too (listen.action = "incident").
+var soundIncidentText = map[string]string{
+	"ja": "従業員が通報ボタンを押したとき、または本機が大きな声を検知して通報したとき",
+	"en": "when a member of staff presses the incident button, or the device raises an incident on detecting a raised voice",
+}
+
 func (c *Config) document(lang string, date time.Time) document {
 	d := document{
 		Store: c.Device.Store, Device: c.Device.ID, Operator: c.Policy.OperatorName, Contact: c.Policy.Contact,
@@ -153,14 +171,39 @@ func (c *Config) document(lang string, date time.Time) document {
 	}
 	d.DeviceLabel = cmp.Or(c.Device.Label, c.Device.ID)
 	d.AlertLink = c.Alerts.ConsoleURL != ""
+	if l := c.Listen; l.Enabled {
+		d.Listen, d.ListenIncident, d.RaiseDB = true, l.Action == ListenIncident, l.RaiseDB
+		d.Sustain = fmt.Sprintf("%g秒", l.SustainSeconds)
+		if lang == "en" {
+			d.Sustain = fmt.Sprintf("%g seconds", l.SustainSeconds)
+			if l.SustainSeconds == 1 {
+				d.Sustain = "1 second"
+			}
+		}
+	}
 	for _, t := range c.Alerts.Targets {
 		a := alerted{Label: t.Label, Kind: kindText[lang][t.Kind]}
 		for _, name := range EventNames {
-			if t.Wants(name) {
+			// Without listening no raised voice is ever detected, and the
+			// rules must not say that one is alerted.
+			if name == "sound.raised" && !d.Listen {
+				continue
+			}
+			if !t.Wants(name) {
+				continue
+			}
+			if name == "incident.started" && d.ListenIncident {
+				a.Events = append(a.Events, soundIncidentText[lang])
+			} else {
 				a.Events = append(a.Events, eventText[lang][name])
 			}
 		}
-		d.Alerted = append(d.Alerted, a)
+		if d.Listen && t.Wants("sound.raised") {
+			d.SoundAlerted = append(d.SoundAlerted, t.Label)
+		}
+		if len(a.Events) > 0 {
+			d.Alerted = append(d.Alerted, a)
+		}
 	}
 	if d.Uploads && c.Policy.Locked() {
 		d.Lock = c.Policy.ObjectLock
@@ -189,6 +232,9 @@ type noticeSection struct {
 type notice struct {
 	Sections          []noticeSection
 	Operator, Contact string
+	// Listening: the device listens for a raised voice, and every
+	// section says so, which the page's layout must make room for.
+	Listening bool
 }
 
 // notice lays out the store notice: lang in large type, then every other
@@ -200,7 +246,7 @@ func (c *Config) notice(lang string) notice {
 			langs = append(langs, l)
 		}
 	}
-	n := notice{Operator: c.Policy.OperatorName, Contact: c.Policy.Contact}
+	n := notice{Operator: c.Policy.OperatorName, Contact: c.Policy.Contact, Listening: c.Listen.Enabled}
 	what := map[string]string{"ja": "録音・録画", "en": "audio and video recording"}
 	switch {
 	case !c.Video.Enabled:
@@ -208,6 +254,13 @@ func (c *Config) notice(lang string) notice {
 	case !c.Audio.Enabled:
 		what = map[string]string{"ja": "録画", "en": "video recording"}
 	}
+	// Whether a manager hears of a detection, as sound.raised or as the
+	// incident it raises: the notice promises no alert that no target
+	// would send.
+	incident := c.Listen.Enabled && c.Listen.Action == ListenIncident
+	told := slices.ContainsFunc(c.Alerts.Targets, func(t Target) bool {
+		return t.Wants("sound.raised") || incident && t.Wants("incident.started")
+	})
 	for _, l := range langs {
 		hours := hoursIn(l, c.Policy.RecordingHours)
 		var s noticeSection
@@ -222,6 +275,10 @@ func (c *Config) notice(lang string) notice {
 				Retention:  retentionJa(c.Policy.RetentionDays),
 				Hours:      hours, ContactLabel: "お問い合わせ：",
 			}
+			if incident {
+				s.Light = "実施中は表示灯が点灯します。従業員が通報ボタンを押した場合、または大きな声が続いたことを機器が検知した場合に限り、その前後の記録を保存します。"
+			}
+			s.Light += listenNoticeJa(c.Listen.Enabled, told)
 			if len(hours) == 0 {
 				s.Hours = []string{"営業中は常時"}
 			}
@@ -235,6 +292,12 @@ func (c *Config) notice(lang string) notice {
 				Retention:  retentionEn(c.Policy.RetentionDays),
 				Hours:      hours, ContactLabel: "Contact: ",
 			}
+			if incident {
+				s.Light = "The indicator light is on while recording. Only when staff press the incident button, or the device detects a sustained raised voice, is the recording around that moment saved."
+			}
+			if l := listenNoticeEn(c.Listen.Enabled, told); l != "" {
+				s.Light += " " + l
+			}
 			if len(hours) == 0 {
 				s.Hours = []string{"at all times"}
 			}
@@ -246,6 +309,29 @@ func (c *Config) notice(lang string) notice {
 		n.Sections = append(n.Sections, s)
 	}
 	return n
+}
+
+// listenNoticeJa and listenNoticeEn tell customers that the device
+// listens for a raised voice, when it does, and that a manager is told
+// when one is (told).
+func listenNoticeJa(enabled, told bool) string {
+	switch {
+	case !enabled:
+		return ""
+	case told:
+		return "大きな声が続いた場合は、その音量（会話の内容ではありません）を機器が検知し、責任者に知らせます。"
+	}
+	return "大きな声が続いた場合は、その音量（会話の内容ではありません）を機器が検知します。"
+}
+
+func listenNoticeEn(enabled, told bool) string {
+	switch {
+	case !enabled:
+		return ""
+	case told:
+		return "If a voice stays raised, the device notices its loudness (not the words) and alerts a manager."
+	}
+	return "If a voice stays raised, the device notices its loudness (not the words)."
 }
 
 func retentionJa(days int) string {

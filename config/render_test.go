@@ -109,6 +109,11 @@ func TestRenderInChromium(t *testing.T) {
 		{"", renderConfig + renderAlerts},
 		// The longest basic policy in both languages still fits the page.
 		{"with the basic policy/", renderConfig + renderAlerts + longestBasicPolicy},
+		// Listening adds a sentence to each language, and with action
+		// "incident" lengthens another: it still fits with the longest
+		// policy.
+		{"listening/", renderConfig + renderAlerts + listenIncident},
+		{"listening, with the basic policy/", renderConfig + renderAlerts + listenIncident + longestBasicPolicy},
 	} {
 		c, err := Parse("m.toml", []byte(variant.src), nil)
 		if err != nil {
