@@ -192,6 +192,23 @@ func TestRender(t *testing.T) {
 			e.Details = map[string]string{"source": "video", "reason": "video has sent nothing for 30 s", "error": "rpicam-vid: no cameras available"}
 			return e
 		}(), Japanese, "カウンター1の録画が止まっています 14:02", []string{"理由: カメラ（映像）から30秒間何も届いていない", "エラー: rpicam-vid: no cameras available"}},
+		{"raised voice, ja", func() Event {
+			e := origin.Event(SoundRaised, press)
+			e.Details = SoundDetails(18.24, -22.06, -40.3, 1100*time.Millisecond, "alert")
+			return e
+		}(), Japanese, "カウンター1で大きな声を検知 14:02", []string{"音量: この時間帯のふだんの声より+18.2 dB（-22.1 LUFS、ふだんは-40.3 LUFS）が1.1秒続いた"}},
+		{"raised voice, en", func() Event {
+			e := origin.Event(SoundRaised, press)
+			e.Details = SoundDetails(18.24, -22.06, -40.3, 1100*time.Millisecond, "alert")
+			return e
+		}(), English, "Raised voice heard at カウンター1 14:02", []string{"Loudness: +18.2 dB over the usual voices for this hour (-22.1 LUFS, usually -40.3 LUFS) for 1.1 s"}},
+		{"incident a raised voice raised, ja", func() Event { e := e; e.Urgent, e.Source = false, SoundSource; return e }(), Japanese,
+			"カウンター1で大きな声、記録を保存します 14:02", []string{"操作元: 大きな声の検知（音量のみ）"}},
+		{"incident a raised voice extended, en", func() Event {
+			e := origin.IncidentEvent(IncidentExtended, press, "20261130-140205-000042", press)
+			e.Source = SoundSource
+			return e
+		}(), English, "Raised voice again at カウンター1: recording extended 14:02", []string{"Source: raised voice detected (loudness only)"}},
 	}
 	for _, tt := range tests {
 		m := Render(tt.e, tt.lang)
@@ -228,6 +245,7 @@ func TestPriority(t *testing.T) {
 		{PressRefused, false, 4},
 		{DeviceFault, false, 4},
 		{UploadStuck, false, 4},
+		{SoundRaised, false, 4},
 		{IncidentSaved, true, 3},
 		{DeviceRecovered, false, 3},
 		{ClockUnsynced, false, 3},

@@ -43,10 +43,11 @@ type text struct {
 	// recorder's "<source> has sent nothing for 30 s" with one of them.
 	reasons, sources map[string]string
 	silent           string
-	// soundStarted is incident.started's title when a raised voice, not
-	// a person, raised it; soundSource names that source; loudness says
-	// how loud it was (above_db, peak_lufs, baseline_lufs, seconds).
-	soundStarted, soundSource, loudnessLabel, loudness string
+	// soundStarted and soundExtended are incident.started's and
+	// incident.extended's titles when a raised voice, not a person, raised
+	// or extended it; soundSource names that source; loudness says how
+	// loud it was (above_db, peak_lufs, baseline_lufs, seconds).
+	soundStarted, soundExtended, soundSource, loudnessLabel, loudness string
 }
 
 // texts are the texts, by language.
@@ -80,7 +81,7 @@ var texts = map[string]text{
 		},
 		sources:      map[string]string{"video": "カメラ（映像）", "audio": "マイク（音声）"},
 		silent:       "%sから30秒間何も届いていない",
-		soundStarted: "%sで大きな声、記録を保存します %s", soundSource: "大きな声の検知（音量のみ）",
+		soundStarted: "%sで大きな声、記録を保存します %s", soundExtended: "%sで再び大きな声、記録を延長します %s", soundSource: "大きな声の検知（音量のみ）",
 		loudnessLabel: "音量", loudness: "この時間帯のふだんの声より%+.1f dB（%.1f LUFS、ふだんは%.1f LUFS）が%.1f秒続いた",
 	},
 	English: {
@@ -105,7 +106,7 @@ var texts = map[string]text{
 		err: "Error", late: "This alert arrived %s late", lastSeen: "Last report",
 		seconds: "%d s", minutes: "%d min", hours: "%d h",
 		silent:       "%s has sent nothing for 30 s",
-		soundStarted: "Raised voice at %s: recording kept %s", soundSource: "raised voice detected (loudness only)",
+		soundStarted: "Raised voice at %s: recording kept %s", soundExtended: "Raised voice again at %s: recording extended %s", soundSource: "raised voice detected (loudness only)",
 		loudnessLabel: "Loudness", loudness: "%+.1f dB over the usual voices for this hour (%.1f LUFS, usually %.1f LUFS) for %.1f s",
 	},
 }
@@ -144,8 +145,11 @@ func Render(e Event, lang string) Message {
 		when = e.PressTime
 	}
 	format := t.titles[e.Name]
-	if e.Name == IncidentStarted && e.Source == SoundSource {
+	switch {
+	case e.Name == IncidentStarted && e.Source == SoundSource:
 		format = t.soundStarted
+	case e.Name == IncidentExtended && e.Source == SoundSource:
+		format = t.soundExtended
 	}
 	title := fmt.Sprintf(format, place, when.Format("15:04"))
 	if e.Urgent && slices.Contains(urgentNames, e.Name) {

@@ -152,11 +152,18 @@ var eventText = map[string]map[string]string{
 	},
 }
 
-// soundIncidentText is eventText's incident.started when a raised voice
-// raises an incident too (listen.action = "incident").
-var soundIncidentText = map[string]string{
-	"ja": "従業員が通報ボタンを押したとき、または本機が大きな声を検知して通報したとき",
-	"en": "when a member of staff presses the incident button, or the device raises an incident on detecting a raised voice",
+// soundIncidentText is eventText's incident.started and
+// incident.extended when a raised voice raises or extends an incident too
+// (listen.action = "incident").
+var soundIncidentText = map[string]map[string]string{
+	"ja": {
+		"incident.started":  "従業員が通報ボタンを押したとき、または本機が大きな声を検知して通報したとき",
+		"incident.extended": "通報中にボタンが再び押されるか、大きな声が再び検知され、記録が延長されたとき",
+	},
+	"en": {
+		"incident.started":  "when a member of staff presses the incident button, or the device raises an incident on detecting a raised voice",
+		"incident.extended": "when a further press, or a further raised voice, extends an incident's recording",
+	},
 }
 
 func (c *Config) document(lang string, date time.Time) document {
@@ -192,8 +199,8 @@ func (c *Config) document(lang string, date time.Time) document {
 			if !t.Wants(name) {
 				continue
 			}
-			if name == "incident.started" && d.ListenIncident {
-				a.Events = append(a.Events, soundIncidentText[lang])
+			if text, ok := soundIncidentText[lang][name]; ok && d.ListenIncident {
+				a.Events = append(a.Events, text)
 			} else {
 				a.Events = append(a.Events, eventText[lang][name])
 			}

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"mamoru/config"
 	"mamoru/device"
+	"mamoru/listen"
 	"mamoru/outbox"
 )
 
@@ -22,6 +25,8 @@ func TestCounterLines(t *testing.T) {
 		{Kind: device.EventIncident, Incident: m.Incident, State: m.State, Clip: "/var/lib/mamoru/incidents/x/clip.mp4", Manifest: m},
 		{Kind: device.EventUploaded, Incident: m.Incident, Object: "s/d/2026/11/23/" + m.Incident, Manifest: m},
 		{Kind: device.EventIndicator, On: true},
+		{Kind: device.EventSound, Sound: &listen.Detection{AboveDB: 18.26, Duration: 1100 * time.Millisecond}, Action: config.ListenIncident},
+		{Kind: device.EventSound, Sound: &listen.Detection{AboveDB: 19, Duration: 5 * time.Second, Ended: true}, Action: config.ListenIncident},
 	} {
 		c.show(e)
 	}
@@ -31,6 +36,7 @@ func TestCounterLines(t *testing.T) {
 		"incident 20261123-230000-000001 saved (complete): /var/lib/mamoru/incidents/x/clip.mp4 (3.5 s, 1234 bytes)",
 		"incident 20261123-230000-000001 uploaded to s3://clips/s/d/2026/11/23/20261123-230000-000001/",
 		"share with a manager's keys: mamoru clips share s/d/20261123-230000-000001",
+		"raised voice heard: +18.3 dB over the usual level for 1.1 s; alerted, and an incident raised",
 	}
 	if got := strings.TrimSpace(out.String()); got != strings.Join(want, "\n") {
 		t.Errorf("the counter showed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))

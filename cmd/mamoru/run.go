@@ -180,6 +180,12 @@ func (c *counter) show(e device.Event) {
 	case e.Kind == device.EventIncident && e.Clip != "":
 		m := e.Manifest
 		line = fmt.Sprintf("incident %s saved (%s): %s (%.1f s, %d bytes)\n", m.Incident, m.State, e.Clip, m.DurationSeconds, m.Clip.Size)
+	case e.Kind == device.EventSound && !e.Sound.Ended:
+		what := "alerted"
+		if e.Action == config.ListenIncident {
+			what = "alerted, and an incident raised"
+		}
+		line = fmt.Sprintf("raised voice heard: %+.1f dB over the usual level for %.1f s; %s\n", e.Sound.AboveDB, e.Sound.Duration.Seconds(), what)
 	case e.Kind == device.EventUploaded && c.uploads:
 		// Shipped runs on the uploader's goroutine: the lookup holds up
 		// only the next upload, never the recorder.
