@@ -75,6 +75,8 @@ type Status struct {
 	// Health is what the health writer has done (health.json in the
 	// bucket), when storage is configured.
 	Health *health.WriterStatus `json:"health,omitempty"`
+	// Listen is what listening hears, when there is a microphone.
+	Listen *ListenStatus `json:"listen,omitempty"`
 }
 
 // IncidentStatus is one incident in the outbox.
@@ -164,6 +166,7 @@ func (ru *run) status() Status {
 		as := ru.r.AlertStatus()
 		st.Alerts = &as
 	}
+	st.Listen = ru.listening(0)
 	return st
 }
 

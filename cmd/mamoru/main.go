@@ -311,6 +311,17 @@ func writeStatus(w io.Writer, st device.Status) {
 			fmt.Fprintf(w, "alerts:     %d dropped (too many at once), %d lost (the card refused them)\n", a.Dropped, a.Lost)
 		}
 	}
+	if l := st.Listen; l != nil && l.Enabled {
+		usual := "assumed until learned"
+		if l.Learned {
+			usual = "learned"
+		}
+		line := fmt.Sprintf("ON, action %s: a raised voice is %g dB over the usual voices, %.1f LUFS (%s)", l.Action, l.RaiseDB, l.BaselineLUFS, usual)
+		if n := len(l.Sounds); n > 0 {
+			line += fmt.Sprintf("; last raised voice %s, %+.1f dB", l.Sounds[n-1].Start.Format(time.DateTime), l.Sounds[n-1].AboveDB)
+		}
+		fmt.Fprintf(w, "listening:  %s\n", line)
+	}
 	for name, h := range st.Sources {
 		line := fmt.Sprintf("%s: running=%v frames=%d restarts=%d", name, h.Running, h.Frames, h.Restarts)
 		if h.LastError != "" {

@@ -372,11 +372,14 @@ func TestStatusText(t *testing.T) {
 			LastSuccess: "20261124-101500-01", LastSuccessAt: at.Add(-time.Hour),
 		},
 		ButtonStuck: true,
+		Listen: &device.ListenStatus{Enabled: true, Action: "alert", RaiseDB: 15, BaselineLUFS: -41.26, Learned: true,
+			Sounds: []device.SoundStatus{{Start: at.Add(-time.Minute), AboveDB: 18.24}}},
 	}
 	var b bytes.Buffer
 	writeStatus(&b, st)
 	for _, want := range []string{
 		"indicator:  ON",
+		"listening:  ON, action alert: a raised voice is 15 dB over the usual voices, -41.3 LUFS (learned); last raised voice 2026-11-24 10:29:00, +18.2 dB",
 		"clock:      NOT SYNCED",
 		"button:     STUCK",
 		"storage:    clips at s3.example.com",
@@ -389,10 +392,10 @@ func TestStatusText(t *testing.T) {
 			t.Errorf("status text lacks %q:\n%s", want, b.String())
 		}
 	}
-	st = device.Status{State: device.StateBuffering, ClockSynced: true, Uploads: &uploader.Status{}}
+	st = device.Status{State: device.StateBuffering, ClockSynced: true, Uploads: &uploader.Status{}, Listen: &device.ListenStatus{RaiseDB: 15}}
 	b.Reset()
 	writeStatus(&b, st)
-	for _, not := range []string{"NOT SYNCED", "STUCK", "FULL", "error", "PROBLEM", "last upload"} {
+	for _, not := range []string{"NOT SYNCED", "STUCK", "FULL", "error", "PROBLEM", "last upload", "listening"} {
 		if strings.Contains(b.String(), not) {
 			t.Errorf("a healthy device's status says %q:\n%s", not, b.String())
 		}
