@@ -144,7 +144,7 @@ type machine struct {
 	voice  *listentest.Talker
 	talkDB float64
 	pcm    []int16
-	next    time.Duration // the media time of the microphone's next block
+	next   time.Duration // the media time of the microphone's next block
 
 	mu     sync.Mutex // guards events
 	events []Event

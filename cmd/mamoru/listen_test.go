@@ -100,7 +100,7 @@ func TestListenLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().In(zone)
-	for at.Sub(time.Now()) < 180*time.Second {
+	for time.Until(at) < 180*time.Second {
 		_, at = feedBlocks(t, teacher, at, calmPCM)
 	}
 	baseline := teacher.Baseline()
