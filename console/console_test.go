@@ -51,11 +51,20 @@ func (in incident) dir() string { return path.Join("mamoru", in.m.Object) }
 // makeIncident is the n-th incident of store/device, pressed at press,
 // its manifest signed by priv (unsigned if priv is nil).
 func makeIncident(store, device string, press time.Time, n int, clip []byte, priv ed25519.PrivateKey) incident {
+	return makeIncidentWith(store, device, press, n, clip, priv, nil)
+}
+
+// makeIncidentWith is makeIncident with its manifest changed by edit
+// before it is signed.
+func makeIncidentWith(store, device string, press time.Time, n int, clip []byte, priv ed25519.PrivateKey, edit func(*outbox.Manifest)) incident {
 	sum := sha256.Sum256(clip)
 	m := outbox.Manifest{Version: outbox.ManifestVersion, Store: store, Device: device, Incident: fmt.Sprintf("%s-%06d", press.Format("20060102-150405"), n),
 		State: outbox.StateComplete, PressTime: press, Presses: []outbox.Press{{Time: press, Source: "button"}}, ClipStart: press.Add(-30 * time.Second),
 		ClipEnd: press.Add(30 * time.Second), DurationSeconds: 60, Clip: outbox.ClipDigest{File: outbox.ClipFile, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(clip))}, ClockSynced: true}
 	m.Object = outbox.ObjectKey(m, time.UTC)
+	if edit != nil {
+		edit(&m)
+	}
 	raw, _ := json.MarshalIndent(m, "", "  ")
 	in := incident{m: m, objects: map[string][]byte{}}
 	in.objects[path.Join(in.dir(), outbox.ClipFile)] = clip
@@ -599,5 +608,30 @@ func TestCheckCutShortIsNotKept(t *testing.T) {
 	}
 	if v := r.server.verifier.check(context.Background(), snap.Items[0]); v.State != Verified {
 		t.Errorf("checked again: %+v, want verified", v)
+	}
+}
+
+// An incident a raised voice raised says so in words on its page, with
+// the detection's figures, in each language.
+func TestRaisedVoiceIncident(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kr := signing.Keyring{{Store: "shop-1", Device: "counter-1", Key: key.Public().(ed25519.PublicKey)}}
+	r := newRig(t, kr, nil)
+	press := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	in := makeIncidentWith("shop-1", "counter-1", press, 1, []byte("clip"), key, func(m *outbox.Manifest) {
+		m.Trigger = config.SoundSource
+		m.Presses[0].Source = config.SoundSource
+		m.Presses[0].Sound = &outbox.Sound{Start: press.Add(-time.Second), Seconds: 1.1, PeakLUFS: -22.1, BaselineLUFS: -40.3, Learned: true, AboveDB: 18.2, RaiseDB: 15}
+	})
+	in.put(t, r.root)
+	page := "/incidents/shop-1/counter-1/" + in.m.Incident
+	for _, tc := range []struct{ lang, trigger, sound string }{
+		{"ja", "大きな声の検知（音量のみ）", "ふだんの声より +18.2 dB（-22.1 LUFS、ふだんは -40.3 LUFS・この店で学習）の声が 1.1 秒続いた（基準は +15 dB）"},
+		{"en", "raised voice detected (loudness only)", "a voice +18.2 dB over the usual voices for this hour (-22.1 LUFS against -40.3 LUFS, learned here) for 1.1 s (the threshold is +15 dB)"},
+	} {
+		b := html.UnescapeString(string(r.get(page+"?lang="+tc.lang, http.StatusOK)))
+		if !strings.Contains(b, tc.trigger) || !strings.Contains(b, tc.sound) {
+			t.Errorf("%s: the page does not say %q and %q", tc.lang, tc.trigger, tc.sound)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"mamoru/bucket"
 	"mamoru/capture"
 	"mamoru/console/access"
+	"mamoru/config"
 	"mamoru/custody"
 	"mamoru/outbox"
 )
@@ -174,6 +175,10 @@ type incidentPage struct {
 	ClipFrom   string
 	ClipTo     string
 	Media      string
+	// Trigger is the manifest's in words; Sounds say each raised voice
+	// the device pressed for.
+	Trigger string
+	Sounds  []string
 }
 
 type pressMark struct {
@@ -220,8 +225,19 @@ func (s *Server) showIncident(w http.ResponseWriter, r *http.Request, share stri
 	p.V = s.verifier.check(ctx, it)
 	p.State, p.StateText = p.V.State, stateText(f.T, p.V.State)
 	p.Says = says(f.T, p.V)
+	p.Trigger = m.Trigger
+	if m.Trigger == config.SoundSource {
+		p.Trigger = f.T["inc_trigger_sound"]
+	}
 	for _, pr := range m.Presses {
 		p.Presses = append(p.Presses, pressMark{At: pr.Time.Sub(m.ClipStart).Seconds(), Time: s.when(pr.Time), Source: pr.Source})
+		if sd := pr.Sound; sd != nil {
+			learned := f.T["inc_sound_learned"]
+			if !sd.Learned {
+				learned = f.T["inc_sound_default"]
+			}
+			p.Sounds = append(p.Sounds, fmt.Sprintf(f.T["inc_sound_text"], s.when(sd.Start), sd.AboveDB, sd.PeakLUFS, sd.BaselineLUFS, learned, sd.Seconds, sd.RaiseDB))
+		}
 	}
 	p.Still = max(0, m.PressTime.Sub(m.ClipStart).Seconds())
 	for _, t := range m.Tracks {
