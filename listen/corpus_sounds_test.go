@@ -133,26 +133,21 @@ func voicedSpan(pcm []int16) (start, end int) {
 	return first * frame, (last + 1) * frame
 }
 
-// pinkNoise is seconds of pink noise (equal power per octave, Paul
-// Kellet's economy filter on white noise) at dbfs RMS, sine-referenced.
-func pinkNoise(rate int, dbfs, seconds float64, seed uint64) []float64 {
+// addPinkNoise adds pink noise (equal power per octave, Paul Kellet's
+// economy filter on white noise) at dbfs RMS, sine-referenced, to dst.
+func addPinkNoise(dst []float64, dbfs float64, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 3))
-	out := make([]float64, int(seconds*float64(rate)))
+	// 2.98 is the filter's RMS gain on unit white noise, measured over
+	// ten minutes of it.
+	g := math.Pow(10, (dbfs-3.01)/20) / 2.98
 	var b0, b1, b2 float64
-	var sum float64
-	for i := range out {
+	for i := range dst {
 		w := rng.NormFloat64()
 		b0 = 0.99765*b0 + w*0.0990460
 		b1 = 0.96300*b1 + w*0.2965164
 		b2 = 0.57000*b2 + w*1.0526913
-		out[i] = b0 + b1 + b2 + w*0.1848
-		sum += out[i] * out[i]
+		dst[i] += g * (b0 + b1 + b2 + w*0.1848)
 	}
-	g := math.Pow(10, (dbfs-3.01)/20) / math.Sqrt(sum/float64(len(out)))
-	for i := range out {
-		out[i] *= g
-	}
-	return out
 }
 
 // A song is General MIDI music written for the corpus: a chord progression

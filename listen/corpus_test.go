@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -45,7 +46,7 @@ type corpusPart struct {
 
 // A background is what the shop sounds like under the talk: music or pink
 // noise, its level relative to calmDB. report marks a case measured and
-// reported with no target.
+// reported with no target; the race detector skips those.
 type background struct {
 	music  bool
 	relDB  float64
@@ -84,7 +85,10 @@ var corpusParts = []corpusPart{{
 	song: song{name: "choir", bpm: 100, bars: 76, seed: 1, lead: []byte{gmChoirAahs, gmVoiceOohs}, chords: gmPiano},
 	seed: 1,
 	backgrounds: []background{
-		{music: true, relDB: -20}, {music: true, relDB: -10}, {music: true, relDB: -6, report: true},
+		{music: true, relDB: -20}, {music: true, relDB: -10},
+		// Loud music, up to where the detector stops working: music 6 dB
+		// over the talk hides it from the VAD and sets the baseline.
+		{music: true, relDB: -6, report: true}, {music: true, relDB: 0, report: true}, {music: true, relDB: 6, report: true},
 		{relDB: -20}, {relDB: -10},
 	},
 }, {
@@ -161,7 +165,7 @@ func build(part corpusPart, bg background, calm, angry [][]float64, music []int1
 			mix[i] = float64(music[(off+i)%len(music)]) * g
 		}
 	} else {
-		copy(mix, pinkNoise(testRate, calmDB+bg.relDB, seconds, rng.Uint64()))
+		addPinkNoise(mix, calmDB+bg.relDB, rng.Uint64())
 	}
 	place := func(u []float64, at int, db float64) bool {
 		if at+len(u) > n {
@@ -330,48 +334,26 @@ func corpusMinutes(t testing.TB) float64 {
 	return 10
 }
 
-// corpus renders the sounds and builds every timeline, minutes long each,
-// on every core.
-func corpus(t testing.TB, minutes float64) []timeline {
+// sounds are a corpus part's rendered speech and music.
+type sounds struct {
+	calm, angry [][]float64
+	music       []int16
+}
+
+// render renders every part's speech and music, on every core.
+func render(t testing.TB) []sounds {
 	t.Helper()
 	needCorpusTools(t)
 	dir := t.TempDir()
-	began := time.Now()
-	type sounds struct{ calm, angry [][]float64 }
-	speech := make([]sounds, len(corpusParts))
-	music := make([][]int16, len(corpusParts))
+	out := make([]sounds, len(corpusParts))
 	var wg sync.WaitGroup
 	for i, p := range corpusParts {
-		wg.Go(func() { music[i] = p.song.render(t, dir) })
-		wg.Go(func() { speech[i].calm = utterances(t, dir, p.voices, p.calm) })
-		wg.Go(func() { speech[i].angry = utterances(t, dir, p.voices, p.angry) })
+		wg.Go(func() { out[i].music = p.song.render(t, dir) })
+		wg.Go(func() { out[i].calm = utterances(t, dir, p.voices, p.calm) })
+		wg.Go(func() { out[i].angry = utterances(t, dir, p.voices, p.angry) })
 	}
 	wg.Wait()
-	rendered := time.Since(began)
-	var tls []timeline
-	var mu sync.Mutex // guards tls
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, p := range corpusParts {
-		for j, bg := range p.backgrounds {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				// Three minutes of calm talk first, as a new recorder
-				// hears before anything happens: time to learn its
-				// baseline from 60 s of voiced talk.
-				tl := build(p, bg, speech[i].calm, speech[i].angry, music[i], 60*minutes, 180, uint64(j))
-				mu.Lock()
-				tls = append(tls, tl)
-				mu.Unlock()
-			})
-		}
-	}
-	wg.Wait()
-	t.Logf("corpus: rendered in %v, built in %v", rendered.Round(time.Millisecond), (time.Since(began) - rendered).Round(time.Millisecond))
-	slices.SortFunc(tls, func(a, b timeline) int {
-		return strings.Compare(a.part+a.bg.String(), b.part+b.bg.String())
-	})
-	return tls
+	return out
 }
 
 // TestCorpus measures the detector at its defaults on the corpus and holds
@@ -380,28 +362,49 @@ func corpus(t testing.TB, minutes float64) []timeline {
 // music. +12 dB passages and pink noise are reported, with no target.
 func TestCorpus(t *testing.T) {
 	minutes := corpusMinutes(t)
-	tls := corpus(t, minutes)
-	outs := make([]outcome, len(tls))
-	errs := make([]error, len(tls))
+	began := time.Now()
+	snd := render(t)
+	t.Logf("rendered the corpus's speech and music in %v", time.Since(began).Round(time.Millisecond))
+	// Each timeline is built, heard and dropped by one worker: a long
+	// corpus does not fit in memory at once.
+	var outs []outcome
+	var errs []error
+	var mu sync.Mutex // guards outs and errs
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, tl := range tls {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			outs[i], errs[i] = listenTo(tl)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	for i, p := range corpusParts {
+		for j, bg := range p.backgrounds {
+			if bg.report && raceEnabled {
+				continue // they assert nothing, and the race detector is slow
+			}
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				// Three minutes of calm talk first, as a new recorder
+				// hears before anything happens: time to learn its
+				// baseline from 60 s of voiced talk.
+				tl := build(p, bg, snd[i].calm, snd[i].angry, snd[i].music, 60*minutes, 180, uint64(j))
+				o, err := listenTo(tl)
+				o.tl.pcm = nil
+				mu.Lock()
+				defer mu.Unlock()
+				outs = append(outs, o)
+				errs = append(errs, err)
+			})
 		}
 	}
-	t.Logf("%d timelines of %g minutes; calm talk at %g dBFS active level", len(tls), minutes, calmDB)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(outs, func(a, b outcome) int {
+		return strings.Compare(a.tl.part+a.tl.bg.String(), b.tl.part+b.tl.bg.String())
+	})
+	t.Logf("%d timelines of %g minutes, built and heard in %v; calm talk at %g dBFS active level",
+		len(outs), minutes, time.Since(began).Round(time.Millisecond), calmDB)
 	for _, o := range outs {
 		logOutcome(t, o)
-		if o.unlearned > 0 {
+		if o.unlearned > 0 && !o.tl.bg.report {
 			t.Errorf("%s, %v: %d detections before the baseline was learned; the calm talk before the first passage is too short", o.tl.part, o.tl.bg, o.unlearned)
 		}
 		if o.tl.clipped > 0 {
@@ -441,8 +444,12 @@ func logOutcome(t *testing.T, o outcome) {
 	for _, f := range o.falses {
 		falses = append(falses, f.Sub(corpusStart).Round(100*time.Millisecond).String())
 	}
-	t.Logf("%s, %v: baseline %.1f LUFS; passages (raise length→latency (most over the baseline, dB)) %s; false at %v",
-		o.tl.part, o.tl.bg, o.baseline, strings.Join(lat, " "), falses)
+	base := "not learned"
+	if !math.IsNaN(o.baseline) {
+		base = fmt.Sprintf("%.1f LUFS", o.baseline)
+	}
+	t.Logf("%s, %v: baseline %s; passages (raise length→latency (most over the baseline, dB)) %s; false at %v",
+		o.tl.part, o.tl.bg, base, strings.Join(lat, " "), falses)
 }
 
 // tally adds outcomes up by raise and by background kind (music or not).
@@ -487,7 +494,7 @@ func (s tally) detected(raise float64) string {
 	slices.Sort(l)
 	str := fmt.Sprintf("%d of %d confirmed (%d within 3 s)", s.detectedAny[raise], s.passages[raise], s.hitsIn3s[raise])
 	if len(l) > 0 {
-		str += fmt.Sprintf(", latency median %.1f s, max %.1f s", l[len(l)/2].Seconds(), l[len(l)-1].Seconds())
+		str += fmt.Sprintf(", latency median %.2f s, max %.2f s", l[len(l)/2].Seconds(), l[len(l)-1].Seconds())
 	}
 	a := slices.Clone(s.above[raise])
 	slices.Sort(a)
