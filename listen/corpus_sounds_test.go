@@ -46,28 +46,28 @@ type voice struct {
 func (v voice) String() string { return fmt.Sprintf("%s -s %d -p %d", v.name, v.speed, v.pitch) }
 
 // speak renders text in v as 48 kHz mono PCM at espeak-ng's own level
-// (amplitude 100), with the leading and trailing silence it adds.
-func speak(t testing.TB, dir string, v voice, text string) []int16 {
-	t.Helper()
+// (amplitude 100), with the leading and trailing silence it adds. Like
+// the other renderers it returns an error rather than failing the test,
+// so that it may run on any goroutine.
+func speak(dir string, v voice, text string) ([]int16, error) {
 	wav := filepath.Join(dir, fmt.Sprintf("speech-%x.wav", rand.Uint64()))
 	if out, err := exec.Command("espeak-ng", "-v", v.name, "-s", fmt.Sprint(v.speed), "-p", fmt.Sprint(v.pitch),
 		"-w", wav, text).CombinedOutput(); err != nil {
-		t.Fatalf("espeak-ng %s: %v\n%s", v, err, out)
+		return nil, fmt.Errorf("espeak-ng %s: %v\n%s", v, err, out)
 	}
 	defer os.Remove(wav)
-	return resample(t, wav)
+	return resample(wav)
 }
 
 // resample reads any file sox reads as 48 kHz mono 16-bit PCM.
-func resample(t testing.TB, file string) []int16 {
-	t.Helper()
+func resample(file string) ([]int16, error) {
 	var out, errOut bytes.Buffer
 	cmd := exec.Command("sox", file, "-t", "raw", "-r", "48000", "-e", "signed", "-b", "16", "-c", "1", "-L", "-")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("sox %s: %v\n%s", file, err, errOut.Bytes())
+		return nil, fmt.Errorf("sox %s: %v\n%s", file, err, errOut.Bytes())
 	}
-	return samples(out.Bytes())
+	return samples(out.Bytes()), nil
 }
 
 func samples(b []byte) []int16 {
@@ -305,20 +305,19 @@ func (s song) midi() []byte {
 
 // render plays the song through fluidsynth with the soundfont, as 48 kHz
 // mono PCM (fluidsynth renders stereo; the channels are averaged).
-func (s song) render(t testing.TB, dir string) []int16 {
-	t.Helper()
+func (s song) render(dir string) ([]int16, error) {
 	mid := filepath.Join(dir, s.name+".mid")
 	raw := filepath.Join(dir, s.name+".raw")
 	if err := os.WriteFile(mid, s.midi(), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if out, err := exec.Command("fluidsynth", "-n", "-i", "-q", "-r", "48000", "-g", "0.5",
 		"-F", raw, "-T", "raw", "-O", "s16", "-E", "little", soundFont, mid).CombinedOutput(); err != nil {
-		t.Fatalf("fluidsynth %s: %v\n%s", s.name, err, out)
+		return nil, fmt.Errorf("fluidsynth %s: %v\n%s", s.name, err, out)
 	}
 	b, err := os.ReadFile(raw)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	os.Remove(raw)
 	stereo := samples(b)
@@ -326,5 +325,5 @@ func (s song) render(t testing.TB, dir string) []int16 {
 	for i := range mono {
 		mono[i] = int16((int(stereo[2*i]) + int(stereo[2*i+1])) / 2)
 	}
-	return mono
+	return mono, nil
 }

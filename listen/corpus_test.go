@@ -129,12 +129,14 @@ type timeline struct {
 
 // utterances renders every sentence in every voice, trimmed to its voiced
 // span and scaled to an active level of 0 dBFS.
-func utterances(t testing.TB, dir string, voices []voice, sentences []string) [][]float64 {
-	t.Helper()
+func utterances(dir string, voices []voice, sentences []string) ([][]float64, error) {
 	var out [][]float64
 	for _, v := range voices {
 		for _, s := range sentences {
-			pcm := speak(t, dir, v, s)
+			pcm, err := speak(dir, v, s)
+			if err != nil {
+				return nil, err
+			}
 			a, b := voicedSpan(pcm)
 			pcm = pcm[a:b]
 			g := math.Pow(10, -activeDB(pcm)/20) / 32768
@@ -145,7 +147,7 @@ func utterances(t testing.TB, dir string, voices []voice, sentences []string) []
 			out = append(out, u)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // build lays out seconds of talk over bg: calm talk for warmup seconds
@@ -346,13 +348,17 @@ func render(t testing.TB) []sounds {
 	needCorpusTools(t)
 	dir := t.TempDir()
 	out := make([]sounds, len(corpusParts))
+	errs := make([]error, 3*len(corpusParts))
 	var wg sync.WaitGroup
 	for i, p := range corpusParts {
-		wg.Go(func() { out[i].music = p.song.render(t, dir) })
-		wg.Go(func() { out[i].calm = utterances(t, dir, p.voices, p.calm) })
-		wg.Go(func() { out[i].angry = utterances(t, dir, p.voices, p.angry) })
+		wg.Go(func() { out[i].music, errs[3*i] = p.song.render(dir) })
+		wg.Go(func() { out[i].calm, errs[3*i+1] = utterances(dir, p.voices, p.calm) })
+		wg.Go(func() { out[i].angry, errs[3*i+2] = utterances(dir, p.voices, p.angry) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 

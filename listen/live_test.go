@@ -27,9 +27,18 @@ func TestLiveAgreesWithOffline(t *testing.T) {
 	pulsetest.Start(t)
 	dir := t.TempDir()
 	part := corpusParts[0]
-	calm := utterances(t, dir, part.voices[:2], part.calm)
-	angry := utterances(t, dir, part.voices[:2], part.angry)
-	music := part.song.render(t, dir)
+	calm, err := utterances(dir, part.voices[:2], part.calm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	angry, err := utterances(dir, part.voices[:2], part.angry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	music, err := part.song.render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bg := background{music: true, relDB: -10}
 
 	// The baseline is learned offline from 150 s of calm talk over the
