@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"mamoru/listen/listentest"
 	"testing"
 	"time"
 )
@@ -8,7 +9,7 @@ import (
 // talkBlocks is 10 s of synthetic talk in 20 ms blocks, for the hot paths.
 func talkBlocks(tb testing.TB) [][]int16 {
 	tb.Helper()
-	pcm := newTalker(testRate, 11).next(nil, -30, 10)
+	pcm := listentest.NewTalker(testRate, 11).Next(nil, -30, 10)
 	var blocks [][]int16
 	for i := 0; i+block <= len(pcm); i += block {
 		blocks = append(blocks, pcm[i:i+block])

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"errors"
+	"mamoru/listen/listentest"
 	"math"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ var learned = sync.OnceValues(func() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcm := newTalker(testRate, 100).next(nil, calmDBFS, 35*phrase)
+	pcm := listentest.NewTalker(testRate, 100).Next(nil, calmDBFS, 35*phrase)
 	at := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
 	for i := 0; i < len(pcm); i += block {
 		if _, err := d.Feed(nil, at.Add(time.Duration(i/block)*20*time.Millisecond), pcm[i:i+block]); err != nil {
@@ -88,7 +89,7 @@ func TestBaselineLearnedFromCalmTalk(t *testing.T) {
 	}
 	// What the meter reads for the same talk, for comparison.
 	m, _ := NewMeter(testRate, 1)
-	pcm := newTalker(testRate, 100).next(nil, calmDBFS, 10*phrase)
+	pcm := listentest.NewTalker(testRate, 100).Next(nil, calmDBFS, 10*phrase)
 	var sum float64
 	var n int
 	for i := 0; i < len(pcm); i += testRate / 10 {
@@ -109,7 +110,7 @@ func TestBaselineLearnedFromCalmTalk(t *testing.T) {
 }
 
 // TestDetectorSynthetic plays calm talk with episodes in it and counts the
-// detections. The talker is synthetic (see signals_test.go).
+// detections. The talker is synthetic (see package listentest).
 func TestDetectorSynthetic(t *testing.T) {
 	type episode struct {
 		dbfs, seconds float64
@@ -141,9 +142,9 @@ func TestDetectorSynthetic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			d := restored(t, tt.cfg)
-			talk := newTalker(testRate, 7)
+			talk := listentest.NewTalker(testRate, 7)
 			tp := newTape()
-			if got := tp.feed(t, d, talk.next(nil, calmDBFS, 2*phrase)); len(got) != 0 {
+			if got := tp.feed(t, d, talk.Next(nil, calmDBFS, 2*phrase)); len(got) != 0 {
 				t.Fatalf("calm talk gave %d detections", len(got))
 			}
 			var got []Detection
@@ -156,11 +157,11 @@ func TestDetectorSynthetic(t *testing.T) {
 				if e.hum {
 					pcm = hum(nil, testRate, e.dbfs, e.seconds)
 				} else {
-					pcm = talk.next(nil, e.dbfs, e.seconds)
+					pcm = talk.Next(nil, e.dbfs, e.seconds)
 				}
 				got = append(got, tp.feed(t, d, pcm)...)
 			}
-			got = append(got, tp.feed(t, d, talk.next(nil, calmDBFS, 4*phrase))...)
+			got = append(got, tp.feed(t, d, talk.Next(nil, calmDBFS, 4*phrase))...)
 			var confirmed, ended int
 			for _, det := range got {
 				if det.Ended {
@@ -196,7 +197,7 @@ func TestDetectorSynthetic(t *testing.T) {
 func TestLevels(t *testing.T) {
 	d := restored(t, DefaultConfig())
 	tp := newTape()
-	tp.feed(t, d, newTalker(testRate, 3).next(nil, calmDBFS, 2*phrase))
+	tp.feed(t, d, listentest.NewTalker(testRate, 3).Next(nil, calmDBFS, 2*phrase))
 	l := d.Levels()
 	if !l.Learned || l.VoicedShare < 0.3 || math.Abs(l.VoicedLUFS-l.BaselineLUFS) > 6 || l.Raised {
 		t.Errorf("levels after calm talk = %+v, want learned, voiced, near the baseline, not raised", l)
@@ -276,10 +277,10 @@ func TestDetectorUnderHum(t *testing.T) {
 	}
 	for _, tt := range tests {
 		d := restored(t, DefaultConfig())
-		talk := newTalker(testRate, 7)
-		pcm := talk.next(nil, calmDBFS, 2*phrase)
-		pcm = talk.next(pcm, calmDBFS+18, 4)
-		pcm = talk.next(pcm, calmDBFS, 4*phrase)
+		talk := listentest.NewTalker(testRate, 7)
+		pcm := talk.Next(nil, calmDBFS, 2*phrase)
+		pcm = talk.Next(pcm, calmDBFS+18, 4)
+		pcm = talk.Next(pcm, calmDBFS, 4*phrase)
 		h := hum(nil, testRate, tt.humDBFS, float64(len(pcm))/testRate)
 		for i := range pcm {
 			pcm[i] = int16(max(-32768, min(32767, int(pcm[i])+int(h[i]))))
@@ -296,10 +297,10 @@ func TestDetectorUnderHum(t *testing.T) {
 // change what is found, nor when (beyond the nanosecond rounding of block
 // times), in mono or stereo.
 func TestDetectorBlockSizes(t *testing.T) {
-	talk := newTalker(testRate, 5)
-	mono := talk.next(nil, calmDBFS, 2*phrase)
-	mono = talk.next(mono, calmDBFS+18, 4)
-	mono = talk.next(mono, calmDBFS, 3*phrase)
+	talk := listentest.NewTalker(testRate, 5)
+	mono := talk.Next(nil, calmDBFS, 2*phrase)
+	mono = talk.Next(mono, calmDBFS+18, 4)
+	mono = talk.Next(mono, calmDBFS, 3*phrase)
 	for _, channels := range []int{1, 2} {
 		pcm := mono
 		if channels == 2 {

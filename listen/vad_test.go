@@ -1,6 +1,9 @@
 package listen
 
-import "testing"
+import (
+	"mamoru/listen/listentest"
+	"testing"
+)
 
 // voicedShare runs pcm (mono, 48 kHz) through a VAD in 20 ms blocks and
 // returns the share of frames called voice.
@@ -33,9 +36,9 @@ func TestVADMeasured(t *testing.T) {
 		min, max float64 // share of frames called voice
 	}{
 		// Phrases take 2 of every 2.6 s; the hangover adds 0.3 s of each pause.
-		{"talker at -20 dBFS", newTalker(rate, 1).next(nil, -20, secs), 0.75, 0.95},
-		{"talker at -35 dBFS", newTalker(rate, 2).next(nil, -35, secs), 0.6, 0.95}, // syllable edges fall under -60 dBFS,
-		{"talker at -55 dBFS (too quiet)", newTalker(rate, 3).next(nil, -55, secs), 0, 0.05},
+		{"talker at -20 dBFS", listentest.NewTalker(rate, 1).Next(nil, -20, secs), 0.75, 0.95},
+		{"talker at -35 dBFS", listentest.NewTalker(rate, 2).Next(nil, -35, secs), 0.6, 0.95}, // syllable edges fall under -60 dBFS,
+		{"talker at -55 dBFS (too quiet)", listentest.NewTalker(rate, 3).Next(nil, -55, secs), 0, 0.05},
 		{"near silence", noiseSignal(nil, rate, -70, secs, 4, steady), 0, 0},
 		{"white noise at -20 dBFS", noiseSignal(nil, rate, -20, secs, 5, steady), 0, 0},
 		{"white noise pulsing at 4 Hz", noiseSignal(nil, rate, -20, secs, 6, syllables), 0, 0},
@@ -58,7 +61,7 @@ func TestVADMeasured(t *testing.T) {
 func TestVADHangover(t *testing.T) {
 	// 1 s of talk, then silence: voice must end 300 ms (15 frames) after
 	// the last voiced frame, not before and not after.
-	pcm := newTalker(48000, 9).next(nil, -20, 0.5)
+	pcm := listentest.NewTalker(48000, 9).Next(nil, -20, 0.5)
 	pcm = append(pcm, make([]int16, 48000)...)
 	v, _ := NewVAD(48000, 1)
 	lastOwn, lastHeld := -1, -1
