@@ -69,17 +69,20 @@ func (s *AudioSource) session(ctx context.Context, clk clock.Clock, log *slog.Lo
 	dc.Capture.Format = malgo.FormatS16
 	dc.Capture.Channels = uint32(cfg.Channels)
 	dc.SampleRate = uint32(cfg.SampleRate)
-	// Callbacks every 40 ms, and half a second of buffer behind them: the
+	// Callbacks every 100 ms, and 600 ms of buffer behind them: the
 	// device (PulseAudio's record stream, ALSA's ring) holds only periods ×
 	// period of sound, and drops the oldest when the callback thread is
 	// late. Three periods, miniaudio's default, is 30 ms, which a starved
 	// Pi misses, and samples are lost; a callback that comes late now
-	// finds them waiting. Each callback crosses from C into Go and wakes
-	// the encoder: at 10 ms those crossings cost more than the encoding
-	// (bench/README.md); at 40 ms a block's samples are stamped as
-	// exactly as before (from the callback's own frame count).
-	dc.PeriodSizeInMilliseconds = 40
-	dc.Periods = 13
+	// finds them waiting. Each callback crosses from C into Go, and each
+	// crossing keeps Go's scheduler monitor (sysmon) from backing off for
+	// a while: at 10 ms the crossings cost more than the encoding, and
+	// going from 40 ms to 100 ms took a third off the audio's CPU
+	// (bench/README.md). A block's samples are stamped as exactly as
+	// before (from the callback's own frame count); they reach the ring up
+	// to 100 ms later, which a clip, written behind the press, never sees.
+	dc.PeriodSizeInMilliseconds = 100
+	dc.Periods = 6
 	if cfg.Device != "" {
 		infos, err := mctx.Devices(malgo.Capture)
 		if err != nil {
