@@ -18,8 +18,8 @@ import (
 
 	"mamoru/bucket"
 	"mamoru/capture"
-	"mamoru/console/access"
 	"mamoru/config"
+	"mamoru/console/access"
 	"mamoru/custody"
 	"mamoru/outbox"
 )
