@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -87,15 +88,19 @@ func NewEar(cfg config.Config, tl *capture.Timeline, log *slog.Logger) (*Ear, er
 	return e, nil
 }
 
+// readBaseline reads a saved baseline, no more of it than ParseBaseline
+// takes (and a byte more, for it to refuse).
 func readBaseline(path string) (listen.Baseline, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return listen.Baseline{}, err
 	}
 	defer f.Close()
-	data := make([]byte, listen.MaxBaselineSize+1)
-	n, _ := f.Read(data)
-	return listen.ParseBaseline(data[:n])
+	data, err := io.ReadAll(io.LimitReader(f, listen.MaxBaselineSize+1))
+	if err != nil {
+		return listen.Baseline{}, err
+	}
+	return listen.ParseBaseline(data)
 }
 
 // Hear takes one block of the microphone's samples and the timeline time

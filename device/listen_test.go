@@ -2,15 +2,19 @@ package device
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"mamoru/alert"
 	"mamoru/audit"
+	"mamoru/capture"
+	"mamoru/clock"
 	"mamoru/config"
 	"mamoru/listen"
 	"mamoru/listen/listentest"
@@ -223,5 +227,26 @@ func TestListenOffMeasuresOnlyWhenWatched(t *testing.T) {
 	}
 	if len(m.eventsOf(EventPress)) != 0 {
 		t.Error("listening off pressed")
+	}
+}
+
+// A saved baseline that cannot be read is set aside, named in the log,
+// and learning starts again: it never stops the recorder.
+func TestListenBadBaselineIsSetAside(t *testing.T) {
+	cfg := listenConfig(t, true, config.ListenAlert)
+	path := filepath.Join(cfg.Device.StateDir, baselineFile)
+	if err := os.WriteFile(path, []byte(`{"version":1,"all":{"lufs":-41.5,"steps":5000},"hours":[]}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	ear, err := NewEar(cfg, capture.NewTimeline(clock.Real(), clock.Real()), slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := ear.detector.Load().Baseline(); b != (listen.Baseline{}) {
+		t.Error("the ear kept something of a baseline it could not read")
+	}
+	if _, err := os.Stat(path + ".bad"); err != nil || !strings.Contains(logged.String(), path) || !strings.Contains(logged.String(), "0 hours, want 24") {
+		t.Errorf("the bad baseline was not set aside (%v) or the log does not name it and why:\n%s", err, logged.String())
 	}
 }
