@@ -77,7 +77,7 @@ func (s *AudioSource) session(ctx context.Context, clk clock.Clock, log *slog.Lo
 	// finds them waiting. Each callback crosses from C into Go, and each
 	// crossing keeps Go's scheduler monitor (sysmon) from backing off for
 	// a while: at 10 ms the crossings cost more than the encoding, and
-	// going from 40 ms to 100 ms took a third off the audio's CPU
+	// going from 40 ms to 100 ms took a third off mamoru's CPU
 	// (bench/README.md). A block's samples are stamped as exactly as
 	// before (from the callback's own frame count); they reach the ring up
 	// to 100 ms later, which a clip, written behind the press, never sees.

@@ -176,10 +176,10 @@ func (e *Ear) save(stateDir string) error {
 	return nil
 }
 
-// soundOf is what a manifest keeps of the detection that raised an
-// incident.
-func (e *Ear) soundOf(d listen.Detection) *outbox.Sound {
-	return &outbox.Sound{
+// soundOf is what a manifest, the status and the log keep of a
+// detection.
+func (e *Ear) soundOf(d listen.Detection) outbox.Sound {
+	return outbox.Sound{
 		Start: d.Start.Round(time.Millisecond), Seconds: round1(d.Duration.Seconds()),
 		PeakLUFS: round1(d.PeakLUFS), BaselineLUFS: round1(d.BaselineLUFS), Learned: d.Learned,
 		AboveDB: round1(d.AboveDB), RaiseDB: e.Config.RaiseDB,
@@ -203,27 +203,27 @@ const maxSounds = 10
 // someone watches the levels: it is shown to them, and nothing is done.
 func (ru *run) heard(ctx context.Context, d listen.Detection) {
 	ear := ru.r.Capture.Ear
-	s := SoundStatus{Start: d.Start, Seconds: d.Duration.Seconds(), Ended: d.Ended, PeakLUFS: d.PeakLUFS,
-		BaselineLUFS: d.BaselineLUFS, Learned: d.Learned, AboveDB: d.AboveDB, Acted: ear.Config.Enabled}
+	sound := ear.soundOf(d)
+	s := SoundStatus{Sound: sound, Ended: d.Ended, Acted: ear.Config.Enabled}
 	if len(ru.sounds) == maxSounds {
 		ru.sounds = append(ru.sounds[:0], ru.sounds[1:]...)
 	}
 	ru.sounds = append(ru.sounds, s)
 	if !ear.Config.Enabled {
 		ru.log.Info("a raised voice, heard while the levels are watched (listening is off: nothing is done)",
-			"above_db", round1(d.AboveDB), "seconds", round1(d.Duration.Seconds()), "ended", d.Ended)
+			"above_db", sound.AboveDB, "seconds", sound.Seconds, "ended", d.Ended)
 		return
 	}
 	ru.emit(Event{Kind: EventSound, Sound: &d, Action: ear.Config.Action})
 	if d.Ended {
 		return
 	}
-	ru.log.Warn("a raised voice", "above_db", round1(d.AboveDB), "peak_lufs", round1(d.PeakLUFS),
-		"baseline_lufs", round1(d.BaselineLUFS), "seconds", round1(d.Duration.Seconds()), "action", ear.Config.Action)
+	ru.log.Warn("a raised voice", "above_db", sound.AboveDB, "peak_lufs", sound.PeakLUFS,
+		"baseline_lufs", sound.BaselineLUFS, "seconds", sound.Seconds, "action", ear.Config.Action)
 	if ear.Config.Action != config.ListenIncident {
 		return
 	}
-	if _, err := ru.press(ctx, ru.clock.Now(), config.SoundSource, ear.soundOf(d)); err != nil {
+	if _, err := ru.press(ctx, ru.clock.Now(), config.SoundSource, &sound); err != nil {
 		ru.log.Warn("the raised voice's incident was not recorded", "err", err)
 	}
 }
@@ -301,16 +301,12 @@ type ListenStatus struct {
 	Dropped uint64 `json:"dropped,omitempty"`
 }
 
-// SoundStatus is one raised voice the recorder heard, confirmed or ended.
-// Acted is false for one heard while listening is off (someone watched
-// the levels): nothing was done about it.
+// SoundStatus is one raised voice the recorder heard, confirmed or ended,
+// in the figures a manifest keeps of one. Acted is false for one heard
+// while listening is off (someone watched the levels): nothing was done
+// about it.
 type SoundStatus struct {
-	Start        time.Time `json:"start"`
-	Seconds      float64   `json:"seconds"`
-	Ended        bool      `json:"ended"`
-	PeakLUFS     float64   `json:"peak_lufs"`
-	BaselineLUFS float64   `json:"baseline_lufs"`
-	Learned      bool      `json:"baseline_learned"`
-	AboveDB      float64   `json:"above_db"`
-	Acted        bool      `json:"acted"`
+	outbox.Sound
+	Ended bool `json:"ended"`
+	Acted bool `json:"acted"`
 }

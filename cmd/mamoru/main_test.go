@@ -373,7 +373,7 @@ func TestStatusText(t *testing.T) {
 		},
 		ButtonStuck: true,
 		Listen: &device.ListenStatus{Enabled: true, Action: "alert", RaiseDB: 15, BaselineLUFS: -41.26, Learned: true,
-			Sounds: []device.SoundStatus{{Start: at.Add(-time.Minute), AboveDB: 18.24}}},
+			Sounds: []device.SoundStatus{{Sound: outbox.Sound{Start: at.Add(-time.Minute), AboveDB: 18.24}}}},
 	}
 	var b bytes.Buffer
 	writeStatus(&b, st)
